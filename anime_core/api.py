@@ -1,0 +1,88 @@
+"""The small public Python API (DESIGN.md "Public Python API").
+
+    import anime_core
+    anime_core.list_models()
+    g = anime_core.build("animegan", "generator", variant="v1")
+    pipe = anime_core.load("animegan", style="paprika")   # or weights="file.safetensors"
+    pipe(pil_image)                 # translate models
+    pipe.generate(n=16, seed=0)     # generate models
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from anime_core.config import model_defaults
+from anime_core.errors import UsageError
+from anime_core.inference.pipeline import GeneratePipeline, Pipeline, TranslatePipeline
+from anime_core.registry import Registry, call_builder, get_registry
+from anime_core.specs import ModelSpec
+
+PARTS = ("generator", "discriminator")
+
+
+def list_models(registry: Registry | None = None) -> list[str]:
+    """Names of all registered models, sorted."""
+    return sorted((registry or get_registry()).models)
+
+
+def build_part(spec: ModelSpec, part: str, registry: Registry | None = None, **overrides: Any) -> nn.Module:
+    """Build ``part`` of ``spec`` from its default config section updated with ``overrides``."""
+    reg = registry or get_registry()
+    if part not in PARTS:
+        raise UsageError(f"unknown part '{part}'; use 'generator' or 'discriminator'")
+    builder_name = spec.generator if part == "generator" else spec.discriminator
+    if builder_name is None:
+        raise UsageError(f"model '{spec.name}' has no {part}")
+    builder = reg.generator(builder_name) if part == "generator" else reg.discriminator(builder_name)
+    options = dict(model_defaults(spec).get(part) or {})
+    options.update(overrides)
+    return call_builder(part, builder_name, builder.build, options)
+
+
+def build(model: str, part: str = "generator", **overrides: Any) -> nn.Module:
+    """An ``nn.Module`` from the registry with the model's default options, ``overrides`` applied."""
+    reg = get_registry()
+    return build_part(reg.model(model), part, registry=reg, **overrides)
+
+
+def load(
+    model: str,
+    style: str | None = None,
+    weights: str | Path | None = None,
+    device: str | None = None,
+    precision: str = "fp32",
+    **options: Any,
+) -> Pipeline:
+    """A ready pipeline for ``model`` with a pretrained ``style`` or a ``weights`` file.
+
+    Styles download (verified) on first use; ``weights`` may be native safetensors or a foreign
+    ``.pt``/``.pth`` whose layout a plugin converter recognises. ``options`` go to the model's
+    pipeline (e.g. ``strength=0.5`` for ``ae``, ``direction="anime2photo"`` for ``cyclegan``).
+    """
+    from anime_core.weights import fetch_style, load_weights
+
+    reg = get_registry()
+    spec = reg.model(model)
+    if style and weights:
+        raise UsageError("give either a style or a weights file, not both")
+    preprocess: dict[str, Any] = {}
+    generator_options: dict[str, Any] = {}
+    loaded = None
+    if style:
+        st = reg.style(model, style)
+        loaded = load_weights(fetch_style(st), model, reg)
+        generator_options = dict(st.generator)
+        preprocess = dict(st.preprocess)
+    elif weights:
+        loaded = load_weights(weights, model, reg)
+    else:
+        styles = sorted(reg.styles_of(model))
+        hint = f"--style ({', '.join(styles)}) or " if styles else ""
+        raise UsageError(f"'{model}' needs pretrained weights: pass {hint}--weights FILE (e.g. from 'anime train {model}')")
+    cls = spec.pipeline or (TranslatePipeline if spec.kind == "translate" else GeneratePipeline)
+    return cls.from_weights(spec, reg, loaded, generator_options, device=device, precision=precision,
+                            preprocess=preprocess, **options)

@@ -1,0 +1,209 @@
+"""Run configuration: plugin defaults < user YAML (file or preset) < ``key=value`` overrides.
+
+Values of overrides are typed by the default they replace (``train.batch_size=8`` is an int,
+``train.precision=no`` stays the string ``"no"``). A key that no default declares is an error
+with the closest known key. Only ``yaml.safe_load`` is used.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from anime_core.errors import ConfigError, did_you_mean
+from anime_core.specs import ModelSpec
+
+Config = dict[str, Any]
+
+
+def read_yaml(path: str | Path) -> Config:
+    """Read a YAML mapping safely; a missing or malformed file is a :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {path} is not valid YAML{where}; fix the syntax and retry") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys, not a {type(data).__name__}")
+    return data
+
+
+def base_defaults() -> Config:
+    """The keys every model understands (``anime_core/configs/base.yaml``)."""
+    text = resources.files("anime_core").joinpath("configs/base.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def model_defaults(model: ModelSpec) -> Config:
+    """Base keys merged with the plugin's default YAML (the plugin may add keys)."""
+    cfg = base_defaults()
+    if model.config is not None:
+        cfg = deep_merge(cfg, read_yaml(model.config), check=False)
+    return cfg
+
+
+def deep_merge(base: Mapping[str, Any], new: Mapping[str, Any], check: bool = True, prefix: str = "") -> Config:
+    """Merge ``new`` into a copy of ``base``; with ``check`` unknown keys raise :class:`ConfigError`."""
+    out = copy.deepcopy(dict(base))
+    for key, value in new.items():
+        dotted = f"{prefix}{key}"
+        if check and key not in out and not _is_open(base):
+            raise ConfigError(f"unknown config key '{dotted}'{_suggest(key, prefix, base)}")
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, Mapping) and old:
+            out[key] = deep_merge(old, value, check=check, prefix=f"{dotted}.")
+        elif check and key in out:
+            out[key] = coerce(dotted, old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _is_open(mapping: Mapping[str, Any]) -> bool:
+    # an empty mapping in the defaults ("generator: {}") accepts any keys
+    return isinstance(mapping, Mapping) and len(mapping) == 0
+
+
+def _suggest(key: str, prefix: str, level: Mapping[str, Any]) -> str:
+    hint = did_you_mean(key, level.keys())
+    return hint.replace("'", f"'{prefix}", 1) if hint.startswith("; did you mean") else hint
+
+
+def coerce(key: str, default: Any, value: Any) -> Any:
+    """Type ``value`` like ``default``; a value of the wrong type is a :class:`ConfigError`."""
+    if default is None or value is None:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"true", "yes", "on", "1", "false", "no", "off", "0"}:
+            return value.lower() in {"true", "yes", "on", "1"}
+        raise ConfigError(f"config key '{key}' expects true or false, got {value!r}")
+    if isinstance(default, str):
+        if isinstance(value, bool):  # YAML 1.1 reads `no` as False
+            return "yes" if value else "no"
+        return str(value)
+    if isinstance(default, int) and not isinstance(default, bool):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConfigError(f"config key '{key}' expects an integer, got {value!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config key '{key}' expects a number, got {value!r}") from None
+    if isinstance(default, list):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise ConfigError(f"config key '{key}' expects a list like [a, b], got {value!r}")
+    return value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"train.lr=1e-4"`` -> ``(["train", "lr"], 1e-4)``; values are read as YAML scalars."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not key=value; write e.g. train.batch_size=8")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{text}' has an empty key; write e.g. train.batch_size=8")
+    return key.split("."), _scalar(raw)
+
+
+def _scalar(raw: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    try:
+        return yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
+def apply_overrides(cfg: Config, overrides: Iterable[str]) -> Config:
+    """Apply dotted ``key=value`` overrides, checking keys and types against ``cfg``."""
+    for text in overrides:
+        path, value = parse_override(text)
+        nested: Any = value
+        for part in reversed(path):
+            nested = {part: nested}
+        cfg = deep_merge(cfg, nested)
+    return cfg
+
+
+def resolve(
+    model: ModelSpec,
+    config: str | Path | None = None,
+    overrides: Sequence[str] = (),
+    base: Config | None = None,
+) -> Config:
+    """Defaults < ``config`` (a file or one of the model's preset names) < ``overrides``."""
+    cfg = base if base is not None else model_defaults(model)
+    if config is not None:
+        cfg = deep_merge(cfg, read_yaml(_config_path(model, config)))
+    return apply_overrides(cfg, overrides)
+
+
+def _config_path(model: ModelSpec, config: str | Path) -> Path:
+    text = str(config)
+    if text in model.presets:
+        return Path(model.presets[text])
+    path = Path(text)
+    if path.exists() or path.suffix in {".yaml", ".yml"} or os.sep in text:
+        return path
+    raise ConfigError(
+        f"'{text}' is neither a config file nor a preset of '{model.name}'{did_you_mean(text, model.presets)}"
+    )
+
+
+def get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
+    """``get(cfg, "train.batch_size")``."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def dump(cfg: Mapping[str, Any]) -> str:
+    return yaml.safe_dump(dict(cfg), sort_keys=False)
+
+
+def write(cfg: Mapping[str, Any], path: str | Path) -> None:
+    """Write ``cfg`` as YAML atomically."""
+    atomic_write_text(Path(path), dump(cfg))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

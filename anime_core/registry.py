@@ -1,0 +1,262 @@
+"""The registry: every spec from every plugin, merged, with clear errors (timm-style lookups).
+
+Plugins are found through the ``anime.plugins`` entry-point group. A plugin that fails to
+import, whose hook raises, or that registers an invalid or clashing spec is recorded with its
+error (``anime plugins`` shows it) and everything else keeps working.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import inspect
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from anime_core import hookspecs
+from anime_core.errors import PluginError, unknown
+from anime_core.specs import (
+    DatasetSpec,
+    DiscriminatorSpec,
+    GeneratorSpec,
+    LossSpec,
+    ModelSpec,
+    StyleSpec,
+    WeightsConverter,
+)
+
+CORE_PLUGIN = "anime-core"
+
+# hook name -> (registry attribute, spec type)
+_HOOKS: dict[str, tuple[str, type]] = {
+    "anime_register_generators": ("generators", GeneratorSpec),
+    "anime_register_discriminators": ("discriminators", DiscriminatorSpec),
+    "anime_register_losses": ("losses", LossSpec),
+    "anime_register_datasets": ("datasets", DatasetSpec),
+    "anime_register_models": ("models", ModelSpec),
+    "anime_register_styles": ("styles", StyleSpec),
+    "anime_weights_converters": ("converters", WeightsConverter),
+}
+
+
+@dataclass
+class PluginInfo:
+    """One installed plugin: where it came from and what went wrong, if anything."""
+
+    name: str
+    distribution: str = ""
+    version: str = ""
+    errors: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class Registry:
+    """All registered specs by name. Built by :func:`load_registry`."""
+
+    generators: dict[str, GeneratorSpec] = field(default_factory=dict)
+    discriminators: dict[str, DiscriminatorSpec] = field(default_factory=dict)
+    losses: dict[str, LossSpec] = field(default_factory=dict)
+    datasets: dict[str, DatasetSpec] = field(default_factory=dict)
+    models: dict[str, ModelSpec] = field(default_factory=dict)
+    styles: dict[str, StyleSpec] = field(default_factory=dict)
+    converters: dict[str, WeightsConverter] = field(default_factory=dict)
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+
+    # -- lookups with "did you mean" ------------------------------------------------------
+    def model(self, name: str) -> ModelSpec:
+        if name not in self.models:
+            raise unknown("model", name, self.models)
+        return self.models[name]
+
+    def generator(self, name: str) -> GeneratorSpec:
+        if name not in self.generators:
+            raise unknown("generator", name, self.generators)
+        return self.generators[name]
+
+    def discriminator(self, name: str) -> DiscriminatorSpec:
+        if name not in self.discriminators:
+            raise unknown("discriminator", name, self.discriminators)
+        return self.discriminators[name]
+
+    def loss(self, name: str) -> LossSpec:
+        if name not in self.losses:
+            raise unknown("loss", name, self.losses)
+        return self.losses[name]
+
+    def dataset(self, name: str) -> DatasetSpec:
+        if name not in self.datasets:
+            raise unknown("dataset kind", name, self.datasets)
+        return self.datasets[name]
+
+    def style(self, model: str, name: str) -> StyleSpec:
+        self.model(model)
+        key = f"{model}:{name}"
+        if key not in self.styles:
+            raise unknown(f"style of '{model}'", name, self.styles_of(model))
+        return self.styles[key]
+
+    def styles_of(self, model: str) -> dict[str, StyleSpec]:
+        return {s.name: s for s in self.styles.values() if s.model == model}
+
+    def converters_of(self, model: str) -> list[WeightsConverter]:
+        return [c for c in self.converters.values() if c.model == model]
+
+    @property
+    def load_errors(self) -> list[str]:
+        return [f"{p.name}: {e}" for p in self.plugins.values() for e in p.errors]
+
+    # -- building ----------------------------------------------------------------------
+    def add(self, plugin: str, attr: str, spec: Any) -> None:
+        """Add one spec from ``plugin``; raise :class:`PluginError` if invalid or clashing."""
+        _validate(attr, spec)
+        table: dict[str, Any] = getattr(self, attr)
+        key = spec.key if isinstance(spec, StyleSpec) else spec.name
+        if key in table:
+            other = table[key].plugin
+            kind = attr[:-1]
+            raise PluginError(
+                f"{kind} '{key}' is registered by both plugin '{other}' and plugin '{plugin}'; "
+                f"uninstall one of them or ask its author to rename it"
+            )
+        table[key] = replace(spec, plugin=plugin)
+
+
+def _validate(attr: str, spec: Any) -> None:
+    expected = {a: t for a, t in _HOOKS.values()}[attr]
+    if not isinstance(spec, expected):
+        raise PluginError(f"returned {type(spec).__name__} from the {attr} hook, expected {expected.__name__}")
+    name = spec.key if isinstance(spec, StyleSpec) else spec.name
+    if not name or not isinstance(name, str):
+        raise PluginError(f"registered a {expected.__name__} without a name")
+    if isinstance(spec, StyleSpec):
+        src = spec.source
+        if not src.url:
+            raise PluginError(f"style '{name}' has no download URL")
+        if not (src.sha256 or src.git_sha1):
+            raise PluginError(f"style '{name}' has no sha256 or git_sha1 hash, so its download cannot be verified")
+    if isinstance(spec, ModelSpec) and spec.kind not in ("translate", "generate"):
+        raise PluginError(f"model '{name}' has kind '{spec.kind}', expected 'translate' or 'generate'")
+    for fn_name in ("build", "matches", "convert"):
+        fn = getattr(spec, fn_name, None)
+        if fn_name in type(spec).__dataclass_fields__ and not callable(fn):
+            raise PluginError(f"{expected.__name__} '{name}' has a non-callable {fn_name}")
+
+
+def _dist_of(ep: md.EntryPoint) -> tuple[str, str]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return "", ""
+    return dist.metadata["Name"], dist.version
+
+
+def _core_version() -> str:
+    try:
+        return md.version("anime-core")
+    except md.PackageNotFoundError:
+        return "0+unknown"
+
+
+def load_registry(
+    extra: Iterable[tuple[str, ModuleType | object]] = (),
+    entry_points: bool = True,
+    strict: bool = False,
+) -> Registry:
+    """Discover plugins and merge their specs.
+
+    ``extra`` adds ``(name, plugin_object)`` pairs (tests, embedding applications).
+    With ``strict`` any plugin error raises instead of being recorded.
+    """
+    from anime_core import builtin
+
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    reg = Registry()
+    reg.plugins[CORE_PLUGIN] = PluginInfo(CORE_PLUGIN, "anime-core", _core_version())
+    pm.register(builtin, name=CORE_PLUGIN)
+
+    if entry_points:
+        for ep in sorted(md.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name):
+            dist, version = _dist_of(ep)
+            info = reg.plugins.setdefault(ep.name, PluginInfo(ep.name, dist, version))
+            try:
+                obj = ep.load()
+                pm.register(obj, name=ep.name)
+            except Exception as exc:  # a broken plugin must not break the others
+                info.errors.append(f"failed to load ({type(exc).__name__}: {exc})")
+                if strict:
+                    raise PluginError(f"plugin '{ep.name}' failed to load: {exc}") from exc
+    for name, obj in extra:
+        reg.plugins.setdefault(name, PluginInfo(name))
+        try:
+            pm.register(obj, name=name)
+        except Exception as exc:
+            reg.plugins[name].errors.append(f"failed to register ({type(exc).__name__}: {exc})")
+            if strict:
+                raise PluginError(f"plugin '{name}' failed to register: {exc}") from exc
+
+    # Call each hook implementation separately so every spec is attributed to its plugin
+    # and one plugin's failure stays its own.
+    for hook_name, (attr, _) in _HOOKS.items():
+        hook = getattr(pm.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):  # registration order
+            plugin = impl.plugin_name
+            info = reg.plugins.setdefault(plugin, PluginInfo(plugin))
+            try:
+                specs = impl.function() or []
+            except Exception as exc:
+                info.errors.append(f"hook {hook_name} raised {type(exc).__name__}: {exc}")
+                if strict:
+                    raise PluginError(f"plugin '{plugin}': hook {hook_name} raised {exc}") from exc
+                continue
+            for spec in specs:
+                try:
+                    reg.add(plugin, attr, spec)
+                    info.counts[attr] = info.counts.get(attr, 0) + 1
+                except PluginError as exc:
+                    info.errors.append(str(exc))
+                    if strict:
+                        raise PluginError(f"plugin '{plugin}' {exc}") from exc
+    # styles and converters must point at a known model
+    for key, style in list(reg.styles.items()):
+        if style.model not in reg.models:
+            reg.plugins[style.plugin].errors.append(f"style '{key}' is for unknown model '{style.model}'")
+            del reg.styles[key]
+    return reg
+
+
+_REGISTRY: Registry | None = None
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built on first use."""
+    global _REGISTRY
+    if _REGISTRY is None:
+        _REGISTRY = load_registry()
+    return _REGISTRY
+
+
+def set_registry(registry: Registry | None) -> None:
+    """Replace (or with ``None``, reset) the process-wide registry; for tests and embedding."""
+    global _REGISTRY
+    _REGISTRY = registry
+
+
+def call_builder(kind: str, name: str, build: Any, options: dict[str, Any]) -> Any:
+    """Call a builder with ``options``; unknown option names are a usage error with a suggestion."""
+    from anime_core.errors import UsageError, did_you_mean
+
+    sig = inspect.signature(build)
+    params = sig.parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        for key in options:
+            if key not in params:
+                raise UsageError(f"{kind} '{name}' has no option '{key}'{did_you_mean(key, params)}")
+    return build(**options)

@@ -1,0 +1,234 @@
+"""The core's dataset kinds: ``images``, ``unpaired``, ``paired`` and ``noise``.
+
+Every item is a dict of tensors with images in [-1, 1]. Augmentation randomness is derived
+from ``(seed, epoch, index)``, so an item is the same whatever worker loads it; this is what
+makes ``--resume`` exact. Unreadable images are skipped with a warning and a count.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from anime_core.errors import ConfigError
+
+log = logging.getLogger("anime.data")
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def list_images(root: str | Path, what: str = "data folder") -> list[Path]:
+    """All image files below ``root`` (recursive, sorted); an empty or missing folder is a ConfigError."""
+    if root is None:
+        raise ConfigError(f"no {what} given; set it, e.g. data.anime=path/to/images")
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"{what} {root} does not exist or is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise ConfigError(f"{what} {root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
+
+
+def readable(files: Sequence[Path], what: str = "images") -> list[Path]:
+    """Drop files whose header Pillow cannot read, warning once with the count and examples."""
+    good, bad = [], []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im.size  # noqa: B018 - header parse
+            good.append(f)
+        except (UnidentifiedImageError, OSError, ValueError):
+            bad.append(f)
+    if bad:
+        names = ", ".join(p.name for p in bad[:5]) + (" ..." if len(bad) > 5 else "")
+        log.warning("skipping %d unreadable %s: %s", len(bad), what, names)
+    if not good:
+        raise ConfigError(f"none of the {len(files)} {what} could be read")
+    return good
+
+
+def load_rgb(path: Path) -> Image.Image:
+    """Decode to RGB, honouring EXIF orientation."""
+    from PIL import ImageOps
+
+    with Image.open(path) as im:
+        im = ImageOps.exif_transpose(im)
+        return im.convert("RGB")
+
+
+def item_seed(seed: int, epoch: int, index: int, salt: str = "") -> int:
+    return zlib.crc32(f"{seed}/{epoch}/{index}/{salt}".encode())
+
+
+def train_transform(image_size: int, flip: bool = True, extra: Sequence[Any] = ()) -> v2.Compose:
+    """Resize the short side, random crop, optional flip, to a float tensor in [-1, 1]."""
+    ops: list[Any] = [v2.ToImage(), v2.Resize(image_size, antialias=True), v2.RandomCrop(image_size)]
+    if flip:
+        ops.append(v2.RandomHorizontalFlip())
+    ops += [*extra, v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)]
+    return v2.Compose(ops)
+
+
+class SeededDataset(Dataset):
+    """Base: per-item seeded augmentation and skip-on-error loading."""
+
+    max_retries = 20
+
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.epoch = 0
+        self.skipped = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def load(self, index: int) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        last: Exception | None = None
+        for attempt in range(self.max_retries):
+            i = (index + attempt) % len(self)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(item_seed(self.seed, self.epoch, i))
+                try:
+                    return self.load(i)
+                except (OSError, ValueError, UnidentifiedImageError) as exc:
+                    self.skipped += 1
+                    last = exc
+                    log.warning("skipping unreadable image at index %d: %s", i, exc)
+        raise ConfigError(f"{self.max_retries} images in a row could not be read (last: {last})")
+
+
+class ImageFolderDataset(SeededDataset):
+    """One folder of images -> ``{"image"}``; with class sub-folders also ``{"label"}``."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int,
+        seed: int = 0,
+        labels: bool = False,
+        transform: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__(seed)
+        root = Path(root)
+        self.files = readable(list_images(root))
+        self.transform = transform or train_transform(image_size)
+        self.classes: list[str] = []
+        if labels:
+            self.classes = sorted({p.relative_to(root).parts[0] for p in self.files if p.parent != root})
+            if len(self.classes) < 2:
+                raise ConfigError(f"class-conditional training needs two or more sub-folders in {root}")
+            self.files = [p for p in self.files if p.parent != root]
+            self._labels = [self.classes.index(p.relative_to(root).parts[0]) for p in self.files]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, index: int) -> dict[str, torch.Tensor]:
+        item = {"image": self.transform(load_rgb(self.files[index]))}
+        if self.classes:
+            item["label"] = torch.tensor(self._labels[index])
+        return item
+
+
+class UnpairedDataset(SeededDataset):
+    """Photos and anime images with no correspondence -> ``{"photo", "anime"}``.
+
+    Length is the number of photos; each photo meets a random anime image.
+    """
+
+    def __init__(
+        self,
+        photo: str | Path,
+        anime: str | Path,
+        image_size: int,
+        seed: int = 0,
+        photo_transform: Callable[..., Any] | None = None,
+        anime_transform: Callable[..., Any] | None = None,
+    ) -> None:
+        super().__init__(seed)
+        self.photos = readable(list_images(photo, "photo folder (data.photo)"), "photos")
+        self.anime = readable(list_images(anime, "anime folder (data.anime)"), "anime images")
+        self.photo_transform = photo_transform or train_transform(image_size)
+        self.anime_transform = anime_transform or train_transform(image_size)
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    def load(self, index: int) -> dict[str, torch.Tensor]:
+        j = int(torch.randint(len(self.anime), ()).item())
+        return {
+            "photo": self.photo_transform(load_rgb(self.photos[index])),
+            "anime": self.anime_transform(load_rgb(self.anime[j])),
+        }
+
+
+def match_pairs(photo_dir: str | Path, anime_dir: str | Path) -> list[tuple[Path, Path]]:
+    """Pair files of two folders by relative path without extension; unmatched names are an error."""
+    photos = {p.relative_to(photo_dir).with_suffix("").as_posix(): p for p in list_images(photo_dir, "data.photo")}
+    anime = {p.relative_to(anime_dir).with_suffix("").as_posix(): p for p in list_images(anime_dir, "data.anime")}
+    missing_a = sorted(set(photos) - set(anime))
+    missing_p = sorted(set(anime) - set(photos))
+    if missing_a or missing_p:
+        parts = []
+        if missing_a:
+            parts.append(f"no anime image for {', '.join(missing_a[:5])}{' ...' if len(missing_a) > 5 else ''}")
+        if missing_p:
+            parts.append(f"no photo for {', '.join(missing_p[:5])}{' ...' if len(missing_p) > 5 else ''}")
+        raise ConfigError("paired folders do not match: " + "; ".join(parts) + "; give both files the same name")
+    return [(photos[k], anime[k]) for k in sorted(photos)]
+
+
+class PairedDataset(SeededDataset):
+    """Photo/anime pairs with the same file name -> ``{"photo", "anime"}``, cropped and flipped together."""
+
+    def __init__(
+        self,
+        photo: str | Path,
+        anime: str | Path,
+        image_size: int,
+        seed: int = 0,
+        transform: Callable[..., Any] | None = None,
+        pairs: Sequence[tuple[Path, Path]] | None = None,
+    ) -> None:
+        super().__init__(seed)
+        self.pairs = list(pairs) if pairs is not None else match_pairs(photo, anime)
+        self.transform = transform or train_transform(image_size)
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def load(self, index: int) -> dict[str, torch.Tensor]:
+        p, a = self.pairs[index]
+        photo, anime = load_rgb(p), load_rgb(a)
+        if anime.size != photo.size:
+            anime = anime.resize(photo.size, Image.Resampling.BICUBIC)
+        x, y = self.transform(tv_tensors.Image(v2.functional.pil_to_tensor(photo)),
+                              tv_tensors.Image(v2.functional.pil_to_tensor(anime)))
+        return {"photo": x, "anime": y}
+
+
+class NoiseDataset(SeededDataset):
+    """Latent vectors ``{"z"}`` of shape (latent_dim,), the same for the same (seed, index)."""
+
+    def __init__(self, size: int, latent_dim: int, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.size, self.latent_dim = size, latent_dim
+
+    def __len__(self) -> int:
+        return self.size
+
+    def load(self, index: int) -> dict[str, torch.Tensor]:
+        return {"z": torch.randn(self.latent_dim)}

@@ -1,0 +1,1 @@
+"""anime-core plugin for ae (being written)."""

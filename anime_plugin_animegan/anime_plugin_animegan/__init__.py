@@ -1,0 +1,1 @@
+"""anime-core plugin for animegan (being written)."""

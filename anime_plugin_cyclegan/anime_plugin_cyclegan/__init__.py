@@ -1,0 +1,1 @@
+"""anime-core plugin for cyclegan (being written)."""
