@@ -140,7 +140,7 @@ def _validate(attr: str, spec: Any) -> None:
         src = spec.source
         if not src.url:
             raise PluginError(f"style '{name}' has no download URL")
-        if not (src.sha256 or src.git_sha1):
+        if not (src.sha256 or src.git_sha1 or src.sha256_prefix):
             raise PluginError(f"style '{name}' has no sha256 or git_sha1 hash, so its download cannot be verified")
     if isinstance(spec, ModelSpec) and spec.kind not in ("translate", "generate"):
         raise PluginError(f"model '{name}' has kind '{spec.kind}', expected 'translate' or 'generate'")

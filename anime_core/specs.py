@@ -71,13 +71,16 @@ class DatasetSpec:
 class WeightsSource:
     """Where a pretrained file comes from and how to check it.
 
-    ``sha256`` or ``git_sha1`` (the git blob SHA-1, what GitHub publishes) must be set.
+    ``sha256`` or ``git_sha1`` (the git blob SHA-1, what GitHub publishes) must be set, or at
+    least ``sha256_prefix``: the leading hex digits some hosts put in file names
+    (``vgg19-dcbb9e9d.pth``), which is what ``torch.hub``'s ``check_hash`` verifies.
     ``layout`` names the checkpoint layout: ``native`` or a registered converter's name.
     """
 
     url: str
     sha256: str | None = None
     git_sha1: str | None = None
+    sha256_prefix: str | None = None
     layout: str = "native"
     filename: str | None = None
 

@@ -55,6 +55,9 @@ def _mismatch(digests: dict[str, str], source: WeightsSource) -> str | None:
         expected = getattr(source, kind)
         if expected and digests[kind] != expected.lower():
             return f"{kind} is {digests[kind]}, expected {expected.lower()}"
+    prefix = (source.sha256_prefix or "").lower()
+    if prefix and not digests["sha256"].startswith(prefix):
+        return f"sha256 is {digests['sha256']}, expected it to start with {prefix}"
     return None
 
 
