@@ -13,7 +13,9 @@ Rules for a task:
   Accelerate-prepared versions, so always reach them through those dicts.
 - ``step`` does forward passes, ``ctx.accelerator.backward(loss)``, ``optimizer.step()`` and
   ``zero_grad()``, and returns scalar logs. Gradient accumulation works unchanged because the
-  loop runs ``step`` inside ``accelerator.accumulate``.
+  loop runs ``step`` inside ``accelerator.accumulate``. The loop clears every net's gradients
+  at the start of each accumulation window, so gradients a generator loss leaves on the
+  discriminator never leak into the next step (and a resumed run matches an unbroken one).
 - Randomness comes from ``torch`` global RNG (seeded and checkpointed by the loop) so resume is exact;
   extra state (e.g. an image history pool) goes in ``state_dict``/``load_state_dict``.
 """
