@@ -206,7 +206,7 @@ def load_registry(
     # and one plugin's failure stays its own.
     for hook_name, (attr, _) in _HOOKS.items():
         hook = getattr(pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order
             plugin = impl.plugin_name
             info = reg.plugins.setdefault(plugin, PluginInfo(plugin))
             try:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 AUTO_TILE_PIXELS = 2048 * 2048  # larger images are tiled even without --tile
 DEFAULT_TILE = 1024
+MIN_OVERLAP = 32  # px; seams are blended over the middle half of the overlap
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -187,7 +188,8 @@ class TranslatePipeline(Pipeline):
             tile = DEFAULT_TILE
         if tile and max(h, w) > tile:
             tile = max(self.stride, tile // self.stride * self.stride)
-            overlap = max(self.stride, (tile // 8) // self.stride * self.stride)
+            overlap = min(tile // 2, max(MIN_OVERLAP, tile // 8))
+            overlap = max(self.stride, -(-overlap // self.stride) * self.stride)
             return run_tiled(self.forward, image, tile, overlap, scale=self.out_scale)
         return self.forward(image.unsqueeze(0))[0]
 

@@ -7,6 +7,7 @@ tiled and untiled outputs agree away from seams) trained with LSGAN + L1 on unpa
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -91,8 +92,14 @@ class TinyTask(TrainingTask):
         og.step()
         og.zero_grad()
         self.calls += 1
-        if float(self.config["optim"].get("explode_at", 0)) and ctx.step + 1 >= self.config["optim"]["explode_at"]:
+        optim = self.config["optim"]
+        if optim["explode_at"] and ctx.step + 1 >= optim["explode_at"]:
             g_loss = g_loss * float("nan")
+        if optim["interrupt_at"] and ctx.step + 1 >= optim["interrupt_at"]:
+            raise KeyboardInterrupt
+        dump = os.environ.get("TINY_DUMP_DIR")
+        if dump:  # the 2-process test compares every rank's final weights
+            torch.save(self.nets["generator"].state_dict(), Path(dump) / f"rank{ctx.accelerator.process_index}.pt")
         return {"d": d_loss, "g": g_loss}
 
     def state_dict(self) -> dict:
@@ -125,7 +132,8 @@ def _foreign_matches(state) -> bool:  # type: ignore[no-untyped-def]
 
 
 def _foreign_convert(state):  # type: ignore[no-untyped-def]
-    return {k.replace("legacy.", "body.", 1): v for k, v in state.items()}, {"width": int(state["legacy.0.weight"].shape[0])}
+    width = int(state["legacy.0.weight"].shape[0])
+    return {k.replace("legacy.", "body.", 1): v for k, v in state.items()}, {"width": width}
 
 
 @hookimpl
@@ -151,8 +159,6 @@ def anime_register_models():  # type: ignore[no-untyped-def]
 
 @hookimpl
 def anime_register_styles():  # type: ignore[no-untyped-def]
-    import os
-
     url = os.environ.get("TINY_STYLE_URL", "http://127.0.0.1:9/tiny-style.safetensors")
     sha = os.environ.get("TINY_STYLE_SHA256", "0" * 64)
     return [StyleSpec("tiny", "demo", WeightsSource(url, sha256=sha, filename="tiny-style.safetensors"),

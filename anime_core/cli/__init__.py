@@ -1,0 +1,77 @@
+"""The ``anime`` command line (click). See ``anime --help``.
+
+Exit codes: 0 success, 1 some inputs failed (the others were written) or a run stopped,
+2 usage or config error, 3 weights unavailable. Errors are one sentence on stderr; ``--debug``
+adds the traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+
+from anime_core.errors import AnimeError
+
+_DEBUG = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="anime-core", prog_name="anime")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def cli(debug: bool) -> None:
+    """anime: turn photos into anime, generate anime faces, train the papers' models."""
+    global _DEBUG
+    _DEBUG = _DEBUG or debug
+
+
+def _register_commands() -> None:
+    from anime_core.cli import info, run, train, weights
+
+    cli.add_command(info.list_command)
+    cli.add_command(info.info_command)
+    cli.add_command(info.plugins_command)
+    cli.add_command(run.run_group)
+    cli.add_command(train.train_command)
+    cli.add_command(train.prepare_command)
+    cli.add_command(weights.weights_group)
+    try:
+        from anime_core.cli.eval_cmd import eval_command
+    except ImportError:  # metrics not installed in this build
+        return
+    cli.add_command(eval_command)
+
+
+_register_commands()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and turn errors into one line and an exit code."""
+    global _DEBUG
+    args = list(sys.argv[1:] if argv is None else argv)
+    _DEBUG = "--debug" in args
+    try:
+        code = cli.main(args=args, prog_name="anime", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        code = 130
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except AnimeError as exc:
+        if _DEBUG:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        code = 130
+    except Exception as exc:  # an internal error: still one line unless --debug
+        if _DEBUG:
+            traceback.print_exc()
+        click.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,118 @@
+"""``anime list``, ``anime info MODEL`` and ``anime plugins``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from anime_core.cli.common import table, warn_plugin_errors
+from anime_core.registry import get_registry
+
+
+def _models_data() -> list[dict[str, Any]]:
+    reg = get_registry()
+    out = []
+    for name in sorted(reg.models):
+        spec = reg.models[name]
+        plugin = reg.plugins.get(spec.plugin)
+        out.append({
+            "name": name,
+            "kind": spec.kind,
+            "plugin": spec.plugin,
+            "version": plugin.version if plugin else "",
+            "styles": sorted(reg.styles_of(name)),
+            "description": spec.description,
+        })
+    return out
+
+
+@click.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def list_command(as_json: bool) -> None:
+    """List models: kind, plugin and version, styles."""
+    data = _models_data()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    warn_plugin_errors()
+    if not data:
+        click.echo("no models installed; install a plugin, e.g. pip install 'anime-core[all]'")
+        return
+    rows = [[d["name"], d["kind"], f"{d['plugin']} {d['version']}".strip(), ", ".join(d["styles"]) or "-"] for d in data]
+    click.echo(table(rows, ["MODEL", "KIND", "PLUGIN", "STYLES"]))
+
+
+def _param_count(spec: Any, part: str) -> str:
+    from anime_core.api import build_part
+
+    if (spec.generator if part == "generator" else spec.discriminator) is None:
+        return "-"
+    try:
+        module = build_part(spec, part)
+    except Exception as exc:
+        return f"(cannot build: {exc})"
+    return f"{sum(p.numel() for p in module.parameters()):,} parameters"
+
+
+@click.command("info")
+@click.argument("model")
+def info_command(model: str) -> None:
+    """Paper, networks, default config and styles of MODEL."""
+    from anime_core import config as cfglib
+    from anime_core.weights.store import cached_path, verify_file
+
+    warn_plugin_errors()
+    reg = get_registry()
+    spec = reg.model(model)
+    plugin = reg.plugins.get(spec.plugin)
+    click.echo(f"{spec.name} ({spec.kind}) from plugin {spec.plugin} {plugin.version if plugin else ''}".rstrip())
+    if spec.description:
+        click.echo(f"  {spec.description}")
+    if spec.paper:
+        click.echo(f"paper: {spec.paper}")
+    click.echo(f"generator: {spec.generator}: {_param_count(spec, 'generator')}")
+    if spec.discriminator:
+        click.echo(f"discriminator: {spec.discriminator}: {_param_count(spec, 'discriminator')}")
+    if spec.losses:
+        click.echo(f"losses: {', '.join(spec.losses)}")
+    if spec.presets:
+        click.echo(f"presets (--config NAME): {', '.join(sorted(spec.presets))}")
+    styles = reg.styles_of(model)
+    if styles:
+        click.echo("styles:")
+        for name, st in sorted(styles.items()):
+            path = cached_path(st.key, st.source)
+            status = "cached" if path.exists() and verify_file(path, st.source) else "not cached"
+            click.echo(f"  {name}: {status}; {st.description}".rstrip("; "))
+            click.echo(f"    source: {st.source.url}")
+            if st.license:
+                click.echo(f"    license: {st.license}")
+    click.echo("default config:")
+    for line in cfglib.dump(cfglib.model_defaults(spec)).splitlines():
+        click.echo(f"  {line}")
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins_command(as_json: bool) -> int:
+    """Installed plugins, their versions and load errors."""
+    reg = get_registry()
+    data = [
+        {"name": p.name, "distribution": p.distribution, "version": p.version, "ok": p.ok,
+         "errors": p.errors, "registered": p.counts}
+        for p in reg.plugins.values()
+    ]
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return 0
+    rows = []
+    for d in data:
+        what = ", ".join(f"{n} {k}" for k, n in sorted(d["registered"].items())) or "-"
+        rows.append([d["name"], d["distribution"] or "-", d["version"] or "-", "ok" if d["ok"] else "ERROR", what])
+    click.echo(table(rows, ["PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "REGISTERS"]))
+    for d in data:
+        for err in d["errors"]:
+            click.echo(f"{d['name']}: {err}", err=True)
+    return 0

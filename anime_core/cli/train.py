@@ -1,0 +1,49 @@
+"""``anime train MODEL`` and ``anime prepare MODEL``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from anime_core.cli.common import warn_plugin_errors
+
+
+@click.command("train", context_settings={"ignore_unknown_options": False})
+@click.argument("model")
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--config", "-c", help="A YAML file, or a preset name of the model (see 'anime info MODEL').")
+@click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def train_command(model: str, overrides: tuple[str, ...], config: str | None, resume: Path | None, quiet: bool) -> int:
+    """Train MODEL: defaults < --config < KEY=VALUE overrides (e.g. data.photo=photos/ train.max_steps=1000)."""
+    from anime_core.training.loop import EXPORT_NAME, train
+
+    warn_plugin_errors()
+    run_dir = train(model, config=config, overrides=list(overrides), resume=resume, progress=not quiet)
+    weights = run_dir / EXPORT_NAME
+    click.echo(f"run saved in {run_dir}; try: anime run {model} --weights {weights}", err=True)
+    return 0
+
+
+@click.command("prepare")
+@click.argument("model")
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
+@click.option("--photo", type=click.Path(file_okay=False), help="Photo folder (data.photo).")
+@click.option("--anime", type=click.Path(file_okay=False), help="Anime folder (data.anime).")
+@click.option("--config", "-c", help="A YAML file or preset name.")
+def prepare_command(model: str, overrides: tuple[str, ...], photo: str | None, anime: str | None,
+                    config: str | None) -> int:
+    """Prepare MODEL's training data (e.g. AnimeGAN's grayscale and edge-smoothed copies)."""
+    from anime_core import config as cfglib
+    from anime_core.errors import UsageError
+    from anime_core.registry import get_registry
+
+    warn_plugin_errors()
+    spec = get_registry().model(model)
+    if spec.prepare is None:
+        raise UsageError(f"model '{model}' needs no data preparation; go straight to 'anime train {model}'")
+    extra = [f"data.photo={photo}"] * bool(photo) + [f"data.anime={anime}"] * bool(anime)
+    cfg = cfglib.resolve(spec, config, [*extra, *overrides])
+    spec.prepare(cfg)
+    return 0

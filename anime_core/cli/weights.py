@@ -1,0 +1,110 @@
+"""``anime weights list|pull|import|verify|path``: the verified weights cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from anime_core.errors import WeightsUnavailable
+from anime_core.registry import get_registry
+
+
+def _status(key: str, source) -> tuple[str, Path]:  # type: ignore[no-untyped-def]
+    from anime_core.weights.store import cached_path, verify_file
+
+    path = cached_path(key, source)
+    if not path.exists():
+        return "missing", path
+    return ("ok" if verify_file(path, source) else "CORRUPT"), path
+
+
+@click.group("weights")
+def weights_group() -> None:
+    """Manage pretrained weights: styles (MODEL:STYLE) and backbones (backbone:NAME)."""
+
+
+@weights_group.command("list")
+def list_cmd() -> None:
+    """Every known weights file and whether it is cached."""
+    from anime_core.cli.common import table
+    from anime_core.weights.catalog import catalog
+
+    rows = []
+    for key, entry in catalog(get_registry()).items():
+        status, _ = _status(key, entry.source)
+        rows.append([key, status, entry.source.url])
+    click.echo(table(rows, ["WEIGHTS", "CACHE", "SOURCE"]))
+
+
+@weights_group.command("pull")
+@click.argument("keys", nargs=-1)
+@click.option("--all", "pull_all", is_flag=True, help="Pull every known weights file.")
+def pull_cmd(keys: tuple[str, ...], pull_all: bool) -> int:
+    """Download and verify KEYS (e.g. animegan:paprika backbone:vgg19)."""
+    from anime_core.errors import UsageError
+    from anime_core.weights.catalog import catalog, entry
+    from anime_core.weights.store import fetch
+
+    reg = get_registry()
+    targets = list(catalog(reg)) if pull_all else list(keys)
+    if not targets:
+        raise UsageError("name the weights to pull (see 'anime weights list') or pass --all")
+    failed = 0
+    for key in targets:
+        try:
+            path = fetch(key, entry(reg, key).source)
+            click.echo(f"{key}: {path}")
+        except WeightsUnavailable as exc:
+            if len(targets) == 1:
+                raise
+            click.echo(f"error: {exc}", err=True)
+            failed += 1
+    return 3 if failed else 0
+
+
+@weights_group.command("import")
+@click.argument("key")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def import_cmd(key: str, file: Path) -> None:
+    """Install FILE, obtained elsewhere, as the weights KEY after checking its published hash."""
+    from anime_core.weights.catalog import entry
+    from anime_core.weights.store import import_file
+
+    path = import_file(key, entry(get_registry(), key).source, file)
+    click.echo(f"{key}: verified and installed at {path}")
+
+
+@weights_group.command("verify")
+@click.argument("keys", nargs=-1)
+def verify_cmd(keys: tuple[str, ...]) -> int:
+    """Re-check the hashes of cached files (all cached ones by default)."""
+    from anime_core.weights.catalog import catalog, entry
+
+    reg = get_registry()
+    entries = {k: entry(reg, k) for k in keys} if keys else catalog(reg)
+    bad = 0
+    checked = 0
+    for key, e in entries.items():
+        status, path = _status(key, e.source)
+        if status == "missing" and not keys:
+            continue
+        checked += 1
+        click.echo(f"{key}: {status} ({path})")
+        bad += status != "ok"
+    if not checked:
+        click.echo("no weights are cached yet")
+    return 3 if bad else 0
+
+
+@weights_group.command("path")
+@click.argument("key", required=False)
+def path_cmd(key: str | None) -> None:
+    """Print the cache folder, or where KEY's file lives."""
+    from anime_core.weights.catalog import entry
+    from anime_core.weights.store import anime_home, cached_path
+
+    if key is None:
+        click.echo(anime_home())
+        return
+    click.echo(cached_path(key, entry(get_registry(), key).source))
