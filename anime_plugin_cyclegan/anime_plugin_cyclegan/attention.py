@@ -1,0 +1,38 @@
+"""SAGAN self-attention (Zhang et al. 2019), the block the paper adds to G and D (sections 3.3, 3.5).
+
+``y = x + gamma * o`` with ``o_i = sum_j softmax_j(q_i . k_j) v_j``: 1x1 convolutions give the
+query and key at ``C/8`` channels and the value at ``C``; the softmax runs over all ``H*W``
+positions; ``gamma`` starts at 0 so the block is the identity at initialisation and the net
+learns how much global context to mix in. SAGAN uses no ``1/sqrt(d)`` scaling, so the product is
+computed by :func:`torch.nn.functional.scaled_dot_product_attention` with ``scale=1``: the same
+numbers, but fused kernels that never hold the ``(H*W)^2`` matrix, which keeps 512x512 inputs
+(4x the positions of 256x256) within memory.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class SelfAttention(nn.Module):
+    """Self-attention over the spatial positions of a ``(N, C, H, W)`` feature map."""
+
+    def __init__(self, channels: int, reduction: int = 8) -> None:
+        super().__init__()
+        inner = max(channels // reduction, 1)
+        self.query = nn.Conv2d(channels, inner, 1)
+        self.key = nn.Conv2d(channels, inner, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        # (N, C', H, W) -> (N, 1 head, H*W, C') as scaled_dot_product_attention expects
+        q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)
+        k = self.key(x).flatten(2).transpose(1, 2).unsqueeze(1)
+        v = self.value(x).flatten(2).transpose(1, 2).unsqueeze(1)
+        o = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        o = o.squeeze(1).transpose(1, 2).reshape(n, c, h, w)
+        return x + self.gamma * o

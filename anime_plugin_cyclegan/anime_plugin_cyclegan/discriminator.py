@@ -1,0 +1,46 @@
+"""70x70 PatchGAN discriminator (paper 3.5.2; paper 001 section 2.5.3; Isola et al. 2017).
+
+C64 (no norm) - C128 - C256 - C512 (stride 1) - 1-channel map: 4x4 convolutions with padding 1,
+InstanceNorm, LeakyReLU 0.2. Each output sees a 70x70 input patch; a 256x256 input gives a 30x30
+map of real/fake scores (logits; the adversarial loss decides how they are read).
+
+Paper 3.5 puts self-attention "in both the Generator and Discriminator"; with ``attention=True``
+a :class:`~anime_plugin_cyclegan.attention.SelfAttention` block follows C256 (32x32 at 256x256,
+the generator's default attention resolution). The paper's own analysis (4.4.1) describes its
+discriminator as plain down-sampling blocks, so the default is off.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from anime_plugin_cyclegan.attention import SelfAttention
+from anime_plugin_cyclegan.init import init_normal
+
+
+class PatchDiscriminator(nn.Module):
+    """``n_layers`` stride-2 blocks after C64, one stride-1 block, then a 1-channel 4x4 convolution."""
+
+    def __init__(self, ndf: int = 64, n_layers: int = 3, attention: bool = False, in_channels: int = 3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        c = ndf
+        for i in range(1, n_layers + 1):
+            c_out = ndf * min(2**i, 8)
+            stride = 2 if i < n_layers else 1
+            layers += [nn.Conv2d(c, c_out, 4, stride, 1), nn.InstanceNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
+            if attention and i == n_layers - 1:
+                layers.append(SelfAttention(c_out))
+            c = c_out
+        layers.append(nn.Conv2d(c, 1, 4, 1, 1))
+        self.body = nn.Sequential(*layers)
+        init_normal(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def build_patchgan(ndf: int = 64, n_layers: int = 3, attention: bool = False) -> PatchDiscriminator:
+    """``cyclegan.patchgan``: the 70x70 PatchGAN (``n_layers=3``), optionally with self-attention."""
+    return PatchDiscriminator(ndf=ndf, n_layers=n_layers, attention=attention)

@@ -1,0 +1,196 @@
+"""The paper's two generator families (section 3.5, 3.5.1 and section 4.2's two stages).
+
+``UNetGenerator`` (paper 3.5.1, the final model): 8 encoding layers (4x4 convolution stride 2,
+InstanceNorm, LeakyReLU 0.2; 64, 128, 256, 512, 512, 512, 512, 512 channels; no norm on the
+first) and 8 decoding layers (4x4 transposed convolution stride 2, InstanceNorm, ReLU) whose
+outputs are concatenated with the mirrored encoder features (the "long skip connections"),
+ending in tanh. It is pix2pix's ``unet_256`` (Isola et al. 2017), which the paper cites for U-Net
+GANs, and like it:
+
+- the innermost (8th) encoding layer has no norm: at 256x256 its output is 1x1, where
+  InstanceNorm would subtract the only value and zero the bottleneck;
+- the last decoding layer has no norm and ends in tanh instead of ReLU;
+- convolutions keep their bias (pix2pix's choice with InstanceNorm), so the parameter count
+  matches pix2pix's 54.41 M.
+
+Self-attention (paper 3.3, 3.5.1, Table 3 variants): ``attention`` is ``none``, ``down``, ``up``
+or ``both``; a :class:`~anime_plugin_cyclegan.attention.SelfAttention` block follows each
+encoding (``down``) and/or decoding (``up``) layer whose output side, *at the 256x256 training
+size*, is in ``attention_resolutions``. The paper only says the layers are "strategically
+placed" where attention stays affordable (4.1); the default (32, 16) keeps the attention matrix
+at 1024^2 and 256^2 entries. On a larger input the same layers see proportionally larger maps.
+
+``ResNetGenerator`` (paper 4.2 first stage, Table 2; the CycleGAN generator of Johnson et al.
+that paper 001 section 2.5.2 describes): c7s1-64, d128, d256, ``n_blocks`` residual blocks of
+256 channels (6, 8 or 9), u128, u64, c7s1-3, reflection padding, InstanceNorm, tanh. The "with
+attention" variants put one self-attention block after the residual blocks.
+
+Both scale every width by ``ngf / 64`` (64 is the paper's width; tests use 8).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from anime_core.errors import UsageError
+from anime_plugin_cyclegan.attention import SelfAttention
+from anime_plugin_cyclegan.init import init_normal
+
+ATTENTION = ("none", "down", "up", "both")
+UNET_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8, 8)  # encoder widths / ngf (paper 3.5.1)
+REFERENCE_SIZE = 256  # attention_resolutions are feature-map sides at this input size
+
+
+def _check_attention(attention: str, allowed: Sequence[str]) -> None:
+    if attention not in allowed:
+        raise UsageError(f"generator option attention='{attention}' is not one of {', '.join(allowed)}")
+
+
+class UNetGenerator(nn.Module):
+    """8-level U-Net with optional self-attention in the encoder and/or decoder (paper 3.5.1)."""
+
+    stride = 2 ** len(UNET_MULTIPLIERS)  # 256: every side must halve 8 times
+
+    def __init__(
+        self,
+        ngf: int = 64,
+        attention: str = "none",
+        attention_resolutions: Sequence[int] = (32, 16),
+        in_channels: int = 3,
+        out_channels: int = 3,
+    ) -> None:
+        super().__init__()
+        _check_attention(attention, ATTENTION)
+        widths = [ngf * m for m in UNET_MULTIPLIERS]
+        depth = len(widths)
+        sides = [REFERENCE_SIZE >> (i + 1) for i in range(depth)]  # encoder output sides: 128 ... 1
+        resolutions = {int(r) for r in attention_resolutions}
+        if attention != "none":
+            bad = sorted(resolutions - set(sides[:-1]))
+            if bad:
+                raise UsageError(f"attention_resolutions {bad} are not U-Net feature sides; use some of {sides[:-1]}")
+        att_down = attention in ("down", "both")
+        att_up = attention in ("up", "both")
+
+        self.down = nn.ModuleList()
+        self.down_attention = nn.ModuleDict()
+        c_in = in_channels
+        for i, c in enumerate(widths):
+            norm = 0 < i < depth - 1  # none on the first (paper) nor on the 1x1 bottleneck (pix2pix)
+            layers: list[nn.Module] = [nn.Conv2d(c_in, c, 4, 2, 1)]
+            if norm:
+                layers.append(nn.InstanceNorm2d(c))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            self.down.append(nn.Sequential(*layers))
+            if att_down and sides[i] in resolutions:
+                self.down_attention[str(i)] = SelfAttention(c)
+            c_in = c
+
+        # decoder layer j mirrors encoder layer depth-2-j; its output is concatenated with that skip
+        self.up = nn.ModuleList()
+        self.up_attention = nn.ModuleDict()
+        for j in range(depth - 1):
+            skip = depth - 2 - j
+            c_out = widths[skip]
+            c_in_up = widths[-1] if j == 0 else 2 * widths[skip + 1]
+            self.up.append(nn.Sequential(
+                nn.ConvTranspose2d(c_in_up, c_out, 4, 2, 1), nn.InstanceNorm2d(c_out), nn.ReLU(inplace=True)
+            ))
+            if att_up and sides[skip] in resolutions:
+                self.up_attention[str(j)] = SelfAttention(c_out)
+        self.out = nn.Sequential(nn.ConvTranspose2d(2 * widths[0], out_channels, 4, 2, 1), nn.Tanh())
+        init_normal(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, layer in enumerate(self.down):
+            x = layer(x)
+            if str(i) in self.down_attention:
+                x = self.down_attention[str(i)](x)
+            skips.append(x)
+        for j, layer in enumerate(self.up):
+            x = layer(x)
+            if str(j) in self.up_attention:
+                x = self.up_attention[str(j)](x)
+            x = torch.cat([x, skips[-2 - j]], dim=1)
+        return self.out(x)
+
+
+class ResidualBlock(nn.Module):
+    """Two reflect-padded 3x3 convolutions with InstanceNorm, ReLU between, plus the input."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels), nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class ResNetGenerator(nn.Module):
+    """c7s1-64, d128, d256, n x R256, [self-attention], u128, u64, c7s1-3 (paper Table 2 variants)."""
+
+    stride = 4  # two stride-2 downsamplings
+
+    def __init__(self, ngf: int = 64, n_blocks: int = 9, attention: bool = False,
+                 in_channels: int = 3, out_channels: int = 3) -> None:
+        super().__init__()
+        if n_blocks < 1:
+            raise UsageError(f"generator option n_blocks must be at least 1, not {n_blocks}")
+        c1, c2, c3 = ngf, 2 * ngf, 4 * ngf
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3), nn.Conv2d(in_channels, c1, 7), nn.InstanceNorm2d(c1), nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c2, 3, 2, 1), nn.InstanceNorm2d(c2), nn.ReLU(inplace=True),
+            nn.Conv2d(c2, c3, 3, 2, 1), nn.InstanceNorm2d(c3), nn.ReLU(inplace=True),
+        ]
+        layers += [ResidualBlock(c3) for _ in range(n_blocks)]
+        if attention:
+            layers.append(SelfAttention(c3))
+        layers += [
+            nn.ConvTranspose2d(c3, c2, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c2), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(c2, c1, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c1), nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(3), nn.Conv2d(c1, out_channels, 7), nn.Tanh(),
+        ]
+        self.body = nn.Sequential(*layers)
+        init_normal(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+# -- builders (registered in plugin.py; keyword arguments = the ``generator:`` config keys) ----------
+def build_unet(
+    ngf: int = 64, attention: str = "both", attention_resolutions: Sequence[int] = (32, 16)
+) -> UNetGenerator:
+    """``cyclegan.unet``: the paper's U-Net generator (3.5.1) with attention none|down|up|both."""
+    return UNetGenerator(ngf=ngf, attention=attention, attention_resolutions=tuple(attention_resolutions))
+
+
+def build_resnet(ngf: int = 64, n_blocks: int = 9, attention: str = "none") -> ResNetGenerator:
+    """``cyclegan.resnet``: ResNet-``n_blocks`` generator; attention ``blocks`` adds it after the residual blocks."""
+    _check_attention(attention, ("none", "blocks"))
+    return ResNetGenerator(ngf=ngf, n_blocks=n_blocks, attention=attention == "blocks")
+
+
+def build_generator(
+    arch: str = "unet",
+    ngf: int = 64,
+    attention: str = "both",
+    attention_resolutions: Sequence[int] = (32, 16),
+    n_blocks: int = 9,
+) -> nn.Module:
+    """``cyclegan``: dispatch on ``arch`` (unet | resnet); options the chosen arch does not use are ignored.
+
+    ``attention``: none|down|up|both for unet; none|blocks for resnet.
+    """
+    if arch == "unet":
+        return build_unet(ngf, attention, attention_resolutions)
+    if arch == "resnet":
+        return build_resnet(ngf, n_blocks, attention)
+    raise UsageError(f"generator option arch='{arch}' is not one of unet, resnet")
