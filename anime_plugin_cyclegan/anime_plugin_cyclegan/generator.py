@@ -166,7 +166,7 @@ class ResNetGenerator(nn.Module):
 
 # -- builders (registered in plugin.py; keyword arguments = the ``generator:`` config keys) ----------
 def build_unet(
-    ngf: int = 64, attention: str = "both", attention_resolutions: Sequence[int] = (32, 16)
+    ngf: int = 64, attention: str = "none", attention_resolutions: Sequence[int] = (32, 16)
 ) -> UNetGenerator:
     """``cyclegan.unet``: the paper's U-Net generator (3.5.1) with attention none|down|up|both."""
     return UNetGenerator(ngf=ngf, attention=attention, attention_resolutions=tuple(attention_resolutions))
@@ -181,7 +181,7 @@ def build_resnet(ngf: int = 64, n_blocks: int = 9, attention: str = "none") -> R
 def build_generator(
     arch: str = "unet",
     ngf: int = 64,
-    attention: str = "both",
+    attention: str = "none",
     attention_resolutions: Sequence[int] = (32, 16),
     n_blocks: int = 9,
 ) -> nn.Module:

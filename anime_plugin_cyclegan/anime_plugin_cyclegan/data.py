@@ -1,0 +1,73 @@
+"""Training data (paper 3.2): unpaired photo and anime folders with the paper's augmentation.
+
+Each image is resized with the LANCZOS filter so its short side is ``data.load_size`` (default:
+``train.image_size``, 256 in the paper), randomly cropped to ``train.image_size``, randomly
+flipped left-right (``RandomHorizontalFlip``) and colour-jittered (``ColorJitter``; the paper
+gives no strengths, the defaults are mild). Style (anime) images may first go through one of the
+PIL filters the paper mentions for refining them: ``sharpen``, ``smooth`` or ``blur``.
+Setting ``data.load_size=286`` gives CycleGAN's resize-286/crop-256 jitter instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from PIL import Image, ImageFilter
+from torchvision.transforms import InterpolationMode, v2
+
+from anime_core import config as cfglib
+from anime_core.errors import ConfigError
+from anime_core.training.data import UnpairedDataset
+
+FILTERS = {"sharpen": ImageFilter.SHARPEN, "smooth": ImageFilter.SMOOTH, "blur": ImageFilter.BLUR}
+
+
+class PILFilter:
+    """Apply a named ``PIL.ImageFilter`` to a PIL image (paper 3.2 style-image enhancement)."""
+
+    def __init__(self, name: str) -> None:
+        if name not in FILTERS:
+            raise ConfigError(f"data.anime_filter '{name}' is not one of none, {', '.join(FILTERS)}")
+        self.name = name
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        return image.filter(FILTERS[self.name])
+
+
+def transform(
+    image_size: int,
+    load_size: int | None = None,
+    color_jitter: Sequence[float] = (0.1, 0.1, 0.1, 0.02),
+    pil_filter: str = "none",
+) -> v2.Compose:
+    """PIL image -> float tensor in [-1, 1] of side ``image_size`` (see the module docstring)."""
+    load_size = int(load_size or image_size)
+    if load_size < image_size:
+        raise ConfigError(f"data.load_size ({load_size}) must be at least train.image_size ({image_size})")
+    ops: list[Any] = [] if pil_filter == "none" else [PILFilter(pil_filter)]
+    ops += [v2.Resize(load_size, interpolation=InterpolationMode.LANCZOS), v2.RandomCrop(image_size),
+            v2.RandomHorizontalFlip()]
+    jitter = [float(v) for v in color_jitter]
+    if len(jitter) != 4:
+        raise ConfigError("data.color_jitter takes four numbers: [brightness, contrast, saturation, hue]")
+    if any(jitter):
+        ops.append(v2.ColorJitter(*jitter))
+    ops += [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize([0.5] * 3, [0.5] * 3)]
+    return v2.Compose(ops)
+
+
+def build_dataset(config: dict[str, Any]) -> UnpairedDataset:
+    """The unpaired ``{"photo", "anime"}`` dataset of a resolved run config."""
+    size = int(cfglib.get(config, "train.image_size"))
+    load = cfglib.get(config, "data.load_size")
+    jitter = cfglib.get(config, "data.color_jitter", [0, 0, 0, 0])
+    return UnpairedDataset(
+        cfglib.get(config, "data.photo"),
+        cfglib.get(config, "data.anime"),
+        size,
+        seed=int(cfglib.get(config, "train.seed", 0)),
+        photo_transform=transform(size, load, jitter),
+        anime_transform=transform(size, load, jitter, str(cfglib.get(config, "data.anime_filter", "none"))),
+    )
