@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -19,10 +20,12 @@ def train_command(model: str, overrides: tuple[str, ...], config: str | None, re
     """Train MODEL: defaults < --config < KEY=VALUE overrides (e.g. data.photo=photos/ train.max_steps=1000)."""
     from anime_core.training.loop import EXPORT_NAME, train
 
-    warn_plugin_errors()
+    main_process = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`, speak once
+    if main_process:
+        warn_plugin_errors()
     run_dir = train(model, config=config, overrides=list(overrides), resume=resume, progress=not quiet)
-    weights = run_dir / EXPORT_NAME
-    click.echo(f"run saved in {run_dir}; try: anime run {model} --weights {weights}", err=True)
+    if main_process:
+        click.echo(f"run saved in {run_dir}; try: anime run {model} --weights {run_dir / EXPORT_NAME}", err=True)
     return 0
 
 
