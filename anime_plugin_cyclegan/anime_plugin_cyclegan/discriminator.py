@@ -26,19 +26,22 @@ class PatchDiscriminator(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
         c = ndf
+        head: list[nn.Module] = []
         for i in range(1, n_layers + 1):
             c_out = ndf * min(2**i, 8)
             stride = 2 if i < n_layers else 1
-            layers += [nn.Conv2d(c, c_out, 4, stride, 1), nn.InstanceNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
-            if attention and i == n_layers - 1:
-                layers.append(SelfAttention(c_out))
+            block = [nn.Conv2d(c, c_out, 4, stride, 1), nn.InstanceNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
+            (layers if i < n_layers else head).extend(block)
             c = c_out
-        layers.append(nn.Conv2d(c, 1, 4, 1, 1))
-        self.body = nn.Sequential(*layers)
+        head.append(nn.Conv2d(c, 1, 4, 1, 1))
+        self.features = nn.Sequential(*layers)  # C64 ... C256: the stride-2 part
+        # a separate attribute, so plain and attention variants share every other parameter name
+        self.attention = SelfAttention(layers[-3].out_channels) if attention else nn.Identity()
+        self.head = nn.Sequential(*head)  # C512 (stride 1) and the 1-channel output
         init_normal(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.head(self.attention(self.features(x)))
 
 
 def build_patchgan(ndf: int = 64, n_layers: int = 3, attention: bool = False) -> PatchDiscriminator:

@@ -144,24 +144,23 @@ class ResNetGenerator(nn.Module):
         if n_blocks < 1:
             raise UsageError(f"generator option n_blocks must be at least 1, not {n_blocks}")
         c1, c2, c3 = ngf, 2 * ngf, 4 * ngf
-        layers: list[nn.Module] = [
+        self.encoder = nn.Sequential(
             nn.ReflectionPad2d(3), nn.Conv2d(in_channels, c1, 7), nn.InstanceNorm2d(c1), nn.ReLU(inplace=True),
             nn.Conv2d(c1, c2, 3, 2, 1), nn.InstanceNorm2d(c2), nn.ReLU(inplace=True),
             nn.Conv2d(c2, c3, 3, 2, 1), nn.InstanceNorm2d(c3), nn.ReLU(inplace=True),
-        ]
-        layers += [ResidualBlock(c3) for _ in range(n_blocks)]
-        if attention:
-            layers.append(SelfAttention(c3))
-        layers += [
+        )
+        self.blocks = nn.Sequential(*[ResidualBlock(c3) for _ in range(n_blocks)])
+        # a separate attribute, so plain and attention variants share every other parameter name
+        self.attention = SelfAttention(c3) if attention else nn.Identity()
+        self.decoder = nn.Sequential(
             nn.ConvTranspose2d(c3, c2, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c2), nn.ReLU(inplace=True),
             nn.ConvTranspose2d(c2, c1, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c1), nn.ReLU(inplace=True),
             nn.ReflectionPad2d(3), nn.Conv2d(c1, out_channels, 7), nn.Tanh(),
-        ]
-        self.body = nn.Sequential(*layers)
+        )
         init_normal(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x)
+        return self.decoder(self.attention(self.blocks(self.encoder(x))))
 
 
 # -- builders (registered in plugin.py; keyword arguments = the ``generator:`` config keys) ----------
