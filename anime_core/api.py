@@ -1,11 +1,11 @@
 """The small public Python API (DESIGN.md "Public Python API").
 
-    import anime_core
-    anime_core.list_models()
-    g = anime_core.build("animegan", "generator", variant="v1")
-    pipe = anime_core.load("animegan", style="paprika")   # or weights="file.safetensors"
-    pipe(pil_image)                 # translate models
-    pipe.generate(n=16, seed=0)     # generate models
+import anime_core
+anime_core.list_models()
+g = anime_core.build("animegan", "generator", variant="v1")
+pipe = anime_core.load("animegan", style="paprika")   # or weights="file.safetensors"
+pipe(pil_image)                 # translate models
+pipe.generate(n=16, seed=0)     # generate models
 """
 
 from __future__ import annotations
@@ -82,7 +82,10 @@ def load(
     else:
         styles = sorted(reg.styles_of(model))
         hint = f"--style ({', '.join(styles)}) or " if styles else ""
-        raise UsageError(f"'{model}' needs pretrained weights: pass {hint}--weights FILE (e.g. from 'anime train {model}')")
+        raise UsageError(
+            f"'{model}' needs pretrained weights: pass {hint}--weights FILE (e.g. from 'anime train {model}')"
+        )
     cls = spec.pipeline or (TranslatePipeline if spec.kind == "translate" else GeneratePipeline)
-    return cls.from_weights(spec, reg, loaded, generator_options, device=device, precision=precision,
-                            preprocess=preprocess, **options)
+    return cls.from_weights(
+        spec, reg, loaded, generator_options, device=device, precision=precision, preprocess=preprocess, **options
+    )

@@ -25,10 +25,22 @@ VGG19_KEY = "backbone:vgg19"
 
 #: index in ``vgg.features`` of each conv layer's output (before its ReLU)
 VGG19_LAYERS = {
-    "conv1_1": 0, "conv1_2": 2, "conv2_1": 5, "conv2_2": 7,
-    "conv3_1": 10, "conv3_2": 12, "conv3_3": 14, "conv3_4": 16,
-    "conv4_1": 19, "conv4_2": 21, "conv4_3": 23, "conv4_4": 25,
-    "conv5_1": 28, "conv5_2": 30, "conv5_3": 32, "conv5_4": 34,
+    "conv1_1": 0,
+    "conv1_2": 2,
+    "conv2_1": 5,
+    "conv2_2": 7,
+    "conv3_1": 10,
+    "conv3_2": 12,
+    "conv3_3": 14,
+    "conv3_4": 16,
+    "conv4_1": 19,
+    "conv4_2": 21,
+    "conv4_3": 23,
+    "conv4_4": 25,
+    "conv5_1": 28,
+    "conv5_2": 30,
+    "conv5_3": 32,
+    "conv5_4": 34,
 }
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

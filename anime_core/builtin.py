@@ -36,7 +36,9 @@ def _images(cfg: dict[str, Any], train: bool = True) -> data.ImageFolderDataset:
 
 
 def _unpaired(cfg: dict[str, Any], train: bool = True) -> data.UnpairedDataset:
-    return data.UnpairedDataset(get(cfg, "data.photo"), get(cfg, "data.anime"), get(cfg, "train.image_size"), _seed(cfg))
+    return data.UnpairedDataset(
+        get(cfg, "data.photo"), get(cfg, "data.anime"), get(cfg, "train.image_size"), _seed(cfg)
+    )
 
 
 def _paired(cfg: dict[str, Any], train: bool = True) -> data.PairedDataset:
@@ -44,9 +46,7 @@ def _paired(cfg: dict[str, Any], train: bool = True) -> data.PairedDataset:
 
 
 def _noise(cfg: dict[str, Any], train: bool = True) -> data.NoiseDataset:
-    return data.NoiseDataset(
-        int(get(cfg, "data.size", 10_000)), int(get(cfg, "generator.latent_dim", 100)), _seed(cfg)
-    )
+    return data.NoiseDataset(int(get(cfg, "data.size", 10_000)), int(get(cfg, "generator.latent_dim", 100)), _seed(cfg))
 
 
 @hookimpl

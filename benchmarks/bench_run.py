@@ -78,8 +78,10 @@ def main() -> None:
     import torch
 
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or 'CPU'}"
-    print(f"device: {args.device} ({where}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"precision {args.precision}, tile {args.tile}, median of {args.reps} after a warm-up\n")
+    print(
+        f"device: {args.device} ({where}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"precision {args.precision}, tile {args.tile}, median of {args.reps} after a warm-up\n"
+    )
     print("| model | options | size | median s/image | peak RSS MB |")
     print("| --- | --- | --- | --- | --- |")
     for model, opts in cases:

@@ -17,14 +17,16 @@ def _models_data() -> list[dict[str, Any]]:
     for name in sorted(reg.models):
         spec = reg.models[name]
         plugin = reg.plugins.get(spec.plugin)
-        out.append({
-            "name": name,
-            "kind": spec.kind,
-            "plugin": spec.plugin,
-            "version": plugin.version if plugin else "",
-            "styles": sorted(reg.styles_of(name)),
-            "description": spec.description,
-        })
+        out.append(
+            {
+                "name": name,
+                "kind": spec.kind,
+                "plugin": spec.plugin,
+                "version": plugin.version if plugin else "",
+                "styles": sorted(reg.styles_of(name)),
+                "description": spec.description,
+            }
+        )
     return out
 
 
@@ -40,7 +42,9 @@ def list_command(as_json: bool) -> None:
     if not data:
         click.echo("no models installed; install a plugin, e.g. pip install 'anime-core[all]'")
         return
-    rows = [[d["name"], d["kind"], f"{d['plugin']} {d['version']}".strip(), ", ".join(d["styles"]) or "-"] for d in data]
+    rows = [
+        [d["name"], d["kind"], f"{d['plugin']} {d['version']}".strip(), ", ".join(d["styles"]) or "-"] for d in data
+    ]
     click.echo(table(rows, ["MODEL", "KIND", "PLUGIN", "STYLES"]))
 
 
@@ -100,8 +104,14 @@ def plugins_command(as_json: bool) -> int:
     """Installed plugins, their versions and load errors."""
     reg = get_registry()
     data = [
-        {"name": p.name, "distribution": p.distribution, "version": p.version, "ok": p.ok,
-         "errors": p.errors, "registered": p.counts}
+        {
+            "name": p.name,
+            "distribution": p.distribution,
+            "version": p.version,
+            "ok": p.ok,
+            "errors": p.errors,
+            "registered": p.counts,
+        }
         for p in reg.plugins.values()
     ]
     if as_json:

@@ -18,26 +18,45 @@ from anime_core.specs import ModelSpec
 def _common(spec: ModelSpec) -> list[click.Parameter]:
     params: list[click.Parameter] = [
         click.Option(["--style", "-s"], help="Pretrained style (see 'anime info MODEL')."),
-        click.Option(["--weights", "-w"], type=click.Path(dir_okay=False, path_type=Path),
-                     help="Weights file: native .safetensors or a foreign .pt/.pth."),
-        click.Option(["--device"], default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"])),
+        click.Option(
+            ["--weights", "-w"],
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Weights file: native .safetensors or a foreign .pt/.pth.",
+        ),
+        click.Option(
+            ["--device"], default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"])
+        ),
         click.Option(["--precision"], default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "bf16"])),
         click.Option(["--batch-size"], default=1, show_default=True, type=click.IntRange(1)),
-        click.Option(["-o", "--output"], type=click.Path(path_type=Path),
-                     help="Output folder (or a single .png/.jpg file)."),
+        click.Option(
+            ["-o", "--output"], type=click.Path(path_type=Path), help="Output folder (or a single .png/.jpg file)."
+        ),
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar."),
     ]
     if spec.kind == "translate":
-        params = [click.Argument(["inputs"], nargs=-1, required=True), *params,
-                  click.Option(["--size"], type=click.IntRange(8), help="Resize so the long side is N px."),
-                  click.Option(["--tile"], type=click.IntRange(16),
-                               help="Process in overlapping N px tiles (bounded memory for huge images)."),
-                  click.Option(["--side-by-side"], is_flag=True, help="Write input and output next to each other."),
-                  click.Option(["--max-pixels"], default=DEFAULT_MAX_PIXELS, show_default=True, type=click.IntRange(1),
-                               help="Refuse larger images (decompression-bomb guard).")]
+        params = [
+            click.Argument(["inputs"], nargs=-1, required=True),
+            *params,
+            click.Option(["--size"], type=click.IntRange(8), help="Resize so the long side is N px."),
+            click.Option(
+                ["--tile"],
+                type=click.IntRange(16),
+                help="Process in overlapping N px tiles (bounded memory for huge images).",
+            ),
+            click.Option(["--side-by-side"], is_flag=True, help="Write input and output next to each other."),
+            click.Option(
+                ["--max-pixels"],
+                default=DEFAULT_MAX_PIXELS,
+                show_default=True,
+                type=click.IntRange(1),
+                help="Refuse larger images (decompression-bomb guard).",
+            ),
+        ]
     else:
-        params += [click.Option(["--num", "-n"], default=16, show_default=True, type=click.IntRange(1)),
-                   click.Option(["--seed"], default=0, show_default=True, type=int)]
+        params += [
+            click.Option(["--num", "-n"], default=16, show_default=True, type=click.IntRange(1)),
+            click.Option(["--seed"], default=0, show_default=True, type=int),
+        ]
     return params
 
 
@@ -49,12 +68,25 @@ def _make_command(spec: ModelSpec) -> click.Command:
 
         warn_plugin_errors()
         options = {k: kw.pop(k) for k in list(kw) if k in own}
-        pipe = load(spec.name, style=kw["style"], weights=kw["weights"], device=kw["device"],
-                    precision=kw["precision"], **options)
+        pipe = load(
+            spec.name,
+            style=kw["style"],
+            weights=kw["weights"],
+            device=kw["device"],
+            precision=kw["precision"],
+            **options,
+        )
         args = RunArgs(
-            inputs=list(kw.get("inputs", ())), output=kw["output"], size=kw.get("size"), tile=kw.get("tile"),
-            batch_size=kw["batch_size"], side_by_side=kw.get("side_by_side", False), num=kw.get("num", 16),
-            seed=kw.get("seed", 0), max_pixels=kw.get("max_pixels", DEFAULT_MAX_PIXELS), progress=not kw["quiet"],
+            inputs=list(kw.get("inputs", ())),
+            output=kw["output"],
+            size=kw.get("size"),
+            tile=kw.get("tile"),
+            batch_size=kw["batch_size"],
+            side_by_side=kw.get("side_by_side", False),
+            num=kw.get("num", 16),
+            seed=kw.get("seed", 0),
+            max_pixels=kw.get("max_pixels", DEFAULT_MAX_PIXELS),
+            progress=not kw["quiet"],
         )
         report = pipe.run_command(args)
         for path, reason in report.failed:
@@ -64,8 +96,12 @@ def _make_command(spec: ModelSpec) -> click.Command:
         return report.exit_code
 
     what = "Translate INPUTS (files, folders, globs)" if spec.kind == "translate" else "Generate a grid of samples"
-    return click.Command(spec.name, params=[*_common(spec), *spec.run_options], callback=callback,
-                         help=f"{what} with {spec.name}. {spec.description}".strip())
+    return click.Command(
+        spec.name,
+        params=[*_common(spec), *spec.run_options],
+        callback=callback,
+        help=f"{what} with {spec.name}. {spec.description}".strip(),
+    )
 
 
 class RunGroup(click.Group):

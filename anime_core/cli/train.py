@@ -35,8 +35,9 @@ def train_command(model: str, overrides: tuple[str, ...], config: str | None, re
 @click.option("--photo", type=click.Path(file_okay=False), help="Photo folder (data.photo).")
 @click.option("--anime", type=click.Path(file_okay=False), help="Anime folder (data.anime).")
 @click.option("--config", "-c", help="A YAML file or preset name.")
-def prepare_command(model: str, overrides: tuple[str, ...], photo: str | None, anime: str | None,
-                    config: str | None) -> int:
+def prepare_command(
+    model: str, overrides: tuple[str, ...], photo: str | None, anime: str | None, config: str | None
+) -> int:
     """Prepare MODEL's training data (e.g. AnimeGAN's grayscale and edge-smoothed copies)."""
     from anime_core import config as cfglib
     from anime_core.errors import UsageError

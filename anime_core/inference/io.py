@@ -102,7 +102,9 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     except UnidentifiedImageError:
         raise BadImage("not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage("image is too large (possible decompression bomb); raise --max-pixels if it is genuine") from None
+        raise BadImage(
+            "image is too large (possible decompression bomb); raise --max-pixels if it is genuine"
+        ) from None
     except OSError as exc:
         msg = str(exc)
         if "truncated" in msg:

@@ -196,7 +196,9 @@ class TranslatePipeline(Pipeline):
     def prepare(self, img: Image.Image, size: int | None = None) -> Image.Image:
         """Apply the resize policy: ``size`` (long side), else the style's defaults."""
         size = size or self.defaults.get("size")
-        return io.resize_long_side(img, size, center_crop=bool(self.defaults.get("center_crop")) and not self.options.get("no_crop"))
+        return io.resize_long_side(
+            img, size, center_crop=bool(self.defaults.get("center_crop")) and not self.options.get("no_crop")
+        )
 
     def __call__(self, image: Image.Image, size: int | None = None, tile: int | None = None) -> Image.Image:
         img = self.prepare(image.convert("RGB"), size)
@@ -271,8 +273,9 @@ class TranslatePipeline(Pipeline):
         report.seconds = time.perf_counter() - start
         return report
 
-    def _write(self, item: io.InputFile, dest: Path, img: Image.Image, y: torch.Tensor,
-               args: RunArgs, report: RunReport) -> None:
+    def _write(
+        self, item: io.InputFile, dest: Path, img: Image.Image, y: torch.Tensor, args: RunArgs, report: RunReport
+    ) -> None:
         out = io.to_image(y)
         if args.side_by_side:
             left = img.resize(out.size, Image.Resampling.LANCZOS) if img.size != out.size else img
@@ -328,8 +331,9 @@ class GeneratePipeline(Pipeline):
         """Write a grid of ``args.num`` samples from ``args.seed`` to ``args.output`` (a .png file)."""
         start = time.perf_counter()
         if args.inputs:
-            raise UsageError(f"'{self.spec.name}' generates images from noise and takes no input files; "
-                             f"use --num and --seed")
+            raise UsageError(
+                f"'{self.spec.name}' generates images from noise and takes no input files; use --num and --seed"
+            )
         out = args.output or Path(f"{self.spec.name}-seed{args.seed}.png")
         if out.suffix.lower() not in io.IMAGE_EXTENSIONS:
             out = out / f"{self.spec.name}-seed{args.seed}.png"

@@ -42,7 +42,7 @@ def _ramp(n: int, lead: int, trail: int, overlap: int) -> torch.Tensor:
     if lead:
         w[:overlap] = ramp[: min(overlap, n)]
     if trail:
-        w[n - overlap:] = torch.minimum(w[n - overlap:], ramp.flip(0)[: min(overlap, n)])
+        w[n - overlap :] = torch.minimum(w[n - overlap :], ramp.flip(0)[: min(overlap, n)])
     return w
 
 
@@ -70,7 +70,7 @@ def run_tiled(
         for xi, x in enumerate(xs):
             tw = min(tile, w - x)
             wx = _ramp(tw * scale, xi > 0, xi < len(xs) - 1, overlap * scale)
-            patch = image[:, y:y + th, x:x + tw].unsqueeze(0)
+            patch = image[:, y : y + th, x : x + tw].unsqueeze(0)
             result = fn(patch)[0].float().cpu()
             wt = (wy[:, None] * wx[None, :]).unsqueeze(0)
             ys_, xs_ = slice(y * scale, (y + th) * scale), slice(x * scale, (x + tw) * scale)

@@ -215,8 +215,9 @@ class PairedDataset(SeededDataset):
         photo, anime = load_rgb(p), load_rgb(a)
         if anime.size != photo.size:
             anime = anime.resize(photo.size, Image.Resampling.BICUBIC)
-        x, y = self.transform(tv_tensors.Image(v2.functional.pil_to_tensor(photo)),
-                              tv_tensors.Image(v2.functional.pil_to_tensor(anime)))
+        x, y = self.transform(
+            tv_tensors.Image(v2.functional.pil_to_tensor(photo)), tv_tensors.Image(v2.functional.pil_to_tensor(anime))
+        )
         return {"photo": x, "anime": y}
 
 

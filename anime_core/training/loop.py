@@ -184,7 +184,7 @@ def train(
     prepared = acc.prepare(*task.nets.values(), *task.optimizers.values())
     prepared = prepared if isinstance(prepared, tuple) else (prepared,)
     task.nets = dict(zip(net_names, prepared[: len(net_names)]))
-    task.optimizers = dict(zip(opt_names, prepared[len(net_names):]))
+    task.optimizers = dict(zip(opt_names, prepared[len(net_names) :]))
     state = TrainState()
     acc.register_for_checkpointing(state, _TaskState(task), *task.schedulers.values())
 
@@ -199,22 +199,35 @@ def train(
     every = {k: int(cfglib.get(cfg, f"train.{k}_every", 0) or 0) for k in ("log", "sample", "checkpoint")}
     keep = int(cfglib.get(cfg, "train.keep_checkpoints", 3))
     workers = int(cfglib.get(cfg, "data.num_workers", 0))
-    bar = tqdm(total=max_steps, initial=state.step, disable=not (progress and acc.is_local_main_process),
-               desc=f"train {model}", unit="step", dynamic_ncols=True)
+    bar = tqdm(
+        total=max_steps,
+        initial=state.step,
+        disable=not (progress and acc.is_local_main_process),
+        desc=f"train {model}",
+        unit="step",
+        dynamic_ncols=True,
+    )
 
     def checkpoint() -> None:
         _save_checkpoint(acc, run_dir, state, keep)
 
     try:
         while state.step < max_steps:
-            sampler = DistributedSampler(dataset, num_replicas=nproc, rank=acc.process_index,
-                                         shuffle=True, seed=seed, drop_last=True)
+            sampler = DistributedSampler(
+                dataset, num_replicas=nproc, rank=acc.process_index, shuffle=True, seed=seed, drop_last=True
+            )
             sampler.set_epoch(state.epoch)
             if hasattr(dataset, "set_epoch"):
                 dataset.set_epoch(state.epoch)
-            loader = DataLoader(dataset, batch_size=bs, drop_last=True, num_workers=workers,
-                                sampler=_SkipSampler(sampler, state.batch_in_epoch * bs),
-                                pin_memory=acc.device.type == "cuda", persistent_workers=False)
+            loader = DataLoader(
+                dataset,
+                batch_size=bs,
+                drop_last=True,
+                num_workers=workers,
+                sampler=_SkipSampler(sampler, state.batch_in_epoch * bs),
+                pin_memory=acc.device.type == "cuda",
+                persistent_workers=False,
+            )
             for batch in loader:
                 if state.batch_in_epoch >= batches_per_epoch:
                     break
@@ -351,8 +364,9 @@ def _write_samples(task: TrainingTask, batch: Any, run_dir: Path, step: int, acc
         return
     images = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
     nrow = max(1, min(8, images.size(0) // 2 if images.size(0) > 1 else 1))
-    write_atomic(to_image(make_grid(images, nrow=nrow, padding=2, pad_value=1.0)),
-                 run_dir / "samples" / f"step-{step:07d}.png")
+    write_atomic(
+        to_image(make_grid(images, nrow=nrow, padding=2, pad_value=1.0)), run_dir / "samples" / f"step-{step:07d}.png"
+    )
 
 
 class _Logger:

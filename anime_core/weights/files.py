@@ -125,11 +125,13 @@ def load_weights(path: str | Path, model: str, registry: Registry) -> LoadedWeig
     if meta.get("format") == NATIVE_FORMAT:
         owner = meta.get("model")
         if owner != model:
-            raise WeightsUnavailable(f"{path} holds weights for model '{owner}', not '{model}'; run 'anime run {owner}'")
+            raise WeightsUnavailable(
+                f"{path} holds weights for model '{owner}', not '{model}'; run 'anime run {owner}'"
+            )
         parts: dict[str, dict[str, torch.Tensor]] = {}
         for name in json.loads(meta.get("parts", '["generator"]')):
             prefix = f"{name}."
-            parts[name] = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            parts[name] = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         return LoadedWeights(parts, json.loads(meta.get("generator", "{}")), meta, "native", path)
     for conv in registry.converters_of(model):
         if conv.matches(state):

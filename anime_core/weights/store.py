@@ -103,8 +103,9 @@ def _download(key: str, source: WeightsSource, dest: Path, progress: bool) -> No
         request = urllib.request.Request(source.url, headers={"User-Agent": "anime-core"})
         with urllib.request.urlopen(request, timeout=30) as resp, os.fdopen(fd, "wb") as out:
             total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {key}",
-                      disable=not progress, leave=False) as bar:
+            with tqdm(
+                total=total, unit="B", unit_scale=True, desc=f"downloading {key}", disable=not progress, leave=False
+            ) as bar:
                 while chunk := resp.read(CHUNK):
                     out.write(chunk)
                     sha256.update(chunk)

@@ -19,8 +19,13 @@ from anime_core.weights.files import save_native
 @pytest.fixture
 def anime(tiny_site):
     def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "anime_core.cli", *map(str, args)], capture_output=True,
-                              text=True, timeout=180, env=subprocess_env(tiny_site, **(env or {})))
+        return subprocess.run(
+            [sys.executable, "-m", "anime_core.cli", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=subprocess_env(tiny_site, **(env or {})),
+        )
 
     return run
 
@@ -28,8 +33,9 @@ def anime(tiny_site):
 @pytest.fixture
 def weights(tmp_path):
     torch.manual_seed(0)
-    return save_native(tmp_path / "tiny.safetensors", {"generator": tiny_anime_plugin.TinyGenerator(width=4)},
-                       "tiny", {"width": 4})
+    return save_native(
+        tmp_path / "tiny.safetensors", {"generator": tiny_anime_plugin.TinyGenerator(width=4)}, "tiny", {"width": 4}
+    )
 
 
 def _no_traceback(out: subprocess.CompletedProcess) -> None:
@@ -106,8 +112,9 @@ def test_train_errors_and_run_of_the_result(anime, tmp_path):
     assert out.returncode == 2 and "did you mean 'train.max_steps'" in out.stderr
     out = anime("train", "tiny", *data, "train.max_steps=2", f"output_dir={tmp_path / 'run'}", "-q")
     assert out.returncode == 0, out.stderr
-    out = anime("run", "tiny", "--weights", tmp_path / "run" / "generator.safetensors", tmp_path / "p",
-                "-o", tmp_path / "o")
+    out = anime(
+        "run", "tiny", "--weights", tmp_path / "run" / "generator.safetensors", tmp_path / "p", "-o", tmp_path / "o"
+    )
     assert out.returncode == 0 and len(list((tmp_path / "o").iterdir())) == 4
 
 

@@ -13,13 +13,13 @@ def test_merge_order_and_typed_overrides(tiny_registry, tmp_path):
     user = tmp_path / "my.yaml"
     user.write_text("train:\n  batch_size: 3\n  seed: 5\ngenerator:\n  width: 12\n")
     cfg = cfglib.resolve(spec, user, ["train.seed=7", "optim.lr=1e-4", "train.precision=no", "data.photo=~/p"])
-    assert cfg["train"]["batch_size"] == 3          # from the file
-    assert cfg["train"]["seed"] == 7                # override beats the file
+    assert cfg["train"]["batch_size"] == 3  # from the file
+    assert cfg["train"]["seed"] == 7  # override beats the file
     assert cfg["generator"]["width"] == 12
     assert cfg["optim"]["lr"] == pytest.approx(1e-4) and isinstance(cfg["optim"]["lr"], float)
-    assert cfg["train"]["precision"] == "no"        # YAML would read `no` as False
-    assert cfg["train"]["image_size"] == 16         # plugin default over base default 256
-    assert cfg["train"]["epochs"] == 1              # base default kept
+    assert cfg["train"]["precision"] == "no"  # YAML would read `no` as False
+    assert cfg["train"]["image_size"] == 16  # plugin default over base default 256
+    assert cfg["train"]["epochs"] == 1  # base default kept
     assert cfg["data"]["photo"] == "~/p"
 
 

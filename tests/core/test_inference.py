@@ -71,8 +71,9 @@ def test_bad_inputs_are_named_and_good_ones_still_written(pipe, tmp_path):
     (src / "trunc.png").write_bytes(data[: len(data) // 2])
     make_image((64, 64), 2).save(src / "huge.png")
     out = tmp_path / "out"
-    report = pipe.run_command(RunArgs(inputs=[str(src), str(tmp_path / "missing.png")], output=out,
-                                      max_pixels=40 * 40, progress=False))
+    report = pipe.run_command(
+        RunArgs(inputs=[str(src), str(tmp_path / "missing.png")], output=out, max_pixels=40 * 40, progress=False)
+    )
     reasons = {p.split("/")[-1]: r for p, r in report.failed}
     assert reasons["empty.png"] == "file is empty"
     assert reasons["text.jpg"] == "not an image Pillow can read"
@@ -95,8 +96,9 @@ def test_outputs_never_overwrite_inputs(pipe, tmp_path):
 
 def test_side_by_side_and_size(pipe, tmp_path):
     make_image((40, 20), 0).save(tmp_path / "a.png")
-    report = pipe.run_command(RunArgs(inputs=[str(tmp_path / "a.png")], output=tmp_path / "o.png", size=20,
-                                      side_by_side=True, progress=False))
+    report = pipe.run_command(
+        RunArgs(inputs=[str(tmp_path / "a.png")], output=tmp_path / "o.png", size=20, side_by_side=True, progress=False)
+    )
     assert report.written == [tmp_path / "o.png"]
     assert Image.open(tmp_path / "o.png").size == (40, 10)  # two 20x10 images
 

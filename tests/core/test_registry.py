@@ -30,7 +30,11 @@ def test_specs_are_attributed_to_their_plugin(tiny_registry):
     assert tiny_registry.models["tiny"].plugin == "tiny"
     assert tiny_registry.generators["tiny.g"].plugin == "tiny"
     assert tiny_registry.plugins["tiny"].counts == {
-        "generators": 2, "discriminators": 1, "models": 2, "styles": 1, "converters": 1
+        "generators": 2,
+        "discriminators": 1,
+        "models": 2,
+        "styles": 1,
+        "converters": 1,
     }
 
 
@@ -43,21 +47,27 @@ def _plugin_with_generator(name: str) -> types.SimpleNamespace:
 
 
 def test_clashing_name_is_an_error_naming_both_plugins():
-    reg = load_registry(extra=[("first", _plugin_with_generator("x.g")), ("second", _plugin_with_generator("x.g"))],
-                        entry_points=False)
+    reg = load_registry(
+        extra=[("first", _plugin_with_generator("x.g")), ("second", _plugin_with_generator("x.g"))], entry_points=False
+    )
     assert reg.generators["x.g"].plugin == "first"  # the first registration stays usable
     (err,) = reg.plugins["second"].errors
     assert "'first'" in err and "'second'" in err and "x.g" in err
     with pytest.raises(PluginError, match="first.*second"):
-        load_registry(extra=[("first", _plugin_with_generator("x.g")), ("second", _plugin_with_generator("x.g"))],
-                      entry_points=False, strict=True)
+        load_registry(
+            extra=[("first", _plugin_with_generator("x.g")), ("second", _plugin_with_generator("x.g"))],
+            entry_points=False,
+            strict=True,
+        )
 
 
 def test_style_without_hash_or_for_unknown_model_is_rejected():
     @hookimpl
     def anime_register_styles():
-        return [StyleSpec("tiny", "nohash", WeightsSource("https://example.org/w.pt")),
-                StyleSpec("ghost", "s", WeightsSource("https://example.org/w.pt", sha256="a" * 64))]
+        return [
+            StyleSpec("tiny", "nohash", WeightsSource("https://example.org/w.pt")),
+            StyleSpec("ghost", "s", WeightsSource("https://example.org/w.pt", sha256="a" * 64)),
+        ]
 
     bad = types.SimpleNamespace(anime_register_styles=anime_register_styles)
     reg = load_registry(extra=[("tiny", tiny_anime_plugin), ("bad", bad)], entry_points=False)
@@ -72,8 +82,13 @@ def test_hook_that_raises_is_recorded_and_others_still_load():
     def anime_register_models():
         raise RuntimeError("boom")
 
-    reg = load_registry(extra=[("tiny", tiny_anime_plugin), ("broken", types.SimpleNamespace(
-        anime_register_models=anime_register_models))], entry_points=False)
+    reg = load_registry(
+        extra=[
+            ("tiny", tiny_anime_plugin),
+            ("broken", types.SimpleNamespace(anime_register_models=anime_register_models)),
+        ],
+        entry_points=False,
+    )
     assert "tiny" in reg.models
     assert any("boom" in e for e in reg.plugins["broken"].errors)
 
@@ -101,8 +116,13 @@ def test_build_uses_default_config_and_overrides(tiny_registry):
 
 def test_plugin_is_discovered_through_a_real_entry_point(tiny_site):
     """The tiny plugin installed as a distribution (dist-info + entry point) shows up in `anime list`."""
-    out = subprocess.run([sys.executable, "-m", "anime_core.cli", "list", "--json"], capture_output=True, text=True,
-                         env=subprocess_env(tiny_site), timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "anime_core.cli", "list", "--json"],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(tiny_site),
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     models = {m["name"]: m for m in json.loads(out.stdout)}
     assert models["tiny"]["plugin"] == "tiny" and models["tiny"]["version"] == "0.1.0"

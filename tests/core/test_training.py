@@ -30,8 +30,17 @@ def _rows(run):
 
 
 def test_run_dir_holds_config_logs_samples_checkpoints_and_weights(tiny_registry, data, tmp_path):
-    run = train("tiny", overrides=[*data, f"output_dir={tmp_path / 'run'}", "train.max_steps=4",
-                                   "train.sample_every=2", "train.checkpoint_every=2"], progress=False)
+    run = train(
+        "tiny",
+        overrides=[
+            *data,
+            f"output_dir={tmp_path / 'run'}",
+            "train.max_steps=4",
+            "train.sample_every=2",
+            "train.checkpoint_every=2",
+        ],
+        progress=False,
+    )
     cfg = anime_core.config.read_yaml(run / "config.yaml")
     assert cfg["train"]["max_steps"] == 4 and cfg["output_dir"] == str(run)
     rows = _rows(run)
@@ -59,15 +68,19 @@ def test_resume_is_exact(tiny_registry, data, tmp_path):
 
 def test_nan_loss_stops_with_the_step_number(tiny_registry, data, tmp_path):
     with pytest.raises(TrainingError, match="loss 'g' became nan at step 3"):
-        train("tiny", overrides=[*data, f"output_dir={tmp_path / 'r'}", "train.max_steps=6", "optim.explode_at=3"],
-              progress=False)
+        train(
+            "tiny",
+            overrides=[*data, f"output_dir={tmp_path / 'r'}", "train.max_steps=6", "optim.explode_at=3"],
+            progress=False,
+        )
 
 
 def test_ctrl_c_saves_a_checkpoint_that_resumes(tiny_registry, data, tmp_path):
     run = tmp_path / "r"
     with pytest.raises(TrainingError, match=f"interrupted at step 2.*--resume {run}"):
-        train("tiny", overrides=[*data, f"output_dir={run}", "train.max_steps=6", "optim.interrupt_at=3"],
-              progress=False)
+        train(
+            "tiny", overrides=[*data, f"output_dir={run}", "train.max_steps=6", "optim.interrupt_at=3"], progress=False
+        )
     assert (run / "checkpoints" / "step-0000002").is_dir() and (run / "generator.safetensors").is_file()
     train("tiny", overrides=["optim.interrupt_at=0"], resume=run, progress=False)
     assert int(_rows(run)[-1]["step"]) == 6
@@ -82,8 +95,17 @@ def test_unreadable_images_are_skipped_with_a_warning(tiny_registry, data, tmp_p
 
 
 def test_gradient_accumulation_counts_optimizer_steps(tiny_registry, data, tmp_path):
-    run = train("tiny", overrides=[*data, f"output_dir={tmp_path / 'r'}", "train.max_steps=2",
-                                   "train.grad_accum=2", "train.batch_size=1"], progress=False)
+    run = train(
+        "tiny",
+        overrides=[
+            *data,
+            f"output_dir={tmp_path / 'r'}",
+            "train.max_steps=2",
+            "train.grad_accum=2",
+            "train.batch_size=1",
+        ],
+        progress=False,
+    )
     rows = _rows(run)
     assert [int(r["step"]) for r in rows] == [1, 2]
     assert int(rows[-1]["epoch"]) == 0  # 6 batches of 1 = 3 optimizer steps per epoch
@@ -93,8 +115,11 @@ def test_too_little_data_is_a_config_error(tiny_registry, tmp_path):
     write_images(tmp_path / "p", 1)
     write_images(tmp_path / "a", 1)
     with pytest.raises(ConfigError, match="fewer than train.batch_size=2"):
-        train("tiny", overrides=[f"data.photo={tmp_path / 'p'}", f"data.anime={tmp_path / 'a'}",
-                                 f"output_dir={tmp_path / 'r'}"], progress=False)
+        train(
+            "tiny",
+            overrides=[f"data.photo={tmp_path / 'p'}", f"data.anime={tmp_path / 'a'}", f"output_dir={tmp_path / 'r'}"],
+            progress=False,
+        )
     with pytest.raises(ConfigError, match="does not exist"):
         train("tiny", overrides=[f"data.photo={tmp_path / 'nope'}", f"data.anime={tmp_path / 'a'}"], progress=False)
 
@@ -104,12 +129,34 @@ def test_two_cpu_processes_end_with_identical_generators(tiny_site, data, tmp_pa
     """`accelerate launch -m anime_core.cli train` with 2 gloo processes; every rank dumps its generator."""
     dumps = tmp_path / "dumps"
     dumps.mkdir()
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29541",
-           "-m", "anime_core.cli", "train", "tiny", *data, f"output_dir={tmp_path / 'run'}", "train.max_steps=3",
-           "train.device=cpu", "-q"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
-                         env=subprocess_env(tiny_site, TINY_DUMP_DIR=str(dumps)))
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29541",
+        "-m",
+        "anime_core.cli",
+        "train",
+        "tiny",
+        *data,
+        f"output_dir={tmp_path / 'run'}",
+        "train.max_steps=3",
+        "train.device=cpu",
+        "-q",
+    ]
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=300, env=subprocess_env(tiny_site, TINY_DUMP_DIR=str(dumps))
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     r0 = torch.load(dumps / "rank0.pt", weights_only=True)
     r1 = torch.load(dumps / "rank1.pt", weights_only=True)

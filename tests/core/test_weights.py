@@ -40,8 +40,9 @@ def server(tmp_path):
 def test_native_round_trip_keeps_parts_and_options(tiny_registry, tmp_path):
     g = tiny_anime_plugin.TinyGenerator(width=4)
     inv = tiny_anime_plugin.TinyGenerator(width=4)
-    path = files.save_native(tmp_path / "w.safetensors", {"generator": g, "generator_inverse": inv}, "tiny",
-                             {"width": 4}, extra={"step": 7})
+    path = files.save_native(
+        tmp_path / "w.safetensors", {"generator": g, "generator_inverse": inv}, "tiny", {"width": 4}, extra={"step": 7}
+    )
     loaded = files.load_weights(path, "tiny", tiny_registry)
     assert loaded.layout == "native" and loaded.generator == {"width": 4} and loaded.meta["step"] == "7"
     assert set(loaded.parts) == {"generator", "generator_inverse"}

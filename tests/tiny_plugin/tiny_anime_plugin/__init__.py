@@ -34,9 +34,12 @@ class TinyGenerator(nn.Module):
     def __init__(self, width: int = 8) -> None:
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect"), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, width, 3, padding=1, padding_mode="reflect"), nn.LeakyReLU(0.2),
-            nn.Conv2d(width, 3, 3, padding=1, padding_mode="reflect"), nn.Tanh(),
+            nn.Conv2d(3, width, 3, padding=1, padding_mode="reflect"),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, width, 3, padding=1, padding_mode="reflect"),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(width, 3, 3, padding=1, padding_mode="reflect"),
+            nn.Tanh(),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -70,8 +73,10 @@ class TinyTask(TrainingTask):
         from anime_core.api import build_part
 
         spec = self.registry.model("tiny")
-        self.nets = {"generator": build_part(spec, "generator", self.registry, **self.config["generator"]),
-                     "discriminator": build_part(spec, "discriminator", self.registry)}
+        self.nets = {
+            "generator": build_part(spec, "generator", self.registry, **self.config["generator"]),
+            "discriminator": build_part(spec, "discriminator", self.registry),
+        }
         lr = float(self.config["optim"]["lr"])
         self.optimizers = {k: torch.optim.Adam(n.parameters(), lr=lr, betas=(0.5, 0.999)) for k, n in self.nets.items()}
         decay = lambda step: max(0.0, 1.0 - step / (100 * steps_per_epoch))  # noqa: E731
@@ -149,11 +154,27 @@ def anime_register_discriminators():  # type: ignore[no-untyped-def]
 @hookimpl
 def anime_register_models():  # type: ignore[no-untyped-def]
     return [
-        ModelSpec("tiny", "translate", "tiny.g", "tiny.d", task=TinyTask, config=HERE / "configs" / "tiny.yaml",
-                  presets={"wide": HERE / "configs" / "wide.yaml"}, losses=("lsgan", "l1"), dataset="unpaired",
-                  paper="test fixture", description="tiny translate model for tests"),
-        ModelSpec("tinygen", "generate", "tinygen.g", task=TinyGenTask, config=HERE / "configs" / "tinygen.yaml",
-                  description="tiny generate model for tests"),
+        ModelSpec(
+            "tiny",
+            "translate",
+            "tiny.g",
+            "tiny.d",
+            task=TinyTask,
+            config=HERE / "configs" / "tiny.yaml",
+            presets={"wide": HERE / "configs" / "wide.yaml"},
+            losses=("lsgan", "l1"),
+            dataset="unpaired",
+            paper="test fixture",
+            description="tiny translate model for tests",
+        ),
+        ModelSpec(
+            "tinygen",
+            "generate",
+            "tinygen.g",
+            task=TinyGenTask,
+            config=HERE / "configs" / "tinygen.yaml",
+            description="tiny generate model for tests",
+        ),
     ]
 
 
@@ -161,8 +182,15 @@ def anime_register_models():  # type: ignore[no-untyped-def]
 def anime_register_styles():  # type: ignore[no-untyped-def]
     url = os.environ.get("TINY_STYLE_URL", "http://127.0.0.1:9/tiny-style.safetensors")
     sha = os.environ.get("TINY_STYLE_SHA256", "0" * 64)
-    return [StyleSpec("tiny", "demo", WeightsSource(url, sha256=sha, filename="tiny-style.safetensors"),
-                      preprocess={"size": 24}, license="test only")]
+    return [
+        StyleSpec(
+            "tiny",
+            "demo",
+            WeightsSource(url, sha256=sha, filename="tiny-style.safetensors"),
+            preprocess={"size": 24},
+            license="test only",
+        )
+    ]
 
 
 @hookimpl
