@@ -137,3 +137,27 @@ def test_direction_errors(registry, tmp_path):
         anime_core.load("cyclegan", weights=path, device="cpu", direction="sideways")
     opt = registry.model("cyclegan").run_options[0]
     assert opt.name == "direction" and opt.default == "photo2anime"
+
+
+def test_cli_run_direction_picks_the_inverse_generator(registry, tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from anime_core.cli import cli
+
+    torch.manual_seed(0)
+    opts = {"arch": "resnet", "ngf": 4, "n_blocks": 1}
+    nets = {"generator": ResNetGenerator(ngf=4, n_blocks=1), "generator_inverse": ResNetGenerator(ngf=4, n_blocks=1)}
+    weights = save_native(tmp_path / "cg.safetensors", nets, "cyclegan", opts)
+    src = tmp_path / "in.png"
+    make_image((28, 20), 7).save(src)
+    outs = {}
+    for direction in ("photo2anime", "anime2photo"):
+        out = tmp_path / f"{direction}.png"
+        res = CliRunner().invoke(cli, ["run", "cyclegan", "--weights", str(weights), "--direction", direction,
+                                       "--device", "cpu", str(src), "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        outs[direction] = Image.open(out).convert("RGB")
+        expected = anime_core.load("cyclegan", weights=weights, device="cpu", direction=direction)(Image.open(src))
+        assert outs[direction].tobytes() == expected.tobytes()
+    assert outs["photo2anime"].tobytes() != outs["anime2photo"].tobytes()
