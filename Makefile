@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 WHEELHOUSE := dist/wheelhouse
-DISTS := . anime_plugin_animegan anime_plugin_cyclegan anime_plugin_dcgan anime_plugin_ae
+DISTS := . ./anime_plugin_animegan ./anime_plugin_cyclegan ./anime_plugin_dcgan ./anime_plugin_ae
 EXAMPLES := $(wildcard plugins/*/pyproject.toml)
 PHOTO ?= $(firstword $(wildcard ../shared/photos/*.jpg))
 
@@ -21,7 +21,7 @@ $(BIN)/python:
 
 wheels: $(BIN)/python
 	rm -rf $(WHEELHOUSE)
-	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE) $(DISTS) $(dir $(EXAMPLES))
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir $(WHEELHOUSE) $(DISTS) $(addprefix ./,$(dir $(EXAMPLES)))
 
 install: wheels
 	$(BIN)/python -m pip install --quiet --find-links $(WHEELHOUSE) "anime-core[all,dev]"
