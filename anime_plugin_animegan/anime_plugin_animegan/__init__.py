@@ -1,1 +1,1 @@
-"""anime-core plugin for animegan (being written)."""
+"""anime-core plugin: AnimeGAN (Liu, Chen & Hu) with the AnimeGANv2 generator and its pretrained styles."""

@@ -1,0 +1,66 @@
+"""The ``animegan`` dataset kind: ``{"photo", "anime", "anime_gray", "anime_smooth_gray"}`` (paper 3.2).
+
+``photo`` is p from S_data(p); ``anime`` is a from S_data(a); ``anime_gray`` its grayscale copy x
+(S_data(x)) and ``anime_smooth_gray`` its edge-smoothed grayscale copy y (S_data(y)), read from the
+cache :mod:`.prepare` writes (prepared automatically, once, when missing or stale). The three
+anime views of one frame share one crop and flip. Each photo meets a random anime frame. Images
+are (3, H, W) in [-1, 1]; the grayscale ones repeat their single channel, as in the official code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+from anime_core import config as cfglib
+from anime_core.errors import ConfigError
+from anime_core.training.data import SeededDataset, list_images, load_rgb, readable, train_transform
+from anime_plugin_animegan.prepare import prepare, prepared_dir, targets
+
+
+class AnimeGANDataset(SeededDataset):
+    """Unpaired photos and anime frames with the frames' prepared gray and smooth-gray copies."""
+
+    def __init__(self, photo: str | Path, anime: str | Path, prepared: str | Path, image_size: int,
+                 seed: int = 0, flip: bool = True) -> None:
+        super().__init__(seed)
+        anime_dir, root = Path(anime).expanduser(), Path(prepared)
+        self.photos = readable(list_images(photo, "photo folder (data.photo)"), "photos")
+        self.anime: list[tuple[Path, Path, Path]] = []
+        for src in list_images(anime_dir, "anime folder (data.anime)"):
+            gray, smooth = targets(root, anime_dir, src)
+            if gray.is_file() and smooth.is_file():
+                self.anime.append((src, gray, smooth))
+        if not self.anime:
+            raise ConfigError(f"no prepared anime frames in {root}; run 'anime prepare animegan --anime {anime_dir}'")
+        self.transform = train_transform(image_size, flip)
+
+    def __len__(self) -> int:
+        return len(self.photos)
+
+    def load(self, index: int) -> dict[str, torch.Tensor]:
+        j = int(torch.randint(len(self.anime), ()).item())
+        src, gray, smooth = self.anime[j]
+        photo = self.transform(load_rgb(self.photos[index]))
+        a, g, s = load_rgb(src), load_rgb(gray), load_rgb(smooth)
+        if g.size != a.size or s.size != a.size:
+            g, s = g.resize(a.size, Image.Resampling.BICUBIC), s.resize(a.size, Image.Resampling.BICUBIC)
+        anime, anime_gray, anime_smooth = self.transform(a, g, s)  # one crop and flip for the three views
+        return {"photo": photo, "anime": anime, "anime_gray": anime_gray, "anime_smooth_gray": anime_smooth}
+
+
+def build_dataset(config: Mapping[str, Any], train: bool = True) -> AnimeGANDataset:
+    """DatasetSpec builder: prepares the anime folder's gray/smooth copies when needed, then loads."""
+    prepare(config)  # idempotent: only new or changed frames are processed; unreadable ones are named
+    return AnimeGANDataset(
+        cfglib.get(config, "data.photo"),
+        cfglib.get(config, "data.anime"),
+        prepared_dir(config),
+        int(cfglib.get(config, "train.image_size")),
+        seed=int(cfglib.get(config, "train.seed", 0)),
+        flip=bool(cfglib.get(config, "data.flip", True)),
+    )

@@ -1,0 +1,225 @@
+"""AnimeGAN generators: v1 (the paper, section 3.1, Fig. 1-2) and v2 (AnimeGANv2's PyTorch layout).
+
+v1 follows the layer list of the authors' official TensorFlow code where it differs from the
+figures (the code's ``u1`` Up-Conv has 128 filters, the figure says 64). All convolutions are
+bias-free; "CNL" is conv -> InstanceNorm (affine) -> LeakyReLU(0.2), 3x3 layers reflect-pad 1,
+a stride-2 layer reflect-pads only the bottom/right by 1 (TensorFlow's "SAME"-like split).
+Resizes are bilinear; PyTorch's half-pixel ``align_corners=False`` stands in for TF1's legacy
+``resize_images`` (a sub-pixel difference that only matters when porting TF checkpoints, which
+this module does not do). 3,956,096 parameters (Table 1). Input sides must be multiples of 4
+(two halvings followed by two doublings), so ``stride = 4``.
+
+v2 reproduces the module structure of the widely shared AnimeGANv2 PyTorch weights
+(``block_a.0.1.weight`` ... ``out_layer.0.weight``) so those files load by key: GroupNorm with
+one group (LayerNorm over C, H, W), a 7x7 stem and head, four inverted residual blocks, and
+bilinear ``align_corners=True`` resizes to the exact skip sizes, which makes any input size work
+(``stride = 1``). 2,143,552 parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# --------------------------------------------------------------------------------------------
+# v1 (paper)
+
+
+def _pad(stride: int) -> nn.Module:
+    """Reflect padding of a 3x3 layer: 1 on every side, or bottom/right only when strided."""
+    return nn.ReflectionPad2d(1 if stride == 1 else (0, 1, 0, 1))
+
+
+class ConvBlock(nn.Sequential):
+    """Conv-Block (Fig. 2): k x k conv (no bias) -> InstanceNorm -> LeakyReLU(0.2)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel_size: int = 3) -> None:
+        pad = nn.ReflectionPad2d(kernel_size // 2) if kernel_size > 1 else nn.Identity()
+        super().__init__(
+            pad,
+            nn.Conv2d(c_in, c_out, kernel_size, bias=False),
+            nn.InstanceNorm2d(c_out, affine=True),
+            nn.LeakyReLU(0.2),
+        )
+
+
+class DSConv(nn.Sequential):
+    """DSConv (Fig. 2): depthwise 3x3 -> pointwise 1x1 -> InstanceNorm -> LeakyReLU(0.2)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+        super().__init__(
+            _pad(stride),
+            nn.Conv2d(c_in, c_in, 3, stride=stride, groups=c_in, bias=False),
+            nn.Conv2d(c_in, c_out, 1, bias=False),
+            nn.InstanceNorm2d(c_out, affine=True),
+            nn.LeakyReLU(0.2),
+        )
+
+
+class DownConv(nn.Module):
+    """Down-Conv (Fig. 2): DSConv(stride 2)(x) + DSConv(stride 1)(resize(x, H/2, W/2))."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.strided = DSConv(c_in, c_out, stride=2)
+        self.resized = DSConv(c_in, c_out, stride=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        half = F.interpolate(x, size=(x.shape[-2] // 2, x.shape[-1] // 2), mode="bilinear", align_corners=False)
+        return self.strided(x) + self.resized(half)
+
+
+class UpConv(nn.Module):
+    """Up-Conv (Fig. 2): bilinear resize to 2H x 2W -> DSConv; replaces CartoonGAN's transposed conv."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.conv = DSConv(c_in, c_out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
+
+
+class InvertedResidual(nn.Module):
+    """IRB (Fig. 2, MobileNetV2): CNL 1x1 c->2c, depthwise 3x3 + IN + LReLU, pointwise 2c->c + IN, + x."""
+
+    def __init__(self, channels: int = 256, expansion: int = 2) -> None:
+        super().__init__()
+        hidden = channels * expansion
+        self.body = nn.Sequential(
+            ConvBlock(channels, hidden, kernel_size=1),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(hidden, hidden, 3, groups=hidden, bias=False),
+            nn.InstanceNorm2d(hidden, affine=True),
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(hidden, channels, 1, bias=False),  # the last layer has no activation (3.1)
+            nn.InstanceNorm2d(channels, affine=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class GeneratorV1(nn.Module):
+    """The AnimeGAN generator of the paper (Fig. 1): encoder, 8 IRBs, decoder, 1x1 conv + tanh."""
+
+    stride = 4
+
+    def __init__(self, n_blocks: int = 8) -> None:
+        super().__init__()
+        self.b1 = nn.Sequential(ConvBlock(3, 64), ConvBlock(64, 64), DownConv(64, 128))
+        self.b2 = nn.Sequential(ConvBlock(128, 128), DSConv(128, 128), DownConv(128, 256))
+        self.m = nn.Sequential(ConvBlock(256, 256), *[InvertedResidual(256) for _ in range(n_blocks)],
+                               ConvBlock(256, 256))
+        self.u2 = nn.Sequential(UpConv(256, 128), DSConv(128, 128), ConvBlock(128, 128))
+        self.u1 = nn.Sequential(UpConv(128, 128), ConvBlock(128, 64), ConvBlock(64, 64))
+        self.out = nn.Sequential(nn.Conv2d(64, 3, 1, bias=False), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.u1(self.u2(self.m(self.b2(self.b1(x))))))
+
+
+# --------------------------------------------------------------------------------------------
+# v2 (AnimeGANv2, PyTorch weights layout)
+
+
+class ConvNormLReLU(nn.Sequential):
+    """pad (0) -> conv (1, padding 0) -> GroupNorm(1 group) (2) -> LeakyReLU(0.2) (3)."""
+
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding: int | tuple[int, int, int, int] = 1,
+        groups: int = 1,
+        bias: bool = False,
+    ) -> None:
+        super().__init__(
+            nn.ReflectionPad2d(padding),
+            nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=0, groups=groups, bias=bias),
+            nn.GroupNorm(1, c_out, affine=True),
+            nn.LeakyReLU(0.2),
+        )
+
+
+class InvertedResBlock(nn.Module):
+    """AnimeGANv2 IRB: CNL 1x1 c->2c, depthwise CNL 3x3 (with bias), 1x1 2c->out, GroupNorm; residual if c == out."""
+
+    def __init__(self, c_in: int, c_out: int, expansion: int = 2) -> None:
+        super().__init__()
+        hidden = c_in * expansion
+        self.residual = c_in == c_out
+        self.layers = nn.Sequential(
+            ConvNormLReLU(c_in, hidden, kernel_size=1, padding=0),
+            ConvNormLReLU(hidden, hidden, groups=hidden, bias=True),
+            nn.Conv2d(hidden, c_out, 1, bias=False),
+            nn.GroupNorm(1, c_out, affine=True),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.layers(x)
+        return x + y if self.residual else y
+
+
+class GeneratorV2(nn.Module):
+    """AnimeGANv2 generator; attribute names reproduce the PyTorch checkpoint keys."""
+
+    stride = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        down = (0, 1, 0, 1)
+        self.block_a = nn.Sequential(
+            ConvNormLReLU(3, 32, kernel_size=7, padding=3),
+            ConvNormLReLU(32, 64, stride=2, padding=down),
+            ConvNormLReLU(64, 64),
+        )
+        self.block_b = nn.Sequential(ConvNormLReLU(64, 128, stride=2, padding=down), ConvNormLReLU(128, 128))
+        self.block_c = nn.Sequential(
+            ConvNormLReLU(128, 128),
+            InvertedResBlock(128, 256),
+            *[InvertedResBlock(256, 256) for _ in range(3)],
+            ConvNormLReLU(256, 128),
+        )
+        self.block_d = nn.Sequential(ConvNormLReLU(128, 128), ConvNormLReLU(128, 128))
+        self.block_e = nn.Sequential(
+            ConvNormLReLU(128, 64), ConvNormLReLU(64, 64), ConvNormLReLU(64, 32, kernel_size=7, padding=3)
+        )
+        self.out_layer = nn.Sequential(nn.Conv2d(32, 3, 1, bias=False), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.block_a(x)
+        y = self.block_c(self.block_b(a))
+        y = F.interpolate(y, size=a.shape[-2:], mode="bilinear", align_corners=True)
+        y = self.block_d(y)
+        y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=True)
+        return self.out_layer(self.block_e(y))
+
+
+# --------------------------------------------------------------------------------------------
+# builders (registered in plugin.py)
+
+
+def build_v1() -> GeneratorV1:
+    """``animegan.v1``: the paper's generator."""
+    return GeneratorV1()
+
+
+def build_v2() -> GeneratorV2:
+    """``animegan.v2``: AnimeGANv2 in the PyTorch weights layout."""
+    return GeneratorV2()
+
+
+def build_generator(variant: Literal["v1", "v2"] = "v1") -> nn.Module:
+    """``animegan``: dispatch on ``variant`` (config key ``generator.variant``)."""
+    from anime_core.errors import UsageError
+
+    builders = {"v1": build_v1, "v2": build_v2}
+    if variant not in builders:
+        raise UsageError(f"unknown AnimeGAN generator variant '{variant}'; use v1 or v2")
+    return builders[variant]()
