@@ -1,0 +1,124 @@
+"""Image folders for ``anime eval``: listing, pairing by name, decoding, batched feature extraction.
+
+Images are decoded like ``anime run`` does (EXIF orientation, any mode -> RGB); an unreadable file is
+reported with its reason and skipped. Paired metrics match files by their path relative to the folder
+without the extension (``sub/a.jpg`` pairs with ``sub/a.png``), since translated outputs may change format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+from torch import nn
+
+from anime_core.errors import UsageError
+from anime_core.inference import io
+
+T = TypeVar("T")
+Failed = list[tuple[str, str]]
+
+
+def list_images(folder: str | Path, flag: str = "folder") -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted); a usage error if there are none."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise UsageError(f"{flag} {folder} is not a folder; give a folder of images")
+    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in io.IMAGE_EXTENSIONS)
+    if not files:
+        raise UsageError(f"{flag} {folder} holds no images ({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
+    return files
+
+
+def _keyed(folder: Path, files: list[Path], flag: str) -> dict[str, Path]:
+    keyed: dict[str, Path] = {}
+    for f in files:
+        key = f.relative_to(folder).with_suffix("").as_posix()
+        if key in keyed:
+            raise UsageError(
+                f"{flag} holds both {keyed[key].name} and {f.name}; paired metrics match files by name "
+                f"without extension, so keep one of them"
+            )
+        keyed[key] = f
+    return keyed
+
+
+def match_pairs(real: str | Path, fake: str | Path) -> list[tuple[str, Path, Path]]:
+    """``[(name, real_file, fake_file)]`` matched by relative name; a usage error naming missing partners."""
+    real, fake = Path(real).expanduser(), Path(fake).expanduser()
+    r = _keyed(real, list_images(real, "--real"), "--real")
+    f = _keyed(fake, list_images(fake, "--fake"), "--fake")
+    problems = []
+    for missing, here, there in (
+        (sorted(set(f) - set(r)), "--fake", "--real"),
+        (sorted(set(r) - set(f)), "--real", "--fake"),
+    ):
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            problems.append(f"{len(missing)} image(s) in {here} have no partner in {there} ({shown})")
+    if problems:
+        raise UsageError(
+            "; ".join(problems) + "; paired metrics (psnr, ssim, lpips) match files by relative name without extension"
+        )
+    return [(key, r[key], f[key]) for key in sorted(r)]
+
+
+def read(path: Path) -> torch.Tensor:
+    """uint8 (3, H, W) RGB; raises :class:`~anime_core.inference.io.BadImage` with the reason."""
+    return io.to_tensor(io.decode(path))
+
+
+def batched_by_size(items: Iterable[tuple[T, torch.Tensor]], batch_size: int) -> Iterator[list[tuple[T, torch.Tensor]]]:
+    """Group ``(tag, image)`` items into lists of at most ``batch_size`` images of one size."""
+    pending: dict[tuple[int, ...], list[tuple[T, torch.Tensor]]] = {}
+    for tag, image in items:
+        group = pending.setdefault(tuple(image.shape[-2:]), [])
+        group.append((tag, image))
+        if len(group) >= batch_size:
+            yield pending.pop(tuple(image.shape[-2:]))
+    yield from pending.values()
+
+
+def as_features(out: Any) -> dict[str, torch.Tensor]:
+    """An extractor's output as ``{"pool": (N, D), "logits": (N, C)}``; a plain tensor serves as both."""
+    if isinstance(out, torch.Tensor):
+        flat = out.flatten(1)
+        return {"pool": flat, "logits": flat}
+    if isinstance(out, Mapping) and "pool" in out:
+        return {k: v.flatten(1) for k, v in out.items()}
+    raise TypeError("a feature extractor must return an (N, D) tensor or a dict with 'pool' (and 'logits')")
+
+
+def extract_features(
+    extractor: nn.Module,
+    files: list[Path],
+    batch_size: int = 32,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+    desc: str = "features",
+) -> tuple[dict[str, torch.Tensor], Failed]:
+    """Run ``extractor`` on uint8 (N, 3, H, W) batches of ``files``; returns concatenated features and failures."""
+    from tqdm.auto import tqdm
+
+    failed: Failed = []
+    bar = tqdm(total=len(files), unit="img", desc=desc, disable=not progress, leave=False)
+
+    def decoded() -> Iterator[tuple[Path, torch.Tensor]]:
+        for f in files:
+            try:
+                yield f, read(f)
+            except io.BadImage as exc:
+                failed.append((str(f), str(exc)))
+                bar.update(1)
+
+    chunks: dict[str, list[torch.Tensor]] = {}
+    with torch.inference_mode():
+        for group in batched_by_size(decoded(), batch_size):
+            batch = torch.stack([img for _, img in group]).to(device)
+            for name, value in as_features(extractor(batch)).items():
+                chunks.setdefault(name, []).append(value.detach().float().cpu())
+            bar.update(len(group))
+    bar.close()
+    return {k: torch.cat(v) for k, v in chunks.items()}, failed
