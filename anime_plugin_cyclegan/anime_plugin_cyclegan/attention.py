@@ -4,9 +4,13 @@
 query and key at ``C/8`` channels and the value at ``C``; the softmax runs over all ``H*W``
 positions; ``gamma`` starts at 0 so the block is the identity at initialisation and the net
 learns how much global context to mix in. SAGAN uses no ``1/sqrt(d)`` scaling, so the product is
-computed by :func:`torch.nn.functional.scaled_dot_product_attention` with ``scale=1``: the same
-numbers, but fused kernels that never hold the ``(H*W)^2`` matrix, which keeps 512x512 inputs
-(4x the positions of 256x256) within memory.
+:func:`torch.nn.functional.scaled_dot_product_attention` with ``scale=1``.
+
+Memory: the score matrix has ``(H*W)^2`` entries, 1 GiB per image in fp32 for a 128x128 map
+(the ResNet generator's attention on a 512x512 input). Fused kernels that avoid it need equal
+query and value widths, which SAGAN's C/8 vs C are not, so the queries are processed in chunks
+that keep at most ``max_scores`` score entries per image alive: exact, and bounded memory at any
+input size (paper 4.1 places attention "where computational demands needed to be minimized").
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ from torch import nn
 
 class SelfAttention(nn.Module):
     """Self-attention over the spatial positions of a ``(N, C, H, W)`` feature map."""
+
+    #: score entries per image computed at once (2^24: 64 MiB in fp32); 0 = all at once
+    max_scores: int = 2**24
 
     def __init__(self, channels: int, reduction: int = 8) -> None:
         super().__init__()
@@ -33,6 +40,8 @@ class SelfAttention(nn.Module):
         q = self.query(x).flatten(2).transpose(1, 2).unsqueeze(1)
         k = self.key(x).flatten(2).transpose(1, 2).unsqueeze(1)
         v = self.value(x).flatten(2).transpose(1, 2).unsqueeze(1)
-        o = F.scaled_dot_product_attention(q, k, v, scale=1.0)
+        positions = h * w
+        rows = positions if self.max_scores <= 0 else max(1, self.max_scores // positions)
+        o = torch.cat([F.scaled_dot_product_attention(qc, k, v, scale=1.0) for qc in q.split(rows, dim=2)], dim=2)
         o = o.squeeze(1).transpose(1, 2).reshape(n, c, h, w)
         return x + self.gamma * o

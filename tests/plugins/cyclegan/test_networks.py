@@ -37,6 +37,8 @@ def test_self_attention_is_identity_at_init_and_matches_the_sagan_formula():
     beta = torch.softmax(q.transpose(1, 2) @ k, dim=-1)  # beta[i, j]: position i attends to j, no scaling
     expected = x + 0.7 * (v @ beta.transpose(1, 2)).view_as(x)
     torch.testing.assert_close(att(x), expected, rtol=1e-5, atol=1e-5)
+    att.max_scores = 2 * 15  # 2 query rows per chunk of the 15 positions: same numbers, bounded memory
+    torch.testing.assert_close(att(x), expected, rtol=1e-5, atol=1e-5)
     assert n_params(att) == attention_params(16)
 
 
