@@ -10,8 +10,8 @@ GANs, and like it:
 - the innermost (8th) encoding layer has no norm: at 256x256 its output is 1x1, where
   InstanceNorm would subtract the only value and zero the bottleneck;
 - the last decoding layer has no norm and ends in tanh instead of ReLU;
-- convolutions keep their bias (pix2pix's choice with InstanceNorm), so the parameter count
-  matches pix2pix's 54.41 M.
+- convolutions keep their bias (pix2pix's choice with InstanceNorm): 54.41 M parameters at
+  full width.
 
 Self-attention (paper 3.3, 3.5.1, Table 3 variants): ``attention`` is ``none``, ``down``, ``up``
 or ``both``; a :class:`~anime_plugin_cyclegan.attention.SelfAttention` block follows each
