@@ -19,8 +19,9 @@ PRESETS = (
 )
 PAPER = (
     "H. Sharma, S. Das. A CycleGAN Framework for Anime Style Image Synthesis based on U-Net and "
-    "Self-Attention. Computación y Sistemas (2025); CycleGAN recipe as reviewed in Begum et al., "
-    "Anime face generating using deep learning, section 2.5; Zhu et al., ICCV 2017."
+    "Self-Attention. National Institute of Technology Agartala (accepted 21/08/2025); CycleGAN recipe "
+    "as reviewed in Begum et al., Anime face generating using deep learning, section 2.5; "
+    "Zhu et al., Unpaired image-to-image translation using cycle-consistent adversarial networks, ICCV 2017."
 )
 
 
