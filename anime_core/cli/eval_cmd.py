@@ -1,0 +1,164 @@
+"""``anime eval``: the papers' metrics between two folders, or for a model's outputs.
+
+``anime eval --metrics fid,kid,is,prc,psnr,ssim,lpips --real DIR --fake DIR`` compares two folders;
+``anime eval MODEL (--style S | --weights FILE) --photos DIR --anime DIR`` first runs the model (translate
+models on the photos, generate models sample ``--num`` images) and scores its outputs against the anime
+folder. Exit codes: 0 ok, 1 some images could not be read (they are named and skipped), 2 usage, 3 the
+weights of a requested metric are unavailable (the other metrics are still printed).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import click
+
+from anime_core.errors import UsageError, WeightsUnavailable
+from anime_core.metrics.evaluate import DISTRIBUTION, METRICS, PAIRED, Report, evaluate, parse_metrics
+
+DEFAULT_CSV = Path("eval_per_image.csv")
+_DIR = click.Path(file_okay=False, path_type=Path)
+
+
+def _format(value: float, std: float | None) -> str:
+    text = f"{value:.6g}"
+    return text if std is None else f"{text} ± {std:.3g}"
+
+
+def render(report: Report) -> str:
+    """The report as a plain-text table plus one line of counts."""
+    from anime_core.cli.common import table
+
+    rows = [[s.metric, _format(s.value, s.std), s.implementation, s.extractor, s.detail] for s in report.scores]
+    rows += [[m, "unavailable", "", "", "weights missing (see the error)"] for m in report.unavailable]
+    text = table(rows, ["METRIC", "VALUE", "IMPLEMENTATION", "EXTRACTOR", "DETAIL"])
+    counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
+    return f"{text}\n({counts}; {len(report.failed)} unreadable)" if counts else text
+
+
+def _run_model(
+    model: str, style: str | None, weights: Path | None, photos: Path | None, out: Path, kw: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """Write the model's outputs into ``out``; returns the inputs that failed."""
+    from anime_core.api import load
+    from anime_core.inference import io
+    from anime_core.inference.pipeline import RunArgs
+    from anime_core.registry import get_registry
+
+    spec = get_registry().model(model)
+    if spec.kind == "translate" and photos is None:
+        raise UsageError(f"'{model}' translates photos: pass --photos DIR (and --anime DIR to compare with)")
+    if spec.kind == "generate" and photos is not None:
+        raise UsageError(f"'{model}' generates from noise and takes no --photos; use --num N")
+    pipe = load(model, style=style, weights=weights, device=kw["device"])
+    if spec.kind == "translate":
+        report = pipe.run_command(
+            RunArgs(inputs=[str(photos)], output=out, batch_size=kw["batch_size"], progress=not kw["quiet"])
+        )
+        return list(report.failed)
+    images = pipe.decode_latents(pipe.latents(kw["num"], kw["seed"]), batch_size=kw["batch_size"])
+    for i, x in enumerate(images):
+        io.write_atomic(io.to_image(x), out / f"{i:05d}.png")
+    return []
+
+
+def _callback(model: str | None, **kw: Any) -> int:
+    metrics = parse_metrics(kw["metrics"])
+    real, fake = kw["real"], kw["fake"]
+    from anime_core.inference import io
+
+    model_failed: list[tuple[str, str]] = []
+    if model is None:
+        if real is None or fake is None:
+            raise UsageError("give --real DIR and --fake DIR, or a MODEL with --photos DIR and --anime DIR")
+        return _score(real, fake, metrics, kw, model_failed)
+    if real is not None or fake is not None:
+        raise UsageError("with a MODEL, give --photos and --anime instead of --real/--fake")
+    if kw["anime"] is None:
+        raise UsageError(f"pass --anime DIR: the anime images to compare {model}'s outputs with")
+    if kw["style"] and kw["weights"]:
+        raise UsageError("give either --style or --weights, not both")
+    with tempfile.TemporaryDirectory(prefix="anime-eval-") as tmp:
+        out = kw["output"] or Path(tmp)
+        model_failed = _run_model(model, kw["style"], kw["weights"], kw["photos"], out, kw)
+        if not any(f.suffix.lower() in io.IMAGE_EXTENSIONS for f in out.rglob("*")):
+            raise UsageError(f"{model} wrote no images to score; see the failures above")
+        return _score(kw["anime"], out, metrics, kw, model_failed)
+
+
+def _score(real: Path, fake: Path, metrics: tuple[str, ...], kw: dict[str, Any], failed: list) -> int:
+    csv_path = kw["csv"] or (DEFAULT_CSV if any(m in PAIRED for m in metrics) else None)
+    report = evaluate(
+        real,
+        fake,
+        metrics,
+        batch_size=kw["batch_size"],
+        device=kw["device"],
+        csv_path=csv_path,
+        progress=not kw["quiet"],
+    )
+    report.failed = failed + report.failed
+    for path, reason in report.failed:
+        click.echo(f"failed: {path}: {reason}", err=True)
+    if kw["as_json"]:
+        click.echo(json.dumps({"real": str(real), "fake": str(fake), **report.to_dict()}, indent=2))
+    else:
+        click.echo(render(report))
+    if report.csv:
+        click.echo(f"per-image scores: {report.csv}", err=True)
+    if report.unavailable:
+        reasons = list(dict.fromkeys(report.unavailable.values()))
+        raise WeightsUnavailable(f"{', '.join(report.unavailable)} not computed: " + "; also ".join(reasons))
+    return report.exit_code
+
+
+eval_command = click.Command(
+    "eval",
+    callback=_callback,
+    help=(
+        "Score images with the papers' metrics: anime eval --real DIR --fake DIR --metrics fid,kid,psnr, "
+        "or anime eval MODEL --style S --photos DIR --anime DIR. "
+        f"Metrics: {', '.join(METRICS)} ('all'); {', '.join(DISTRIBUTION)} compare the folders as sets, "
+        f"{', '.join(PAIRED)} compare files matched by name."
+    ),
+    params=[
+        click.Argument(["model"], required=False),
+        click.Option(["--real"], type=_DIR, help="Folder of reference images."),
+        click.Option(["--fake"], type=_DIR, help="Folder of generated/translated images."),
+        click.Option(
+            ["--metrics", "-m"],
+            default=",".join(DISTRIBUTION),
+            show_default=True,
+            help="Comma-separated metrics, or 'all'.",
+        ),
+        click.Option(["--style", "-s"], help="MODEL's pretrained style."),
+        click.Option(["--weights", "-w"], type=click.Path(dir_okay=False, path_type=Path), help="MODEL's weights."),
+        click.Option(["--photos"], type=_DIR, help="Photos a translate MODEL turns into anime."),
+        click.Option(["--anime"], type=_DIR, help="Anime images MODEL's outputs are compared with."),
+        click.Option(
+            ["--num", "-n"],
+            default=1000,
+            show_default=True,
+            type=click.IntRange(1),
+            help="Samples of a generate MODEL.",
+        ),
+        click.Option(["--seed"], default=0, show_default=True, type=int, help="Seed of a generate MODEL's samples."),
+        click.Option(
+            ["-o", "--output"], type=_DIR, help="Keep MODEL's outputs in this folder (default: a temp folder)."
+        ),
+        click.Option(["--json", "as_json"], is_flag=True, help="Print the report as JSON."),
+        click.Option(
+            ["--csv"],
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=f"Per-image CSV of paired metrics [default: {DEFAULT_CSV}].",
+        ),
+        click.Option(["--batch-size"], default=32, show_default=True, type=click.IntRange(1)),
+        click.Option(
+            ["--device"], default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"])
+        ),
+        click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
+    ],
+)
