@@ -1,1 +1,1 @@
-"""anime-core plugin for ae (being written)."""
+"""anime-core plugin ``ae``: the autoencoder photo -> anime converter of Abbas et al., "Ordinary to Anime"."""
