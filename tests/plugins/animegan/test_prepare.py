@@ -1,0 +1,76 @@
+"""Data preparation (paper 3.2, CartoonGAN edge smoothing) on generated images with sharp edges."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from anime_plugin_animegan.prepare import prepare, prepared_dir
+from click.testing import CliRunner
+from PIL import Image, ImageDraw
+
+
+def _frame(path, color=(250, 220, 40)):
+    im = Image.new("RGB", (48, 48), (30, 60, 200))
+    ImageDraw.Draw(im).rectangle([12, 12, 35, 35], fill=color)  # rows/cols 12..35 inclusive
+    im.save(path)
+    return np.asarray(im)
+
+
+def _cfg(anime, prepared=None):
+    return {"data": {"anime": str(anime), "prepared": prepared}}
+
+
+def test_gray_and_edge_smoothed_copies(tmp_path):
+    anime = tmp_path / "anime"
+    anime.mkdir()
+    rgb = _frame(anime / "a.png")
+    report = prepare(_cfg(anime), progress=False)
+    root = tmp_path / "anime_prepared"
+    assert report.written == 1 and report.folder == root == prepared_dir(_cfg(anime))
+    gray = np.asarray(Image.open(root / "gray" / "a.png"))
+    smooth = np.asarray(Image.open(root / "smooth" / "a.png"))
+    assert gray.ndim == 2 and np.array_equal(gray, np.asarray(Image.fromarray(rgb).convert("L")))
+    changed = smooth != gray
+    # a 5x5 blur only changes pixels whose window sees both colours: the ring 10..37 minus 14..33
+    ring = np.zeros_like(changed)
+    ring[10:38, 10:38] = True
+    ring[14:34, 14:34] = False
+    assert changed.any() and not (changed & ~ring).any()
+    assert changed[ring].mean() > 0.5  # Canny found the whole outline, dilation covered the ring
+    # blurred towards the neighbour: just outside the square is brighter than the background
+    assert smooth[11, 24] > gray[11, 24] and smooth[12, 24] < gray[12, 24]
+
+
+def test_idempotent_refresh_and_bad_files_named(tmp_path):
+    anime = tmp_path / "anime"
+    (anime / "sub").mkdir(parents=True)
+    _frame(anime / "a.png")
+    _frame(anime / "sub" / "b.jpg", (200, 10, 10))
+    (anime / "bad.png").write_text("not an image")
+    cache = tmp_path / "cache"
+    first = prepare(_cfg(anime, str(cache)), progress=False)
+    assert first.written == 2 and first.failed == ["bad.png"]
+    assert (cache / "smooth" / "sub" / "b.png").is_file()
+    stamp = (cache / "gray" / "a.png").stat().st_mtime_ns
+    second = prepare(_cfg(anime, str(cache)), progress=False)
+    assert second.written == 0 and second.skipped == 2
+    assert (cache / "gray" / "a.png").stat().st_mtime_ns == stamp
+    src = anime / "a.png"
+    newer = (cache / "gray" / "a.png").stat().st_mtime + 10
+    os.utime(src, (newer, newer))  # the frame changed after it was prepared
+    third = prepare(_cfg(anime, str(cache)), progress=False)
+    assert third.written == 1 and third.skipped == 1
+
+
+def test_anime_prepare_command(tmp_path):
+    from anime_core.cli import cli
+
+    anime = tmp_path / "frames"
+    anime.mkdir()
+    _frame(anime / "a.png")
+    (anime / "broken.jpg").write_bytes(b"\xff\xd8junk")
+    res = CliRunner().invoke(cli, ["prepare", "animegan", "--anime", str(anime)])
+    assert res.exit_code == 0, res.output
+    assert "1 written" in res.output and "broken.jpg" in res.output
+    assert (tmp_path / "frames_prepared" / "smooth" / "a.png").is_file()
