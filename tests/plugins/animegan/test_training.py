@@ -76,3 +76,17 @@ def test_end_to_end_run_through_the_core_loop(folders, shared_vgg, tmp_path):
     from PIL import Image
 
     assert pipe(Image.new("RGB", (30, 22), (10, 200, 90))).size == (30, 22)
+
+
+def test_defaults_and_ablation_presets():
+    spec = get_registry().model("animegan")
+    cfg = cfglib.resolve(spec)
+    assert cfglib.get(cfg, "loss") == {"adv": 300.0, "con": 1.5, "gra": 3.0, "col": 10.0, "edge": 0.1,
+                                        "gray_adv": 1.0, "vgg_pretrained": True}  # eq. 1, 6
+    assert (cfglib.get(cfg, "train.batch_size"), cfglib.get(cfg, "train.image_size")) == (4, 256)
+    assert cfglib.get(cfg, "train.epochs") - cfglib.get(cfg, "train.init_epochs") == 100  # 3.3
+    changed = {"adv250": ("loss.adv", 250.0), "adv350": ("loss.adv", 350.0), "col50": ("loss.col", 50.0),
+               "no-gray-adv": ("loss.gray_adv", 0.0), "v2": ("generator.variant", "v2")}
+    assert set(changed) == set(spec.presets)
+    for preset, (key, value) in changed.items():
+        assert cfglib.get(cfglib.resolve(spec, preset), key) == value
