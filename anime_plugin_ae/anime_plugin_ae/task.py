@@ -101,7 +101,7 @@ class AETask(TrainingTask):
             logs["psnr"] = psnr(self.to_rgb(out.image.detach(), x), (batch["anime"].float() + 1) / 2).mean()
         if not ctx.accelerator.sync_gradients:  # inside a gradient-accumulation window
             return logs
-        self._sums += torch.tensor([float(mse), float(logs["psnr"]), 1.0], dtype=torch.float64)
+        self._sums += torch.tensor([float(logs["mse"]), float(logs["psnr"]), 1.0], dtype=torch.float64)
         done = ctx.step + 1
         if done % ctx.steps_per_epoch == 0 or done == self.max_steps:
             logs.update(self.end_epoch(ctx))
