@@ -65,13 +65,18 @@ class VGG19Features(nn.Module):
                 raise unknown("VGG19 layer", name, VGG19_LAYERS)
             idx.append(VGG19_LAYERS[base] + relu)
         self.layers, self.indices = tuple(layers), tuple(idx)
-        vgg = timm.create_model("vgg19.tv_in1k", pretrained=False, num_classes=0)
-        if pretrained:
-            _load_vgg19(vgg)
-        self.features = nn.Sequential(*list(vgg.features.children())[: max(idx) + 1])
+        # Build on the meta device: the 4096-wide classifier (over 100M parameters) is never
+        # materialised; only the kept conv layers get real storage.
+        with torch.device("meta"):
+            vgg = timm.create_model("vgg19.tv_in1k", pretrained=False, num_classes=0)
+        self.features = nn.Sequential(*list(vgg.features.children())[: max(idx) + 1]).to_empty(device="cpu")
         for m in self.features:
-            if isinstance(m, nn.ReLU):
+            if isinstance(m, nn.Conv2d):
+                m.reset_parameters()
+            elif isinstance(m, nn.ReLU):
                 m.inplace = False
+        if pretrained:
+            _load_vgg19(self.features)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False).eval()
@@ -89,13 +94,15 @@ class VGG19Features(nn.Module):
         return [taken[i] for i in self.indices]
 
 
-def _load_vgg19(vgg: nn.Module) -> None:
+def _load_vgg19(features: nn.Sequential) -> None:
+    """Load torchvision/timm ``features.N.*`` weights into the kept layers (verified cache)."""
     from anime_core.weights import fetch
-    from anime_core.weights.files import read_state
+    from anime_core.weights.files import load_into, read_state
 
     state, _ = read_state(fetch(VGG19_KEY, VGG19_SOURCE))
-    feats = {k: v for k, v in state.items() if k.startswith("features.")}
-    vgg.load_state_dict(feats, strict=False)
+    wanted = set(features.state_dict())
+    feats = {k.removeprefix("features."): v for k, v in state.items() if k.removeprefix("features.") in wanted}
+    load_into(features, feats, f"VGG19 weights {VGG19_KEY}")
 
 
 def known_weights() -> dict[str, WeightsSource]:
