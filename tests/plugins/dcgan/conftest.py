@@ -43,3 +43,9 @@ def class_faces(tmp_path) -> Path:
     write_discs(root / "orange", 8, 32, seed=1)
     write_discs(root / "green", 8, 32, seed=2, disc=(40, 200, 60))
     return root
+
+
+@pytest.fixture
+def sr_faces(tmp_path) -> Path:
+    """16 disc images of 32 px for the enhancer (4 held out)."""
+    return write_discs(tmp_path / "sr", 16, 32, seed=5)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from anime_plugin_dcgan.discriminator import DCGANDiscriminator
 from anime_plugin_dcgan.generator import DCGANGenerator
 
@@ -29,7 +28,7 @@ def test_projection_discriminator_uses_label():
     d = DCGANDiscriminator(32, width=8, num_classes=2, spectral_norm=True, batch_norm=False).eval()
     x = torch.randn(1, 3, 32, 32).repeat(2, 1, 1, 1)
     s = d(x, torch.tensor([0, 1]))
-    assert s.shape == (2,) and float((s[0] - s[1]).abs()) > 1e-4
+    assert s.shape == (2,) and float((s[0] - s[1]).abs().detach()) > 1e-4
     # the difference is exactly the projection <embed(y0) - embed(y1), sum_hw phi(x)>
     _, feats = d.forward_features(x[:1], torch.tensor([0]))
     phi = feats[-1].sum(dim=(2, 3))[0]

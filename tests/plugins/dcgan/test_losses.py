@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-
-from anime_core.losses import gradient_penalty
 from anime_plugin_dcgan.losses import mean_feature_matching, psnr
 from anime_plugin_dcgan.task import linear_decay
+
+from anime_core.losses import gradient_penalty
 
 
 def test_gradient_penalty_of_linear_critic():
