@@ -37,7 +37,7 @@ def test_mean_feature_matching_compares_batch_means():
     loss.backward()
     assert fake[0].grad is not None and float(fake[0].grad.abs().sum()) > 0
     # permuting the fake batch does not change it (statistics, not pairs)
-    assert float(mean_feature_matching(real, [fake[0].flip(0)])) == pytest.approx(1.5)
+    assert float(mean_feature_matching(real, [fake[0].detach().flip(0)])) == pytest.approx(1.5)
 
 
 def test_psnr_hand_value():
