@@ -35,7 +35,7 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
     ]
     if spec.kind == "translate":
         params = [
-            click.Argument(["inputs"], nargs=-1, required=True),
+            click.Argument(["inputs"], nargs=-1, required=False),
             *params,
             click.Option(["--size"], type=click.IntRange(8), help="Resize so the long side is N px."),
             click.Option(
