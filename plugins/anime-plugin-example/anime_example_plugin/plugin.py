@@ -1,0 +1,58 @@
+"""anime-core hooks of the example plugin (entry point ``example`` in group ``anime.plugins``).
+
+Registers one model of its own, ``faststyle`` (Johnson et al. 2016), with its generator, losses,
+training task and default config, and one style for the ``animegan`` model of another plugin.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from anime_core import hookimpl
+from anime_core.specs import GeneratorSpec, LossSpec, ModelSpec, StyleSpec
+from anime_example_plugin.generator import TransformNet
+from anime_example_plugin.losses import GramStyleLoss, TotalVariationLoss
+from anime_example_plugin.styles import styles
+from anime_example_plugin.task import FastStyleTask
+
+CONFIGS = Path(__file__).parent / "configs"
+PAPER = (
+    "J. Johnson, A. Alahi, L. Fei-Fei. Perceptual Losses for Real-Time Style Transfer and "
+    "Super-Resolution. ECCV 2016, arXiv:1603.08155."
+)
+
+
+@hookimpl
+def anime_register_generators() -> list[GeneratorSpec]:
+    return [GeneratorSpec("faststyle.transformnet", TransformNet, "Johnson et al. image transformation net, stride 4")]
+
+
+@hookimpl
+def anime_register_losses() -> list[LossSpec]:
+    return [
+        LossSpec("gram_style", GramStyleLoss, "MSE of normalised Gram matrices (Johnson et al. 2016, eq. 3-4)"),
+        LossSpec("total_variation", TotalVariationLoss, "squared total variation regulariser (Johnson et al. 3.3)"),
+    ]
+
+
+@hookimpl
+def anime_register_models() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            "faststyle",
+            "translate",
+            generator="faststyle.transformnet",
+            task=FastStyleTask,
+            config=CONFIGS / "default.yaml",
+            presets={"small": CONFIGS / "small.yaml"},
+            losses=("gram_style", "total_variation"),
+            dataset="images",
+            paper=PAPER,
+            description="real-time style transfer: one feed-forward network per style image (perceptual losses)",
+        )
+    ]
+
+
+@hookimpl
+def anime_register_styles() -> list[StyleSpec]:
+    return styles()
