@@ -24,7 +24,8 @@ What is checked (each name in :data:`CHECKS` is one ``PluginContract`` test):
     generator has an int ``latent_dim`` and maps ``(1, latent_dim)`` to ``(1, 3, H, W)``; the
     discriminator accepts the generator's output; outputs are finite. The training task builds
     from the default config (``build(steps_per_epoch=1)``) with a ``generator`` net, optimizers
-    and ``export_parts`` it owns; the pipeline class fits the kind; losses and the dataset kind
+    and ``export_parts`` it owns (unset ``data.photo``/``data.anime`` point at a few random 128 px
+    images, so a task may look at its data in ``build``); the pipeline class fits the kind; losses and the dataset kind
     named by the model are registered; the model cites its paper.
 ``configs``
     The default YAML and every preset parse; values of core keys have the core's types; the
@@ -213,6 +214,23 @@ def _no_pretrained(cfg: Any) -> Any:
     return cfg
 
 
+def _with_sample_data(cfg: dict[str, Any], folder: Path, n: int = 6, side: int = 128) -> dict[str, Any]:
+    """``cfg`` with unset ``data.photo``/``data.anime`` pointing at ``n`` small random images in ``folder``."""
+    import numpy as np
+    from PIL import Image
+
+    data = dict(cfg.get("data") or {})
+    rng = np.random.default_rng(0)
+    for key in ("photo", "anime"):
+        if data.get(key) is None:
+            (folder / key).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / key / f"{i}.png")
+            data[key] = str(folder / key)
+    return {**cfg, "data": data}
+
+
 def _err(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
@@ -259,37 +277,55 @@ def _pipeline_scale(spec: ModelSpec, gen: nn.Module) -> int:
 
 @torch.no_grad()
 def _run_generator(spec: ModelSpec, gen: nn.Module, what: str) -> tuple[torch.Tensor | None, list[str]]:
-    """Forward one input through ``gen`` per the model's kind; ``(output, problems)``."""
+    """Forward one input through ``gen`` as the model's pipeline does; ``(raw output, problems)``.
+
+    translate: the pipeline's ``forward`` maps a [0, 1] RGB batch (sides multiples of ``stride``) to
+    ``(1, 3, H*s, W*s)`` in [0, 1]; its ``preprocess`` decides what the generator sees (RGB in
+    [-1, 1] by default; e.g. a lightness channel for a colourisation model).
+    generate: ``(1, latent_dim)`` -> ``(1, 3, H, W)``.
+    """
+    from anime_core.inference.pipeline import TranslatePipeline
+
     if not isinstance(gen, nn.Module):
         return None, [f"{what} builder returned {type(gen).__name__}, not an nn.Module"]
     gen.eval()
-    if spec.kind == "translate":
-        stride = _int_attr(gen, "stride")
-        if stride is None:
-            return None, [f"{what} ({type(gen).__name__}) has no int attribute 'stride' >= 1"]
-        x = _translate_input(stride)
-        scale = _pipeline_scale(spec, gen)
-        expected = (1, 3, x.shape[2] * scale, x.shape[3] * scale)
-    else:
+    if spec.kind == "generate":
         latent = _int_attr(gen, "latent_dim")
         if latent is None:
             return None, [f"{what} ({type(gen).__name__}) has no int attribute 'latent_dim' >= 1"]
-        x = torch.randn(1, latent, generator=torch.Generator().manual_seed(0))
-        expected = None
+        z = torch.randn(1, latent, generator=torch.Generator().manual_seed(0))
+        try:
+            y = gen(z)
+        except Exception as exc:
+            return None, [f"{what} forward on a {tuple(z.shape)} latent failed ({_err(exc)})"]
+        shape = tuple(y.shape) if isinstance(y, torch.Tensor) else None
+        if shape is None or len(shape) != 4 or shape[:2] != (1, 3):
+            return None, [f"{what} maps {tuple(z.shape)} to {shape or type(y).__name__}, expected (1, 3, H, W)"]
+        if not torch.isfinite(y).all():
+            return None, [f"{what} output has NaN or inf values"]
+        return y, []
+    stride = _int_attr(gen, "stride")
+    if stride is None:
+        return None, [f"{what} ({type(gen).__name__}) has no int attribute 'stride' >= 1"]
+    x = (_translate_input(stride) + 1) / 2
+    cls = spec.pipeline or TranslatePipeline
     try:
-        y = gen(x)
+        pipe = cls(spec, {"generator": gen}, device="cpu")
     except Exception as exc:
-        return None, [f"{what} forward on a {tuple(x.shape)} input failed ({_err(exc)})"]
-    if not isinstance(y, torch.Tensor):
-        return None, [f"{what} returned {type(y).__name__} for a {tuple(x.shape)} input, expected one tensor"]
-    shape = tuple(y.shape)
-    if expected is not None and shape != expected:
-        return None, [f"{what} maps {tuple(x.shape)} to {shape}, expected {expected}"]
-    if expected is None and (len(shape) != 4 or shape[:2] != (1, 3)):
-        return None, [f"{what} maps {tuple(x.shape)} to {shape}, expected (1, 3, H, W)"]
-    if not torch.isfinite(y).all():
-        return None, [f"{what} output has NaN or inf values"]
-    return y, []
+        return None, [f"{what}: pipeline {cls.__name__} does not construct ({_err(exc)})"]
+    scale = _pipeline_scale(spec, gen)
+    expected = (1, 3, x.shape[2] * scale, x.shape[3] * scale)
+    try:
+        out = pipe.forward(x)
+        y = gen(pipe.preprocess(x))
+    except Exception as exc:
+        return None, [f"{what} forward on a {tuple(x.shape)} image failed ({_err(exc)})"]
+    if tuple(out.shape) != expected:
+        return None, [f"{what} maps {tuple(x.shape)} to {tuple(out.shape)}, expected {expected}"]
+    if not torch.isfinite(out).all() or out.min() < 0 or out.max() > 1:
+        return None, [f"{what} pipeline output is not finite and within [0, 1]"]
+    raw = _tensors(y)
+    return (raw[0] if raw else None), []
 
 
 @torch.no_grad()
@@ -361,13 +397,11 @@ def _check_models(reg: Registry, name: str, report: Report) -> None:
             report.problems.append(f"{m} task is not a TrainingTask subclass")
             continue
         try:
-            task = spec.task(_no_pretrained(model_defaults(spec)), reg)
-            task.build(1)
+            with tempfile.TemporaryDirectory() as tmp:
+                task = spec.task(_with_sample_data(_no_pretrained(model_defaults(spec)), Path(tmp)), reg)
+                task.build(1)
         except Exception as exc:
-            report.problems.append(
-                f"{m}: task {spec.task.__name__}.build() fails on the default config ({_err(exc)}); read data "
-                f"in dataset(), not in build()"
-            )
+            report.problems.append(f"{m}: task {spec.task.__name__}.build() fails on the default config ({_err(exc)})")
             continue
         if not isinstance(task.nets.get("generator"), nn.Module):
             report.problems.append(f"{m}: task {spec.task.__name__}.build() left no 'generator' in self.nets")
