@@ -46,6 +46,18 @@ def tiny_registry():
 
 
 @pytest.fixture
+def registry():
+    """The process registry built from the installed plugins' entry points (reset afterwards)."""
+    from anime_core.registry import load_registry, set_registry
+
+    reg = load_registry()
+    assert not reg.load_errors, reg.load_errors
+    set_registry(reg)
+    yield reg
+    set_registry(None)
+
+
+@pytest.fixture
 def tiny_site(tmp_path) -> Path:
     """A site folder where the tiny plugin is *installed*: package + dist-info with a real entry point."""
     site = tmp_path / "site"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from anime_plugin_cyclegan.attention import SelfAttention
+from anime_core.layers import SelfAttention
 from anime_plugin_cyclegan.init import init_normal
 
 

@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from anime_core.errors import UsageError
-from anime_plugin_cyclegan.attention import SelfAttention
+from anime_core.layers import SelfAttention
 from anime_plugin_cyclegan.init import init_normal
 
 ATTENTION = ("none", "down", "up", "both")

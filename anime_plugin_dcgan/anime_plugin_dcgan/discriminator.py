@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as sn
 
-from anime_plugin_dcgan.attention import SelfAttention
+from anime_core.layers import SelfAttention
 from anime_plugin_dcgan.generator import init_dcgan
 
 

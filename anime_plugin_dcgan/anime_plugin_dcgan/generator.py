@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from anime_plugin_dcgan.attention import SelfAttention
+from anime_core.layers import SelfAttention
 
 
 def init_dcgan(module: nn.Module) -> None:

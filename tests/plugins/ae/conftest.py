@@ -11,27 +11,6 @@ from anime_plugin_ae.color import lab_to_rgb, rgb_to_lab
 from PIL import Image, ImageDraw
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The nets here are tiny: one intra-op thread is faster than two on a shared, busy CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def registry():
-    """The registry with the installed ae plugin (found through its entry point)."""
-    from anime_core.registry import load_registry, set_registry
-
-    reg = load_registry()
-    assert "ae" in reg.models, reg.load_errors
-    set_registry(reg)
-    yield reg
-    set_registry(None)
-
-
 def gray_photo(seed: int, size: int = 32) -> Image.Image:
     """A gray photo: a gradient in a random direction and two soft-edged blobs."""
     rng = np.random.default_rng(seed)

@@ -26,15 +26,3 @@ def shared_vgg(vgg_cache, monkeypatch):
 
     monkeypatch.setattr(backbones, "VGG19Features", cached)
     return vgg_cache
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: on the shared 2-core test machine two threads spin-wait on each other and the
-    tiny 32 px convolutions here ran ~10x slower (measured: v1 forward+backward 5 s -> 0.6 s)."""
-    import torch
-
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)

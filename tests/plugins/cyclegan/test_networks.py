@@ -6,12 +6,12 @@ import itertools
 
 import pytest
 import torch
-from anime_plugin_cyclegan.attention import SelfAttention
 from anime_plugin_cyclegan.discriminator import PatchDiscriminator
 from anime_plugin_cyclegan.generator import ResNetGenerator, UNetGenerator
 
 import anime_core
 from anime_core.errors import UsageError
+from anime_core.layers import SelfAttention
 
 
 def n_params(module: torch.nn.Module) -> int:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from anime_plugin_dcgan.attention import SelfAttention
 from anime_plugin_dcgan.discriminator import DCGANDiscriminator, MultiScaleDiscriminator
 from anime_plugin_dcgan.generator import DCGANGenerator, generator_channels
 from anime_plugin_dcgan.sr import SRGenerator
 
 import anime_core
+from anime_core.layers import SelfAttention
 
 
 def n_params(m: torch.nn.Module) -> int:

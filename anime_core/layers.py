@@ -1,4 +1,8 @@
-"""SAGAN self-attention (Zhang et al. 2019), the block the paper adds to G and D (sections 3.3, 3.5).
+"""Building blocks shared by several papers' networks.
+
+``SelfAttention``: SAGAN self-attention (Zhang et al. 2019, eq. 1-3), which the CycleGAN paper
+(003, sections 3.3, 3.5) adds to its U-Net and discriminator and PixelSake (002, section 6) to
+its DCGAN generator and discriminator.
 
 ``y = x + gamma * o`` with ``o_i = sum_j softmax_j(q_i . k_j) v_j``: 1x1 convolutions give the
 query and key at ``C/8`` channels and the value at ``C``; the softmax runs over all ``H*W``
