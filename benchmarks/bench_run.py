@@ -26,13 +26,14 @@ from PIL import Image
 import anime_core
 from anime_core.inference import io
 from anime_core.weights import save_native
-model, opts, size, device, precision, tile, reps, wpath = json.loads(sys.argv[1])
+model, opts, size, device, precision, tile, reps, wpath, warmup = json.loads(sys.argv[1])
 gen = anime_core.build(model, "generator", **opts)
 save_native(wpath, {"generator": gen}, model, opts)
 pipe = anime_core.load(model, weights=wpath, device=device, precision=precision)
 img = Image.effect_mandelbrot((size, size), (-2, -1.5, 1, 1.5), 60).convert("RGB")
 x = io.to_tensor(img)
-pipe.translate(x, tile)  # warm-up
+if warmup:
+    pipe.translate(x, tile)
 times = []
 for _ in range(reps):
     if device == "cuda":
@@ -47,9 +48,12 @@ print(json.dumps({"median_s": statistics.median(times), "min_s": min(times), "rs
 """
 
 
-def run_case(model: str, opts: dict, size: int, device: str, precision: str, tile: int | None, reps: int) -> dict:
+def run_case(
+    model: str, opts: dict, size: int, device: str, precision: str, tile: int | None, reps: int, warmup: bool = True
+) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        payload = json.dumps([model, opts, size, device, precision, tile, reps, str(Path(tmp) / "w.safetensors")])
+        weights = str(Path(tmp) / "w.safetensors")
+        payload = json.dumps([model, opts, size, device, precision, tile, reps, weights, warmup])
         out = subprocess.run([sys.executable, "-c", CHILD, payload], capture_output=True, text=True, check=False)
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr else "failed"}
@@ -73,6 +77,7 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32")
     ap.add_argument("--tile", type=int, default=None)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--no-warmup", action="store_true", help="time the first pass too (huge images)")
     args = ap.parse_args()
     cases = [parse_case(c) for c in (args.case or ["animegan:variant=v1", "animegan:variant=v2"])]
     import torch
@@ -80,13 +85,14 @@ def main() -> None:
     where = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or 'CPU'}"
     print(
         f"device: {args.device} ({where}), torch {torch.__version__}, threads {torch.get_num_threads()}, "
-        f"precision {args.precision}, tile {args.tile}, median of {args.reps} after a warm-up\n"
+        f"precision {args.precision}, tile {args.tile}, median of {args.reps}"
+        f"{'' if args.no_warmup else ' after a warm-up'}\n"
     )
     print("| model | options | size | median s/image | peak RSS MB |")
     print("| --- | --- | --- | --- | --- |")
     for model, opts in cases:
         for size in map(int, args.sizes.split(",")):
-            r = run_case(model, opts, size, args.device, args.precision, args.tile, args.reps)
+            r = run_case(model, opts, size, args.device, args.precision, args.tile, args.reps, not args.no_warmup)
             if "error" in r:
                 print(f"| {model} | {opts} | {size} | error: {r['error']} | |")
             else:

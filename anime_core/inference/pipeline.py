@@ -94,9 +94,10 @@ class Pipeline:
     """Base: holds the nets on a device and the precision; see subclasses."""
 
     kind: ClassVar[str] = ""
-    #: keep conv weights and inputs in channels-last (NHWC) memory: oneDNN and cuDNN pick faster
-    #: convolution kernels for it (AnimeGAN v2 at 512 px on the CPU: 1.31x, benchmarks/RESULTS.md)
-    channels_last: ClassVar[bool] = True
+    #: keep conv weights and inputs in channels-last (NHWC) memory. Off by default: on the CPU it
+    #: measured 7% slower for AnimeGAN v2 at 512 px (benchmarks/RESULTS.md); a subclass or a GPU
+    #: deployment, where cuDNN's NHWC kernels usually win in fp16/bf16, can turn it on.
+    channels_last: ClassVar[bool] = False
 
     def __init__(
         self,
