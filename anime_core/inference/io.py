@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import glob
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from anime_core.errors import UsageError
+from anime_core.fsutil import atomic_path
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 DEFAULT_MAX_PIXELS = 100_000_000  # 10k x 10k; larger inputs are refused as likely bombs
@@ -144,12 +144,6 @@ def write_atomic(img: Image.Image, dest: Path) -> None:
     fmt = Image.registered_extensions().get(dest.suffix.lower())
     if fmt is None:
         raise UsageError(f"cannot write images with extension '{dest.suffix}'; use .png or .jpg")
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.stem}.", suffix=dest.suffix)
-    os.close(fd)
-    try:
-        params = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    params = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    with atomic_path(dest, suffix=dest.suffix) as tmp:
         img.save(tmp, format=fmt, **params)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -10,8 +10,6 @@ registered :class:`~anime_core.specs.WeightsConverter`.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from anime_core.errors import WeightsUnavailable
+from anime_core.fsutil import atomic_path
 
 if TYPE_CHECKING:
     from anime_core.registry import Registry
@@ -69,15 +68,8 @@ def save_native(
     }
     meta.update({k: v if isinstance(v, str) else json.dumps(v) for k, v in (extra or {}).items()})
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(flat, tmp, metadata=meta)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(flat, str(tmp), metadata=meta)
     return path
 
 
@@ -142,7 +134,13 @@ def load_weights(path: str | Path, model: str, registry: Registry) -> LoadedWeig
 
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
     """``load_state_dict(strict=True)`` with a one-sentence error on mismatch."""
-    result = module.load_state_dict(dict(state), strict=False)
+    try:
+        result = module.load_state_dict(dict(state), strict=False)
+    except RuntimeError as exc:  # same keys, different shapes (another width or variant)
+        first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+        raise WeightsUnavailable(
+            f"{what} does not fit the network ({first.rstrip('.')}); check that the file is for this model and variant"
+        ) from None
     missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
     if missing or unexpected:
         detail = []

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,6 +20,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from anime_core.errors import WeightsUnavailable
+from anime_core.fsutil import atomic_path
 from anime_core.specs import StyleSpec, WeightsSource
 
 CHUNK = 1 << 20
@@ -95,36 +95,29 @@ def fetch_style(style: StyleSpec, progress: bool = True) -> Path:
 
 
 def _download(key: str, source: WeightsSource, dest: Path, progress: bool) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    tmp = Path(tmp_name)
-    sha256 = hashlib.sha256()
-    try:
-        request = urllib.request.Request(source.url, headers={"User-Agent": "anime-core"})
-        with urllib.request.urlopen(request, timeout=30) as resp, os.fdopen(fd, "wb") as out:
-            total = int(resp.headers.get("Content-Length") or 0) or None
-            with tqdm(
-                total=total, unit="B", unit_scale=True, desc=f"downloading {key}", disable=not progress, leave=False
-            ) as bar:
-                while chunk := resp.read(CHUNK):
-                    out.write(chunk)
-                    sha256.update(chunk)
-                    bar.update(len(chunk))
-    except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:
-        tmp.unlink(missing_ok=True)
-        reason = getattr(exc, "reason", None) or exc
-        raise WeightsUnavailable(
-            f"could not download weights for {key} from {source.url} ({reason}); download the file "
-            f"elsewhere and install it with '{_import_hint(key)}'"
-        ) from exc
-    problem = _mismatch(file_digests(tmp), source)
-    if problem is not None:
-        tmp.unlink(missing_ok=True)
-        raise WeightsUnavailable(
-            f"the file downloaded from {source.url} does not match its published hash ({problem}), "
-            f"so it was not kept; get a genuine copy and install it with '{_import_hint(key)}'"
-        )
-    os.replace(tmp, dest)
+    with atomic_path(dest, suffix=".part") as tmp:
+        try:
+            request = urllib.request.Request(source.url, headers={"User-Agent": "anime-core"})
+            with urllib.request.urlopen(request, timeout=30) as resp, tmp.open("wb") as out:
+                total = int(resp.headers.get("Content-Length") or 0) or None
+                with tqdm(
+                    total=total, unit="B", unit_scale=True, desc=f"downloading {key}", disable=not progress, leave=False
+                ) as bar:
+                    while chunk := resp.read(CHUNK):
+                        out.write(chunk)
+                        bar.update(len(chunk))
+        except (urllib.error.URLError, OSError, TimeoutError, ValueError) as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise WeightsUnavailable(
+                f"could not download weights for {key} from {source.url} ({reason}); download the file "
+                f"elsewhere and install it with '{_import_hint(key)}'"
+            ) from exc
+        problem = _mismatch(file_digests(tmp), source)
+        if problem is not None:  # raising inside atomic_path deletes the temp file: nothing is kept
+            raise WeightsUnavailable(
+                f"the file downloaded from {source.url} does not match its published hash ({problem}), "
+                f"so it was not kept; get a genuine copy and install it with '{_import_hint(key)}'"
+            )
 
 
 def import_file(key: str, source: WeightsSource, file: str | Path) -> Path:
@@ -138,13 +131,6 @@ def import_file(key: str, source: WeightsSource, file: str | Path) -> Path:
             f"{file} is not the published weights for {key} ({problem}); download it again from {source.url}"
         )
     dest = cached_path(key, source)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(dest, suffix=".part") as tmp:
         shutil.copyfile(file, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return dest

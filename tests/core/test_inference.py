@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import tiny_anime_plugin
 import torch
@@ -84,6 +86,9 @@ def test_bad_inputs_are_named_and_good_ones_still_written(pipe, tmp_path):
     assert Image.open(out / "good.png").size == (24, 16) and Image.open(out / "good2.jpg").format == "JPEG"
     assert report.exit_code == 1
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "good.png").stat().st_mode & 0o777 == 0o666 & ~umask  # readable like any new file
 
 
 def test_outputs_never_overwrite_inputs(pipe, tmp_path):

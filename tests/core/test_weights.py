@@ -67,6 +67,16 @@ def test_foreign_layout_is_recognised_and_converted(tiny_registry, tmp_path):
     assert torch.allclose(pipe.forward(x), expected, atol=1e-6)
 
 
+def test_weights_of_another_width_are_a_clear_error(tiny_registry, tmp_path):
+    path = files.save_native(
+        tmp_path / "w.safetensors", {"generator": tiny_anime_plugin.TinyGenerator(width=4)}, "tiny"
+    )
+    with pytest.raises(WeightsUnavailable, match=r"does not fit the network \(size mismatch for body.0.weight"):
+        import anime_core
+
+        anime_core.load("tiny", weights=path, device="cpu")  # no width in the metadata: default width 8
+
+
 def test_unsafe_pickles_and_junk_are_refused(tiny_registry, tmp_path):
     class Evil:
         def __reduce__(self):
