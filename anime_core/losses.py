@@ -12,6 +12,7 @@ discriminators), in which case the per-scale losses are summed.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
 import torch
@@ -27,11 +28,12 @@ def _sum_scales(pred: Pred, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch
     return torch.stack([fn(p) for p in pred]).sum()
 
 
-class AdversarialLoss(nn.Module):
+class AdversarialLoss(nn.Module, ABC):
     """Base of the adversarial losses: ``forward(pred, real)`` is the loss against the real/fake label."""
 
+    @abstractmethod
     def target_loss(self, pred: torch.Tensor, real: bool) -> torch.Tensor:
-        raise NotImplementedError
+        """The loss of ``pred`` against the real (``True``) or fake label."""
 
     def forward(self, pred: Pred, real: bool) -> torch.Tensor:
         return _sum_scales(pred, lambda p: self.target_loss(p, real))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -90,7 +91,7 @@ class RunReport:
         return f"{len(self.written)} written, {len(self.failed)} failed, {self.seconds:.1f} s"
 
 
-class Pipeline:
+class Pipeline(ABC):
     """Base: holds the nets on a device and the precision; see subclasses."""
 
     kind: ClassVar[str] = ""
@@ -166,8 +167,9 @@ class Pipeline:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
+    @abstractmethod
     def run_command(self, args: RunArgs) -> RunReport:
-        raise NotImplementedError
+        """What ``anime run MODEL`` does with the common options."""
 
 
 class TranslatePipeline(Pipeline):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import zlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def train_transform(image_size: int, flip: bool = True, extra: Sequence[Any] = (
     return v2.Compose(ops)
 
 
-class SeededDataset(Dataset):
+class SeededDataset(Dataset, ABC):
     """Base: per-item seeded augmentation and skip-on-error loading."""
 
     max_retries = 20
@@ -92,8 +93,9 @@ class SeededDataset(Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    @abstractmethod
     def load(self, index: int) -> dict[str, torch.Tensor]:
-        raise NotImplementedError
+        """Item ``index``; runs under a per-item seed, so augmentation is reproducible."""
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         last: Exception | None = None

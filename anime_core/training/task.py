@@ -22,11 +22,14 @@ Rules for a task:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
+
+from anime_core.errors import UsageError
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -49,7 +52,7 @@ class StepContext:
         return self.accelerator.device
 
 
-class TrainingTask:
+class TrainingTask(ABC):
     """Base class of a model's training recipe (see the module docstring for the rules)."""
 
     #: the nets written to the exported weights file, by key of ``self.nets``
@@ -63,20 +66,22 @@ class TrainingTask:
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
 
     # -- to implement ---------------------------------------------------------------------
+    @abstractmethod
     def build(self, steps_per_epoch: int) -> None:
         """Create ``self.nets``, ``self.optimizers`` and optionally ``self.schedulers``."""
-        raise NotImplementedError(f"{type(self).__name__} must implement build()")
 
+    @abstractmethod
     def step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float | torch.Tensor]:
         """One optimizer step on ``batch``; return the losses to log by name."""
-        raise NotImplementedError(f"{type(self).__name__} must implement step()")
 
     # -- optional ---------------------------------------------------------------------------
     def dataset(self) -> Dataset:
         """The training dataset; by default the model's registered dataset kind (``data.kind``)."""
         kind = self.config.get("data", {}).get("kind")
         if not kind:
-            raise NotImplementedError(f"{type(self).__name__} sets no data.kind and does not override dataset()")
+            raise UsageError(
+                f"{type(self).__name__}'s config sets no data.kind and the task does not override dataset()"
+            )
         return self.registry.dataset(kind).build(self.config, train=True)
 
     @torch.no_grad()
@@ -96,4 +101,5 @@ class TrainingTask:
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what :meth:`state_dict` returned."""
+        """Restore what :meth:`state_dict` returned (nothing by default)."""
+        del state
