@@ -10,7 +10,7 @@ import click
 from anime_core.cli.common import warn_plugin_errors
 
 
-@click.command("train", context_settings={"ignore_unknown_options": False})
+@click.command("train", short_help="Train MODEL on your folders; resume with --resume RUN_DIR.")
 @click.argument("model")
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--config", "-c", help="A YAML file, or a preset name of the model (see 'anime info MODEL').")
@@ -29,7 +29,7 @@ def train_command(model: str, overrides: tuple[str, ...], config: str | None, re
     return 0
 
 
-@click.command("prepare")
+@click.command("prepare", short_help="Prepare MODEL's training data (e.g. AnimeGAN's edge-smoothed frames).")
 @click.argument("model")
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--photo", type=click.Path(file_okay=False), help="Photo folder (data.photo).")

@@ -19,7 +19,7 @@ def _status(key: str, source) -> tuple[str, Path]:  # type: ignore[no-untyped-de
     return ("ok" if verify_file(path, source) else "CORRUPT"), path
 
 
-@click.group("weights")
+@click.group("weights", short_help="List, download, import and verify pretrained weights.")
 def weights_group() -> None:
     """Manage pretrained weights: styles (MODEL:STYLE) and backbones (backbone:NAME)."""
 
