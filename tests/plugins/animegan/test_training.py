@@ -27,7 +27,7 @@ def _overrides(photo, anime, *extra):
             "loss.vgg_pretrained=false", "data.num_workers=0", "train.device=cpu", *extra]
 
 
-def test_init_phase_lowers_content_loss_then_gan_phase_updates_both_nets(folders, shared_vgg):
+def test_init_phase_lowers_content_loss_then_gan_phase_updates_both_nets(folders):
     spec = get_registry().model("animegan")
     cfg = cfglib.resolve(spec, None, _overrides(*folders))
     task = spec.task(cfg, get_registry())
@@ -60,7 +60,7 @@ def test_init_phase_lowers_content_loss_then_gan_phase_updates_both_nets(folders
     assert all(p.requires_grad for p in task.nets["discriminator"].parameters())
 
 
-def test_end_to_end_run_through_the_core_loop(folders, shared_vgg, tmp_path):
+def test_end_to_end_run_through_the_core_loop(folders, tmp_path):
     from anime_core.training.loop import train
 
     run = train("animegan", overrides=_overrides(
