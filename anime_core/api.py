@@ -15,38 +15,27 @@ from typing import Any
 
 from torch import nn
 
-from anime_core.config import model_defaults
 from anime_core.errors import UsageError
 from anime_core.inference.pipeline import GeneratePipeline, Pipeline, TranslatePipeline
-from anime_core.registry import Registry, call_builder, get_registry
+from anime_core.registry import Registry, get_registry
 from anime_core.specs import ModelSpec
-
-PARTS = ("generator", "discriminator")
-
 
 def list_models(registry: Registry | None = None) -> list[str]:
     """Names of all registered models, sorted."""
     return sorted((registry or get_registry()).models)
 
 
-def build_part(spec: ModelSpec, part: str, registry: Registry | None = None, **overrides: Any) -> nn.Module:
-    """Build ``part`` of ``spec`` from its default config section updated with ``overrides``."""
-    reg = registry or get_registry()
-    if part not in PARTS:
-        raise UsageError(f"unknown part '{part}'; use 'generator' or 'discriminator'")
-    builder_name = spec.generator if part == "generator" else spec.discriminator
-    if builder_name is None:
-        raise UsageError(f"model '{spec.name}' has no {part}")
-    builder = reg.generator(builder_name) if part == "generator" else reg.discriminator(builder_name)
-    options = dict(model_defaults(spec).get(part) or {})
-    options.update(overrides)
-    return call_builder(part, builder_name, builder.build, options)
-
-
 def build(model: str, part: str = "generator", **overrides: Any) -> nn.Module:
-    """An ``nn.Module`` from the registry with the model's default options, ``overrides`` applied."""
-    reg = get_registry()
-    return build_part(reg.model(model), part, registry=reg, **overrides)
+    """An ``nn.Module`` from the registry with the model's default options, ``overrides`` applied.
+
+    The one public builder: ``anime_core.build("cyclegan", "discriminator", width=32)``.
+    """
+    return get_registry().build(model, part, **overrides)
+
+
+def build_part(spec: ModelSpec, part: str, registry: Registry | None = None, **overrides: Any) -> nn.Module:
+    """Deprecated alias of :meth:`Registry.build`, kept until the pipelines call the registry."""
+    return (registry or get_registry()).build(spec, part, **overrides)
 
 
 def load(

@@ -12,12 +12,12 @@ import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from anime_core import hookspecs
-from anime_core.errors import PluginError, unknown
+from anime_core.errors import PluginError, UsageError, did_you_mean, unknown
 from anime_core.specs import (
     DatasetSpec,
     DiscriminatorSpec,
@@ -28,7 +28,11 @@ from anime_core.specs import (
     WeightsConverter,
 )
 
+if TYPE_CHECKING:
+    from torch import nn
+
 CORE_PLUGIN = "anime-core"
+PARTS = ("generator", "discriminator")
 
 # hook name -> (registry attribute, spec type)
 _HOOKS: dict[str, tuple[str, type]] = {
@@ -109,11 +113,32 @@ class Registry:
     def converters_of(self, model: str) -> list[WeightsConverter]:
         return [c for c in self.converters.values() if c.model == model]
 
+    # -- building ----------------------------------------------------------------------
+    def build(self, model: str | ModelSpec, part: str = "generator", **overrides: Any) -> nn.Module:
+        """Build ``part`` (``generator`` or ``discriminator``) of ``model`` from its registered builder.
+
+        Options are the ``generator:``/``discriminator:`` section of the model's default config,
+        updated with ``overrides``; an option the builder does not take is a usage error with a
+        suggestion. This is the one way nets are built (``anime_core.build``, tasks, pipelines).
+        """
+        from anime_core.config import model_defaults
+
+        spec = model if isinstance(model, ModelSpec) else self.model(model)
+        if part not in PARTS:
+            raise UsageError(f"unknown part '{part}'; use 'generator' or 'discriminator'")
+        name = spec.generator if part == "generator" else spec.discriminator
+        if name is None:
+            raise UsageError(f"model '{spec.name}' has no {part}")
+        builder = self.generator(name) if part == "generator" else self.discriminator(name)
+        options = dict(model_defaults(spec).get(part) or {})
+        options.update(overrides)
+        return call_builder(part, name, builder.builder(), options)
+
     @property
     def load_errors(self) -> list[str]:
         return [f"{p.name}: {e}" for p in self.plugins.values() for e in p.errors]
 
-    # -- building ----------------------------------------------------------------------
+    # -- registering -------------------------------------------------------------------
     def add(self, plugin: str, attr: str, spec: Any) -> None:
         """Add one spec from ``plugin``; raise :class:`PluginError` if invalid or clashing."""
         _validate(attr, spec)
@@ -144,10 +169,22 @@ def _validate(attr: str, spec: Any) -> None:
             raise PluginError(f"style '{name}' has no sha256 or git_sha1 hash, so its download cannot be verified")
     if isinstance(spec, ModelSpec) and spec.kind not in ("translate", "generate"):
         raise PluginError(f"model '{name}' has kind '{spec.kind}', expected 'translate' or 'generate'")
-    for fn_name in ("build", "matches", "convert"):
-        fn = getattr(spec, fn_name, None)
-        if fn_name in type(spec).__dataclass_fields__ and not callable(fn):
-            raise PluginError(f"{expected.__name__} '{name}' has a non-callable {fn_name}")
+    for attr_name in ("build", "matches", "convert", "task", "schema", "pipeline", "prepare"):
+        if attr_name in type(spec).__dataclass_fields__:
+            _check_ref(f"{expected.__name__} '{name}'", attr_name, getattr(spec, attr_name))
+
+
+def _check_ref(what: str, attr: str, ref: Any) -> None:
+    """A reference is ``"package.module:attribute"`` (imported when used) or a callable; ``None`` if optional."""
+    if ref is None and attr not in ("build", "matches", "convert"):
+        return
+    if isinstance(ref, str):
+        module, sep, name = ref.partition(":")
+        if sep and module and name and all(p.isidentifier() for p in [*module.split("."), *name.split(".")]):
+            return
+        raise PluginError(f"{what} has {attr}='{ref}', which is not a 'package.module:attribute' reference")
+    if not callable(ref):
+        raise PluginError(f"{what} has a non-callable {attr}")
 
 
 def _dist_of(ep: md.EntryPoint) -> tuple[str, str]:
@@ -251,12 +288,13 @@ def set_registry(registry: Registry | None) -> None:
 
 def call_builder(kind: str, name: str, build: Any, options: dict[str, Any]) -> Any:
     """Call a builder with ``options``; unknown option names are a usage error with a suggestion."""
-    from anime_core.errors import UsageError, did_you_mean
-
     sig = inspect.signature(build)
     params = sig.parameters
     if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
         for key in options:
             if key not in params:
                 raise UsageError(f"{kind} '{name}' has no option '{key}'{did_you_mean(key, params)}")
-    return build(**options)
+    try:
+        return build(**options)
+    except ValueError as exc:  # builders reject bad option values with ValueError: a usage error
+        raise UsageError(f"{kind} '{name}': {exc}") from exc
