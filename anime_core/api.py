@@ -20,6 +20,7 @@ from anime_core.inference.pipeline import GeneratePipeline, Pipeline, TranslateP
 from anime_core.registry import Registry, get_registry
 from anime_core.specs import ModelSpec
 
+
 def list_models(registry: Registry | None = None) -> list[str]:
     """Names of all registered models, sorted."""
     return sorted((registry or get_registry()).models)
