@@ -75,6 +75,7 @@ class WeightsSource:
     least ``sha256_prefix``: the leading hex digits some hosts put in file names
     (``vgg19-dcbb9e9d.pth``), which is what ``torch.hub``'s ``check_hash`` verifies.
     ``layout`` names the checkpoint layout: ``native`` or a registered converter's name.
+    ``size`` is the published size in bytes, where known.
     """
 
     url: str
@@ -83,6 +84,7 @@ class WeightsSource:
     sha256_prefix: str | None = None
     layout: str = "native"
     filename: str | None = None
+    size: int | None = None  # published size in bytes: a download stops there instead of filling the disk
 
     @property
     def file_name(self) -> str:
