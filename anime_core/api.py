@@ -75,7 +75,7 @@ def load(
         raise UsageError(
             f"'{model}' needs pretrained weights: pass {hint}--weights FILE (e.g. from 'anime train {model}')"
         )
-    cls = spec.pipeline or (TranslatePipeline if spec.kind == "translate" else GeneratePipeline)
+    cls = spec.pipeline_class() or (TranslatePipeline if spec.kind == "translate" else GeneratePipeline)
     return cls.from_weights(
         spec, reg, loaded, generator_options, device=device, precision=precision, preprocess=preprocess, **options
     )

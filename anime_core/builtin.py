@@ -1,59 +1,36 @@
-"""The core's built-in plugin: standard losses and dataset kinds, through the same hooks as any plugin."""
+"""The core's built-in plugin: standard losses and dataset kinds, through the same hooks as any plugin.
+
+Like every entry-point module it imports no torch: specs name their code by reference.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
-from anime_core import losses
-from anime_core.config import get
 from anime_core.hookspecs import hookimpl
 from anime_core.specs import DatasetSpec, LossSpec
-from anime_core.training import data
+
+LOSSES = "anime_core.losses"
+KINDS = "anime_core.training.kinds"
 
 
 @hookimpl
 def anime_register_losses() -> list[LossSpec]:
     return [
-        LossSpec("lsgan", losses.LSGANLoss, "least squares GAN loss (Mao et al. 2017)"),
-        LossSpec("bce", losses.BCELoss, "BCE on logits; non-saturating generator term (Goodfellow 2014)"),
-        LossSpec("hinge", losses.HingeLoss, "hinge GAN loss (Lim & Ye 2017)"),
-        LossSpec("wgan", losses.WGANLoss, "Wasserstein critic loss; pair with gradient_penalty (WGAN-GP)"),
-        LossSpec("l1", losses.L1Loss, "mean absolute error"),
-        LossSpec("huber", losses.HuberLoss, "Huber / smooth L1 loss"),
-        LossSpec("feature_matching", losses.FeatureMatchingLoss, "L1 between real and fake feature lists"),
+        LossSpec("lsgan", f"{LOSSES}:LSGANLoss", "least squares GAN loss (Mao et al. 2017)", adversarial=True),
+        LossSpec("bce", f"{LOSSES}:BCELoss", "BCE on logits, non-saturating G (Goodfellow 2014)", adversarial=True),
+        LossSpec("hinge", f"{LOSSES}:HingeLoss", "hinge GAN loss (Lim & Ye 2017)", adversarial=True),
+        LossSpec("wgan", f"{LOSSES}:WGANLoss", "Wasserstein critic loss; add gradient_penalty (WGAN-GP)",
+                 adversarial=True),
+        LossSpec("l1", f"{LOSSES}:L1Loss", "mean absolute error"),
+        LossSpec("huber", f"{LOSSES}:HuberLoss", "Huber / smooth L1 loss"),
+        LossSpec("feature_matching", f"{LOSSES}:FeatureMatchingLoss", "L1 between real and fake feature lists"),
     ]
-
-
-def _seed(cfg: dict[str, Any]) -> int:
-    return int(get(cfg, "train.seed", 0))
-
-
-def _images(cfg: dict[str, Any], train: bool = True) -> data.ImageFolderDataset:
-    root = get(cfg, "data.anime") or get(cfg, "data.photo")
-    return data.ImageFolderDataset(
-        root, get(cfg, "train.image_size", 64), _seed(cfg), labels=bool(get(cfg, "data.conditional", False))
-    )
-
-
-def _unpaired(cfg: dict[str, Any], train: bool = True) -> data.UnpairedDataset:
-    return data.UnpairedDataset(
-        get(cfg, "data.photo"), get(cfg, "data.anime"), get(cfg, "train.image_size"), _seed(cfg)
-    )
-
-
-def _paired(cfg: dict[str, Any], train: bool = True) -> data.PairedDataset:
-    return data.PairedDataset(get(cfg, "data.photo"), get(cfg, "data.anime"), get(cfg, "train.image_size"), _seed(cfg))
-
-
-def _noise(cfg: dict[str, Any], train: bool = True) -> data.NoiseDataset:
-    return data.NoiseDataset(int(get(cfg, "data.size", 10_000)), int(get(cfg, "generator.latent_dim", 100)), _seed(cfg))
 
 
 @hookimpl
 def anime_register_datasets() -> list[DatasetSpec]:
     return [
-        DatasetSpec("images", _images, "one folder of images (data.anime); class sub-folders if data.conditional"),
-        DatasetSpec("unpaired", _unpaired, "photo and anime folders without correspondence (data.photo, data.anime)"),
-        DatasetSpec("paired", _paired, "photo and anime folders with matching file names"),
-        DatasetSpec("noise", _noise, "latent vectors z (generator.latent_dim), reproducible per index"),
+        DatasetSpec("images", f"{KINDS}:images", "one folder of images (data.anime); class sub-folders if conditional"),
+        DatasetSpec("unpaired", f"{KINDS}:unpaired", "photo and anime folders without correspondence"),
+        DatasetSpec("paired", f"{KINDS}:paired", "photo and anime folders with matching file names"),
+        DatasetSpec("noise", f"{KINDS}:noise", "latent vectors z (generator.latent_dim), reproducible per index"),
     ]

@@ -1,15 +1,20 @@
 """The spec types plugins register through the hooks in :mod:`anime_core.hookspecs`.
 
-A spec is plain data plus builder callables, so a registry listing is cheap (nothing is
-built until asked) and a plugin's specs can be checked by :mod:`anime_core.testing`.
+A spec is plain data. Code it points at (builders, tasks, pipelines, converters) is named by a
+*reference*: a string ``"package.module:attribute"`` that is imported only when the object is
+needed, or the object itself. A plugin's entry-point module therefore imports no torch, timm or
+network code, and ``anime list`` answers before torch could load. :func:`load_ref` resolves a
+reference; each spec has a method per reference (``GeneratorSpec.builder()``,
+``ModelSpec.task_class()``...).
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     import click
@@ -21,36 +26,88 @@ if TYPE_CHECKING:
 
 ModelKind = Literal["translate", "generate"]
 StateDict = dict[str, "torch.Tensor"]
+T = TypeVar("T")
+#: a lazy reference ``"package.module:attribute"`` or the object itself
+Ref = str | T
+
+
+def load_ref(ref: Ref[T]) -> T:
+    """Resolve ``"package.module:attr.sub"`` by importing the module; objects are returned as they are.
+
+    A reference that does not resolve raises :class:`anime_core.errors.PluginError` naming it.
+    """
+    if not isinstance(ref, str):
+        return ref
+    from anime_core.errors import PluginError
+
+    module_name, sep, attr = ref.partition(":")
+    if not sep or not module_name or not attr:
+        raise PluginError(f"reference '{ref}' is not of the form 'package.module:attribute'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PluginError(f"cannot import '{module_name}' for '{ref}': {exc}") from exc
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise PluginError(f"'{ref}' does not exist: {module_name} has no '{attr}'") from None
+    return obj
+
+
+def ref_name(ref: Ref[Any]) -> str:
+    """``module:attribute`` of a reference, for messages and ``anime info``."""
+    if isinstance(ref, str):
+        return ref
+    return f"{getattr(ref, '__module__', '?')}:{getattr(ref, '__qualname__', type(ref).__name__)}"
 
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """A named generator builder, e.g. ``animegan.v1``. ``build(**options) -> nn.Module``."""
+    """A named generator builder, e.g. ``animegan.v1``: ``build`` refers to ``build_generator(**options) -> nn.Module``.
+
+    Names follow ``<model>`` (the builder a model names, dispatching on an option such as
+    ``variant``) and ``<model>.<variant>``.
+    """
 
     name: str
-    build: Callable[..., nn.Module]
+    build: Ref[Callable[..., nn.Module]]
     description: str = ""
     plugin: str = ""
+
+    def builder(self) -> Callable[..., nn.Module]:
+        return load_ref(self.build)
 
 
 @dataclass(frozen=True)
 class DiscriminatorSpec:
-    """A named discriminator builder, e.g. ``cyclegan.patchgan70``."""
+    """A named discriminator builder, named ``<model>.d`` (``cyclegan.d``)."""
 
     name: str
-    build: Callable[..., nn.Module]
+    build: Ref[Callable[..., nn.Module]]
     description: str = ""
     plugin: str = ""
+
+    def builder(self) -> Callable[..., nn.Module]:
+        return load_ref(self.build)
 
 
 @dataclass(frozen=True)
 class LossSpec:
-    """A named, reusable loss: ``build(**options)`` returns a callable ``nn.Module``."""
+    """A named, reusable loss: ``build(**options)`` returns a callable ``nn.Module``.
+
+    ``adversarial`` marks GAN losses (an :class:`anime_core.losses.AdversarialLoss` with
+    ``d_loss``/``g_loss``): these are the values ``loss.adversarial`` accepts in a config.
+    """
 
     name: str
-    build: Callable[..., nn.Module]
+    build: Ref[Callable[..., nn.Module]]
     description: str = ""
+    adversarial: bool = False
     plugin: str = ""
+
+    def builder(self) -> Callable[..., nn.Module]:
+        return load_ref(self.build)
 
 
 @dataclass(frozen=True)
@@ -62,9 +119,12 @@ class DatasetSpec:
     """
 
     name: str
-    build: Callable[..., Any]
+    build: Ref[Callable[..., Any]]
     description: str = ""
     plugin: str = ""
+
+    def builder(self) -> Callable[..., Any]:
+        return load_ref(self.build)
 
 
 @dataclass(frozen=True)
@@ -124,34 +184,66 @@ class WeightsConverter:
 
     name: str
     model: str
-    matches: Callable[[Mapping[str, torch.Tensor]], bool]
-    convert: Callable[[Mapping[str, torch.Tensor]], tuple[StateDict, dict[str, Any]]]
+    matches: Ref[Callable[[Mapping[str, torch.Tensor]], bool]]
+    convert: Ref[Callable[[Mapping[str, torch.Tensor]], tuple[StateDict, dict[str, Any]]]]
     description: str = ""
     plugin: str = ""
+
+    def matches_fn(self) -> Callable[[Mapping[str, torch.Tensor]], bool]:
+        return load_ref(self.matches)
+
+    def convert_fn(self) -> Callable[[Mapping[str, torch.Tensor]], tuple[StateDict, dict[str, Any]]]:
+        return load_ref(self.convert)
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One entry a user names on the command line: a recipe of nets, losses, task and defaults.
+    """One entry a user names on the command line: a recipe of nets, task, data and defaults.
 
-    ``config`` is the plugin's default YAML (``configs/default.yaml``); ``presets`` maps
-    preset names usable as ``--config NAME`` to further YAML files. ``run_options`` are extra
-    click options for ``anime run MODEL`` whose values reach ``pipeline`` as keyword arguments.
-    ``prepare`` is an optional data-preparation step (``anime prepare MODEL``).
+    - ``generator`` / ``discriminator``: registry names of the builders (``<model>``, ``<model>.d``);
+      their options are the ``generator:`` / ``discriminator:`` sections of the config.
+    - ``config``: the plugin's default YAML (``configs/default.yaml``), the one source of default
+      values; ``schema``: the typed dataclass those values must fit (see :mod:`anime_core.config`);
+      ``presets``: names usable as ``--config NAME`` for further YAML files; ``renamed_keys``:
+      old dotted keys mapped to their new names, so an old key gets an error naming the new one.
+    - ``task``: the :class:`~anime_core.training.task.TrainingTask` subclass; ``dataset``: the
+      registered dataset kind it trains on.
+    - ``pipeline``: the inference pipeline class (default: the core's for ``kind``);
+      ``run_options``: extra click options of ``anime run MODEL`` (passed to the pipeline).
+    - ``prepare``: an optional data-preparation step (``anime prepare MODEL``).
+
+    ``task``, ``schema``, ``pipeline`` and ``prepare`` are references (see :func:`load_ref`).
     """
 
     name: str
     kind: ModelKind
     generator: str
     discriminator: str | None = None
-    task: type[TrainingTask] | None = None
+    task: Ref[type[TrainingTask]] | None = None
     config: Path | None = None
+    schema: Ref[type] | None = None
     presets: Mapping[str, Path] = field(default_factory=dict)
-    losses: tuple[str, ...] = ()
+    renamed_keys: Mapping[str, str] = field(default_factory=dict)
     dataset: str | None = None
     paper: str = ""
     description: str = ""
-    pipeline: type[Pipeline] | None = None
+    pipeline: Ref[type[Pipeline]] | None = None
     run_options: tuple[click.Option, ...] = ()
-    prepare: Callable[[dict[str, Any]], Any] | None = None
+    prepare: Ref[Callable[[dict[str, Any]], Any]] | None = None
     plugin: str = ""
+
+    def task_class(self) -> type[TrainingTask]:
+        from anime_core.errors import UsageError
+
+        if self.task is None:
+            raise UsageError(f"model '{self.name}' has no training task")
+        return load_ref(self.task)
+
+    def schema_class(self) -> type | None:
+        return None if self.schema is None else load_ref(self.schema)
+
+    def pipeline_class(self) -> type[Pipeline] | None:
+        return None if self.pipeline is None else load_ref(self.pipeline)
+
+    def prepare_fn(self) -> Callable[[dict[str, Any]], Any] | None:
+        return None if self.prepare is None else load_ref(self.prepare)

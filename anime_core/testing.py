@@ -77,8 +77,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anime_core.api import build_part
-from anime_core.config import base_defaults, coerce, model_defaults, read_yaml, resolve
+from anime_core.config import base_defaults, coerce, deep_merge, model_defaults, read_yaml
 from anime_core.errors import AnimeError
 from anime_core.hookspecs import ENTRY_POINT_GROUP
 from anime_core.registry import Registry, call_builder, load_registry
@@ -265,7 +264,7 @@ def _pipeline_scale(spec: ModelSpec, gen: nn.Module) -> int:
     """The pipeline's ``out_scale`` for this generator (a class attribute or a property reading the net)."""
     from anime_core.inference.pipeline import TranslatePipeline
 
-    cls = spec.pipeline or TranslatePipeline
+    cls = spec.pipeline_class() or TranslatePipeline
     scale = inspect.getattr_static(cls, "out_scale", 1)
     if isinstance(scale, int):
         return scale
@@ -308,7 +307,7 @@ def _run_generator(spec: ModelSpec, gen: nn.Module, what: str) -> tuple[torch.Te
     if stride is None:
         return None, [f"{what} ({type(gen).__name__}) has no int attribute 'stride' >= 1"]
     x = (_translate_input(stride) + 1) / 2
-    cls = spec.pipeline or TranslatePipeline
+    cls = spec.pipeline_class() or TranslatePipeline
     try:
         pipe = cls(spec, {"generator": gen}, device="cpu")
     except Exception as exc:
@@ -364,19 +363,17 @@ def _check_models(reg: Registry, name: str, report: Report) -> None:
         m = f"model '{spec.name}'"
         if not spec.paper.strip():
             report.problems.append(f"{m} cites no paper (ModelSpec.paper)")
-        for loss in spec.losses:
-            if loss not in reg.losses:
-                report.problems.append(f"{m} names unknown loss '{loss}'")
         if spec.dataset and spec.dataset not in reg.datasets:
             report.problems.append(f"{m} names unknown dataset kind '{spec.dataset}'")
-        if spec.pipeline is not None:
+        pipeline = spec.pipeline_class()
+        if pipeline is not None:
             base = TranslatePipeline if spec.kind == "translate" else GeneratePipeline
-            if not (isinstance(spec.pipeline, type) and issubclass(spec.pipeline, Pipeline)):
+            if not (isinstance(pipeline, type) and issubclass(pipeline, Pipeline)):
                 report.problems.append(f"{m} pipeline is not a Pipeline subclass")
-            elif not issubclass(spec.pipeline, base):
+            elif not issubclass(pipeline, base):
                 report.problems.append(f"{m} is '{spec.kind}' but its pipeline does not subclass {base.__name__}")
         try:
-            gen = build_part(spec, "generator", reg)
+            gen = reg.build(spec, "generator")
         except Exception as exc:
             report.problems.append(f"{m}: generator '{spec.generator}' does not build ({_err(exc)})")
             continue
@@ -384,7 +381,7 @@ def _check_models(reg: Registry, name: str, report: Report) -> None:
         report.problems += problems
         if spec.discriminator is not None:
             try:
-                disc = build_part(spec, "discriminator", reg)
+                disc = reg.build(spec, "discriminator")
             except Exception as exc:
                 report.problems.append(f"{m}: discriminator '{spec.discriminator}' does not build ({_err(exc)})")
             else:
@@ -393,20 +390,21 @@ def _check_models(reg: Registry, name: str, report: Report) -> None:
         if spec.task is None:
             report.skipped.append(f"{m} has no training task")
             continue
-        if not (isinstance(spec.task, type) and issubclass(spec.task, TrainingTask)):
+        task_cls = spec.task_class()
+        if not (isinstance(task_cls, type) and issubclass(task_cls, TrainingTask)):
             report.problems.append(f"{m} task is not a TrainingTask subclass")
             continue
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                task = spec.task(_with_sample_data(_no_pretrained(model_defaults(spec)), Path(tmp)), reg)
+                task = task_cls(spec, _with_sample_data(_no_pretrained(model_defaults(spec)), Path(tmp)), reg)
                 task.build(1)
         except Exception as exc:
-            report.problems.append(f"{m}: task {spec.task.__name__}.build() fails on the default config ({_err(exc)})")
+            report.problems.append(f"{m}: task {task_cls.__name__}.build() fails on the default config ({_err(exc)})")
             continue
         if not isinstance(task.nets.get("generator"), nn.Module):
-            report.problems.append(f"{m}: task {spec.task.__name__}.build() left no 'generator' in self.nets")
+            report.problems.append(f"{m}: task {task_cls.__name__}.build() left no 'generator' in self.nets")
         if not task.optimizers or not all(isinstance(o, torch.optim.Optimizer) for o in task.optimizers.values()):
-            report.problems.append(f"{m}: task {spec.task.__name__}.build() created no torch optimizers")
+            report.problems.append(f"{m}: task {task_cls.__name__}.build() created no torch optimizers")
         missing = [p for p in task.export_parts if p not in task.nets]
         if missing:
             report.problems.append(f"{m}: task export_parts {missing} are not in self.nets")
@@ -432,7 +430,7 @@ def _check_configs(reg: Registry, name: str, report: Report) -> None:
         configs = {"default config": defaults}
         for preset, path in spec.presets.items():
             try:
-                configs[f"preset '{preset}'"] = resolve(spec, preset)
+                configs[f"preset '{preset}'"] = deep_merge(defaults, read_yaml(path))
             except AnimeError as exc:
                 report.problems.append(f"{m} preset '{preset}' ({path}): {exc}")
         for label, cfg in configs.items():
@@ -447,7 +445,7 @@ def _check_configs(reg: Registry, name: str, report: Report) -> None:
                     report.problems.append(f"{m} names unknown {part} builder '{builder}'")
                     continue
                 try:
-                    call_builder(part, builder, table[builder].build, dict(section))
+                    call_builder(part, builder, table[builder].builder(), dict(section))
                 except Exception as exc:
                     report.problems.append(f"{m} {label}: {part} section does not build ({_err(exc)})")
 
@@ -497,7 +495,7 @@ def _check_styles(reg: Registry, name: str, report: Report) -> None:
         model = reg.models.get(style.model)
         if model is not None:
             try:
-                build_part(model, "generator", reg, **dict(style.generator))
+                reg.build(model, "generator", **dict(style.generator))
             except Exception as exc:
                 report.problems.append(f"{s} generator options {dict(style.generator)} do not build ({_err(exc)})")
             if model.pipeline is None:
@@ -524,7 +522,7 @@ def _derived_candidates(reg: Registry, model: ModelSpec) -> Iterator[dict[str, t
             continue
         seen.append(options)
         try:
-            state = build_part(model, "generator", reg, **options).state_dict()
+            state = reg.build(model, "generator", **options).state_dict()
         except Exception:
             continue
         yield dict(state)
@@ -546,7 +544,7 @@ def _check_converters(reg: Registry, name: str, report: Report, obj: object | No
             report.problems.append(f"{c} is for unknown model '{conv.model}'")
             continue
         try:
-            if conv.matches(dict(_UNRELATED)):
+            if conv.matches_fn()(dict(_UNRELATED)):
                 report.problems.append(f"{c} matches an unrelated state dict; recognise the layout from its keys")
         except Exception as exc:
             report.problems.append(f"{c} matches() raised on an unrelated state dict ({_err(exc)})")
@@ -574,8 +572,8 @@ def _check_converters(reg: Registry, name: str, report: Report, obj: object | No
             report.problems.append(f"{c}: its sample is recognised as layout '{loaded.layout}', not '{conv.name}'")
             continue
         try:
-            native, options = conv.convert(sample)
-            gen = build_part(model, "generator", reg, **dict(options))
+            native, options = conv.convert_fn()(sample)
+            gen = reg.build(model, "generator", **dict(options))
             load_into(gen, native, f"the output of {c}")
         except Exception as exc:
             report.problems.append(f"{c}: converted weights do not load strictly ({_err(exc)})")
@@ -585,7 +583,7 @@ def _check_converters(reg: Registry, name: str, report: Report, obj: object | No
 
 def _safe_match(conv: WeightsConverter, state: Mapping[str, torch.Tensor]) -> bool:
     try:
-        return bool(conv.matches(state))
+        return bool(conv.matches_fn()(state))
     except Exception:
         return False
 
@@ -594,7 +592,7 @@ def _check_losses(reg: Registry, name: str, report: Report) -> None:
     for spec in _own(reg.losses, name):
         s = f"loss '{spec.name}'"
         try:
-            loss = spec.build()
+            loss = spec.builder()()
         except TypeError as exc:
             report.skipped.append(f"{s} needs build options ({exc})")
             continue
@@ -650,7 +648,7 @@ def _check_builders(reg: Registry, name: str, report: Report) -> None:
             if spec.name in used:
                 continue
             try:
-                module = spec.build()
+                module = spec.builder()()
             except TypeError as exc:
                 report.skipped.append(f"{kind} '{spec.name}' needs options to build ({exc})")
                 continue

@@ -49,12 +49,10 @@ def list_command(as_json: bool) -> None:
 
 
 def _param_count(spec: Any, part: str) -> str:
-    from anime_core.api import build_part
-
     if (spec.generator if part == "generator" else spec.discriminator) is None:
         return "-"
     try:
-        module = build_part(spec, part)
+        module = get_registry().build(spec, part)
     except Exception as exc:
         return f"(cannot build: {exc})"
     return f"{sum(p.numel() for p in module.parameters()):,} parameters"
@@ -65,6 +63,7 @@ def _param_count(spec: Any, part: str) -> str:
 def info_command(model: str) -> None:
     """Paper, networks, default config and styles of MODEL."""
     from anime_core import config as cfglib
+    from anime_core.specs import ref_name
     from anime_core.weights.store import cached_path, verify_file
 
     warn_plugin_errors()
@@ -76,11 +75,13 @@ def info_command(model: str) -> None:
         click.echo(f"  {spec.description}")
     if spec.paper:
         click.echo(f"paper: {spec.paper}")
-    click.echo(f"generator: {spec.generator}: {_param_count(spec, 'generator')}")
+    click.echo(f"generator: {spec.generator} ({ref_name(reg.generator(spec.generator).build)}): "
+               f"{_param_count(spec, 'generator')}")
     if spec.discriminator:
-        click.echo(f"discriminator: {spec.discriminator}: {_param_count(spec, 'discriminator')}")
-    if spec.losses:
-        click.echo(f"losses: {', '.join(spec.losses)}")
+        click.echo(f"discriminator: {spec.discriminator} ({ref_name(reg.discriminator(spec.discriminator).build)}): "
+                   f"{_param_count(spec, 'discriminator')}")
+    if spec.task is not None:
+        click.echo(f"training task: {ref_name(spec.task)}; dataset kind: {spec.dataset or '-'}")
     if spec.presets:
         click.echo(f"presets (--config NAME): {', '.join(sorted(spec.presets))}")
     styles = reg.styles_of(model)

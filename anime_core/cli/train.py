@@ -45,9 +45,10 @@ def prepare_command(
 
     warn_plugin_errors()
     spec = get_registry().model(model)
-    if spec.prepare is None:
+    prepare = spec.prepare_fn()
+    if prepare is None:
         raise UsageError(f"model '{model}' needs no data preparation; go straight to 'anime train {model}'")
     extra = [f"data.photo={photo}"] * bool(photo) + [f"data.anime={anime}"] * bool(anime)
     cfg = cfglib.resolve(spec, config, [*extra, *overrides])
-    spec.prepare(cfg)
+    prepare(cfg)
     return 0

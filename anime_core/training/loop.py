@@ -152,8 +152,6 @@ def train(
 
     reg = registry or get_registry()
     spec = reg.model(model)
-    if spec.task is None:
-        raise UsageError(f"model '{model}' has no training task")
     cfg, run_dir = prepare_config(model, config, list(overrides), resume, reg)
     acc = _accelerator(cfg, run_dir)
     seed = int(cfglib.get(cfg, "train.seed", 0))
@@ -162,7 +160,7 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         cfglib.write(cfg, run_dir / "config.yaml")
 
-    task = spec.task(cfg, reg)
+    task = spec.task_class()(spec, cfg, reg)
     dataset = task.dataset()
     bs = int(cfglib.get(cfg, "train.batch_size"))
     accum = int(cfglib.get(cfg, "train.grad_accum", 1))

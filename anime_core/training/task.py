@@ -5,14 +5,21 @@ which optimizers and schedulers, which phases, which losses with which weights. 
 :mod:`anime_core.training.loop` owns everything else: devices, mixed precision, gradient
 accumulation, data loading, logging, samples, checkpoints, resume and export.
 
+A task builds through the registry, by the names its spec and config give: nets with
+:meth:`TrainingTask.build_net` (the model's registered builders and ``generator:``/
+``discriminator:`` options), losses with :meth:`TrainingTask.loss` (``loss.adversarial`` names a
+registered adversarial loss), the dataset with :meth:`TrainingTask.dataset` (``ModelSpec.dataset``).
+It reads its typed config as ``self.cfg`` (see :mod:`anime_core.schema`).
+
 Rules for a task:
 - ``build(steps_per_epoch)`` fills ``self.nets``, ``self.optimizers`` and (optionally)
   ``self.schedulers``. Scheduler lambdas count optimizer steps; the loop calls ``.step()`` on
   every scheduler once per completed optimizer step.
 - After ``build`` the loop replaces the entries of ``self.nets``/``self.optimizers`` by their
   Accelerate-prepared versions, so always reach them through those dicts.
-- ``step`` does forward passes, ``ctx.accelerator.backward(loss)``, ``optimizer.step()`` and
-  ``zero_grad()``, and returns scalar logs. Gradient accumulation works unchanged because the
+- ``step`` does forward passes and one :meth:`TrainingTask.optimize` per optimizer (backward,
+  step, zero_grad), and returns scalar logs; :meth:`TrainingTask.frozen` keeps a net out of the
+  other net's backward pass. Gradient accumulation works unchanged because the
   loop runs ``step`` inside ``accelerator.accumulate``. The loop clears every net's gradients
   at the start of each accumulation window, so gradients a generator loss leaves on the
   discriminator never leak into the next step (and a resumed run matches an unbroken one).
@@ -23,6 +30,8 @@ Rules for a task:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +45,7 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
     from anime_core.registry import Registry
+    from anime_core.specs import ModelSpec
 
 
 @dataclass
@@ -58,9 +68,13 @@ class TrainingTask(ABC):
     #: the nets written to the exported weights file, by key of ``self.nets``
     export_parts: tuple[str, ...] = ("generator",)
 
-    def __init__(self, config: dict[str, Any], registry: Registry) -> None:
+    def __init__(self, spec: ModelSpec, config: dict[str, Any], registry: Registry) -> None:
+        from anime_core.config import validate
+
+        self.spec = spec
         self.config = config
         self.registry = registry
+        self.cfg: Any = validate(spec, config)
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
@@ -75,14 +89,19 @@ class TrainingTask(ABC):
         """One optimizer step on ``batch``; return the losses to log by name."""
 
     # -- optional ---------------------------------------------------------------------------
+    def on_epoch_end(self, epoch: int, ctx: StepContext) -> dict[str, float] | None:
+        """Called by the loop after the last optimizer step of each epoch (validation, best model...).
+
+        Values returned are logged like step logs. Nothing by default.
+        """
+        del epoch, ctx
+        return None
+
     def dataset(self) -> Dataset:
-        """The training dataset; by default the model's registered dataset kind (``data.kind``)."""
-        kind = self.config.get("data", {}).get("kind")
-        if not kind:
-            raise UsageError(
-                f"{type(self).__name__}'s config sets no data.kind and the task does not override dataset()"
-            )
-        return self.registry.dataset(kind).build(self.config, train=True)
+        """The training dataset: the registered dataset kind the model names (``ModelSpec.dataset``)."""
+        if not self.spec.dataset:
+            raise UsageError(f"model '{self.spec.name}' names no dataset kind and its task does not override dataset()")
+        return self.registry.dataset(self.spec.dataset).builder()(self.config, train=True)
 
     @torch.no_grad()
     def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -103,3 +122,42 @@ class TrainingTask(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (nothing by default)."""
         del state
+
+    # -- the common moves, once -------------------------------------------------------------
+    def build_net(self, part: str = "generator", **overrides: Any) -> nn.Module:
+        """The model's ``generator`` or ``discriminator`` with this run's config section (+ ``overrides``)."""
+        options = dict(self.config.get(part) or {})
+        options.update(overrides)
+        return self.registry.build(self.spec, part, **options)
+
+    def loss(self, name: str, **options: Any) -> nn.Module:
+        """A registered loss by name (``self.loss(self.cfg.loss.adversarial)``, ``self.loss("cycle_l1")``)."""
+        from anime_core.registry import call_builder
+
+        return call_builder("loss", name, self.registry.loss(name).builder(), options)
+
+    def adam(self, params: Iterable[Any], lr: float) -> torch.optim.Adam:
+        """Adam with this run's ``optim.betas``."""
+        betas = tuple(float(b) for b in self.config.get("optim", {}).get("betas", (0.9, 0.999)))
+        return torch.optim.Adam(params, lr=lr, betas=betas)  # type: ignore[arg-type]
+
+    @staticmethod
+    @contextmanager
+    def frozen(*nets: nn.Module) -> Iterator[None]:
+        """Inside, ``nets`` get no gradients (a discriminator during the generator's step)."""
+        params = [p for net in nets for p in net.parameters()]
+        before = [p.requires_grad for p in params]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in zip(params, before):
+                p.requires_grad_(flag)
+
+    def optimize(self, name: str, loss: torch.Tensor, ctx: StepContext) -> None:
+        """Back-propagate ``loss`` (through Accelerate: scaling, accumulation) and step optimizer ``name``."""
+        opt = self.optimizers[name]
+        ctx.accelerator.backward(loss)
+        opt.step()
+        opt.zero_grad(set_to_none=True)

@@ -126,8 +126,8 @@ def load_weights(path: str | Path, model: str, registry: Registry) -> LoadedWeig
             parts[name] = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
         return LoadedWeights(parts, json.loads(meta.get("generator", "{}")), meta, "native", path)
     for conv in registry.converters_of(model):
-        if conv.matches(state):
-            native, options = conv.convert(state)
+        if conv.matches_fn()(state):
+            native, options = conv.convert_fn()(state)
             return LoadedWeights({"generator": native}, dict(options), meta, conv.name, path)
     return LoadedWeights({"generator": state}, {}, meta, "plain", path)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -157,3 +158,23 @@ def build_ae(
     cin, cout, skip, variational = VARIANTS[variant]
     return AutoEncoder(cin, cout, widths, encoding_filters, latent_channels, skip, variational, negative_slope)
 
+
+
+def build_lab(**options: Any) -> AutoEncoder:
+    """Builder ``ae.lab``: the paper's L -> a*b* autoencoder (II.D)."""
+    return build_ae("lab", **options)
+
+
+def build_rgb(**options: Any) -> AutoEncoder:
+    """Builder ``ae.rgb``: RGB -> RGB."""
+    return build_ae("rgb", **options)
+
+
+def build_skip(**options: Any) -> AutoEncoder:
+    """Builder ``ae.skip``: L -> a*b* with U-Net skip connections."""
+    return build_ae("skip", **options)
+
+
+def build_vae(**options: Any) -> AutoEncoder:
+    """Builder ``ae.vae``: variational L -> a*b* autoencoder."""
+    return build_ae("vae", **options)

@@ -19,7 +19,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 import torch
 from PIL import Image
 
@@ -28,25 +27,7 @@ from anime_core.inference import io
 from anime_core.inference.pipeline import RunArgs, RunReport, TranslatePipeline
 from anime_core.inference.tiling import pad_to_multiple
 from anime_plugin_ae.color import AB_SCALE, lab_to_rgb, rgb_to_lab, rgb_to_lightness
-
-STRENGTH_OPTION = click.Option(
-    ["--strength"],
-    type=click.FloatRange(0.0, 1.0),
-    default=1.0,
-    show_default=True,
-    help="Chroma blend: 0 keeps the photo's colours, 1 is the full anime colouring.",
-)
-INTERPOLATE_OPTION = click.Option(
-    ["--interpolate"],
-    nargs=2,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="VAE weights: write a latent walk from photo A to photo B (see --steps).",
-)
-STEPS_OPTION = click.Option(
-    ["--steps"], type=click.IntRange(2), default=8, show_default=True, help="Frames of the --interpolate walk."
-)
-RUN_OPTIONS = (STRENGTH_OPTION, INTERPOLATE_OPTION, STEPS_OPTION)
+from anime_plugin_ae.options import RUN_OPTIONS  # noqa: F401  (re-exported)
 
 
 class AEPipeline(TranslatePipeline):

@@ -1,19 +1,21 @@
-"""anime-core hooks of the ``ae`` model (Abbas et al., "Ordinary to Anime", autoencoders)."""
+"""anime-core hooks of the ``ae`` model (Abbas et al., "Ordinary to Anime", autoencoders).
+
+An entry-point module: it imports no torch. Builders, the loss, the task and the pipeline are
+named by ``"module:attribute"`` references that the core imports when they are used.
+"""
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 from anime_core import hookimpl
 from anime_core.specs import GeneratorSpec, LossSpec, ModelSpec
-from anime_plugin_ae.generator import VARIANTS, build_ae
-from anime_plugin_ae.losses import GaussianKL
-from anime_plugin_ae.pipeline import RUN_OPTIONS, AEPipeline
-from anime_plugin_ae.task import AETask
+from anime_plugin_ae.options import RUN_OPTIONS
 
+PKG = "anime_plugin_ae"
 CONFIGS = Path(__file__).parent / "configs"
 PRESETS = ("rgb", "skip", "vae")
+VARIANTS = ("lab", "rgb", "skip", "vae")
 PAPER = (
     "S. Abbas, A. Maaz, T. Ahmad, Abubakar. Ordinary to Anime: An Artistic & Technical Inquiry using "
     "Auto Encoders (GIKI), sections II.B-II.D, Table III."
@@ -23,17 +25,15 @@ PAPER = (
 @hookimpl
 def anime_register_generators() -> list[GeneratorSpec]:
     return [
-        GeneratorSpec("ae", build_ae, "convolutional autoencoder, variant=lab|rgb|skip|vae (paper II.D)"),
-        *(
-            GeneratorSpec(f"ae.{v}", partial(build_ae, variant=v), f"the {v} variant of the ae autoencoder")
-            for v in VARIANTS
-        ),
+        GeneratorSpec("ae", f"{PKG}.generator:build_ae", "convolutional autoencoder, variant=lab|rgb|skip|vae (II.D)"),
+        *(GeneratorSpec(f"ae.{v}", f"{PKG}.generator:build_{v}", f"the {v} variant of the ae autoencoder")
+          for v in VARIANTS),
     ]
 
 
 @hookimpl
 def anime_register_losses() -> list[LossSpec]:
-    return [LossSpec("ae.kl", GaussianKL, "KL of a Gaussian posterior from N(0, I), mean over elements (vae)")]
+    return [LossSpec("ae.kl", f"{PKG}.losses:GaussianKL", "KL of a Gaussian posterior from N(0, I), mean (vae)")]
 
 
 @hookimpl
@@ -43,14 +43,13 @@ def anime_register_models() -> list[ModelSpec]:
             "ae",
             "translate",
             generator="ae",
-            task=AETask,
+            task=f"{PKG}.task:AETask",
             config=CONFIGS / "default.yaml",
             presets={name: CONFIGS / f"{name}.yaml" for name in PRESETS},
-            losses=("ae.kl",),
             dataset="paired",
             paper=PAPER,
             description="paired photo -> anime colouring autoencoder (L -> a*b*), --strength, VAE --interpolate",
-            pipeline=AEPipeline,
+            pipeline=f"{PKG}.pipeline:AEPipeline",
             run_options=RUN_OPTIONS,
         )
     ]

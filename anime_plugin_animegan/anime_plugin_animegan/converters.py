@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-LAYOUT_V2 = "animegan.v2-pytorch"
+from anime_plugin_animegan.styles import LAYOUT_V2  # noqa: F401  (re-exported)
 
 
 @lru_cache(maxsize=1)

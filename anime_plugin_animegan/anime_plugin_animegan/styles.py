@@ -9,8 +9,9 @@ so they default to a centre crop resized to 512.
 from __future__ import annotations
 
 from anime_core.specs import StyleSpec, WeightsSource
-from anime_plugin_animegan.converters import LAYOUT_V2
 
+#: the checkpoint layout of the AnimeGANv2 PyTorch port (converter in :mod:`.converters`)
+LAYOUT_V2 = "animegan.v2-pytorch"
 BASE_URL = "https://github.com/bryandlee/animegan2-pytorch/raw/main/weights"
 LICENSE = (
     "AnimeGANv2 weights: non-commercial use only under the original authors' terms (TachibanaYoshino/"

@@ -8,20 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
-
 from anime_core.errors import UsageError
 from anime_core.inference.pipeline import TranslatePipeline
-
-DIRECTIONS = {"photo2anime": "generator", "anime2photo": "generator_inverse"}
-
-DIRECTION_OPTION = click.Option(
-    ["--direction"],
-    type=click.Choice(list(DIRECTIONS)),
-    default="photo2anime",
-    show_default=True,
-    help="photo2anime runs G, anime2photo runs the inverse generator F of the same weights file.",
-)
+from anime_plugin_cyclegan.options import DIRECTION_OPTION, DIRECTIONS  # noqa: F401  (re-exported)
 
 
 class CycleGANPipeline(TranslatePipeline):

@@ -1,4 +1,8 @@
-"""anime-core hooks of the ``cyclegan`` model (Sharma & Das, CycleGAN with U-Net and self-attention)."""
+"""anime-core hooks of the ``cyclegan`` model (Sharma & Das, CycleGAN with U-Net and self-attention).
+
+An entry-point module: it imports no torch. Builders, losses, the task and the pipeline are named
+by ``"module:attribute"`` references that the core imports when they are used.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,9 @@ from pathlib import Path
 
 from anime_core import hookimpl
 from anime_core.specs import DiscriminatorSpec, GeneratorSpec, LossSpec, ModelSpec
-from anime_plugin_cyclegan.discriminator import build_patchgan
-from anime_plugin_cyclegan.generator import build_generator, build_resnet, build_unet
-from anime_plugin_cyclegan.losses import CycleLoss, IdentityLoss
-from anime_plugin_cyclegan.pipeline import DIRECTION_OPTION, CycleGANPipeline
-from anime_plugin_cyclegan.task import CycleGANTask
+from anime_plugin_cyclegan.options import RUN_OPTIONS
 
+PKG = "anime_plugin_cyclegan"
 CONFIGS = Path(__file__).parent / "configs"
 PRESETS = (
     "unet", "unet-attention-down", "unet-attention-up", "unet-attention-both",
@@ -28,22 +29,22 @@ PAPER = (
 @hookimpl
 def anime_register_generators() -> list[GeneratorSpec]:
     return [
-        GeneratorSpec("cyclegan", build_generator, "U-Net or ResNet CycleGAN generator (arch=unet|resnet)"),
-        GeneratorSpec("cyclegan.unet", build_unet, "8-level U-Net, self-attention none|down|up|both (paper 3.5.1)"),
-        GeneratorSpec("cyclegan.resnet", build_resnet, "ResNet-n_blocks generator, optional attention (Table 2)"),
+        GeneratorSpec("cyclegan", f"{PKG}.generator:build_generator", "U-Net or ResNet generator (arch=unet|resnet)"),
+        GeneratorSpec("cyclegan.unet", f"{PKG}.generator:build_unet", "8-level U-Net, attention none|down|up|both"),
+        GeneratorSpec("cyclegan.resnet", f"{PKG}.generator:build_resnet", "ResNet generator, optional attention"),
     ]
 
 
 @hookimpl
 def anime_register_discriminators() -> list[DiscriminatorSpec]:
-    return [DiscriminatorSpec("cyclegan.patchgan", build_patchgan, "70x70 PatchGAN, optional self-attention")]
+    return [DiscriminatorSpec("cyclegan.d", f"{PKG}.discriminator:build_patchgan", "70x70 PatchGAN, opt. attention")]
 
 
 @hookimpl
 def anime_register_losses() -> list[LossSpec]:
     return [
-        LossSpec("cycle_l1", CycleLoss, "cycle consistency |F(G(x))-x|_1 + |G(F(y))-y|_1 (CycleGAN eq. 2)"),
-        LossSpec("identity_l1", IdentityLoss, "identity |G(y)-y|_1 + |F(x)-x|_1 (CycleGAN eq. 4)"),
+        LossSpec("cycle_l1", f"{PKG}.losses:CycleLoss", "cycle consistency |F(G(x))-x|_1 + |G(F(y))-y|_1 (eq. 2)"),
+        LossSpec("identity_l1", f"{PKG}.losses:IdentityLoss", "identity |G(y)-y|_1 + |F(x)-x|_1 (CycleGAN eq. 4)"),
     ]
 
 
@@ -54,15 +55,14 @@ def anime_register_models() -> list[ModelSpec]:
             "cyclegan",
             "translate",
             generator="cyclegan",
-            discriminator="cyclegan.patchgan",
-            task=CycleGANTask,
+            discriminator="cyclegan.d",
+            task=f"{PKG}.task:CycleGANTask",
             config=CONFIGS / "default.yaml",
             presets={name: CONFIGS / f"{name}.yaml" for name in PRESETS},
-            losses=("lsgan", "bce", "cycle_l1", "identity_l1"),
             dataset="unpaired",
             paper=PAPER,
             description="unpaired photo <-> anime CycleGAN with U-Net + self-attention or ResNet generators",
-            pipeline=CycleGANPipeline,
-            run_options=(DIRECTION_OPTION,),
+            pipeline=f"{PKG}.pipeline:CycleGANPipeline",
+            run_options=RUN_OPTIONS,
         )
     ]

@@ -16,21 +16,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import click
 import torch
 
 from anime_core.errors import UsageError
 from anime_core.inference import io
 from anime_core.inference.pipeline import GeneratePipeline, RunArgs, RunReport, TranslatePipeline
-
-RUN_OPTIONS = (
-    click.Option(["--class", "class_name"], default=None,
-                 help="Class to generate (class-conditional weights; a folder name from training)."),
-    click.Option(["--interpolate"], type=click.IntRange(2), default=None,
-                 help="Write a latent walk of N images between --seed and --seed+1 instead of a grid."),
-    click.Option(["--truncation"], type=click.FloatRange(min=0, min_open=True), default=None,
-                 help="Truncated sampling: redraw latent entries with |z| > T (smaller T, less spread)."),
-)
+from anime_plugin_dcgan.options import RUN_OPTIONS  # noqa: F401  (re-exported)
 
 
 def truncated_normal(shape: tuple[int, ...], threshold: float | None, gen: torch.Generator) -> torch.Tensor:

@@ -31,8 +31,8 @@ class SRTask(TrainingTask):
 
     model_name = "pixelsake-sr"
 
-    def __init__(self, config: dict[str, Any], registry: Any) -> None:
-        super().__init__(config, registry)
+    def __init__(self, spec: Any, config: dict[str, Any], registry: Any) -> None:
+        super().__init__(spec, config, registry)
         self._train: Dataset | None = None
         self.val: Dataset | None = None
         self._psnr = torch.full((), float("nan"))

@@ -59,8 +59,8 @@ class DCGANTask(TrainingTask):
 
     model_name = "dcgan"
 
-    def __init__(self, config: dict[str, Any], registry: Any) -> None:
-        super().__init__(config, registry)
+    def __init__(self, spec: Any, config: dict[str, Any], registry: Any) -> None:
+        super().__init__(spec, config, registry)
         self.classes: list[str] | None = None
         self._dataset: Dataset | None = None
         self._last_g: torch.Tensor = torch.zeros(())
@@ -71,7 +71,7 @@ class DCGANTask(TrainingTask):
     # -- data ----------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
         if self._dataset is None:
-            self._dataset = self.registry.dataset("images").build(self.config, train=True)
+            self._dataset = self.registry.dataset("images").builder()(self.config, train=True)
             self.classes = list(getattr(self._dataset, "classes", []) or [])
         return self._dataset
 

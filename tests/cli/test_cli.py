@@ -45,7 +45,8 @@ def _no_traceback(out: subprocess.CompletedProcess) -> None:
 def test_info_and_plugins(anime):
     info = anime("info", "tiny")
     assert info.returncode == 0, info.stderr
-    assert "tiny.g: 1,027 parameters" in info.stdout  # 3*8*9 + 8*8*9 + 8*3*9 weights + 8+8+3 biases
+    # where the generator lives, and its size: 3*8*9 + 8*8*9 + 8*3*9 weights + 8+8+3 biases
+    assert "generator: tiny.g (tiny_anime_plugin:TinyGenerator): 1,027 parameters" in info.stdout
     assert "demo: not cached" in info.stdout and "width: 8" in info.stdout
     plugins = anime("plugins", "--json")
     tiny = next(p for p in json.loads(plugins.stdout) if p["name"] == "tiny")

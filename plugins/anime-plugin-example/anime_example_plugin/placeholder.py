@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-FILE_NAME = "animegan-example-placeholder.safetensors"
+from anime_example_plugin.styles import FILE_NAME
 
 
 def placeholder_state() -> dict[str, torch.Tensor]:

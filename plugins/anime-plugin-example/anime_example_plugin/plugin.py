@@ -10,11 +10,9 @@ from pathlib import Path
 
 from anime_core import hookimpl
 from anime_core.specs import GeneratorSpec, LossSpec, ModelSpec, StyleSpec
-from anime_example_plugin.generator import TransformNet
-from anime_example_plugin.losses import GramStyleLoss, TotalVariationLoss
 from anime_example_plugin.styles import styles
-from anime_example_plugin.task import FastStyleTask
 
+PKG = "anime_example_plugin"
 CONFIGS = Path(__file__).parent / "configs"
 PAPER = (
     "J. Johnson, A. Alahi, L. Fei-Fei. Perceptual Losses for Real-Time Style Transfer and "
@@ -24,14 +22,14 @@ PAPER = (
 
 @hookimpl
 def anime_register_generators() -> list[GeneratorSpec]:
-    return [GeneratorSpec("faststyle.transformnet", TransformNet, "Johnson et al. image transformation net, stride 4")]
+    return [GeneratorSpec("faststyle", f"{PKG}.generator:TransformNet", "Johnson et al. transformation net, stride 4")]
 
 
 @hookimpl
 def anime_register_losses() -> list[LossSpec]:
     return [
-        LossSpec("gram_style", GramStyleLoss, "MSE of normalised Gram matrices (Johnson et al. 2016, eq. 3-4)"),
-        LossSpec("total_variation", TotalVariationLoss, "squared total variation regulariser (Johnson et al. 3.3)"),
+        LossSpec("gram_style", f"{PKG}.losses:GramStyleLoss", "MSE of normalised Gram matrices (Johnson eq. 3-4)"),
+        LossSpec("total_variation", f"{PKG}.losses:TotalVariationLoss", "squared total variation (Johnson et al. 3.3)"),
     ]
 
 
@@ -41,11 +39,10 @@ def anime_register_models() -> list[ModelSpec]:
         ModelSpec(
             "faststyle",
             "translate",
-            generator="faststyle.transformnet",
-            task=FastStyleTask,
+            generator="faststyle",
+            task=f"{PKG}.task:FastStyleTask",
             config=CONFIGS / "default.yaml",
             presets={"small": CONFIGS / "small.yaml"},
-            losses=("gram_style", "total_variation"),
             dataset="images",
             paper=PAPER,
             description="real-time style transfer: one feed-forward network per style image (perceptual losses)",

@@ -13,8 +13,8 @@ Install it offline with ``python -m anime_example_plugin.placeholder w.safetenso
 from __future__ import annotations
 
 from anime_core.specs import StyleSpec, WeightsSource
-from anime_example_plugin.placeholder import FILE_NAME
 
+FILE_NAME = "animegan-example-placeholder.safetensors"
 LAYOUT = "animegan.v2-pytorch"  # the converter registered by anime-plugin-animegan
 URL = f"https://example.com/anime-plugin-example/v0.1.0/{FILE_NAME}"
 SHA256 = "893023a2a8e71f6c875051126211b4558d1fbf37d7702c6d86bcdc2063ae5e35"

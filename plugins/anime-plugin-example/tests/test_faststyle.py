@@ -61,7 +61,7 @@ def _task(tmp_path, style: str | None):
     ]
     if style:
         overrides.append(f"data.style={style}")
-    task = spec.task(resolve(spec, overrides=overrides), reg)
+    task = spec.task_class()(spec, resolve(spec, overrides=overrides), reg)
     task.build(1)
     return task
 

@@ -57,7 +57,7 @@ def test_learns_a_recolouring_end_to_end(registry, tmp_path, make_pairs):
 
 def tiny_task(registry, tmp_path, *overrides):
     cfg = resolve(registry.model("ae"), None, [*TINY, f"output_dir={tmp_path}", *overrides])
-    task = AETask(cfg, registry)
+    task = AETask(registry.model("ae"), cfg, registry)
     task.build(steps_per_epoch=1)
     return task
 

@@ -25,7 +25,7 @@ def test_parameter_counts_match_the_paper_and_the_published_weights():
 def test_builders_dispatch_and_reject_unknown_variants():
     assert isinstance(anime_core.build("animegan", "generator", variant="v1"), GeneratorV1)
     reg = get_registry()
-    assert isinstance(reg.generator("animegan.v2").build(), GeneratorV2)
+    assert isinstance(reg.generator("animegan.v2").builder()(), GeneratorV2)
     with pytest.raises(anime_core.errors.UsageError, match="v1 or v2"):
         anime_core.build("animegan", "generator", variant="v3")
 

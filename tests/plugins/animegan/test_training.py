@@ -30,7 +30,7 @@ def _overrides(photo, anime, *extra):
 def test_init_phase_lowers_content_loss_then_gan_phase_updates_both_nets(folders):
     spec = get_registry().model("animegan")
     cfg = cfglib.resolve(spec, None, _overrides(*folders))
-    task = spec.task(cfg, get_registry())
+    task = spec.task_class()(spec, cfg, get_registry())
     data = task.dataset()  # prepares the gray/smooth cache on first use
     assert (folders[1].parent / "anime_prepared" / "smooth").is_dir()
     item = data[0]

@@ -142,9 +142,9 @@ def test_builders_through_the_registry(registry):
     assert isinstance(g, UNetGenerator) and len(g.down_attention) == len(g.up_attention) == 2
     d = anime_core.build("cyclegan", "discriminator", ndf=8, attention=True)
     assert isinstance(d, PatchDiscriminator)
-    unet = registry.generator("cyclegan.unet").build(ngf=8, attention="up", attention_resolutions=[64])
+    unet = registry.generator("cyclegan.unet").builder()(ngf=8, attention="up", attention_resolutions=[64])
     assert list(unet.up_attention) == ["5"]
-    resnet = registry.generator("cyclegan.resnet").build(ngf=8, n_blocks=6, attention="blocks")
+    resnet = registry.generator("cyclegan.resnet").builder()(ngf=8, n_blocks=6, attention="blocks")
     assert isinstance(resnet.attention, SelfAttention) and len(resnet.blocks) == 6
     with pytest.raises(UsageError, match="arch='vit'"):
         anime_core.build("cyclegan", "generator", arch="vit")

@@ -28,7 +28,7 @@ TINY = ["generator.arch=resnet", "generator.ngf=8", "generator.n_blocks=1", "dis
 
 def tiny_task(registry, *overrides: str, steps_per_epoch: int = 100) -> CycleGANTask:
     cfg = resolve(registry.model("cyclegan"), None, [*TINY, *overrides])
-    task = CycleGANTask(cfg, registry)
+    task = CycleGANTask(registry.model("cyclegan"), cfg, registry)
     task.build(steps_per_epoch)
     return task
 

@@ -35,7 +35,7 @@ def test_dcgan_moves_colour_statistics_toward_data(faces):
     cfg = resolve(spec, "dcgan", [f"data.anime={faces}", *SMALL, "train.batch_size=16", "optim.lr_g=2e-3",
                                   "optim.lr_d=2e-3", "optim.decay=none"])
     torch.manual_seed(0)
-    task = spec.task(cfg, reg)
+    task = spec.task_class()(spec, cfg, reg)
     ds = task.dataset()
     task.build(len(ds) // 16)
     acc = Accelerator(cpu=True)
@@ -76,7 +76,7 @@ def test_wgan_gp_step_logs_penalty(faces):
     spec = reg.model("dcgan")
     cfg = resolve(spec, None, [f"data.anime={faces}", *SMALL, "loss.adversarial=wgan-gp",
                                "discriminator.batch_norm=false", "optim.n_critic=2"])
-    task = spec.task(cfg, reg)
+    task = spec.task_class()(spec, cfg, reg)
     task.build(1)
     batch = {"image": torch.stack([task.dataset()[i]["image"] for i in range(4)])}
     acc = Accelerator(cpu=True)

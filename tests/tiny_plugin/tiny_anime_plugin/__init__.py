@@ -162,7 +162,6 @@ def anime_register_models():  # type: ignore[no-untyped-def]
             task=TinyTask,
             config=HERE / "configs" / "tiny.yaml",
             presets={"wide": HERE / "configs" / "wide.yaml"},
-            losses=("lsgan", "l1"),
             dataset="unpaired",
             paper="test fixture",
             description="tiny translate model for tests",

@@ -1,0 +1,211 @@
+"""Typed run configs: each model's config is a set of dataclasses (issue "One wiring for every plugin").
+
+The values live in one place, the plugin's ``configs/default.yaml`` (merged over the core's
+``configs/base.yaml``); the dataclasses say what each key is: its type, its allowed range or
+choices. :func:`typed` checks a resolved config against its schema and returns the dataclass view
+that training tasks read (``self.cfg.train.batch_size``); a value of the wrong type or out of range
+is a :class:`~anime_core.errors.ConfigError` (exit 2) naming the key and what is allowed.
+
+A plugin's schema subclasses :class:`RunConfig` and adds its sections::
+
+    @dataclass
+    class CycleGANLoss:
+        adversarial: str = adversarial_loss()
+        cycle_weight: float = at_least(0.0)
+
+    @dataclass
+    class CycleGANConfig(RunConfig):
+        loss: CycleGANLoss
+        optim: OptimConfig
+        schedule: ScheduleConfig
+
+Fields carry no default values (``at_least``/``between``/``one_of`` only record the rule), so
+there is exactly one source of defaults: the YAML.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, Union
+
+from anime_core.errors import ConfigError, did_you_mean
+
+T = TypeVar("T")
+_NONE = type(None)
+
+
+def rule(low: float | None = None, high: float | None = None, choices: tuple[Any, ...] = (),
+         adversarial: bool = False, length: int | None = None) -> Any:
+    """A schema field's rule (no default value: values come from the YAML)."""
+    return dataclasses.field(metadata={"low": low, "high": high, "choices": choices, "adversarial": adversarial,
+                                       "length": length})
+
+
+def at_least(low: float) -> Any:
+    return rule(low=low)
+
+
+def between(low: float, high: float) -> Any:
+    return rule(low=low, high=high)
+
+
+def one_of(*choices: Any) -> Any:
+    return rule(choices=choices)
+
+
+def adversarial_loss() -> Any:
+    """A registered adversarial loss name (``lsgan``, ``bce``, ``hinge``, ``wgan``...), checked against the registry."""
+    return rule(adversarial=True)
+
+
+# -- the sections every model has (values in anime_core/configs/base.yaml) ----------------------
+@dataclass
+class DataConfig:
+    photo: str | None
+    anime: str | None
+    num_workers: int = at_least(0)
+
+
+@dataclass
+class TrainConfig:
+    image_size: int = at_least(16)
+    batch_size: int = at_least(1)
+    max_steps: int | None = at_least(1)
+    epochs: int = at_least(1)
+    device: str = one_of("auto", "cpu", "cuda")
+    precision: str = one_of("no", "fp16", "bf16")
+    grad_accum: int = at_least(1)
+    seed: int = at_least(0)
+    checkpoint_every: int = at_least(0)
+    sample_every: int = at_least(0)
+    log_every: int = at_least(0)
+    keep_checkpoints: int = at_least(1)
+    tensorboard: bool = rule()
+
+
+@dataclass
+class RunConfig:
+    """The keys every model understands; a model's schema subclasses it."""
+
+    output_dir: str | None
+    data: DataConfig
+    train: TrainConfig
+    generator: dict[str, Any]  # the builder's keyword arguments, checked against its signature
+    discriminator: dict[str, Any]
+
+
+# -- sections several models share (values in each plugin's YAML) -------------------------------
+@dataclass
+class OptimConfig:
+    """Adam: ``lr_g`` for the generator, ``lr_d`` for the discriminator, ``betas`` for both."""
+
+    lr_g: float = at_least(0.0)
+    lr_d: float = at_least(0.0)
+    betas: list[float] = rule(low=0.0, high=0.9999, length=2)  # noqa: RUF009 (a rule, not a default)
+
+
+@dataclass
+class ScheduleConfig:
+    """``decay: linear``: constant rate, then linear decay to 0 from ``decay_start_epoch`` to the end."""
+
+    decay: str = one_of("linear", "none")
+    decay_start_epoch: int = at_least(0)
+
+
+def typed(schema: type[T], cfg: Mapping[str, Any], adversarial: Mapping[str, Any] | None = None) -> T:
+    """Check ``cfg`` against ``schema`` and return the dataclass view.
+
+    ``adversarial`` is the set of registered adversarial loss names for fields declared with
+    :func:`adversarial_loss` (unchecked when ``None``).
+    """
+    return _build(schema, cfg, "", adversarial)
+
+
+def _build(cls: type[T], values: Any, prefix: str, adversarial: Mapping[str, Any] | None) -> T:
+    where = prefix.rstrip(".") or "the config"
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"config key '{where}' must be a section of keys, not {values!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in values:
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{prefix}{key}'{did_you_mean(str(key), fields)}")
+    out: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{prefix}{name}"
+        if name not in values:
+            raise ConfigError(f"config key '{key}' is missing; the model's configs/default.yaml must set it")
+        out[name] = _value(key, hints[name], values[name], f.metadata, adversarial)
+    return cls(**out)
+
+
+def _value(key: str, hint: Any, value: Any, meta: Mapping[str, Any], adversarial: Mapping[str, Any] | None) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (Union, types.UnionType) and _NONE in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not _NONE)
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, f"{key}.", adversarial)
+    if origin is dict or hint is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be a section of keys, not {value!r}")
+        return dict(value)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}' expects a list like [a, b], got {value!r}")
+        length = meta.get("length")
+        if length is not None and len(value) != length:
+            raise ConfigError(f"config key '{key}' expects a list of {length} values, got {list(value)!r}")
+        item = args[0] if args else Any
+        return [_check(key, _scalar(key, item, v), meta) for v in value]
+    value = _check(key, _scalar(key, hint, value), meta)
+    if meta.get("adversarial") and adversarial is not None and value not in adversarial:
+        hint = did_you_mean(value, adversarial)
+        raise ConfigError(f"config key '{key}' names unknown adversarial loss '{value}'{hint}")
+    return value
+
+
+def _scalar(key: str, hint: Any, value: Any) -> Any:
+    if value is None:
+        raise ConfigError(f"config key '{key}' must be set (it cannot be null)")
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}' expects true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"config key '{key}' expects an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key '{key}' expects a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"config key '{key}' expects a string, got {value!r}")
+    return value
+
+
+def _check(key: str, value: Any, meta: Mapping[str, Any]) -> Any:
+    low, high, choices = meta.get("low"), meta.get("high"), meta.get("choices") or ()
+    if choices and value not in choices:
+        raise ConfigError(f"config key '{key}' must be one of {', '.join(map(str, choices))}, not {value!r}")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if low is not None and high is not None and not low <= value <= high:
+            raise ConfigError(f"config key '{key}' must be between {low} and {high}, not {value}")
+        if low is not None and value < low:
+            raise ConfigError(f"config key '{key}' must be at least {low}, not {value}")
+        if high is not None and value > high:
+            raise ConfigError(f"config key '{key}' must be at most {high}, not {value}")
+    return value
