@@ -1,22 +1,34 @@
-"""``anime weights list|pull|import|verify|path``: the verified weights cache."""
+"""``anime weights list|pull|import|verify|path``: the verified weights cache.
+
+Nothing here imports torch: listing, pulling and verifying are file and network work only.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from anime_core.errors import WeightsUnavailable
-from anime_core.registry import get_registry
+
+if TYPE_CHECKING:
+    from anime_core.registry import Registry
+    from anime_core.specs import WeightsSource
+
+_WORDS = {"cached": "ok", "not cached": "missing", "corrupt": "CORRUPT"}
 
 
-def _status(key: str, source) -> tuple[str, Path]:  # type: ignore[no-untyped-def]
-    from anime_core.weights.store import cached_path, verify_file
+def get_registry() -> Registry:
+    from anime_core.registry import get_registry as registry
 
-    path = cached_path(key, source)
-    if not path.exists():
-        return "missing", path
-    return ("ok" if verify_file(path, source) else "CORRUPT"), path
+    return registry()
+
+
+def _status(key: str, source: WeightsSource) -> tuple[str, Path]:
+    from anime_core.weights.store import cache_status, cached_path
+
+    return _WORDS[cache_status(key, source)], cached_path(key, source)
 
 
 @click.group("weights", short_help="List, download, import and verify pretrained weights.")

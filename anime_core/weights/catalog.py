@@ -1,12 +1,19 @@
-"""Every weights file ``anime weights`` manages: the registered styles plus the core's backbones."""
+"""Every weights file ``anime weights`` manages: the registered styles plus the core's backbones.
+
+Plain data only: listing the catalog imports no torch (``anime weights list`` answers at once).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from anime_core.errors import unknown
-from anime_core.registry import Registry
 from anime_core.specs import WeightsSource
+from anime_core.weights.known import known_weights
+
+if TYPE_CHECKING:
+    from anime_core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -19,19 +26,10 @@ class CatalogEntry:
 
 def catalog(registry: Registry) -> dict[str, CatalogEntry]:
     """Styles (``model:style``) and backbone/metric weights (``backbone:name``), by key."""
-    from anime_core import backbones
-
     entries = {
         key: CatalogEntry(key, style.source, style.description, style.license) for key, style in registry.styles.items()
     }
-    known = dict(backbones.known_weights())
-    try:  # the metrics package adds the Inception weights when present
-        from anime_core.metrics import known_weights as metric_weights
-
-        known.update(metric_weights())
-    except ImportError:
-        pass
-    for key, source in known.items():
+    for key, source in known_weights().items():
         entries[key] = CatalogEntry(key, source, "pretrained backbone used by losses or metrics")
     return dict(sorted(entries.items()))
 
