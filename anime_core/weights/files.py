@@ -10,7 +10,8 @@ registered :class:`~anime_core.specs.WeightsConverter`.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from anime_core.errors import WeightsUnavailable
+from anime_core.errors import AnimeError, WeightsUnavailable
 from anime_core.fsutil import atomic_path
 
 if TYPE_CHECKING:
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
 NATIVE_FORMAT = "anime-core"
 FORMAT_VERSION = "1"
 _WRAPPER_KEYS = ("state_dict", "model", "generator", "model_state_dict", "params_ema", "params", "netG", "G")
+#: bounds for generator options read from a file, checked before building anything from them
+MAX_OPTION_INT = 1 << 13
+MAX_OPTION_ITEMS = 64
+MAX_OPTION_STR = 256
 
 
 @dataclass
@@ -120,16 +125,39 @@ def load_weights(path: str | Path, model: str, registry: Registry) -> LoadedWeig
             raise WeightsUnavailable(
                 f"{path} holds weights for model '{owner}', not '{model}'; run 'anime run {owner}'"
             )
+        names = _meta_json(meta, "parts", ["generator"], list, path)
+        if not names or not all(isinstance(n, str) for n in names):
+            raise _corrupt(path, "'parts' should be a non-empty list of part names")
         parts: dict[str, dict[str, torch.Tensor]] = {}
-        for name in json.loads(meta.get("parts", '["generator"]')):
+        for name in names:
             prefix = f"{name}."
             parts[name] = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        return LoadedWeights(parts, json.loads(meta.get("generator", "{}")), meta, "native", path)
+        return LoadedWeights(parts, _meta_json(meta, "generator", {}, dict, path), meta, "native", path)
     for conv in registry.converters_of(model):
         if conv.matches_fn()(state):
             native, options = conv.convert_fn()(state)
             return LoadedWeights({"generator": native}, dict(options), meta, conv.name, path)
     return LoadedWeights({"generator": state}, {}, meta, "plain", path)
+
+
+def _corrupt(path: Path, detail: str) -> WeightsUnavailable:
+    return WeightsUnavailable(
+        f"{path} has corrupt metadata ({detail}); export the weights again or use an intact copy of the file"
+    )
+
+
+def _meta_json(meta: Mapping[str, str], key: str, default: Any, kind: type, path: Path) -> Any:
+    """The JSON value of metadata ``key`` (a ``kind``), or ``default`` when absent; damaged values are one sentence."""
+    if key not in meta:
+        return default
+    try:
+        value = json.loads(meta[key])
+    except (json.JSONDecodeError, TypeError, RecursionError):
+        raise _corrupt(path, f"'{key}' is not valid JSON") from None
+    if not isinstance(value, kind):
+        expected = "a JSON object" if kind is dict else "a JSON list"
+        raise _corrupt(path, f"'{key}' should be {expected}, not {type(value).__name__}")
+    return value
 
 
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
@@ -152,3 +180,163 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -
             f"{what} does not fit the network: {', '.join(detail)} keys; check that the file is for this "
             f"model and variant"
         )
+
+
+# -- options read from a file: checked before anything is allocated ----------------------------
+
+
+def _fmt(options: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={_short(v)}" for k, v in sorted(options.items())) or "none"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _check_value(name: str, value: Any, what: str, depth: int = 0) -> None:
+    def bad(why: str) -> WeightsUnavailable:
+        return WeightsUnavailable(
+            f"{what}: generator option {name}={_short(value)} {why}; the file's metadata is wrong or damaged, "
+            f"so nothing was built from it"
+        )
+
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if abs(value) > MAX_OPTION_INT:
+            raise bad(f"is out of range (at most {MAX_OPTION_INT} in size)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise bad("is not a finite number")
+    elif isinstance(value, str):
+        if len(value) > MAX_OPTION_STR:
+            raise bad(f"is longer than {MAX_OPTION_STR} characters")
+    elif isinstance(value, (list, tuple, Mapping)):
+        if depth >= 3 or len(value) > MAX_OPTION_ITEMS:
+            raise bad(f"is nested deeper than 3 or holds more than {MAX_OPTION_ITEMS} items")
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        for key, item in items:
+            _check_value(f"{name}[{key!r}]", item, what, depth + 1)
+
+
+def _build_on_meta(build: Callable[..., nn.Module], options: Mapping[str, Any]) -> nn.Module | None:
+    """The network with shapes but no storage; ``None`` if the builder cannot run on the meta device."""
+    try:
+        with torch.device("meta"):
+            return build(**options)
+    except NotImplementedError:
+        return None
+    except RuntimeError as exc:
+        if "meta" in str(exc).lower():  # the builder computes with real values (e.g. .item()) at build time
+            return None
+        raise
+
+
+@dataclass
+class _Fit:
+    missing: list[str]
+    unexpected: list[str]
+    shapes: list[tuple[str, tuple[int, ...], tuple[int, ...]]]  # key, built, in the file
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.unexpected or self.shapes)
+
+    def describe(self) -> str:
+        if self.shapes:
+            key, built, held = self.shapes[0]
+            return f"{key} is {list(held)} in the file but {list(built)} in the network they describe"
+        detail = []
+        if self.missing:
+            detail.append(f"{len(self.missing)} tensors missing (e.g. {self.missing[0]})")
+        if self.unexpected:
+            detail.append(f"{len(self.unexpected)} unexpected (e.g. {self.unexpected[0]})")
+        return " and ".join(detail)
+
+
+def _fit(net: nn.Module, state: Mapping[str, torch.Tensor]) -> _Fit:
+    expected = net.state_dict()
+    return _Fit(
+        missing=[k for k in expected if k not in state],
+        unexpected=[k for k in state if k not in expected],
+        shapes=[
+            (k, tuple(t.shape), tuple(state[k].shape))
+            for k, t in expected.items()
+            if k in state and tuple(t.shape) != tuple(state[k].shape)
+        ],
+    )
+
+
+def _culprits(
+    build: Callable[..., nn.Module], options: Mapping[str, Any], state: Mapping[str, torch.Tensor], fit: _Fit
+) -> list[str]:
+    """The options to blame: one whose default fits the tensors, else ints that appear only in the built shapes."""
+    for name in sorted(options):
+        rest = {k: v for k, v in options.items() if k != name}
+        try:
+            net = _build_on_meta(build, rest)
+        except Exception:  # a required option: dropping it proves nothing
+            continue
+        if net is not None and not _fit(net, state):
+            return [name]
+    if fit.shapes:
+        _, built, held = fit.shapes[0]
+        odd = set(built) - set(held)
+        return [k for k, v in sorted(options.items()) if isinstance(v, int) and not isinstance(v, bool) and v in odd]
+    return []
+
+
+def check_options(
+    build: Callable[..., nn.Module], options: Mapping[str, Any], state: Mapping[str, torch.Tensor], what: str
+) -> None:
+    """Refuse generator ``options`` that do not rebuild the network whose tensors ``state`` holds.
+
+    Options read from a weights file (its metadata, or a converter's reading of it) decide how
+    big a network gets built, so a 200-byte file could ask for gigabytes. Before anything is
+    allocated, every number is bounded, then ``build(**options)`` runs on the ``meta`` device
+    (shapes only, no memory) and its state-dict keys and shapes are compared with ``state``.
+    After this check the real network takes no more memory than the file's own tensors.
+    Raises :class:`WeightsUnavailable` (exit 3) naming the option to blame where one can be found.
+    """
+    for name, value in options.items():
+        _check_value(name, value, what)
+    try:
+        net = _build_on_meta(build, options)
+    except AnimeError as exc:
+        raise WeightsUnavailable(
+            f"{what}: its generator options ({_fmt(options)}) do not fit this model: {exc}"
+        ) from None
+    except Exception as exc:  # any builder failure on options from a file is the file's fault
+        raise WeightsUnavailable(
+            f"{what}: its generator options ({_fmt(options)}) do not build this model's generator "
+            f"({type(exc).__name__}: {exc}); the file's metadata is wrong or damaged"
+        ) from None
+    if net is None:
+        return
+    fit = _fit(net, state)
+    if not fit:
+        return
+    blamed = _culprits(build, options, state, fit)
+    built = sum(t.numel() for t in net.state_dict().values())
+    held = sum(t.numel() for t in state.values())
+    size = f"they describe {built:,} values, the file holds {held:,}"
+    if blamed:
+        names = ", ".join(f"{k}={_short(options[k])}" for k in blamed)
+        raise WeightsUnavailable(
+            f"{what}: generator option {names} does not match the file's tensors ({fit.describe()}; {size}); "
+            f"the file's metadata is wrong or damaged, so nothing was built from it"
+        )
+    raise WeightsUnavailable(
+        f"{what} does not fit the generator its options describe ({_fmt(options)}: {fit.describe()}; {size}); "
+        f"check that the file is for this model and variant"
+    )
+
+
+def build_loaded(
+    build: Callable[..., nn.Module], options: Mapping[str, Any], state: Mapping[str, torch.Tensor], what: str
+) -> nn.Module:
+    """``build(**options)`` with ``state`` loaded, after :func:`check_options` found that they fit."""
+    check_options(build, options, state, what)
+    net = build(**options)
+    load_into(net, state, what)
+    return net
