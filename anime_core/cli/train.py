@@ -42,6 +42,7 @@ def prepare_command(
     from anime_core import config as cfglib
     from anime_core.errors import UsageError
     from anime_core.registry import get_registry
+    from anime_core.training.data import prepared_data_errors
 
     warn_plugin_errors()
     spec = get_registry().model(model)
@@ -50,5 +51,6 @@ def prepare_command(
         raise UsageError(f"model '{model}' needs no data preparation; go straight to 'anime train {model}'")
     extra = [f"data.photo={photo}"] * bool(photo) + [f"data.anime={anime}"] * bool(anime)
     cfg = cfglib.resolve(spec, config, [*extra, *overrides])
-    prepare(cfg)
+    with prepared_data_errors(cfg):
+        prepare(cfg)
     return 0

@@ -2,15 +2,18 @@
 
 Every item is a dict of tensors with images in [-1, 1]. Augmentation randomness is derived
 from ``(seed, epoch, index)``, so an item is the same whatever worker loads it; this is what
-makes ``--resume`` exact. Unreadable images are skipped with a warning and a count.
+makes ``--resume`` exact. Unreadable images, and images past Pillow's decompression-bomb limit,
+are skipped with a warning and a count.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,8 @@ from anime_core.errors import ConfigError
 log = logging.getLogger("anime.data")
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+#: what reading one bad image raises: skipped, never fatal (DecompressionBombError is no OSError)
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
 
 
 def list_images(root: str | Path, what: str = "data folder") -> list[Path]:
@@ -41,21 +46,47 @@ def list_images(root: str | Path, what: str = "data folder") -> list[Path]:
 
 
 def readable(files: Sequence[Path], what: str = "images") -> list[Path]:
-    """Drop files whose header Pillow cannot read, warning once with the count and examples."""
-    good, bad = [], []
+    """Drop files whose header Pillow cannot read or that are bomb-sized, warning once per reason."""
+    good, bad, huge = [], [], []
     for f in files:
         try:
             with Image.open(f) as im:
                 im.size  # noqa: B018 - header parse
             good.append(f)
-        except (UnidentifiedImageError, OSError, ValueError):
+        except Image.DecompressionBombError:
+            huge.append(f)
+        except UNREADABLE:
             bad.append(f)
     if bad:
-        names = ", ".join(p.name for p in bad[:5]) + (" ..." if len(bad) > 5 else "")
-        log.warning("skipping %d unreadable %s: %s", len(bad), what, names)
+        log.warning("skipping %d unreadable %s: %s", len(bad), what, _names(bad))
+    if huge:
+        limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)  # where Pillow refuses to open
+        log.warning(
+            "skipping %d %s over %d pixels (decompression-bomb sized): %s", len(huge), what, limit, _names(huge)
+        )
     if not good:
         raise ConfigError(f"none of the {len(files)} {what} could be read")
     return good
+
+
+def _names(files: Sequence[Path]) -> str:
+    return ", ".join(p.name for p in files[:5]) + (" ..." if len(files) > 5 else "")
+
+
+@contextmanager
+def prepared_data_errors(cfg: Mapping[str, Any]) -> Iterator[None]:
+    """A read-only data folder: say where prepared copies can go instead of "unexpected PermissionError"."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        where = exc.filename or "a file beside the data"
+        if "prepared" in (cfg.get("data") or {}):
+            todo = "the data may stay read-only: put the prepared copies in a writable folder with data.prepared=FOLDER"
+        else:
+            todo = "make it writable, or copy the data to a writable folder"
+        raise ConfigError(f"cannot write {where} ({exc.strerror}); {todo}") from None
 
 
 def load_rgb(path: Path) -> Image.Image:
@@ -105,7 +136,7 @@ class SeededDataset(Dataset, ABC):
                 torch.manual_seed(item_seed(self.seed, self.epoch, i))
                 try:
                     return self.load(i)
-                except (OSError, ValueError, UnidentifiedImageError) as exc:
+                except UNREADABLE as exc:
                     self.skipped += 1
                     last = exc
                     log.warning("skipping unreadable image at index %d: %s", i, exc)

@@ -1,141 +1,54 @@
 """The one training loop, on Hugging Face Accelerate (DESIGN.md "Data flow: training").
 
-It owns devices, mixed precision, gradient accumulation, data loading, logging (CSV and
-TensorBoard), sample grids, checkpoints and exact resume, NaN detection and the final export;
-a model's :class:`~anime_core.training.task.TrainingTask` only says what one step is. The same
-code runs on one process or many (``accelerate launch -m anime_core.cli train ...``).
+:func:`train` reads like Accelerate's complete example: an ``Accelerator``, the config, the data,
+the task's nets and optimizers, one ``prepare``, then epochs of batches. Accelerate does the
+devices, mixed precision, gradient accumulation, device transfer (``send_to_device``), skipping
+the consumed batches on resume (``skip_first_batches``), the trackers (TensorBoard, and our
+:class:`~.tracking.CsvTracker`) and checkpoint naming and rotation (``save_state``/``load_state``).
+The loop keeps what a GAN run needs on top:
 
-Exact resume: data order comes from a ``DistributedSampler`` seeded with ``train.seed`` and the
-epoch, items are augmented with per-item seeds, and a checkpoint records the step, the epoch and
-the batch within it together with the nets, optimizers, schedulers, task state and RNG states.
+- exact resume: a ``DistributedSampler`` seeded with ``train.seed`` and the epoch orders the data
+  (items are augmented with per-item seeds) and a checkpoint records the batch within the epoch,
+  so a resumed run ends bit-identical to an unbroken one;
+- all nets' gradients are cleared when an accumulation window starts (a generator loss leaves
+  gradients on the discriminator);
+- a NaN loss stops the run naming the step, and only finite, sane weights are checkpointed or
+  exported (:mod:`.checkpoint`); Ctrl-C and SIGTERM checkpoint and stop (:mod:`.signals`); one
+  run at a time per directory (:mod:`.rundir`).
+
+A model's :class:`~anime_core.training.task.TrainingTask` only says what one step is.
 """
 
 from __future__ import annotations
 
-import csv
+import itertools
+import logging
 import math
-import shutil
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils.data import DataLoader, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, DistributedSampler
 
 from anime_core import config as cfglib
 from anime_core.errors import ConfigError, TrainingError, UsageError
 from anime_core.registry import Registry, get_registry
+from anime_core.training import checkpoint
+from anime_core.training.checkpoint import TrainState
+from anime_core.training.data import prepared_data_errors
+from anime_core.training.outputs import EXPORT_NAME, export, sample_batch, write_samples
+from anime_core.training.rundir import Run, open_run, run_config
+from anime_core.training.signals import StopRequest, ignore_stop_signals
 from anime_core.training.task import StepContext, TrainingTask
+from anime_core.training.tracking import TENSORBOARD, trackers
 
-CHECKPOINTS = "checkpoints"
-EXPORT_NAME = "generator.safetensors"
-
-
-@dataclass
-class TrainState:
-    """Counters saved with every checkpoint."""
-
-    step: int = 0  # optimizer steps done
-    epoch: int = 0
-    batch_in_epoch: int = 0  # batches of the current epoch already consumed
-
-    def state_dict(self) -> dict[str, int]:
-        return asdict(self)
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        for key, value in state.items():
-            setattr(self, key, int(value))
-
-
-class _TaskState:
-    """Adapter so a task's extra state is saved by ``accelerator.save_state``."""
-
-    def __init__(self, task: TrainingTask) -> None:
-        self.task = task
-
-    def state_dict(self) -> dict[str, Any]:
-        return self.task.state_dict()
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.task.load_state_dict(state)
-
-
-class _SkipSampler(Sampler[int]):
-    """Yields the wrapped sampler's indices after the first ``skip``."""
-
-    def __init__(self, sampler: Sampler[int], skip: int) -> None:
-        self.sampler, self.skip = sampler, skip
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        it = iter(self.sampler)
-        for _ in range(self.skip):
-            next(it, None)
-        yield from it
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.skip)  # type: ignore[arg-type]
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    ckpts = sorted((run_dir / CHECKPOINTS).glob("step-*"))
-    ckpts = [c for c in ckpts if c.is_dir() and not c.name.endswith(".tmp")]
-    return ckpts[-1] if ckpts else None
-
-
-def _default_run_dir(model: str) -> Path:
-    return Path("runs") / f"{model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-
-
-def prepare_config(
-    model: str,
-    config: str | Path | None = None,
-    overrides: list[str] | tuple[str, ...] = (),
-    resume: str | Path | None = None,
-    registry: Registry | None = None,
-) -> tuple[dict[str, Any], Path]:
-    """Resolve the run config and directory (a resumed run re-reads its saved config)."""
-    reg = registry or get_registry()
-    spec = reg.model(model)
-    if resume is not None:
-        run_dir = Path(resume)
-        saved = run_dir / "config.yaml"
-        if not saved.is_file():
-            raise UsageError(f"{run_dir} is not a run directory (no config.yaml); give the folder 'anime train' made")
-        if latest_checkpoint(run_dir) is None:
-            raise UsageError(f"{run_dir} has no checkpoint to resume from; start a new run instead")
-        if config is not None:
-            raise UsageError("--resume continues with the run's saved config; pass only key=value overrides")
-        cfg = cfglib.apply_overrides(cfglib.read_yaml(saved), overrides)
-    else:
-        cfg = cfglib.resolve(spec, config, overrides)
-        run_dir = Path(cfg.get("output_dir") or _default_run_dir(model))
-        if latest_checkpoint(run_dir) is not None:
-            raise UsageError(
-                f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another output_dir"
-            )
-    cfg["output_dir"] = str(run_dir)
-    return cfg, run_dir
-
-
-def _accelerator(cfg: dict[str, Any], run_dir: Path) -> Any:
+if TYPE_CHECKING:
     from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
 
-    device = cfglib.get(cfg, "train.device", "auto")
-    if device not in ("auto", "cpu", "cuda"):
-        raise ConfigError(f"train.device must be auto, cpu or cuda, not '{device}'")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device=cuda but no CUDA GPU is available; use train.device=auto or cpu")
-    precision = cfglib.get(cfg, "train.precision", "no")
-    if precision not in ("no", "fp16", "bf16"):
-        raise ConfigError(f"train.precision must be no, fp16 or bf16, not '{precision}'")
-    return Accelerator(
-        cpu=device == "cpu",
-        mixed_precision=precision,
-        gradient_accumulation_steps=int(cfglib.get(cfg, "train.grad_accum", 1)),
-        project_config=ProjectConfiguration(project_dir=str(run_dir)),
-    )
+__all__ = ["EXPORT_NAME", "train"]
 
 
 def train(
@@ -147,58 +60,127 @@ def train(
     progress: bool = True,
 ) -> Path:
     """Train ``model``; returns the run directory holding ``generator.safetensors``."""
+    from accelerate import PartialState
     from accelerate.utils import set_seed
-    from tqdm.auto import tqdm
 
     reg = registry or get_registry()
     spec = reg.model(model)
-    cfg, run_dir = prepare_config(model, config, list(overrides), resume, reg)
-    acc = _accelerator(cfg, run_dir)
-    seed = int(cfglib.get(cfg, "train.seed", 0))
-    set_seed(seed)
-    if acc.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfglib.write(cfg, run_dir / "config.yaml")
+    cfg = run_config(spec, config, list(overrides), resume)
+    PartialState(cpu=_device(cfg) == "cpu")  # the processes exist first, so they agree on one run directory
+    with open_run(spec.name, cfg, resume is not None) as run:
+        resume_step = run.resume_from.step if run.resume_from is not None else 0
+        log_with, tracker_kwargs = trackers(run.dir, resume_step, bool(cfglib.get(cfg, "train.tensorboard", True)))
+        acc = _accelerator(cfg, run, log_with)
+        seed = int(cfglib.get(cfg, "train.seed", 0))
+        set_seed(seed)
+        if acc.is_main_process:
+            cfglib.write(cfg, run.dir / "config.yaml")
 
-    task = spec.task_class()(spec, cfg, reg)
-    dataset = task.dataset()
-    bs = int(cfglib.get(cfg, "train.batch_size"))
-    accum = int(cfglib.get(cfg, "train.grad_accum", 1))
-    nproc = acc.num_processes
-    if len(dataset) < bs * nproc:
-        raise ConfigError(
-            f"the dataset has {len(dataset)} items, fewer than train.batch_size={bs} x {nproc} processes; "
-            f"add data or lower train.batch_size"
-        )
-    batches_per_epoch = len(dataset) // (bs * nproc)
-    steps_per_epoch = max(1, batches_per_epoch // accum)
-    batches_per_epoch = steps_per_epoch * accum if batches_per_epoch >= accum else batches_per_epoch
-    max_steps = cfglib.get(cfg, "train.max_steps") or int(cfglib.get(cfg, "train.epochs", 1)) * steps_per_epoch
+        # Data, then the task's nets, optimizers and schedulers (built through the registry), one prepare.
+        task = spec.task_class()(spec, cfg, reg)
+        with prepared_data_errors(cfg):
+            dataset = task.dataset()
+        plan = Plan.of(cfg, len(dataset), acc.num_processes)
+        task.build(plan.steps_per_epoch)
+        _prepare(acc, task, model)
+        configured_lrs = checkpoint.config_lrs(task)
 
-    task.build(steps_per_epoch)
-    if "generator" not in task.nets:
-        raise UsageError(f"the training task of '{model}' built no 'generator' net")
-    net_names, opt_names = list(task.nets), list(task.optimizers)
-    prepared = acc.prepare(*task.nets.values(), *task.optimizers.values())
-    prepared = prepared if isinstance(prepared, tuple) else (prepared,)
-    task.nets = dict(zip(net_names, prepared[: len(net_names)]))
-    task.optimizers = dict(zip(opt_names, prepared[len(net_names) :]))
-    state = TrainState()
-    acc.register_for_checkpointing(state, _TaskState(task), *task.schedulers.values())
+        state = TrainState()
+        if run.resume_from is not None:
+            checkpoint.load(acc, task, state, run.resume_from)
+            for change in checkpoint.apply_config_lrs(task, configured_lrs):
+                acc.print(change)
+            acc.print(f"resumed from {run.resume_from.path} at step {state.step}")
+        acc.step = state.batch_in_epoch  # accumulation windows continue where they were
 
-    if resume is not None:
-        ckpt = latest_checkpoint(run_dir)
-        acc.load_state(str(ckpt))
-        acc.print(f"resumed from {ckpt} at step {state.step}")
-    acc.step = state.batch_in_epoch  # keeps gradient-accumulation boundaries where they were
+        every = {k: int(cfglib.get(cfg, f"train.{k}_every", 0) or 0) for k in ("log", "sample", "checkpoint")}
+        samples = sample_batch(dataset, min(plan.batch_size, 8), acc.device)
+        saved_at = state.step if run.resume_from is not None else -1
+        stopping = False
+        with _tracking(acc, tracker_kwargs), _progress(acc, plan, state, model, progress) as bar:
+            with StopRequest() as stop:  # Ctrl-C / SIGTERM: finish the step, then checkpoint below
+                while state.step < plan.max_steps and not stopping:
+                    for batch in _epoch_batches(dataset, state, plan, acc, seed, cfg):
+                        ctx = StepContext(acc, state.step, state.epoch, plan.steps_per_epoch)
+                        logs = _accumulate(acc, task, batch, ctx, state, plan.accum)
+                        if logs is None:
+                            continue  # inside an accumulation window
+                        values = _step_done(acc, task, logs, state, model, run.dir)
+                        bar.update(1)
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]})
+                        epoch_values = {}
+                        if state.batch_in_epoch == plan.batches_per_epoch:  # the epoch's last step
+                            epoch_values = task.on_epoch_end(state.epoch, ctx) or {}
+                            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+                        done = state.step >= plan.max_steps
+                        if every["log"] and (_due(every["log"], state.step) or done or epoch_values):
+                            acc.log({"epoch": ctx.epoch, **values, **epoch_values, **_lrs(task)}, step=state.step)
+                        if _due(every["sample"], state.step):
+                            write_samples(acc, task, samples, run.dir, state.step)
+                        if _due(every["checkpoint"], state.step) and not done:  # the last one is written below
+                            saved_at = _checkpoint(acc, task, state, run, model, saved_at)
+                        stopping = _agree_to_stop(acc, stop)
+                        if stopping or done:
+                            break
+            bar.close()
+            _checkpoint(acc, task, state, run, model, saved_at)
+            if stopping or stop.signal:  # a signal, or a KeyboardInterrupt raised inside a step
+                export(acc, task, spec.name, run.dir, state.step, state.epoch, _advice(model, run.dir))
+                raise TrainingError(
+                    f"interrupted at step {state.step} ({stop.signal or 'stop requested'}); a checkpoint was saved, "
+                    f"continue with: anime train {model} --resume {run.dir}"
+                )
+            write_samples(acc, task, samples, run.dir, state.step)
+            export(acc, task, spec.name, run.dir, state.step, state.epoch, _advice(model, run.dir))
+            acc.wait_for_everyone()
+    return run.dir
 
-    logger = _Logger(run_dir, acc.is_main_process, bool(cfglib.get(cfg, "train.tensorboard", True)))
-    sample_batch = _sample_batch(dataset, min(bs, 8), acc.device)
-    every = {k: int(cfglib.get(cfg, f"train.{k}_every", 0) or 0) for k in ("log", "sample", "checkpoint")}
-    keep = int(cfglib.get(cfg, "train.keep_checkpoints", 3))
-    workers = int(cfglib.get(cfg, "data.num_workers", 0))
-    bar = tqdm(
-        total=max_steps,
+
+@dataclass(frozen=True)
+class Plan:
+    """How many batches and optimizer steps make an epoch, and how many steps the run."""
+
+    batch_size: int
+    accum: int
+    batches_per_epoch: int  # per process, a whole number of accumulation windows
+    steps_per_epoch: int
+    max_steps: int
+
+    @classmethod
+    def of(cls, cfg: dict[str, Any], items: int, processes: int) -> Plan:
+        bs = int(cfglib.get(cfg, "train.batch_size"))
+        accum = int(cfglib.get(cfg, "train.grad_accum", 1))
+        batches = items // (bs * processes)
+        if batches == 0:
+            raise ConfigError(
+                f"the dataset has {items} items, fewer than train.batch_size={bs} x {processes} processes; "
+                f"add data or lower train.batch_size"
+            )
+        if batches < accum:
+            raise ConfigError(
+                f"an epoch has {batches} batches per process, fewer than train.grad_accum={accum}; "
+                f"add data or lower train.grad_accum"
+            )
+        steps = batches // accum
+        max_steps = cfglib.get(cfg, "train.max_steps") or int(cfglib.get(cfg, "train.epochs", 1)) * steps
+        return cls(bs, accum, steps * accum, steps, int(max_steps))
+
+
+@contextmanager
+def _tracking(acc: Accelerator, init_kwargs: dict[str, Any]) -> Iterator[None]:
+    """Accelerate's trackers for the run; closed also when it stops."""
+    acc.init_trackers(TENSORBOARD, init_kwargs=init_kwargs)
+    try:
+        yield
+    finally:
+        acc.end_training()
+
+
+def _progress(acc: Accelerator, plan: Plan, state: TrainState, model: str, progress: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=plan.max_steps,
         initial=state.step,
         disable=not (progress and acc.is_local_main_process),
         desc=f"train {model}",
@@ -206,208 +188,157 @@ def train(
         dynamic_ncols=True,
     )
 
-    def checkpoint() -> None:
-        _save_checkpoint(acc, run_dir, state, keep)
 
-    try:
-        while state.step < max_steps:
-            sampler = DistributedSampler(
-                dataset, num_replicas=nproc, rank=acc.process_index, shuffle=True, seed=seed, drop_last=True
-            )
-            sampler.set_epoch(state.epoch)
-            if hasattr(dataset, "set_epoch"):
-                dataset.set_epoch(state.epoch)
-            loader = DataLoader(
-                dataset,
-                batch_size=bs,
-                drop_last=True,
-                num_workers=workers,
-                sampler=_SkipSampler(sampler, state.batch_in_epoch * bs),
-                pin_memory=acc.device.type == "cuda",
-                persistent_workers=False,
-            )
-            for batch in loader:
-                if state.batch_in_epoch >= batches_per_epoch:
-                    break
-                batch = _to_device(batch, acc.device)
-                if state.batch_in_epoch % accum == 0:  # new accumulation window: no stale grads (e.g. G's on D)
-                    for net in task.nets.values():
-                        net.zero_grad(set_to_none=True)
-                ctx = StepContext(acc, state.step, state.epoch, steps_per_epoch)
-                with acc.accumulate(*task.nets.values()):
-                    logs = task.step(batch, ctx)
-                state.batch_in_epoch += 1
-                if not acc.sync_gradients:
-                    continue
-                for sched in task.schedulers.values():
-                    sched.step()
-                values = _check_finite(logs, state.step, run_dir)
-                state.step += 1
-                bar.update(1)
-                if every["log"] and (state.step % every["log"] == 0 or state.step == max_steps):
-                    lrs = {f"lr_{k}": o.param_groups[0]["lr"] for k, o in task.optimizers.items()}
-                    logger.log(state.step, state.epoch, {**values, **lrs})
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]})
-                if every["sample"] and state.step % every["sample"] == 0:
-                    _write_samples(task, sample_batch, run_dir, state.step, acc)
-                if every["checkpoint"] and state.step % every["checkpoint"] == 0 and state.step < max_steps:
-                    checkpoint()
-                if state.step >= max_steps:
-                    break
-            else:
-                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-                continue
-            if state.batch_in_epoch >= batches_per_epoch:
-                state.epoch, state.batch_in_epoch = state.epoch + 1, 0
-    except KeyboardInterrupt:
-        bar.close()
-        checkpoint()
-        export(task, spec.name, run_dir, state, acc)
-        raise TrainingError(
-            f"interrupted at step {state.step}; a checkpoint was saved, continue with: "
-            f"anime train {model} --resume {run_dir}"
-        ) from None
-    bar.close()
-    checkpoint()
-    _write_samples(task, sample_batch, run_dir, state.step, acc)
-    export(task, spec.name, run_dir, state, acc)
-    logger.close()
-    acc.wait_for_everyone()
-    acc.end_training()
-    return run_dir
+def _device(cfg: dict[str, Any]) -> str:
+    device = cfglib.get(cfg, "train.device", "auto")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device=cuda but no CUDA GPU is available; use train.device=auto or cpu")
+    return str(device)
 
 
-def export(task: TrainingTask, model: str, run_dir: Path, state: TrainState, acc: Any) -> Path:
-    """Write the task's export parts as native safetensors (``anime run MODEL --weights``)."""
-    from anime_core.weights.files import save_native
+class _QuietRotation(logging.Filter):
+    """Accelerate warns at every rotation that it deletes the oldest checkpoint: that is the plan."""
 
-    path = run_dir / EXPORT_NAME
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        parts = {p: acc.unwrap_model(task.nets[p]) for p in task.export_parts}
-        save_native(path, parts, model, task.generator_config(), extra={"step": state.step, "epoch": state.epoch})
-    return path
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "to make room for new checkpoint" not in record.getMessage()
 
 
-def _save_checkpoint(acc: Any, run_dir: Path, state: TrainState, keep: int) -> None:
-    root = run_dir / CHECKPOINTS
-    final = root / f"step-{state.step:07d}"
-    tmp = root / f"step-{state.step:07d}.tmp"
-    acc.wait_for_everyone()
-    if final.exists():
-        return
-    if acc.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    acc.wait_for_everyone()
-    acc.save_state(str(tmp))
-    acc.wait_for_everyone()
-    if acc.is_main_process:
-        tmp.rename(final)  # a half-written checkpoint is never taken for a good one
-        old = sorted(p for p in root.glob("step-*") if p.is_dir() and not p.name.endswith(".tmp"))
-        for stale in old[:-keep] if keep > 0 else []:
-            shutil.rmtree(stale, ignore_errors=True)
-    acc.wait_for_everyone()
+_QUIET_ROTATION = _QuietRotation()
 
 
-def _check_finite(logs: dict[str, Any], step: int, run_dir: Path) -> dict[str, float]:
+def _accelerator(cfg: dict[str, Any], run: Run, log_with: list[Any]) -> Accelerator:
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    keep = int(cfglib.get(cfg, "train.keep_checkpoints", 3))
+    project = ProjectConfiguration(
+        project_dir=str(run.dir),
+        logging_dir=str(run.dir),
+        automatic_checkpoint_naming=True,
+        # Accelerate deletes the oldest checkpoint before it writes the new one: keeping two at least
+        # means a save that fails (a full disk) still leaves the previous checkpoint.
+        total_limit=max(2, keep),
+        iteration=run.next_checkpoint,
+    )
+    logging.getLogger("accelerate.accelerator").addFilter(_QUIET_ROTATION)
+    return Accelerator(
+        cpu=_device(cfg) == "cpu",
+        mixed_precision=cfglib.get(cfg, "train.precision", "no"),
+        gradient_accumulation_steps=int(cfglib.get(cfg, "train.grad_accum", 1)),
+        project_config=project,
+        log_with=log_with,
+    )
+
+
+def _prepare(acc: Accelerator, task: TrainingTask, model: str) -> None:
+    """One ``accelerator.prepare`` for every net and optimizer (schedulers stay the loop's to step)."""
+    if "generator" not in task.nets:
+        raise UsageError(f"the training task of '{model}' built no 'generator' net")
+    nets, opts = list(task.nets), list(task.optimizers)
+    prepared = acc.prepare(*task.nets.values(), *task.optimizers.values())
+    prepared = prepared if isinstance(prepared, tuple) else (prepared,)
+    task.nets = dict(zip(nets, prepared[: len(nets)]))
+    task.optimizers = dict(zip(opts, prepared[len(nets) :]))
+
+
+def _epoch_batches(
+    dataset: Any, state: TrainState, plan: Plan, acc: Accelerator, seed: int, cfg: dict[str, Any]
+) -> Iterator[Any]:
+    """The rest of epoch ``state.epoch`` on this process's device: the same order in every run."""
+    from accelerate import skip_first_batches
+    from accelerate.utils import send_to_device
+
+    sampler = DistributedSampler(
+        dataset, num_replicas=acc.num_processes, rank=acc.process_index, shuffle=True, seed=seed, drop_last=True
+    )
+    sampler.set_epoch(state.epoch)
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(state.epoch)
+    loader = DataLoader(
+        dataset,
+        batch_size=plan.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=int(cfglib.get(cfg, "data.num_workers", 0)),
+        pin_memory=acc.device.type == "cuda",
+        worker_init_fn=ignore_stop_signals,
+    )
+    loader = skip_first_batches(loader, state.batch_in_epoch)
+    for batch in itertools.islice(loader, plan.batches_per_epoch - state.batch_in_epoch):
+        yield send_to_device(batch, acc.device, non_blocking=True)
+
+
+def _accumulate(
+    acc: Accelerator, task: TrainingTask, batch: Any, ctx: StepContext, state: TrainState, accum: int
+) -> dict[str, Any] | None:
+    """Run ``task.step`` on one batch; its logs when the batch completed an optimizer step, else None."""
+    if state.batch_in_epoch % accum == 0:  # a new window: no stale gradients (a generator loss leaves some on D)
+        for net in task.nets.values():
+            net.zero_grad(set_to_none=True)
+    with acc.accumulate(*task.nets.values()):
+        logs = task.step(batch, ctx)
+    state.batch_in_epoch += 1
+    return logs if acc.sync_gradients else None
+
+
+def _step_done(
+    acc: Accelerator, task: TrainingTask, logs: dict[str, Any], state: TrainState, model: str, run_dir: Path
+) -> dict[str, float]:
+    """After an optimizer step: step the schedulers, check the losses, count the step; returns the losses."""
+    for sched in task.schedulers.values():
+        sched.step()
+    values = _finite_scalars(acc, logs, state.step + 1, model, run_dir)
+    state.step += 1
+    return values
+
+
+def _finite_scalars(acc: Accelerator, logs: dict[str, Any], step: int, model: str, run_dir: Path) -> dict[str, float]:
+    """The step's logs as floats (averaged over processes, so all stop together); a NaN stops the run."""
     values = {k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
+    if acc.num_processes > 1 and values:
+        mean = acc.reduce(torch.tensor(list(values.values()), device=acc.device), "mean")
+        values = dict(zip(values, mean.tolist()))
     for key, value in values.items():
         if not math.isfinite(value):
-            last = latest_checkpoint(run_dir)
-            hint = f"resume from the last good checkpoint with --resume {run_dir}" if last else "start again"
             raise TrainingError(
-                f"loss '{key}' became {value} at step {step + 1}; lower the learning rate or use "
-                f"train.precision=no, then {hint}"
+                f"loss '{key}' became {value} at step {step}; use train.precision=no or {_advice(model, run_dir)}"
             )
     return values
 
 
-def _to_device(batch: Any, device: torch.device) -> Any:
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=True)
-    if isinstance(batch, dict):
-        return {k: _to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(_to_device(v, device) for v in batch)
-    return batch
+def _checkpoint(acc: Accelerator, task: TrainingTask, state: TrainState, run: Run, model: str, saved_at: int) -> int:
+    """Save a checkpoint unless this step has one; diverged weights stop the run instead."""
+    if state.step == saved_at:
+        return saved_at
+    problem = checkpoint.weights_problem(task.nets)
+    if problem:
+        raise TrainingError(f"{problem} at step {state.step}; {_advice(model, run.dir)}")
+    last = checkpoint.latest(run.dir)
+    kept = f"the checkpoint of step {last.step} is kept" if last else "no checkpoint was saved"
+    checkpoint.save(acc, task, state, run.dir, model, f"{kept}; free some space and resume with --resume {run.dir}")
+    return state.step
 
 
-def _sample_batch(dataset: Any, n: int, device: torch.device) -> Any:
-    from torch.utils.data import default_collate
-
-    with torch.random.fork_rng(devices=[]):
-        items = [dataset[i] for i in range(min(n, len(dataset)))]
-    return _to_device(default_collate(items), device)
-
-
-@torch.no_grad()
-def _write_samples(task: TrainingTask, batch: Any, run_dir: Path, step: int, acc: Any) -> None:
-    from torchvision.utils import make_grid
-
-    from anime_core.inference.io import to_image, write_atomic
-
-    if not acc.is_main_process:
-        return
-    modes = {k: n.training for k, n in task.nets.items()}
-    for net in task.nets.values():
-        net.eval()
-    try:
-        with torch.random.fork_rng(devices=[]):
-            images = task.sample(batch)
-    finally:
-        for k, net in task.nets.items():
-            net.train(modes[k])
-    if images is None:
-        return
-    images = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
-    nrow = max(1, min(8, images.size(0) // 2 if images.size(0) > 1 else 1))
-    write_atomic(
-        to_image(make_grid(images, nrow=nrow, padding=2, pad_value=1.0)), run_dir / "samples" / f"step-{step:07d}.png"
+def _advice(model: str, run_dir: Path) -> str:
+    last = checkpoint.latest(run_dir)
+    if last is None:
+        return "lower the learning rate and start again"
+    return (
+        f"lower the learning rate and resume from the last good checkpoint (step {last.step}): "
+        f"anime train {model} --resume {run_dir} with the new rate as key=value (it replaces the checkpoint's)"
     )
 
 
-class _Logger:
-    """CSV (``metrics.csv``) and, when available, TensorBoard (``tb/``) scalars, main process only."""
+def _due(every: int, step: int) -> bool:
+    return every > 0 and step % every == 0
 
-    def __init__(self, run_dir: Path, main: bool, tensorboard: bool) -> None:
-        self.path = run_dir / "metrics.csv"
-        self.main = main
-        self.writer = None
-        if main and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(run_dir / "tb"))
-            except ImportError:
-                self.writer = None
+def _lrs(task: TrainingTask) -> dict[str, float]:
+    return {f"lr_{k}": o.param_groups[0]["lr"] for k, o in task.optimizers.items()}
 
-    def log(self, step: int, epoch: int, values: dict[str, float]) -> None:
-        if not self.main:
-            return
-        row = {"step": step, "epoch": epoch, **values}
-        rows: list[dict[str, Any]] = []
-        header = list(row)
-        if self.path.exists():
-            with self.path.open(newline="") as fh:
-                reader = csv.DictReader(fh)
-                old = list(reader.fieldnames or [])
-                if old and set(row) <= set(old):
-                    header = old
-                else:
-                    rows = list(reader)
-                    header = old + [k for k in row if k not in old]
-        if rows or not self.path.exists():
-            with self.path.open("w", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=header)
-                w.writeheader()
-                w.writerows(rows)
-        with self.path.open("a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=header).writerow(row)
-        if self.writer is not None:
-            for key, value in values.items():
-                self.writer.add_scalar(key, value, step)
 
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+def _agree_to_stop(acc: Accelerator, stop: StopRequest) -> bool:
+    """Whether any process was asked to stop (all processes stop at the same step)."""
+    if stop.signal:
+        acc.set_trigger()
+    return acc.check_trigger()

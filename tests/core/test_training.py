@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 
 import anime_core
 from anime_core.errors import ConfigError, TrainingError, UsageError
+from anime_core.training import checkpoint
 from anime_core.training.loop import train
 
 
@@ -48,7 +49,8 @@ def test_run_dir_holds_config_logs_samples_checkpoints_and_weights(tiny_registry
     assert [int(r["epoch"]) for r in rows] == [0, 0, 0, 1]  # 6 photos / batch 2 = 3 steps per epoch
     assert float(rows[1]["lr_generator"]) < float(rows[0]["lr_generator"])  # the task's scheduler is stepped
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-0000002", "step-0000004"]
+    # Accelerate names the folders; each one's train_state.json says its step
+    assert [(c.path.name, c.step) for c in checkpoint.checkpoints(run)] == [("checkpoint_0", 2), ("checkpoint_1", 4)]
     # the export is what `anime run --weights` takes
     pipe = anime_core.load("tiny", weights=run / "generator.safetensors", device="cpu")
     assert pipe.generator.body[0].out_channels == 8
@@ -81,7 +83,7 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(tiny_registry, data, tmp_path):
         train(
             "tiny", overrides=[*data, f"output_dir={run}", "train.max_steps=6", "optim.interrupt_at=3"], progress=False
         )
-    assert (run / "checkpoints" / "step-0000002").is_dir() and (run / "generator.safetensors").is_file()
+    assert checkpoint.latest(run).step == 2 and (run / "generator.safetensors").is_file()
     train("tiny", overrides=["optim.interrupt_at=0"], resume=run, progress=False)
     assert int(_rows(run)[-1]["step"]) == 6
 
