@@ -11,14 +11,16 @@ pipe.generate(n=16, seed=0)     # generate models
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from anime_core.errors import UsageError
-from anime_core.inference.pipeline import GeneratePipeline, Pipeline, TranslatePipeline
 from anime_core.registry import Registry, get_registry
 from anime_core.specs import ModelSpec
+
+if TYPE_CHECKING:  # torch loads with the first build or load, not with ``import anime_core``
+    from torch import nn
+
+    from anime_core.inference.pipeline import Pipeline
 
 
 def list_models(registry: Registry | None = None) -> list[str]:
@@ -53,6 +55,7 @@ def load(
     ``.pt``/``.pth`` whose layout a plugin converter recognises. ``options`` go to the model's
     pipeline (e.g. ``strength=0.5`` for ``ae``, ``direction="anime2photo"`` for ``cyclegan``).
     """
+    from anime_core.inference.pipeline import GeneratePipeline, TranslatePipeline
     from anime_core.weights import fetch_style, load_weights
 
     reg = get_registry()

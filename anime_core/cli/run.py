@@ -1,7 +1,12 @@
-"""``anime run MODEL ...``: one sub-command per registered model, with the model's own options."""
+"""``anime run MODEL ...``: one sub-command per registered model, with the model's own options.
+
+This module imports no torch: ``anime run --help`` lists the models from their specs. The
+callback loads the pipeline (compute) and hands it to :mod:`anime_core.cli.files` (files).
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -9,13 +14,13 @@ import click
 
 from anime_core.cli.common import warn_plugin_errors
 from anime_core.errors import unknown
-from anime_core.inference.io import DEFAULT_MAX_PIXELS
-from anime_core.inference.pipeline import RunArgs
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
 
 
 def _common(spec: ModelSpec) -> list[click.Parameter]:
+    from anime_core.inference.io import DEFAULT_MAX_PIXELS  # numpy and Pillow: not for 'anime --help'
+
     params: list[click.Parameter] = [
         click.Option(["--style", "-s"], help="Pretrained style (see 'anime info MODEL')."),
         click.Option(
@@ -49,7 +54,7 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
                 default=DEFAULT_MAX_PIXELS,
                 show_default=True,
                 type=click.IntRange(1),
-                help="Refuse larger images (decompression-bomb guard).",
+                help="Refuse larger images (decompression-bomb guard; also raises Pillow's own limit).",
             ),
         ]
     else:
@@ -65,6 +70,9 @@ def _make_command(spec: ModelSpec) -> click.Command:
 
     def callback(**kw: Any) -> int:
         from anime_core.api import load
+        from anime_core.cli import files
+        from anime_core.inference.io import DEFAULT_MAX_PIXELS
+        from anime_core.inference.modes import RunRequest, read_image
 
         warn_plugin_errors()
         options = {k: kw.pop(k) for k in list(kw) if k in own}
@@ -76,19 +84,27 @@ def _make_command(spec: ModelSpec) -> click.Command:
             precision=kw["precision"],
             **options,
         )
-        args = RunArgs(
-            inputs=list(kw.get("inputs", ())),
+        max_pixels = kw.get("max_pixels") or DEFAULT_MAX_PIXELS
+        request = RunRequest(
+            inputs=tuple(kw.get("inputs", ())),
+            num=kw.get("num", 16),
+            seed=kw.get("seed", 0),
+            size=kw.get("size"),
+            batch_size=kw["batch_size"],
+            read=functools.partial(read_image, max_pixels=max_pixels),
+        )
+        file_options = files.FileOptions(
             output=kw["output"],
             size=kw.get("size"),
             tile=kw.get("tile"),
             batch_size=kw["batch_size"],
             side_by_side=kw.get("side_by_side", False),
-            num=kw.get("num", 16),
-            seed=kw.get("seed", 0),
-            max_pixels=kw.get("max_pixels", DEFAULT_MAX_PIXELS),
+            max_pixels=max_pixels,
             progress=not kw["quiet"],
         )
-        report = pipe.run_command(args)
+        report = files.run(pipe, request, file_options)
+        for path, note in report.notes:
+            click.echo(f"warning: {path}: {note}", err=True)
         for path, reason in report.failed:
             click.echo(f"failed: {path}: {reason}", err=True)
         where = f" to {report.written[0]}" if len(report.written) == 1 else ""

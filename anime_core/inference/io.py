@@ -1,110 +1,84 @@
-"""Finding, decoding and writing images for ``anime run`` (DESIGN.md "Data flow: inference").
+"""Decoding and writing images (DESIGN.md "Data flow: inference"); finding input files is the CLI's job.
 
-Decoding honours EXIF orientation, flattens any mode to RGB (transparency over white) and
-refuses truncated files and decompression bombs. Writing is atomic (temp file + rename) and
-never replaces an input file.
+Decoding honours EXIF orientation, flattens any mode to 8-bit RGB (transparency over white,
+16/32-bit and float images scaled, not clipped) and refuses truncated files and decompression
+bombs: ``max_pixels`` is the limit, Pillow's own included. Writing is atomic (temp file + rename).
+The module imports no torch at import time, so the light CLI modules may use its constants.
 """
 
 from __future__ import annotations
 
-import glob
-import os
+import threading
 import warnings
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from anime_core.errors import UsageError
+from anime_core.errors import AnimeError, UsageError
 from anime_core.fsutil import atomic_path
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 DEFAULT_MAX_PIXELS = 100_000_000  # 10k x 10k; larger inputs are refused as likely bombs
 
-
-@dataclass(frozen=True)
-class InputFile:
-    path: Path
-    rel: Path  # output name relative to the output folder
+# Pillow's decompression-bomb limit is one process-wide setting; decode sets it to its own
+# ``max_pixels`` while it works, so this lock keeps two threads from changing it under each other.
+_PILLOW_LIMIT = threading.Lock()
 
 
-def collect_inputs(args: list[str]) -> tuple[list[InputFile], list[tuple[str, str]]]:
-    """Expand files, folders (recursive) and globs; returns (inputs, [(arg, reason)] for bad args)."""
-    found: list[InputFile] = []
-    bad: list[tuple[str, str]] = []
-    seen: set[Path] = set()
-
-    def add(path: Path, rel: Path) -> None:
-        key = path.resolve()
-        if key not in seen:
-            seen.add(key)
-            found.append(InputFile(path, rel))
-
-    for arg in args:
-        p = Path(arg).expanduser()
-        if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-            if not files:
-                bad.append((arg, "folder holds no images"))
-            for f in files:
-                add(f, f.relative_to(p))
-        elif p.is_file():
-            add(p, Path(p.name))
-        elif any(ch in arg for ch in "*?["):
-            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(arg), recursive=True))
-            matches = [m for m in matches if m.is_file()]
-            if not matches:
-                bad.append((arg, "pattern matches no files"))
-            for m in matches:
-                add(m, Path(m.name))
-        else:
-            bad.append((arg, "no such file or folder"))
-    # two inputs with the same output name (a.jpg from two folders): keep both
-    names: dict[Path, int] = {}
-    unique = []
-    for item in found:
-        n = names.get(item.rel, 0)
-        names[item.rel] = n + 1
-        rel = item.rel if n == 0 else item.rel.with_name(f"{item.rel.stem}-{n}{item.rel.suffix}")
-        unique.append(InputFile(item.path, rel))
-    return unique, bad
+class BadImage(AnimeError):
+    """An input that cannot be processed; the message is the reason shown to the user."""
 
 
-class BadImage(Exception):
-    """An input that cannot be decoded; the message is the reason shown to the user."""
+@contextmanager
+def _pillow_limit(max_pixels: int | None) -> Iterator[None]:
+    """Make Pillow's ``MAX_IMAGE_PIXELS`` (and its bomb warning, as an error) follow ``max_pixels``."""
+    with _PILLOW_LIMIT, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def _too_large(path: Path, max_pixels: int) -> str:
+    """The refusal message, with the image's size when its header can be read."""
+    advice = "shrink it or raise --max-pixels if it is genuine"
+    try:
+        with _pillow_limit(None), Image.open(path) as im:
+            w, h = im.size
+    except Exception:  # only the header is read, for the message; any failure keeps the generic one
+        return f"image is above the {max_pixels / 1e6:g} MP limit (possible decompression bomb); {advice}"
+    return f"image is {w}x{h} ({w * h / 1e6:.3g} MP), above the {max_pixels / 1e6:g} MP limit; {advice}"
 
 
 def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open an image as RGB, applying EXIF orientation; raise :class:`BadImage` with a reason."""
+    """Open an image as 8-bit RGB, applying EXIF orientation; raise :class:`BadImage` with a reason.
+
+    An animated or multi-page file gives its first frame, with the number of frames in
+    ``img.info["n_frames"]`` so a caller can say that the others were not used.
+    """
     try:
         if path.stat().st_size == 0:
             raise BadImage("file is empty")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if w * h > max_pixels:
-                    raise BadImage(
-                        f"image is {w}x{h} ({w * h / 1e6:.0f} MP), above the {max_pixels / 1e6:.0f} MP limit; "
-                        f"shrink it or raise --max-pixels"
-                    )
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-                    rgba = im.convert("RGBA")
-                    bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-                    return Image.alpha_composite(bg, rgba).convert("RGB")
-                return im.convert("RGB")
+        with _pillow_limit(max_pixels), Image.open(path) as im:
+            frames = int(im.n_frames) if getattr(im, "is_animated", False) else 1
+            im.load()
+            rgb = to_rgb(ImageOps.exif_transpose(im))
     except BadImage:
         raise
     except UnidentifiedImageError:
         raise BadImage("not an image Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadImage(
-            "image is too large (possible decompression bomb); raise --max-pixels if it is genuine"
-        ) from None
+        raise BadImage(_too_large(path, max_pixels)) from None
     except OSError as exc:
         msg = str(exc)
         if "truncated" in msg:
@@ -112,6 +86,41 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
         raise BadImage(f"cannot read: {exc.strerror or msg}") from None
     except (ValueError, SyntaxError) as exc:
         raise BadImage(f"corrupt image data ({exc})") from None
+    rgb.info["n_frames"] = frames
+    return rgb
+
+
+def to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB: alpha over white, 16/32-bit integer and float images scaled to 0..255."""
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        return Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert("RGB")
+    if im.mode.startswith("I") or im.mode == "F":
+        return Image.fromarray(scale_to_8bit(np.asarray(im)), "L").convert("RGB")
+    return im.convert("RGB")
+
+
+def scale_to_8bit(arr: np.ndarray) -> np.ndarray:
+    """One-channel 16/32-bit integer or float pixels -> uint8 (Pillow's own conversion clips them).
+
+    The range is read from the data, because the container type does not say it: values within
+    0..1 are float intensities, within 0..255 already 8-bit, within 0..65535 16-bit (scaled by
+    255/65535); anything else (negative, larger, HDR) is stretched from its minimum to its maximum.
+    Non-finite values count as 0.
+    """
+    x = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+    if lo >= 0 and hi <= 1 and arr.dtype.kind == "f":
+        x = x * 255
+    elif lo >= 0 and hi <= 255 and arr.dtype.kind != "u":
+        pass
+    elif lo >= 0 and hi <= 65535:
+        x = x * (255 / 65535)
+    elif hi > lo:
+        x = (x - lo) * (255 / (hi - lo))
+    else:
+        x = np.zeros_like(x)
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
 def resize_long_side(img: Image.Image, size: int | None, center_crop: bool = False) -> Image.Image:
@@ -129,13 +138,24 @@ def resize_long_side(img: Image.Image, size: int | None, center_crop: bool = Fal
 
 def to_tensor(img: Image.Image) -> torch.Tensor:
     """PIL RGB -> uint8 tensor (3, H, W)."""
+    import torch
+
     return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
 
 
 def to_image(x: torch.Tensor) -> Image.Image:
     """Float tensor (3, H, W) in [0, 1] -> PIL RGB."""
+    import torch
+
     arr = (x.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
     return Image.fromarray(arr, "RGB")
+
+
+def grid(images: torch.Tensor, nrow: int, padding: int = 2) -> Image.Image:
+    """(N, 3, H, W) in [0, 1] -> one sheet of ``nrow`` images per row, ``padding`` px of white between them."""
+    from torchvision.utils import make_grid
+
+    return to_image(make_grid(images, nrow=nrow, padding=padding, pad_value=1.0))
 
 
 def write_atomic(img: Image.Image, dest: Path) -> None:

@@ -1,34 +1,34 @@
-"""Pipelines: what ``anime_core.load`` returns and ``anime run`` drives.
+"""Pipelines: what ``anime_core.load`` returns. They compute; the CLI (``anime_core.cli.files``) handles files.
 
-``TranslatePipeline``: files -> decode -> resize policy -> pad to the generator's stride
-(reflect) -> batch equal sizes -> device/precision -> generator -> crop back -> atomic write.
-Large images go through overlapping tiles so memory stays bounded. ``GeneratePipeline``:
-seeded latents -> generator -> images or a grid.
+``TranslatePipeline``: PIL image or (N, 3, H, W) tensor -> resize policy -> pad to the generator's
+stride (reflect) -> device/precision -> generator -> crop back. Large images go through
+overlapping tiles so memory stays bounded. ``GeneratePipeline``: seeded latents -> generator -> images.
 
 A plugin customises a model's pipeline by subclassing and overriding ``preprocess`` /
-``postprocess`` (value ranges, colour spaces), ``from_weights`` (which parts to load) or
-``run_command`` (extra modes such as latent walks). Generators may declare an int attribute
-``stride`` (an input side must be a multiple of it) and generate models ``latent_dim``.
+``postprocess`` (value ranges, colour spaces), ``weights_part`` (which part of a weights file
+is the generator) or ``run_mode`` (an extra mode of ``anime run`` such as a latent walk: it
+returns the images, the CLI writes them; see :mod:`anime_core.inference.modes`). Generators may
+declare int attributes ``stride`` (an input side must be a multiple of it), ``min_side`` (the
+smallest input side; otherwise found by trying sizes when a small image fails) and, for generate
+models, ``latent_dim``.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from PIL import Image
 from torch import nn
-from tqdm.auto import tqdm
 
 from anime_core.errors import UsageError
 from anime_core.inference import io
+from anime_core.inference.modes import ModeOutput, RunRequest
 from anime_core.inference.tiling import pad_to_multiple, run_tiled
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 AUTO_TILE_PIXELS = 2048 * 2048  # larger images are tiled even without --tile
 DEFAULT_TILE = 1024
 MIN_OVERLAP = 32  # px; seams are blended over the middle half of the overlap
+MAX_PROBE_SIDE = 1024  # min_side search gives up above this: the failure is not about size
 
 
 def pick_device(device: str | torch.device | None) -> torch.device:
@@ -61,34 +62,13 @@ def pick_device(device: str | torch.device | None) -> torch.device:
         raise UsageError(f"unknown device '{name}'; use auto, cpu, cuda or mps") from None
 
 
-@dataclass
-class RunArgs:
-    """Options of ``anime run`` common to every model."""
-
-    inputs: list[str] = field(default_factory=list)
-    output: Path | None = None
-    size: int | None = None
-    tile: int | None = None
-    batch_size: int = 1
-    side_by_side: bool = False
-    num: int = 16
-    seed: int = 0
-    max_pixels: int = io.DEFAULT_MAX_PIXELS
-    progress: bool = True
-
-
-@dataclass
-class RunReport:
-    written: list[Path] = field(default_factory=list)
-    failed: list[tuple[str, str]] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def exit_code(self) -> int:
-        return 1 if self.failed else 0
-
-    def summary(self) -> str:
-        return f"{len(self.written)} written, {len(self.failed)} failed, {self.seconds:.1f} s"
+def check_finite(images: torch.Tensor, what: str = "this input") -> None:
+    """Raise :class:`~anime_core.inference.io.BadImage` if ``images`` hold NaN or inf (instead of a black file)."""
+    if not bool(torch.isfinite(images).all()):
+        raise io.BadImage(
+            f"the model's output for {what} is not finite (NaN or inf); the weights are broken, "
+            f"e.g. saved from a diverged training run"
+        )
 
 
 class Pipeline(ABC):
@@ -135,13 +115,12 @@ class Pipeline(ABC):
         **kwargs: Any,
     ) -> Pipeline:
         """Build the generator with the options the weights need, load them, wrap in a pipeline."""
-        from anime_core.api import build_part
         from anime_core.weights.files import load_into
 
         options = dict(generator_options or {})
         if weights is not None:
             options.update(weights.generator)
-        gen = build_part(spec, "generator", registry=registry, **options)
+        gen = registry.build(spec, "generator", **options)
         if weights is not None:
             part = cls.weights_part(kwargs)
             if part not in weights.parts:
@@ -168,8 +147,8 @@ class Pipeline(ABC):
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
     @abstractmethod
-    def run_command(self, args: RunArgs) -> RunReport:
-        """What ``anime run MODEL`` does with the common options."""
+    def run_mode(self, request: RunRequest) -> ModeOutput | None:
+        """The images ``anime run`` writes for these options; ``None``: translate the input files."""
 
 
 class TranslatePipeline(Pipeline):
@@ -191,19 +170,62 @@ class TranslatePipeline(Pipeline):
     def stride(self) -> int:
         return int(getattr(self.generator, "stride", 1) or 1)
 
+    @functools.cached_property
+    def min_side(self) -> int:
+        """The smallest input side the generator takes: its ``min_side``, else the smallest size that runs."""
+        declared = getattr(self.generator, "min_side", None)
+        if declared:
+            return int(declared)
+        hi = 1
+        while not self._accepts(hi):
+            if hi >= MAX_PROBE_SIDE:
+                return 1
+            hi *= 2
+        lo = hi // 2  # fails (or 0): bisect, assuming larger inputs keep working
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (lo, mid) if self._accepts(mid) else (mid, hi)
+        return hi
+
     # -- tensors -----------------------------------------------------------------------------
-    @torch.inference_mode()
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, 3, H, W) uint8 or [0, 1] float on any device -> (N, 3, H*s, W*s) float [0, 1] on the CPU."""
-        x = x.to(self.device, non_blocking=True)
-        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
-        padded, (h, w) = pad_to_multiple(x, self.stride)
+    def _generate(self, x: torch.Tensor) -> torch.Tensor:
+        """Float [0, 1] input on the device -> raw generator output of the stride-padded input."""
+        padded, _ = pad_to_multiple(x, self.stride)
         if self.channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
         with self.autocast():
-            y = self.generator(self.preprocess(padded))
+            return self.generator(self.preprocess(padded))
+
+    @torch.inference_mode()
+    def _accepts(self, side: int) -> bool:
+        try:
+            self._generate(torch.full((1, 3, side, side), 0.5, device=self.device))
+        except (RuntimeError, ValueError):
+            return False
+        return True
+
+    @torch.inference_mode()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, H, W) uint8 or [0, 1] float on any device -> (N, 3, H*s, W*s) float [0, 1] on the CPU.
+
+        Non-finite generator outputs come back as NaN (not clamped into plausible pixels), so
+        :func:`check_finite` can refuse them; an input under :attr:`min_side` raises ``BadImage``.
+        """
+        x = x.to(self.device, non_blocking=True)
+        x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+        h, w = x.shape[-2:]
+        try:
+            y = self._generate(x)
+        except (RuntimeError, ValueError):
+            if min(h, w) < MAX_PROBE_SIDE and min(h, w) < self.min_side:
+                raise io.BadImage(
+                    f"image is {w}x{h} px, under the {self.min_side} px on each side that "
+                    f"{self.spec.name} needs; upscale it"
+                ) from None
+            raise
         s = self.out_scale
-        y = y[..., : h * s, : w * s]
+        y = y[..., : h * s, : w * s].float()
+        y = torch.where(torch.isfinite(y), y, torch.nan)
         return self.postprocess(y, x).cpu()
 
     def translate(self, image: torch.Tensor, tile: int | None = None) -> torch.Tensor:
@@ -226,94 +248,12 @@ class TranslatePipeline(Pipeline):
         )
 
     def __call__(self, image: Image.Image, size: int | None = None, tile: int | None = None) -> Image.Image:
-        img = self.prepare(image.convert("RGB"), size)
-        return io.to_image(self.translate(io.to_tensor(img), tile))
+        y = self.translate(io.to_tensor(self.prepare(io.to_rgb(image), size)), tile)
+        check_finite(y, "this image")
+        return io.to_image(y)
 
-    # -- files -------------------------------------------------------------------------------
-    def output_path(self, item: io.InputFile, args: RunArgs, single: bool) -> Path:
-        out = args.output or Path("anime_out")
-        if single and out.suffix.lower() in io.IMAGE_EXTENSIONS:
-            return out
-        return out / item.rel
-
-    def run_command(self, args: RunArgs) -> RunReport:
-        """Translate files, folders and globs into ``args.output``; bad files are reported and skipped."""
-        start = time.perf_counter()
-        report = RunReport()
-        items, bad_args = io.collect_inputs(args.inputs)
-        report.failed += bad_args
-        if not items and not bad_args:
-            raise UsageError("no input images given; pass files, folders or globs")
-        inputs = {i.path.resolve() for i in items}
-        single = len(items) == 1
-        bar = tqdm(total=len(items), unit="img", disable=not args.progress or len(items) < 2, desc=self.spec.name)
-        pending: dict[tuple[int, int], list[tuple[io.InputFile, Path, Image.Image]]] = {}
-
-        def flush(key: tuple[int, int]) -> None:
-            group = pending.pop(key)
-            batch = torch.stack([io.to_tensor(img) for _, _, img in group])
-            try:
-                outs = self.forward(batch)
-            except RuntimeError as exc:  # e.g. out of memory: report each file, keep going
-                for item, _, _ in group:
-                    report.failed.append((str(item.path), f"generator failed: {exc}"))
-                bar.update(len(group))
-                return
-            for (item, dest, img), y in zip(group, outs):
-                self._write(item, dest, img, y, args, report)
-                bar.update(1)
-
-        for item in items:
-            dest = self.output_path(item, args, single)
-            if dest.resolve() in inputs:
-                report.failed.append((str(item.path), f"output {dest} would overwrite an input; choose another -o"))
-                bar.update(1)
-                continue
-            try:
-                img = self.prepare(io.decode(item.path, args.max_pixels), args.size)
-            except io.BadImage as exc:
-                report.failed.append((str(item.path), str(exc)))
-                bar.update(1)
-                continue
-            w, h = img.size
-            if args.tile or h * w > AUTO_TILE_PIXELS:
-                try:
-                    y = self.translate(io.to_tensor(img), args.tile)
-                except RuntimeError as exc:
-                    report.failed.append((str(item.path), f"generator failed: {exc}"))
-                    bar.update(1)
-                    continue
-                self._write(item, dest, img, y, args, report)
-                bar.update(1)
-                continue
-            key = (h, w)
-            pending.setdefault(key, []).append((item, dest, img))
-            if len(pending[key]) >= args.batch_size:
-                flush(key)
-            elif sum(len(g) for g in pending.values()) > 2 * args.batch_size:
-                flush(max(pending, key=lambda k: len(pending[k])))
-        for key in list(pending):
-            flush(key)
-        bar.close()
-        report.seconds = time.perf_counter() - start
-        return report
-
-    def _write(
-        self, item: io.InputFile, dest: Path, img: Image.Image, y: torch.Tensor, args: RunArgs, report: RunReport
-    ) -> None:
-        out = io.to_image(y)
-        if args.side_by_side:
-            left = img.resize(out.size, Image.Resampling.LANCZOS) if img.size != out.size else img
-            both = Image.new("RGB", (left.width + out.width, out.height))
-            both.paste(left, (0, 0))
-            both.paste(out, (left.width, 0))
-            out = both
-        try:
-            io.write_atomic(out, dest)
-        except (OSError, UsageError) as exc:
-            report.failed.append((str(item.path), f"cannot write {dest}: {exc}"))
-            return
-        report.written.append(dest)
+    def run_mode(self, request: RunRequest) -> ModeOutput | None:
+        return None
 
 
 class GeneratePipeline(Pipeline):
@@ -331,7 +271,9 @@ class GeneratePipeline(Pipeline):
         return torch.randn(n, self.latent_dim, generator=gen)
 
     def postprocess(self, y: torch.Tensor) -> torch.Tensor:
-        return ((y.float() + 1) / 2).clamp(0, 1)
+        """Generator output in [-1, 1] -> [0, 1]; non-finite values stay NaN for :func:`check_finite`."""
+        y = y.float()
+        return ((torch.where(torch.isfinite(y), y, torch.nan) + 1) / 2).clamp(0, 1)
 
     @torch.inference_mode()
     def decode_latents(self, z: torch.Tensor, batch_size: int = 64, **kwargs: Any) -> torch.Tensor:
@@ -343,25 +285,19 @@ class GeneratePipeline(Pipeline):
         return torch.cat(outs)
 
     def generate(self, n: int = 16, seed: int = 0, **kwargs: Any) -> list[Image.Image]:
-        return [io.to_image(x) for x in self.decode_latents(self.latents(n, seed), **kwargs)]
+        images = self.decode_latents(self.latents(n, seed), **kwargs)
+        check_finite(images, f"seed {seed}")
+        return [io.to_image(x) for x in images]
 
     def grid(self, images: Sequence[torch.Tensor] | torch.Tensor, nrow: int | None = None) -> Image.Image:
-        from torchvision.utils import make_grid
-
         batch = torch.stack(list(images)) if not isinstance(images, torch.Tensor) else images
-        nrow = nrow or max(1, math.ceil(math.sqrt(len(batch))))
-        return io.to_image(make_grid(batch, nrow=nrow, padding=2, pad_value=1.0))
+        return io.grid(batch, nrow or max(1, math.ceil(math.sqrt(len(batch)))))
 
-    def run_command(self, args: RunArgs) -> RunReport:
-        """Write a grid of ``args.num`` samples from ``args.seed`` to ``args.output`` (a .png file)."""
-        start = time.perf_counter()
-        if args.inputs:
+    def run_mode(self, request: RunRequest) -> ModeOutput | None:
+        """A grid of ``request.num`` samples from ``request.seed``."""
+        if request.inputs:
             raise UsageError(
                 f"'{self.spec.name}' generates images from noise and takes no input files; use --num and --seed"
             )
-        out = args.output or Path(f"{self.spec.name}-seed{args.seed}.png")
-        if out.suffix.lower() not in io.IMAGE_EXTENSIONS:
-            out = out / f"{self.spec.name}-seed{args.seed}.png"
-        images = self.decode_latents(self.latents(args.num, args.seed), batch_size=max(args.batch_size, 1))
-        io.write_atomic(self.grid(images), out)
-        return RunReport(written=[out], seconds=time.perf_counter() - start)
+        images = self.decode_latents(self.latents(request.num, request.seed), batch_size=request.batch_size)
+        return ModeOutput(images, f"{self.spec.name}-seed{request.seed}", nrow=math.ceil(math.sqrt(request.num)))

@@ -9,14 +9,13 @@ output image keeps the photo's lightness. Paper I.E and IV ("user-centric custom
   lightness too; strength blends only its chroma, so its lightness is always the network's.
 - ``--interpolate A.jpg B.jpg --steps N`` (``vae`` weights): encode both photos to their posterior
   means, decode N evenly spaced points of the straight line between them (a latent walk); the
-  lightness of each frame is the same blend of the two photos. B is resized to A's size. Frames
-  go to ``-o DIR`` as ``frame-000.png`` ... or, with ``-o walk.png``, side by side into one strip.
+  lightness of each frame is the same blend of the two photos. B is resized to A's size. The run
+  mode returns the frames; ``anime run`` writes them to ``-o DIR`` as ``frame-000.png`` ... or,
+  with ``-o walk.png``, side by side into one strip.
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,10 +23,10 @@ from PIL import Image
 
 from anime_core.errors import UsageError
 from anime_core.inference import io
-from anime_core.inference.pipeline import RunArgs, RunReport, TranslatePipeline
+from anime_core.inference.modes import ModeOutput, RunRequest
+from anime_core.inference.pipeline import TranslatePipeline
 from anime_core.inference.tiling import pad_to_multiple
 from anime_plugin_ae.color import AB_SCALE, lab_to_rgb, rgb_to_lab, rgb_to_lightness
-from anime_plugin_ae.options import RUN_OPTIONS  # noqa: F401  (re-exported)
 
 
 class AEPipeline(TranslatePipeline):
@@ -72,8 +71,8 @@ class AEPipeline(TranslatePipeline):
             raise UsageError("--interpolate needs VAE weights (trained with generator.variant=vae or --config vae)")
         if steps < 2:
             raise UsageError(f"--steps must be at least 2, not {steps}")
-        a = self.prepare(a.convert("RGB"), size)
-        b = b.convert("RGB").resize(a.size, Image.Resampling.LANCZOS)
+        a = self.prepare(io.to_rgb(a), size)
+        b = io.to_rgb(b).resize(a.size, Image.Resampling.LANCZOS)
         photos = torch.stack([io.to_tensor(a), io.to_tensor(b)]).to(self.device).float() / 255
         padded, (h, w) = pad_to_multiple(photos, self.stride)
         with self.autocast():
@@ -86,29 +85,13 @@ class AEPipeline(TranslatePipeline):
             frames.append(self.postprocess(y[..., :h, :w], x[..., :h, :w])[0].cpu())
         return frames
 
-    def run_command(self, args: RunArgs) -> RunReport:
+    def run_mode(self, request: RunRequest) -> ModeOutput | None:
+        """``--interpolate A B``: the frames of the latent walk, side by side when written as one file."""
         pair = self.options.get("interpolate")
         if not pair:
-            return super().run_command(args)
-        start = time.perf_counter()
-        if args.inputs:
+            return None
+        if request.inputs:
             raise UsageError("--interpolate takes its two photos itself; give no other inputs")
-        images = []
-        for path in pair:
-            try:
-                images.append(io.decode(Path(path), args.max_pixels))
-            except io.BadImage as exc:
-                raise UsageError(f"cannot read {path}: {exc}") from None
-        frames = self.interpolate(images[0], images[1], int(self.options.get("steps") or 8), args.size)
-        out = args.output or Path("anime_out")
-        report = RunReport()
-        if out.suffix.lower() in io.IMAGE_EXTENSIONS:
-            io.write_atomic(io.to_image(torch.cat(frames, dim=-1)), out)
-            report.written.append(out)
-        else:
-            for i, frame in enumerate(frames):
-                dest = out / f"frame-{i:03d}.png"
-                io.write_atomic(io.to_image(frame), dest)
-                report.written.append(dest)
-        report.seconds = time.perf_counter() - start
-        return report
+        a, b = (request.read(path) for path in pair)
+        frames = self.interpolate(a, b, int(self.options.get("steps") or 8), request.size)
+        return ModeOutput(torch.stack(frames), "frame", nrow=len(frames), padding=0, frames=True)

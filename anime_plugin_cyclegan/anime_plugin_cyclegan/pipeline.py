@@ -10,7 +10,7 @@ from typing import Any
 
 from anime_core.errors import UsageError
 from anime_core.inference.pipeline import TranslatePipeline
-from anime_plugin_cyclegan.options import DIRECTION_OPTION, DIRECTIONS  # noqa: F401  (re-exported)
+from anime_plugin_cyclegan.options import DIRECTIONS
 
 
 class CycleGANPipeline(TranslatePipeline):

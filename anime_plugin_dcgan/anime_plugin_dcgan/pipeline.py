@@ -12,16 +12,13 @@ interpolation suits Gaussian latents, White 2016). Same seed and options, same i
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from anime_core.errors import UsageError
-from anime_core.inference import io
-from anime_core.inference.pipeline import GeneratePipeline, RunArgs, RunReport, TranslatePipeline
-from anime_plugin_dcgan.options import RUN_OPTIONS  # noqa: F401  (re-exported)
+from anime_core.inference.modes import ModeOutput, RunRequest
+from anime_core.inference.pipeline import GeneratePipeline, TranslatePipeline
 
 
 def truncated_normal(shape: tuple[int, ...], threshold: float | None, gen: torch.Generator) -> torch.Tensor:
@@ -95,19 +92,15 @@ class DCGANPipeline(GeneratePipeline):
         a, b = self.latents(1, seed), self.latents(1, seed + 1)
         return slerp(a, b, torch.linspace(0, 1, steps))
 
-    def run_command(self, args: RunArgs) -> RunReport:
+    def run_mode(self, request: RunRequest) -> ModeOutput | None:
+        """``--interpolate N``: one strip of the walk from ``--seed`` to ``--seed + 1``; else the core's grid."""
         steps = self.options.get("interpolate")
         if not steps:
-            return super().run_command(args)
-        start = time.perf_counter()
-        if args.inputs:
-            raise UsageError("'dcgan' generates images from noise and takes no input files; use --num and --seed")
-        out = args.output or Path(f"{self.spec.name}-walk-seed{args.seed}.png")
-        if out.suffix.lower() not in io.IMAGE_EXTENSIONS:
-            out = out / f"{self.spec.name}-walk-seed{args.seed}.png"
-        images = self.decode_latents(self.walk(int(steps), args.seed), batch_size=max(args.batch_size, 1))
-        io.write_atomic(self.grid(images, nrow=int(steps)), out)
-        return RunReport(written=[out], seconds=time.perf_counter() - start)
+            return super().run_mode(request)
+        if request.inputs:
+            raise UsageError(f"'{self.spec.name}' generates images from noise and takes no input files")
+        images = self.decode_latents(self.walk(int(steps), request.seed), batch_size=request.batch_size)
+        return ModeOutput(images, f"{self.spec.name}-walk-seed{request.seed}", nrow=int(steps))
 
 
 class SRPipeline(TranslatePipeline):

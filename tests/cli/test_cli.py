@@ -126,3 +126,26 @@ def test_generate_same_seed_same_grid(anime, tmp_path):
         out = anime("run", "tinygen", "--weights", w, "--num", "4", "--seed", "3", "-o", tmp_path / name)
         assert out.returncode == 0, out.stderr
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_run_help_does_not_import_torch():
+    """``anime run --help`` and ``anime run MODEL --help`` build their options from the specs alone.
+
+    The installed plugins' entry modules are light (the tiny test plugin is not, so it is left out);
+    the ``eval`` command is blocked so that this checks ``run`` (listing has its own test).
+    """
+    code = (
+        "import sys; sys.modules['anime_core.cli.eval_cmd'] = None\n"
+        "from anime_core.cli import cli\n"
+        "for args in (['run', '--help'], ['run', 'ae', '--help'], ['run', 'dcgan', '--help']):\n"
+        "    try:\n"
+        "        cli.main(args=args, prog_name='anime', standalone_mode=False)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('torch', 'torchvision') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env=subprocess_env())
+    assert out.returncode == 0, out.stderr
+    assert "--interpolate" in out.stdout and "--max-pixels" in out.stdout and "--num" in out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,303 @@
+"""The file side of ``anime run``: find inputs, name outputs, batch, write atomically, report.
+
+Pipelines only compute (:mod:`anime_core.inference.pipeline`). This module turns files, folders
+and globs into input images, gives every input a unique output name, batches images of equal
+size, refuses what cannot be processed with a reason per file (never a lost or black output),
+and writes what a run mode returns (:class:`~anime_core.inference.modes.ModeOutput`).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import stat
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from anime_core.errors import UsageError
+from anime_core.inference import io
+from anime_core.inference.modes import ModeOutput, RunRequest
+from anime_core.inference.pipeline import AUTO_TILE_PIXELS, Pipeline, TranslatePipeline, check_finite
+
+DEFAULT_OUTPUT = Path("anime_out")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    path: Path
+    rel: Path  # output name relative to the output folder
+
+
+@dataclass(frozen=True)
+class FileOptions:
+    """The file-handling options of ``anime run``."""
+
+    output: Path | None = None
+    size: int | None = None
+    tile: int | None = None
+    batch_size: int = 1
+    side_by_side: bool = False
+    max_pixels: int = io.DEFAULT_MAX_PIXELS
+    progress: bool = True
+
+
+@dataclass
+class Report:
+    """What a run wrote, what failed (path, reason) and what it noted (path, remark)."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[tuple[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def summary(self) -> str:
+        return f"{len(set(self.written))} written, {len(self.failed)} failed, {self.seconds:.1f} s"
+
+
+def run(pipe: Pipeline, request: RunRequest, options: FileOptions) -> Report:
+    """What ``anime run`` does: the pipeline's run mode if its options chose one, else translate the inputs."""
+    start = time.perf_counter()
+    result = pipe.run_mode(request)
+    if result is not None:
+        report = write_mode(result, options.output)
+    elif isinstance(pipe, TranslatePipeline):
+        report = translate_files(pipe, list(request.inputs), options)
+    else:
+        raise UsageError(f"'{pipe.spec.name}' has no run mode for these options")
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+# -- inputs and output names ------------------------------------------------------------------
+def _not_regular(path: Path) -> str:
+    mode = path.stat().st_mode
+    what = "a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+    return f"is {what}, not a regular file; save the image to a file first"
+
+
+def collect_inputs(args: Iterable[str]) -> tuple[list[InputFile], list[tuple[str, str]]]:
+    """Expand files, folders (recursive) and globs; returns (inputs, [(arg, reason)] for bad args).
+
+    Only regular files are read: a FIFO, socket or device named on the command line is refused
+    with that reason (reading one could block forever), and one inside a folder is skipped.
+    """
+    found: list[InputFile] = []
+    bad: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, rel: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(InputFile(path, rel))
+
+    for arg in args:
+        p = Path(arg).expanduser()
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in io.IMAGE_EXTENSIONS and f.is_file())
+            if not files:
+                bad.append((arg, "folder holds no images"))
+            for f in files:
+                add(f, f.relative_to(p))
+        elif p.is_file():
+            add(p, Path(p.name))
+        elif p.exists():
+            bad.append((arg, _not_regular(p)))
+        elif any(ch in arg for ch in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(arg), recursive=True))
+            odd = [m for m in matches if m.exists() and not (m.is_file() or m.is_dir())]
+            bad += [(str(m), _not_regular(m)) for m in odd]
+            files = [m for m in matches if m.is_file()]
+            if not files and not odd:
+                bad.append((arg, "pattern matches no files"))
+            for m in files:
+                add(m, Path(m.name))
+        else:
+            bad.append((arg, "no such file or folder"))
+    return found, bad
+
+
+def unique_names(rels: list[Path], folder: Path) -> list[Path]:
+    """One output name per input, all different (ignoring case, as some file systems do).
+
+    An input keeps its own name if it is the first to claim it. A later input with a taken name
+    gets ``NAME-1``, ``NAME-2`` ... skipping names another input keeps, names already given and
+    files that exist in ``folder``, so an invented name never replaces anything.
+    """
+
+    def key(rel: Path) -> str:
+        return rel.as_posix().casefold()
+
+    owner: dict[str, int] = {}
+    for i, rel in enumerate(rels):
+        owner.setdefault(key(rel), i)
+    taken = set(owner)
+    names = []
+    for i, rel in enumerate(rels):
+        name, n = rel, 0
+        if owner[key(rel)] != i:
+            while key(name) in taken or (folder / name).exists():
+                n += 1
+                name = rel.with_name(f"{rel.stem}-{n}{rel.suffix}")
+            taken.add(key(name))
+        names.append(name)
+    return names
+
+
+def plan_outputs(
+    items: list[InputFile], output: Path | None
+) -> tuple[list[tuple[InputFile, Path]], list[tuple[str, str]]]:
+    """(input, destination) pairs and [(input, reason)] for those whose destination is an input."""
+    out = output or DEFAULT_OUTPUT
+    if out.suffix.lower() in io.IMAGE_EXTENSIONS and not out.is_dir():
+        if len(items) > 1:
+            raise UsageError(f"-o {out} names one image but {len(items)} inputs were given; give a folder")
+        dests = [out] * len(items)
+    else:
+        dests = [out / rel for rel in unique_names([i.rel for i in items], out)]
+    inputs = {i.path.resolve() for i in items}
+    jobs, failed = [], []
+    for item, dest in zip(items, dests):
+        if dest.resolve() in inputs:
+            failed.append((str(item.path), f"output {dest} would overwrite an input; choose another -o"))
+        else:
+            jobs.append((item, dest))
+    return jobs, failed
+
+
+# -- translating -------------------------------------------------------------------------------
+@dataclass
+class _Job:
+    item: InputFile
+    dest: Path
+    image: Image.Image
+    tiled: bool
+
+
+def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOptions) -> Report:
+    """Translate files, folders and globs into ``options.output``; bad files are reported and skipped."""
+    items, failed = collect_inputs(inputs)
+    if not items and not failed:
+        raise UsageError("no input images given; pass files, folders or globs")
+    jobs, clashes = plan_outputs(items, options.output)
+    report = Report(failed=failed + clashes)
+    bar = tqdm(total=len(items), unit="img", disable=not options.progress or len(items) < 2, desc=pipe.spec.name)
+    bar.update(len(clashes))
+    for group in _groups(_decoded(pipe, jobs, options, report, bar), options.batch_size):
+        _translate(pipe, group, options, report)
+        bar.update(len(group))
+    bar.close()
+    return report
+
+
+def _decoded(
+    pipe: TranslatePipeline, jobs: list[tuple[InputFile, Path]], options: FileOptions, report: Report, bar: tqdm
+) -> Iterator[_Job]:
+    for item, dest in jobs:
+        try:
+            img = io.decode(item.path, options.max_pixels)
+        except io.BadImage as exc:
+            report.failed.append((str(item.path), str(exc)))
+            bar.update(1)
+            continue
+        frames = img.info.get("n_frames", 1)
+        if frames > 1:
+            report.notes.append((str(item.path), f"has {frames} frames; only the first is used"))
+        img = pipe.prepare(img, options.size)
+        yield _Job(item, dest, img, bool(options.tile) or img.width * img.height > AUTO_TILE_PIXELS)
+
+
+def _groups(jobs: Iterable[_Job], batch_size: int) -> Iterator[list[_Job]]:
+    """Batches of up to ``batch_size`` images of one size; at most about 2x that many images wait."""
+    pending: dict[tuple[int, int], list[_Job]] = {}
+    for job in jobs:
+        if job.tiled:  # tiles bound the memory of one huge image: never batched
+            yield [job]
+            continue
+        group = pending.setdefault(job.image.size, [])
+        group.append(job)
+        if len(group) >= batch_size:
+            yield pending.pop(job.image.size)
+        elif sum(map(len, pending.values())) > 2 * batch_size:
+            yield pending.pop(max(pending, key=lambda k: len(pending[k])))
+    yield from pending.values()
+
+
+def _translate(pipe: TranslatePipeline, group: list[_Job], options: FileOptions, report: Report) -> None:
+    try:
+        if group[0].tiled:
+            outs = [pipe.translate(io.to_tensor(group[0].image), options.tile)]
+        else:
+            outs = list(pipe.forward(torch.stack([io.to_tensor(job.image) for job in group])))
+    except io.BadImage as exc:
+        report.failed += [(str(job.item.path), str(exc)) for job in group]
+        return
+    except RuntimeError as exc:  # e.g. out of memory: report each file, keep going
+        report.failed += [(str(job.item.path), f"generator failed: {exc}") for job in group]
+        return
+    for job, y in zip(group, outs):
+        try:
+            check_finite(y)
+        except io.BadImage as exc:
+            report.failed.append((str(job.item.path), str(exc)))
+            continue
+        out = io.to_image(y)
+        if options.side_by_side:
+            out = _side_by_side(job.image, out)
+        _write(out, job.dest, str(job.item.path), report)
+
+
+def _side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:
+    if left.size != right.size:
+        left = left.resize(right.size, Image.Resampling.LANCZOS)
+    both = Image.new("RGB", (left.width + right.width, right.height))
+    both.paste(left, (0, 0))
+    both.paste(right, (left.width, 0))
+    return both
+
+
+def _write(img: Image.Image, dest: Path, source: str, report: Report) -> None:
+    try:
+        io.write_atomic(img, dest)
+    except (OSError, UsageError) as exc:
+        report.failed.append((source, f"cannot write {dest}: {exc}"))
+        return
+    report.written.append(dest)
+
+
+# -- run modes ---------------------------------------------------------------------------------
+def write_mode(result: ModeOutput, output: Path | None) -> Report:
+    """Write a mode's images: one sheet to ``-o FILE``, else ``NAME.png`` or ``NAME-000.png`` ... in a folder.
+
+    Without ``-o``, a sheet goes to the current folder and frames to ``anime_out/``.
+    """
+    report = Report()
+    try:
+        check_finite(result.images, f"'{result.name}'")
+    except io.BadImage as exc:
+        report.failed.append((result.name, str(exc)))
+        return report
+    if output is not None and output.suffix.lower() in io.IMAGE_EXTENSIONS and not output.is_dir():
+        targets = [(output, None)]
+    elif result.frames:
+        folder = output or DEFAULT_OUTPUT
+        targets = [(folder / f"{result.name}-{i:03d}.png", i) for i in range(len(result.images))]
+    else:
+        targets = [((output or Path()) / f"{result.name}.png", None)]
+    for dest, index in targets:
+        if index is None:
+            img = io.grid(result.images, result.nrow, result.padding)
+        else:
+            img = io.to_image(result.images[index])
+        _write(img, dest, result.name, report)
+    return report
