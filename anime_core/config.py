@@ -23,17 +23,53 @@ from anime_core.fsutil import atomic_path
 from anime_core.specs import ModelSpec
 
 Config = dict[str, Any]
+MAX_CONFIG_BYTES = 1 << 20  # a run config is a few KB; refuse anything far larger
+MAX_ALIASES = 64  # YAML anchors are legal, but an "alias bomb" expands exponentially
+
+
+class _LimitedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses documents with more than :data:`MAX_ALIASES` aliases."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.aliases = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases")
+        return super().compose_node(parent, index)
+
+
+def safe_load(text: str, what: str) -> Any:
+    """``yaml.safe_load`` with limits on size and aliases; a violation is a :class:`ConfigError`."""
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{what} is {len(text):,} bytes; a config must be under {MAX_CONFIG_BYTES:,} bytes")
+    loader = _LimitedLoader(text)
+    try:
+        return loader.get_single_data()
+    except yaml.YAMLError as exc:
+        if "aliases" in str(exc) and "more than" in str(exc):
+            raise ConfigError(f"{what} uses more than {MAX_ALIASES} YAML aliases; write the values out") from None
+        raise
+    finally:
+        loader.dispose()
 
 
 def read_yaml(path: str | Path) -> Config:
     """Read a YAML mapping safely; a missing or malformed file is a :class:`ConfigError`."""
     path = Path(path)
     try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES:,} bytes; is it the right file?")
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text; give a YAML file") from None
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text, f"config file {path}")
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
@@ -139,7 +175,7 @@ def _scalar(raw: str) -> Any:
         except ValueError:
             pass
     try:
-        return yaml.safe_load(raw) if raw.strip() else ""
+        return safe_load(raw, "an override value") if raw.strip() else ""
     except yaml.YAMLError:
         return raw
 

@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
 from anime_core import config as cfglib
 from anime_core.errors import ConfigError
+from anime_core.schema import OptimConfig, RunConfig, ScheduleConfig, adversarial_loss, at_least, typed
+
+
+@dataclass
+class Loss:
+    adversarial: str = adversarial_loss()
+    cycle_weight: float = at_least(0.0)
+
+
+@dataclass
+class Config(RunConfig):
+    """A schema as a plugin writes it (module level, so its annotations resolve)."""
+
+    loss: Loss
+    optim: OptimConfig
+    schedule: ScheduleConfig
 
 
 def test_merge_order_and_typed_overrides(tiny_registry, tmp_path):
@@ -64,3 +82,70 @@ def test_write_is_atomic_and_round_trips(tmp_path):
     cfglib.write(cfg, tmp_path / "run" / "config.yaml")
     assert cfglib.read_yaml(tmp_path / "run" / "config.yaml") == cfg
     assert [p.name for p in (tmp_path / "run").iterdir()] == ["config.yaml"]  # no temp files left
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.batch_size=0", "'train.batch_size' must be at least 1, not 0"),
+        ("train.image_size=7", "'train.image_size' must be at least 16, not 7"),
+        ("train.grad_accum=0", "'train.grad_accum' must be at least 1, not 0"),
+        ("data.num_workers=-1", "'data.num_workers' must be at least 0, not -1"),
+        ("train.max_steps=-5", "'train.max_steps' must be at least 1, not -5"),
+        ("train.precision=fp8", "'train.precision' must be one of no, fp16, bf16, not 'fp8'"),
+        ("train.device=tpu", "'train.device' must be one of auto, cpu, cuda, not 'tpu'"),
+    ],
+)
+def test_out_of_range_values_name_the_key_and_the_range(tiny_registry, override, message):
+    """Typed configs: a value out of range is a usage error (exit 2) at resolve time, not a crash later."""
+    with pytest.raises(ConfigError, match=message) as info:
+        cfglib.resolve(tiny_registry.model("tiny"), None, [override])
+    assert info.value.exit_code == 2
+
+
+def test_schema_types_every_section(tmp_path):
+    """A model schema types its own sections too; values come from the YAML only."""
+    cfg = cfglib.base_defaults() | {
+        "loss": {"adversarial": "lsgan", "cycle_weight": 10},
+        "optim": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
+        "schedule": {"decay": "linear", "decay_start_epoch": 100},
+    }
+    view = typed(Config, cfg, adversarial={"lsgan", "bce"})
+    assert view.loss.cycle_weight == 10.0 and isinstance(view.loss.cycle_weight, float)
+    assert view.optim.betas == [0.5, 0.999] and view.train.batch_size == 4
+    with pytest.raises(ConfigError, match="unknown adversarial loss 'lsgna'; did you mean 'lsgan'"):
+        typed(Config, cfg | {"loss": {"adversarial": "lsgna", "cycle_weight": 1.0}}, adversarial={"lsgan", "bce"})
+    with pytest.raises(ConfigError, match="'optim.betas' expects a list of 2 values"):
+        typed(Config, cfg | {"optim": {"lr_g": 1.0, "lr_d": 1.0, "betas": [0.5]}})
+    with pytest.raises(ConfigError, match="'loss.cycle_weight' is missing"):
+        typed(Config, cfg | {"loss": {"adversarial": "lsgan"}})
+
+
+def test_renamed_keys_name_the_new_key(tiny_registry, tmp_path):
+    from dataclasses import replace
+
+    spec = replace(tiny_registry.model("tiny"), renamed_keys={"optim.learning_rate": "optim.lr"})
+    with pytest.raises(ConfigError, match="'optim.learning_rate' of 'tiny' is now 'optim.lr'"):
+        cfglib.resolve(spec, None, ["optim.learning_rate=0.1"])
+    old = tmp_path / "old.yaml"
+    old.write_text("optim:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match="is now 'optim.lr'"):
+        cfglib.resolve(spec, old)
+
+
+def test_yaml_alias_bomb_is_refused_quickly(tiny_registry, tmp_path):
+    """Issue 12 item 16: a billion-laughs document under a known key is refused, not expanded."""
+    import time
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines) + "\ngenerator:\n  width: *a9\n")
+    start = time.perf_counter()
+    with pytest.raises(ConfigError, match="more than 64 YAML aliases"):
+        cfglib.resolve(tiny_registry.model("tiny"), bomb)
+    assert time.perf_counter() - start < 2.0
+    huge = tmp_path / "huge.yaml"
+    huge.write_text("train:\n  seed: 1\n" + "#" * (2 << 20))
+    with pytest.raises(ConfigError, match="larger than"):
+        cfglib.resolve(tiny_registry.model("tiny"), huge)
