@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata as md
 import inspect
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -26,12 +27,19 @@ from anime_core.specs import (
     ModelSpec,
     StyleSpec,
     WeightsConverter,
+    WeightsSource,
 )
 
 if TYPE_CHECKING:
     from torch import nn
 
 CORE_PLUGIN = "anime-core"
+#: distributions whose registrations win a name clash: the core and the paper plugins it ships
+FIRST_PARTY = frozenset(
+    {"anime-core", "anime-plugin-animegan", "anime-plugin-cyclegan", "anime-plugin-dcgan", "anime-plugin-ae"}
+)
+#: a style, model or file name that becomes one path component under $ANIME_HOME
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 PARTS = ("generator", "discriminator")
 
 # hook name -> (registry attribute, spec type)
@@ -146,10 +154,9 @@ class Registry:
         key = spec.key if isinstance(spec, StyleSpec) else spec.name
         if key in table:
             other = table[key].plugin
-            kind = attr[:-1]
             raise PluginError(
-                f"{kind} '{key}' is registered by both plugin '{other}' and plugin '{plugin}'; "
-                f"uninstall one of them or ask its author to rename it"
+                f"cannot register {attr[:-1]} '{key}': plugin '{other}' already registers it, so plugin "
+                f"'{plugin}' is ignored for it; uninstall '{plugin}' or ask its author to rename it"
             )
         table[key] = replace(spec, plugin=plugin)
 
@@ -163,15 +170,30 @@ def _validate(attr: str, spec: Any) -> None:
         raise PluginError(f"registered a {expected.__name__} without a name")
     if isinstance(spec, StyleSpec):
         src = spec.source
-        if not src.url:
+        if not isinstance(src, WeightsSource):
+            raise PluginError(f"style '{name}' has no WeightsSource (source={src!r})")
+        for label, value in (("model", spec.model), ("style", spec.name), ("file", src.file_name)):
+            _check_safe_name(f"style '{name}'", label, value)
+        if not isinstance(src.url, str) or not src.url:
             raise PluginError(f"style '{name}' has no download URL")
         if not (src.sha256 or src.git_sha1 or src.sha256_prefix):
             raise PluginError(f"style '{name}' has no sha256 or git_sha1 hash, so its download cannot be verified")
+    if isinstance(spec, ModelSpec):
+        _check_safe_name(f"model '{name}'", "model", name)
     if isinstance(spec, ModelSpec) and spec.kind not in ("translate", "generate"):
         raise PluginError(f"model '{name}' has kind '{spec.kind}', expected 'translate' or 'generate'")
     for attr_name in ("build", "matches", "convert", "task", "schema", "pipeline", "prepare"):
         if attr_name in type(spec).__dataclass_fields__:
             _check_ref(f"{expected.__name__} '{name}'", attr_name, getattr(spec, attr_name))
+
+
+def _check_safe_name(what: str, label: str, value: Any) -> None:
+    """Names that become paths under $ANIME_HOME are one plain component: no '..', no separators."""
+    if not isinstance(value, str) or not SAFE_NAME.match(value) or ".." in value:
+        raise PluginError(
+            f"{what} has {label} name {value!r}, which is not a plain file name (letters, digits, '.', '_', '-'); "
+            f"it would be written outside the weights cache"
+        )
 
 
 def _check_ref(what: str, attr: str, ref: Any) -> None:
@@ -185,6 +207,10 @@ def _check_ref(what: str, attr: str, ref: Any) -> None:
         raise PluginError(f"{what} has {attr}='{ref}', which is not a 'package.module:attribute' reference")
     if not callable(ref):
         raise PluginError(f"{what} has a non-callable {attr}")
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
 
 
 def _dist_of(ep: md.EntryPoint) -> tuple[str, str]:
@@ -220,8 +246,9 @@ def load_registry(
     pm.register(builtin, name=CORE_PLUGIN)
 
     if entry_points:
-        for ep in sorted(md.entry_points(group=hookspecs.ENTRY_POINT_GROUP), key=lambda e: e.name):
-            dist, version = _dist_of(ep)
+        # first-party plugins register first, so a third party cannot take over their names
+        eps = [(ep, *_dist_of(ep)) for ep in md.entry_points(group=hookspecs.ENTRY_POINT_GROUP)]
+        for ep, dist, version in sorted(eps, key=lambda e: (e[1] not in FIRST_PARTY, e[0].name)):
             info = reg.plugins.setdefault(ep.name, PluginInfo(ep.name, dist, version))
             try:
                 obj = ep.load()
@@ -248,17 +275,19 @@ def load_registry(
             info = reg.plugins.setdefault(plugin, PluginInfo(plugin))
             try:
                 specs = impl.function() or []
+                if not isinstance(specs, (list, tuple)):
+                    raise PluginError(f"returned {type(specs).__name__}, expected a list of specs")
             except Exception as exc:
-                info.errors.append(f"hook {hook_name} raised {type(exc).__name__}: {exc}")
+                info.errors.append(f"hook {hook_name} failed: {_describe(exc)}")
                 if strict:
-                    raise PluginError(f"plugin '{plugin}': hook {hook_name} raised {exc}") from exc
+                    raise PluginError(f"plugin '{plugin}': hook {hook_name} failed: {exc}") from exc
                 continue
             for spec in specs:
                 try:
                     reg.add(plugin, attr, spec)
                     info.counts[attr] = info.counts.get(attr, 0) + 1
-                except PluginError as exc:
-                    info.errors.append(str(exc))
+                except Exception as exc:  # an invalid spec is this plugin's problem only
+                    info.errors.append(_describe(exc))
                     if strict:
                         raise PluginError(f"plugin '{plugin}' {exc}") from exc
     # styles and converters must point at a known model

@@ -149,7 +149,7 @@ def test_installed_broken_plugins_are_reported_and_the_rest_works(tmp_path):
     assert {"animegan", "faststyle"} <= set(data["models"])  # the good plugins are unaffected
     errors = "\n".join(data["errors"])
     assert "broken: failed to load (ImportError: missing dependency frobnicate)" in errors
-    assert "registered by both plugin 'animegan' and plugin 'clashing'" in errors
+    assert "clashing: cannot register generator 'animegan': plugin 'animegan' already registers it" in errors
     assert "clashing: style 'animegan:unverified' has no sha256" in errors
     assert data["generator_owner"] == "animegan"
     assert "frobnicate" in data["contract_broken"][0]
