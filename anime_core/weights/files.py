@@ -267,22 +267,42 @@ def _fit(net: nn.Module, state: Mapping[str, torch.Tensor]) -> _Fit:
     )
 
 
+def _values(net: nn.Module) -> int:
+    return sum(t.numel() for t in net.state_dict().values())
+
+
 def _culprits(
     build: Callable[..., nn.Module], options: Mapping[str, Any], state: Mapping[str, torch.Tensor], fit: _Fit
 ) -> list[str]:
-    """The options to blame: one whose default fits the tensors, else ints that appear only in the built shapes."""
+    """The options to blame, in order of evidence.
+
+    One whose default makes the network fit the tensors; else ints that appear only in the
+    mismatching built shape; else the one whose default shrinks an oversized network most.
+    """
+    held = sum(t.numel() for t in state.values())
+    built = _values(_build_on_meta(build, options) or nn.Module())
+    shrink: dict[str, int] = {}
     for name in sorted(options):
         rest = {k: v for k, v in options.items() if k != name}
         try:
             net = _build_on_meta(build, rest)
         except Exception:  # a required option: dropping it proves nothing
             continue
-        if net is not None and not _fit(net, state):
+        if net is None:
+            continue
+        if not _fit(net, state):
             return [name]
+        shrink[name] = built - _values(net)
     if fit.shapes:
-        _, built, held = fit.shapes[0]
-        odd = set(built) - set(held)
-        return [k for k, v in sorted(options.items()) if isinstance(v, int) and not isinstance(v, bool) and v in odd]
+        _, built_shape, held_shape = fit.shapes[0]
+        odd = set(built_shape) - set(held_shape)
+        named = [k for k, v in sorted(options.items()) if isinstance(v, int) and not isinstance(v, bool) and v in odd]
+        if named:
+            return named
+    if shrink and built > 4 * max(held, 1):
+        name = max(shrink, key=shrink.__getitem__)
+        if shrink[name] * 4 >= built * 3:  # its default removes at least three quarters of the network
+            return [name]
     return []
 
 

@@ -248,6 +248,10 @@ def test_options_that_do_not_match_the_tensors_are_refused_before_allocating(tin
         files.check_options(build, {"width": 4096}, state, "evil")
     assert build_log and all(device == "meta" for _, device in build_log), build_log
     files.check_options(build, {"width": 8}, state, "good")  # the right options pass
+    # the attack's shape: a tiny file with (almost) no tensors whose metadata asks for a huge network
+    with pytest.raises(WeightsUnavailable, match=r"option width=4096 does not match .* the file holds 1\)"):
+        files.check_options(build, {"width": 4096}, {"x": state["body.0.bias"][:1]}, "evil")
+    assert all(device == "meta" for _, device in build_log), build_log
 
 
 def test_absurd_option_values_are_refused_without_building(tiny_registry, build_log):
