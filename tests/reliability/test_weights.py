@@ -316,7 +316,6 @@ def test_cache_status_tells_corrupt_from_not_cached(tmp_path):
 # -- issue 11: listing weights imports no torch --------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="integration pending: anime_core/cli/eval_cmd.py imports metrics (torch) at top")
 def test_weights_list_does_not_import_torch(_isolated_home, tmp_path):
     code = (
         "import sys\n"
