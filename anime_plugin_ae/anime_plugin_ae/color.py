@@ -1,8 +1,9 @@
 """sRGB <-> CIE L*a*b* (D65 white, 2 degree observer) in torch: differentiable, any device, batched.
 
-The paper trains on the lightness of the photo and predicts two chroma channels (II.D: input
-(256, 256, 1), predictions (N, 256, 256, 2), Fig. 2 "grayscaling and normalising"), i.e. the
-Lab colour space. The formulas are the CIE ones with the constants scikit-image uses
+S. Abbas et al., "Ordinary to Anime: An Artistic & Technical Inquiry using Auto Encoders", train on
+the lightness of the photo and predict two chroma channels (section II.D: input (256, 256, 1);
+section III: predictions (N, 256, 256, 2); Fig. 2 "grayscaling and normalising"), i.e. the Lab
+colour space. The formulas are the CIE ones with the constants scikit-image uses
 (``skimage.color.rgb2lab``/``lab2rgb``: sRGB companding, the sRGB->XYZ matrix of IEC 61966-2-1,
 D65 white (0.95047, 1, 1.08883), the 0.008856 / 7.787 linear segment), so results match it to
 1e-3 (tested). Only element-wise ops are used, so autocast never lowers their precision.

@@ -1,4 +1,5 @@
-"""Paired training data (paper II.A, II.B.1 and Table III).
+"""Paired training data of S. Abbas et al., "Ordinary to Anime: An Artistic & Technical Inquiry
+using Auto Encoders", sections II.A, II.B.1 and Table III: the dataset kind ``ae.paired``.
 
 II.A: a dataset of "pairs of normal images and their corresponding anime-style representations";
 here two folders, ``data.photo`` and ``data.anime``, whose files match by name (a mismatch is an
@@ -86,16 +87,14 @@ class DenoisedPairs(PairedDataset):
         return {"photo": x, "anime": y}
 
 
-def build_datasets(config: dict[str, Any]) -> tuple[DenoisedPairs, DenoisedPairs | None]:
-    """(training set, validation set or None) of a resolved run config."""
-    size = int(cfglib.get(config, "train.image_size"))
-    seed = int(cfglib.get(config, "train.seed", 0))
+def paired_split(config: dict[str, Any], train: bool = True) -> DenoisedPairs:
+    """Dataset kind ``ae.paired``: the training pairs, or with ``train=False`` the validation pairs (maybe none)."""
     photo, anime = cfglib.get(config, "data.photo"), cfglib.get(config, "data.anime")
     if photo is None or anime is None:
-        raise ConfigError("ae trains on paired folders; set data.photo=DIR and data.anime=DIR (same file names)")
-    train, val = split_pairs(match_pairs(photo, anime), float(cfglib.get(config, "data.val_fraction", 0.2)), seed)
-    denoise = denoiser(str(cfglib.get(config, "data.denoise", "none")), int(cfglib.get(config, "data.denoise_size", 3)))
-    augment = bool(cfglib.get(config, "data.augment", False))
-    train_set = DenoisedPairs(train, size, seed, pair_transform(size, augment), denoise)
-    val_set = DenoisedPairs(val, size, seed, pair_transform(size, False), denoise) if val else None
-    return train_set, val_set
+        raise ConfigError("paired training needs data.photo=DIR and data.anime=DIR (files matched by name)")
+    size, seed = int(cfglib.get(config, "train.image_size")), int(cfglib.get(config, "train.seed"))
+    fraction = float(cfglib.get(config, "data.val_fraction"))
+    train_pairs, val_pairs = split_pairs(match_pairs(photo, anime), fraction, seed)
+    denoise = denoiser(str(cfglib.get(config, "data.denoise")), int(cfglib.get(config, "data.denoise_size")))
+    augment = train and bool(cfglib.get(config, "data.augment"))  # validation crops stay central
+    return DenoisedPairs(train_pairs if train else val_pairs, size, seed, pair_transform(size, augment), denoise)

@@ -1,10 +1,11 @@
-"""The convolutional autoencoder of Abbas et al., "Ordinary to Anime" (paper II.D, Table III).
+"""The convolutional autoencoder of S. Abbas et al., "Ordinary to Anime: An Artistic & Technical
+Inquiry using Auto Encoders", section II.D and Table III.
 
 II.D: input (256, 256, 1); "several convolutional layers make up the encoder, which gradually
 reduces the spatial dimensions while adding more filters"; "a Conv2D layer with 256 filters makes
 up the encoding layer and provides a compressed representation"; "upsampling and additional
 convolutional layers are used during the decoding stage"; LeakyReLU activations (Table III);
-predictions of shape (N, 256, 256, 2) (III). The paper gives no kernel sizes or depths, so the
+predictions of shape (N, 256, 256, 2) (section III). The paper gives no kernel sizes or depths, so the
 layers follow the Keras colourisation autoencoder this design comes from: 3x3 ``same`` convs,
 stride-2 convs to halve the resolution, nearest ``UpSampling2D`` in the decoder, a ``tanh``
 output of a*b* / 128.
@@ -17,11 +18,12 @@ Default (variant ``lab``), widths (64, 128, 256), 256 encoding filters, input si
                 -> conv3x3 -> tanh -> a*b* / 128 (2, S)
 
 The LeakyReLU slope defaults to 0.3, Keras' default ``LeakyReLU()`` (the paper is a Keras model:
-channels-last shapes, a checkpoint callback). Variants (research question 2, "convolutional
-autoencoders, variational autoencoders"): ``rgb`` maps RGB to RGB (3 -> 3), ``skip`` adds U-Net
-skip connections (encoder features concatenated into the decoder at equal resolution, and the
-input into the head) for sharper detail, ``vae`` makes the encoding a Gaussian posterior
-(1x1 convs to mean and log-variance, reparameterised sample while training, the mean at inference).
+channels-last shapes, a checkpoint callback). Variants (section I.C, research question 2:
+"convolutional autoencoders, variational autoencoders (VAEs)"): ``rgb`` maps RGB to RGB (3 -> 3),
+``skip`` adds U-Net skip connections (encoder features concatenated into the decoder at equal
+resolution, and the input into the head) for sharper detail, ``vae`` makes the encoding a
+Gaussian posterior (1x1 convs to mean and log-variance, reparameterised sample while training,
+the mean at inference).
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from anime_core.errors import UsageError
 
 VARIANTS = {
     # variant: (in_channels, out_channels, skip, variational)
@@ -145,7 +149,7 @@ class AutoEncoder(nn.Module):
         return AEOutput(y, mu, logvar) if return_posterior else y
 
 
-def build_ae(
+def build_generator(
     variant: str = "lab",
     widths: Sequence[int] = (64, 128, 256),
     encoding_filters: int = 256,
@@ -154,27 +158,30 @@ def build_ae(
 ) -> AutoEncoder:
     """Builder ``ae``: ``variant`` is lab (default, L -> a*b*), rgb (RGB -> RGB), skip (U-Net) or vae."""
     if variant not in VARIANTS:
-        raise ValueError(f"unknown ae variant '{variant}'; use one of {', '.join(VARIANTS)}")
+        raise UsageError(f"unknown ae variant '{variant}'; use one of {', '.join(VARIANTS)}")
     cin, cout, skip, variational = VARIANTS[variant]
     return AutoEncoder(cin, cout, widths, encoding_filters, latent_channels, skip, variational, negative_slope)
 
 
+# The old name, still imported by tests/plugins/ae/test_pipeline.py and benchmarks/bench_ae.py (not ours to edit).
+build_ae = build_generator
+
 
 def build_lab(**options: Any) -> AutoEncoder:
-    """Builder ``ae.lab``: the paper's L -> a*b* autoencoder (II.D)."""
-    return build_ae("lab", **options)
+    """Builder ``ae.lab``: the L -> a*b* autoencoder of section II.D (see the module docstring)."""
+    return build_generator("lab", **options)
 
 
 def build_rgb(**options: Any) -> AutoEncoder:
     """Builder ``ae.rgb``: RGB -> RGB."""
-    return build_ae("rgb", **options)
+    return build_generator("rgb", **options)
 
 
 def build_skip(**options: Any) -> AutoEncoder:
     """Builder ``ae.skip``: L -> a*b* with U-Net skip connections."""
-    return build_ae("skip", **options)
+    return build_generator("skip", **options)
 
 
 def build_vae(**options: Any) -> AutoEncoder:
     """Builder ``ae.vae``: variational L -> a*b* autoencoder."""
-    return build_ae("vae", **options)
+    return build_generator("vae", **options)

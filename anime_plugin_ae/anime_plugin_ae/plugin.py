@@ -1,7 +1,9 @@
-"""anime-core hooks of the ``ae`` model (Abbas et al., "Ordinary to Anime", autoencoders).
+"""anime-core hooks of the ``ae`` model (S. Abbas et al., "Ordinary to Anime: An Artistic &
+Technical Inquiry using Auto Encoders", autoencoders).
 
-An entry-point module: it imports no torch. Builders, the loss, the task and the pipeline are
-named by ``"module:attribute"`` references that the core imports when they are used.
+An entry-point module: it imports no torch. Builders, the loss, the dataset kind, the schema, the
+task and the pipeline are named by ``"module:attribute"`` references that the core imports when
+they are used.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from anime_core import hookimpl
-from anime_core.specs import GeneratorSpec, LossSpec, ModelSpec
+from anime_core.specs import DatasetSpec, GeneratorSpec, LossSpec, ModelSpec
 from anime_plugin_ae.options import RUN_OPTIONS
 
 PKG = "anime_plugin_ae"
@@ -20,12 +22,15 @@ PAPER = (
     "S. Abbas, A. Maaz, T. Ahmad, Abubakar. Ordinary to Anime: An Artistic & Technical Inquiry using "
     "Auto Encoders (GIKI), sections II.B-II.D, Table III."
 )
+# Old config keys, renamed when every plugin took the same names: a config using one gets the new name.
+RENAMED_KEYS = {"optim.lr": "optim.lr_g", "optim.beta1": "optim.betas", "optim.beta2": "optim.betas"}
 
 
 @hookimpl
 def anime_register_generators() -> list[GeneratorSpec]:
     return [
-        GeneratorSpec("ae", f"{PKG}.generator:build_ae", "convolutional autoencoder, variant=lab|rgb|skip|vae (II.D)"),
+        GeneratorSpec("ae", f"{PKG}.generator:build_generator",
+                      "convolutional autoencoder, variant=lab|rgb|skip|vae (II.D)"),
         *(GeneratorSpec(f"ae.{v}", f"{PKG}.generator:build_{v}", f"the {v} variant of the ae autoencoder")
           for v in VARIANTS),
     ]
@@ -37,6 +42,12 @@ def anime_register_losses() -> list[LossSpec]:
 
 
 @hookimpl
+def anime_register_datasets() -> list[DatasetSpec]:
+    return [DatasetSpec("ae.paired", f"{PKG}.data:paired_split",
+                        "paired folders with a seeded validation split (train=False) and optional denoising")]
+
+
+@hookimpl
 def anime_register_models() -> list[ModelSpec]:
     return [
         ModelSpec(
@@ -45,8 +56,10 @@ def anime_register_models() -> list[ModelSpec]:
             generator="ae",
             task=f"{PKG}.task:AETask",
             config=CONFIGS / "default.yaml",
+            schema=f"{PKG}.config:AEConfig",
             presets={name: CONFIGS / f"{name}.yaml" for name in PRESETS},
-            dataset="paired",
+            renamed_keys=RENAMED_KEYS,
+            dataset="ae.paired",
             paper=PAPER,
             description="paired photo -> anime colouring autoencoder (L -> a*b*), --strength, VAE --interpolate",
             pipeline=f"{PKG}.pipeline:AEPipeline",

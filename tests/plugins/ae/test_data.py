@@ -1,10 +1,11 @@
-"""Paired data (paper II.A-B, Table III): name matching, seeded 40/10 split, denoise, crops."""
+"""Paired data (Abbas et al., "Ordinary to Anime", sections II.A-B, Table III): matching, 40/10 split, denoise."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from anime_plugin_ae.data import build_datasets, split_pairs
+from anime_plugin_ae.data import paired_split, split_pairs
+from anime_plugin_ae.task import AETask
 from PIL import Image
 
 from anime_core.config import resolve
@@ -13,6 +14,10 @@ from anime_core.errors import ConfigError
 
 def cfg(registry, photo, anime, *overrides):
     return resolve(registry.model("ae"), None, [f"data.photo={photo}", f"data.anime={anime}", *overrides])
+
+
+def build_datasets(config):
+    return paired_split(config, train=True), paired_split(config, train=False)
 
 
 def test_paper_split_is_40_10_and_seeded():
@@ -33,6 +38,18 @@ def test_datasets_from_folders(registry, tmp_path, make_pairs):
     item = val[0]
     assert item["photo"].shape == item["anime"].shape == (3, 32, 32)
     assert float(item["photo"].min()) >= -1 and float(item["anime"].max()) <= 1
+
+
+def test_the_task_trains_on_the_registered_kind_and_keeps_its_validation_pairs(registry, tmp_path, make_pairs):
+    photo, anime = make_pairs(tmp_path, 5, size=40)
+    assert registry.model("ae").dataset == "ae.paired"
+    assert registry.dataset("ae.paired").builder() is paired_split
+    config = cfg(registry, photo, anime, "train.image_size=32")
+    task = AETask(registry.model("ae"), config, registry)
+    train = task.dataset()
+    assert [len(train), len(task.val_set)] == [4, 1]
+    assert not set(train.pairs) & set(task.val_set.pairs)
+    assert task.val_set.pairs == paired_split(config, train=False).pairs
 
 
 def test_unmatched_names_are_listed(registry, tmp_path, make_pairs):
@@ -57,5 +74,7 @@ def test_median_denoise_filters_only_the_photo(registry, tmp_path):
     assert float(plain[0]["photo"].max()) == 1.0
     assert float(clean[0]["photo"].max()) == pytest.approx(128 / 127.5 - 1, abs=1e-6)  # salt removed
     assert float(clean[0]["anime"].max()) == 1.0  # targets untouched
-    with pytest.raises(ConfigError, match="denoise"):
+    with pytest.raises(ConfigError, match="'data.denoise' must be one of none, median, gaussian"):
         build_datasets(cfg(registry, photo, anime, "data.val_fraction=0", "data.denoise=bilateral"))
+    with pytest.raises(ConfigError, match="odd number"):
+        build_datasets(cfg(registry, photo, anime, "data.val_fraction=0", "data.denoise=median", "data.denoise_size=4"))

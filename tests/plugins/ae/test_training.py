@@ -1,4 +1,4 @@
-"""Training (paper II.D, Table III, Fig. 6): learning a re-colouring, per-epoch validation, best checkpoint."""
+"""Training (Abbas et al., "Ordinary to Anime", II.D, Table III, Fig. 6): learning, per-epoch validation, best."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_learns_a_recolouring_end_to_end(registry, tmp_path, make_pairs):
     """
     photo, anime = make_pairs(tmp_path / "data", 10)
     run = train("ae", overrides=[*TINY, f"data.photo={photo}", f"data.anime={anime}", "train.batch_size=8",
-                                 "train.epochs=25", "optim.lr=0.003", "train.sample_every=0",
+                                 "train.epochs=25", "optim.lr_g=0.003", "train.sample_every=0",
                                  f"output_dir={tmp_path / 'run'}"], progress=False)
     rows = read_rows(run / HISTORY_NAME)
     assert [int(r["epoch"]) for r in rows] == list(range(25))
@@ -76,7 +76,9 @@ def test_best_validation_checkpoint_is_kept(registry, tmp_path):
     task.validate = lambda ctx: {"val_mse": next(scripted), "val_psnr": 0.0, "val_psnr_gray": 0.0}
     acc, states = Accelerator(cpu=True), []
     for step in range(3):
-        logs = task.step(batch(step), StepContext(acc, step, step, 1))
+        ctx = StepContext(acc, step, step, 1)
+        assert "best_val_mse" not in task.step(batch(step), ctx)  # the step itself never validates
+        logs = task.on_epoch_end(step, ctx)
         states.append({k: v.clone() for k, v in task.nets["generator"].state_dict().items()})
         assert logs["best_val_mse"] == min([0.5, 0.2, 0.3][: step + 1])
     assert task.best_epoch == 1
@@ -90,16 +92,20 @@ def test_best_validation_checkpoint_is_kept(registry, tmp_path):
     assert (fresh.best_val, fresh.best_epoch) == (0.2, 1)
 
 
-def test_validation_only_at_epoch_ends(registry, tmp_path):
+def test_epoch_end_reports_the_means_of_its_own_steps(registry, tmp_path):
     task = tiny_task(registry, tmp_path, "train.epochs=2")
-    task.build(steps_per_epoch=3)
-    task.val_set = [None]
-    calls = []
-    task.validate = lambda ctx: calls.append(ctx.step) or {"val_mse": 1.0, "val_psnr": 0.0, "val_psnr_gray": 0.0}
-    acc = Accelerator(cpu=True)
-    for step in range(6):
-        task.step(batch(), StepContext(acc, step, step // 3, 3))
-    assert calls == [2, 5]
+    acc, steps = Accelerator(cpu=True), []
+    for step in range(5):
+        steps.append(task.step(batch(step), StepContext(acc, step, step // 3, 3)))
+        if step == 2:
+            first = task.on_epoch_end(0, StepContext(acc, step, 0, 3))
+    second = task.on_epoch_end(1, StepContext(acc, 4, 1, 3))
+    for report, logs in ((first, steps[:3]), (second, steps[3:])):
+        assert report["train_mse"] == pytest.approx(sum(float(g["mse"]) for g in logs) / len(logs))
+        assert report["train_psnr"] == pytest.approx(sum(float(g["psnr"]) for g in logs) / len(logs))
+        assert "val_mse" not in report  # tiny_task has no validation pairs
+    rows = read_rows(tmp_path / HISTORY_NAME)
+    assert [(int(r["epoch"]), int(r["step"])) for r in rows] == [(0, 3), (1, 5)]
 
 
 def test_vae_step_adds_the_weighted_kl(registry, tmp_path):
