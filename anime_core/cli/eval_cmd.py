@@ -12,12 +12,15 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from anime_core.errors import UsageError, WeightsUnavailable
-from anime_core.metrics.evaluate import DISTRIBUTION, METRICS, PAIRED, Report, evaluate, parse_metrics
+from anime_core.metrics import DISTRIBUTION, METRICS, PAIRED
+
+if TYPE_CHECKING:
+    from anime_core.metrics.scoring import Report
 
 DEFAULT_CSV = Path("eval_per_image.csv")
 _DIR = click.Path(file_okay=False, path_type=Path)
@@ -44,8 +47,8 @@ def _run_model(
 ) -> list[tuple[str, str]]:
     """Write the model's outputs into ``out``; returns the inputs that failed."""
     from anime_core.api import load
+    from anime_core.cli.files import FileOptions, translate_files
     from anime_core.inference import io
-    from anime_core.inference.pipeline import RunArgs
     from anime_core.registry import get_registry
 
     spec = get_registry().model(model)
@@ -55,10 +58,8 @@ def _run_model(
         raise UsageError(f"'{model}' generates from noise and takes no --photos; use --num N")
     pipe = load(model, style=style, weights=weights, device=kw["device"])
     if spec.kind == "translate":
-        report = pipe.run_command(
-            RunArgs(inputs=[str(photos)], output=out, batch_size=kw["batch_size"], progress=not kw["quiet"])
-        )
-        return list(report.failed)
+        options = FileOptions(output=out, batch_size=kw["batch_size"], progress=not kw["quiet"])
+        return list(translate_files(pipe, [str(photos)], options).failed)
     images = pipe.decode_latents(pipe.latents(kw["num"], kw["seed"]), batch_size=kw["batch_size"])
     for i, x in enumerate(images):
         io.write_atomic(io.to_image(x), out / f"{i:05d}.png")
@@ -66,6 +67,8 @@ def _run_model(
 
 
 def _callback(model: str | None, **kw: Any) -> int:
+    from anime_core.metrics.scoring import parse_metrics
+
     metrics = parse_metrics(kw["metrics"])
     real, fake = kw["real"], kw["fake"]
     from anime_core.inference import io
@@ -90,6 +93,8 @@ def _callback(model: str | None, **kw: Any) -> int:
 
 
 def _score(real: Path, fake: Path, metrics: tuple[str, ...], kw: dict[str, Any], failed: list) -> int:
+    from anime_core.metrics.scoring import evaluate
+
     csv_path = kw["csv"] or (DEFAULT_CSV if any(m in PAIRED for m in metrics) else None)
     report = evaluate(
         real,

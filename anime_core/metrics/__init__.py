@@ -4,41 +4,31 @@
 functions (``fid``, ``kid``, ``inception_score``, ``precision_recall``) and the paired ones
 (``psnr``, ``ssim``, ``LPIPS``) are usable on their own. Pretrained weights (Inception-v3,
 AlexNet) go through the core's verified cache and are listed by ``anime weights list``.
+
+Importing this package is light (the CLI's help lists the metric names); the functions import
+torch on first use.
 """
 
 from __future__ import annotations
 
-from anime_core.metrics.distribution import fid, inception_score, kid, precision_recall
-from anime_core.metrics.evaluate import DISTRIBUTION, METRICS, PAIRED, Report, Score, evaluate, parse_metrics
-from anime_core.metrics.inception import INCEPTION_KEY, INCEPTION_SOURCE, InceptionV3Features
-from anime_core.metrics.paired import ALEXNET_KEY, ALEXNET_SOURCE, LPIPS, psnr, ssim
-from anime_core.specs import WeightsSource
+from importlib import import_module
+from typing import Any
+
+DISTRIBUTION = ("fid", "kid", "is", "prc")  # compare two folders as sets of images
+PAIRED = ("psnr", "ssim", "lpips")  # compare files matched by name
+METRICS = DISTRIBUTION + PAIRED
+
+_LAZY = {
+    "fid": "distribution", "inception_score": "distribution", "kid": "distribution", "precision_recall": "distribution",
+    "Report": "scoring", "Score": "scoring", "evaluate": "scoring", "parse_metrics": "scoring",
+    "INCEPTION_KEY": "inception", "INCEPTION_SOURCE": "inception", "InceptionV3Features": "inception",
+    "ALEXNET_KEY": "paired", "ALEXNET_SOURCE": "paired", "LPIPS": "paired", "psnr": "paired", "ssim": "paired",
+}
+
+__all__ = ["DISTRIBUTION", "METRICS", "PAIRED", *_LAZY]
 
 
-def known_weights() -> dict[str, WeightsSource]:
-    """Metric backbones the ``anime weights`` command manages (the catalog picks these up)."""
-    return {INCEPTION_KEY: INCEPTION_SOURCE, ALEXNET_KEY: ALEXNET_SOURCE}
-
-
-__all__ = [
-    "ALEXNET_KEY",
-    "ALEXNET_SOURCE",
-    "DISTRIBUTION",
-    "INCEPTION_KEY",
-    "INCEPTION_SOURCE",
-    "LPIPS",
-    "METRICS",
-    "PAIRED",
-    "InceptionV3Features",
-    "Report",
-    "Score",
-    "evaluate",
-    "fid",
-    "inception_score",
-    "kid",
-    "known_weights",
-    "parse_metrics",
-    "precision_recall",
-    "psnr",
-    "ssim",
-]
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"anime_core.metrics.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'anime_core.metrics' has no attribute '{name}'")

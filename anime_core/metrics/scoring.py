@@ -21,13 +21,9 @@ from tqdm.auto import tqdm
 
 from anime_core.errors import UsageError, WeightsUnavailable, did_you_mean
 from anime_core.inference import io
+from anime_core.metrics import DISTRIBUTION, METRICS, PAIRED, folders
 from anime_core.metrics import distribution as dist
-from anime_core.metrics import folders
 from anime_core.metrics import paired as pm
-
-DISTRIBUTION = ("fid", "kid", "is", "prc")
-PAIRED = ("psnr", "ssim", "lpips")
-METRICS = DISTRIBUTION + PAIRED
 
 
 def _version(dist_name: str) -> str:
