@@ -19,7 +19,7 @@ _DEBUG = False
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="anime-core", prog_name="anime")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors (accepted anywhere on the line).")
 def cli(debug: bool) -> None:
     """anime: turn photos into anime, generate anime faces, train the papers' models."""
     global _DEBUG
@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and turn errors into one line and an exit code."""
     global _DEBUG
     args = list(sys.argv[1:] if argv is None else argv)
-    _DEBUG = "--debug" in args
+    # --debug works anywhere on the line (before or after the sub-command), not only where click expects it
+    end = args.index("--") if "--" in args else len(args)
+    _DEBUG = "--debug" in args[:end]
+    args = [a for a in args[:end] if a != "--debug"] + args[end:]
     try:
         code = cli.main(args=args, prog_name="anime", standalone_mode=False)
     except click.exceptions.Abort:

@@ -84,6 +84,9 @@ def test_offline_style_exits_3_with_url_and_import_command(anime, tmp_path):
     assert "anime weights import tiny:demo FILE" in out.stderr
     debug = anime("--debug", "run", "tiny", "--style", "demo", tmp_path / "a.png", env={"ANIME_OFFLINE": "1"})
     assert "Traceback" in debug.stderr and debug.returncode == 3
+    # --debug also works after the sub-command (issue 17 item 3)
+    late = anime("run", "tiny", "--style", "demo", tmp_path / "a.png", "--debug", env={"ANIME_OFFLINE": "1"})
+    assert "Traceback" in late.stderr and late.returncode == 3 and "No such option" not in late.stderr
 
 
 def test_weights_import_verify_path_then_run_style(anime, weights, tmp_path):
