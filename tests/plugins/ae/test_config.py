@@ -67,3 +67,12 @@ def test_the_cli_exits_2_on_an_old_key(registry, tmp_path, capsys):
 def test_a_bad_value_is_a_config_error_naming_the_key(registry, override, message):
     with pytest.raises(ConfigError, match=message):
         resolved(registry, override)
+
+
+def test_the_cli_exits_2_on_an_unknown_variant(registry, tmp_path, make_pairs, capsys):
+    photo, anime = make_pairs(tmp_path / "data", 4)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "ae", "generator.variant=unet", f"data.photo={photo}", f"data.anime={anime}",
+              "train.batch_size=2", "train.image_size=32", "data.num_workers=0", f"output_dir={tmp_path / 'run'}"])
+    assert exit_.value.code == 2
+    assert "unknown ae variant 'unet'; use one of lab, rgb, skip, vae" in capsys.readouterr().err
