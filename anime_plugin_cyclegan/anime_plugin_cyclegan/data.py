@@ -1,4 +1,5 @@
-"""Training data (paper 3.2): unpaired photo and anime folders with the paper's augmentation.
+"""Training data: unpaired photo and anime folders with the augmentation of Sharma & Das, "A CycleGAN
+Framework for Anime Style Image Synthesis based on U-Net and Self-Attention" (section 3.2).
 
 Each image is resized with the LANCZOS filter so its short side is ``data.load_size`` (default:
 ``train.image_size``, 256 in the paper), randomly cropped to ``train.image_size``, randomly
@@ -6,6 +7,8 @@ flipped left-right (``RandomHorizontalFlip``) and colour-jittered (``ColorJitter
 gives no strengths, the defaults are mild). Style (anime) images may first go through one of the
 PIL filters the paper mentions for refining them: ``sharpen``, ``smooth`` or ``blur``.
 Setting ``data.load_size=286`` gives CycleGAN's resize-286/crop-256 jitter instead.
+
+Registered as the dataset kind ``cyclegan`` (the model's ``ModelSpec.dataset``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import torch
 from PIL import Image, ImageFilter
 from torchvision.transforms import InterpolationMode, v2
 
-from anime_core import config as cfglib
 from anime_core.errors import ConfigError
 from anime_core.training.data import UnpairedDataset
 
@@ -25,7 +27,7 @@ FILTERS = {"sharpen": ImageFilter.SHARPEN, "smooth": ImageFilter.SMOOTH, "blur":
 
 
 class PILFilter:
-    """Apply a named ``PIL.ImageFilter`` to a PIL image (paper 3.2 style-image enhancement)."""
+    """Apply a named ``PIL.ImageFilter`` to a PIL image (Sharma & Das, section 3.2: style-image enhancement)."""
 
     def __init__(self, name: str) -> None:
         if name not in FILTERS:
@@ -58,16 +60,15 @@ def transform(
     return v2.Compose(ops)
 
 
-def build_dataset(config: dict[str, Any]) -> UnpairedDataset:
-    """The unpaired ``{"photo", "anime"}`` dataset of a resolved run config."""
-    size = int(cfglib.get(config, "train.image_size"))
-    load = cfglib.get(config, "data.load_size")
-    jitter = cfglib.get(config, "data.color_jitter", [0, 0, 0, 0])
+def build_dataset(config: dict[str, Any], train: bool = True) -> UnpairedDataset:
+    """The unpaired ``{"photo", "anime"}`` dataset of a resolved (validated) run config."""
+    del train  # one augmented training set: the model has no held-out split
+    data, size = config["data"], int(config["train"]["image_size"])
     return UnpairedDataset(
-        cfglib.get(config, "data.photo"),
-        cfglib.get(config, "data.anime"),
+        data["photo"],
+        data["anime"],
         size,
-        seed=int(cfglib.get(config, "train.seed", 0)),
-        photo_transform=transform(size, load, jitter),
-        anime_transform=transform(size, load, jitter, str(cfglib.get(config, "data.anime_filter", "none"))),
+        seed=int(config["train"]["seed"]),
+        photo_transform=transform(size, data["load_size"], data["color_jitter"]),
+        anime_transform=transform(size, data["load_size"], data["color_jitter"], str(data["anime_filter"])),
     )

@@ -1,13 +1,17 @@
-"""70x70 PatchGAN discriminator (paper 3.5.2; paper 001 section 2.5.3; Isola et al. 2017).
+"""70x70 PatchGAN discriminator of Sharma & Das, "A CycleGAN Framework for Anime Style Image Synthesis
+based on U-Net and Self-Attention" (section 3.5.2), as in Begum et al., "Anime face generating using
+deep learning" (section 2.5.3) and Isola et al., "Image-to-image translation with conditional
+adversarial networks" (section 3.2.2).
 
 C64 (no norm) - C128 - C256 - C512 (stride 1) - 1-channel map: 4x4 convolutions with padding 1,
 InstanceNorm, LeakyReLU 0.2. Each output sees a 70x70 input patch; a 256x256 input gives a 30x30
 map of real/fake scores (logits; the adversarial loss decides how they are read).
 
-Paper 3.5 puts self-attention "in both the Generator and Discriminator"; with ``attention=True``
-a :class:`~anime_plugin_cyclegan.attention.SelfAttention` block follows C256 (32x32 at 256x256,
-the generator's default attention resolution). The paper's own analysis (4.4.1) describes its
-discriminator as plain down-sampling blocks, so the default is off.
+Sharma & Das (section 3.5) put self-attention "in both the Generator and Discriminator"; with
+``attention=True`` an :class:`anime_core.layers.SelfAttention` block follows C256 (32x32 at 256x256,
+the generator's default attention resolution). Their own analysis (section 4.4.1) describes the
+discriminator as plain down-sampling blocks, so the default is off. Weights are N(0, 0.02) like
+the generators' (see :mod:`anime_plugin_cyclegan.generator`).
 """
 
 from __future__ import annotations
@@ -16,19 +20,19 @@ import torch
 from torch import nn
 
 from anime_core.layers import SelfAttention
-from anime_plugin_cyclegan.init import init_normal
+from anime_core.ops import normal_init
 
 
 class PatchDiscriminator(nn.Module):
     """``n_layers`` stride-2 blocks after C64, one stride-1 block, then a 1-channel 4x4 convolution."""
 
-    def __init__(self, ndf: int = 64, n_layers: int = 3, attention: bool = False, in_channels: int = 3) -> None:
+    def __init__(self, width: int = 64, n_layers: int = 3, attention: bool = False, in_channels: int = 3) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
-        c = ndf
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True)]
+        c = width
         head: list[nn.Module] = []
         for i in range(1, n_layers + 1):
-            c_out = ndf * min(2**i, 8)
+            c_out = width * min(2**i, 8)
             stride = 2 if i < n_layers else 1
             block = [nn.Conv2d(c, c_out, 4, stride, 1), nn.InstanceNorm2d(c_out), nn.LeakyReLU(0.2, inplace=True)]
             (layers if i < n_layers else head).extend(block)
@@ -38,12 +42,12 @@ class PatchDiscriminator(nn.Module):
         # a separate attribute, so plain and attention variants share every other parameter name
         self.attention = SelfAttention(layers[-3].out_channels) if attention else nn.Identity()
         self.head = nn.Sequential(*head)  # C512 (stride 1) and the 1-channel output
-        init_normal(self)
+        normal_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.attention(self.features(x)))
 
 
-def build_patchgan(ndf: int = 64, n_layers: int = 3, attention: bool = False) -> PatchDiscriminator:
-    """``cyclegan.patchgan``: the 70x70 PatchGAN (``n_layers=3``), optionally with self-attention."""
-    return PatchDiscriminator(ndf=ndf, n_layers=n_layers, attention=attention)
+def build_discriminator(width: int = 64, n_layers: int = 3, attention: bool = False) -> PatchDiscriminator:
+    """``cyclegan.d``: the 70x70 PatchGAN (``n_layers=3``), optionally with self-attention."""
+    return PatchDiscriminator(width=width, n_layers=n_layers, attention=attention)

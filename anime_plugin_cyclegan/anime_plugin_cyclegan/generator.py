@@ -1,11 +1,12 @@
-"""The paper's two generator families (section 3.5, 3.5.1 and section 4.2's two stages).
+"""The two generator families of Sharma & Das, "A CycleGAN Framework for Anime Style Image
+Synthesis based on U-Net and Self-Attention" (section 3.5, 3.5.1 and section 4.2's two stages).
 
-``UNetGenerator`` (paper 3.5.1, the final model): 8 encoding layers (4x4 convolution stride 2,
+``UNetGenerator`` (section 3.5.1, the final model): 8 encoding layers (4x4 convolution stride 2,
 InstanceNorm, LeakyReLU 0.2; 64, 128, 256, 512, 512, 512, 512, 512 channels; no norm on the
 first) and 8 decoding layers (4x4 transposed convolution stride 2, InstanceNorm, ReLU) whose
 outputs are concatenated with the mirrored encoder features (the "long skip connections"),
-ending in tanh. It is pix2pix's ``unet_256`` (Isola et al. 2017), which the paper cites for U-Net
-GANs, and like it:
+ending in tanh. It is pix2pix's ``unet_256`` (Isola et al., "Image-to-image translation with
+conditional adversarial networks", section 3.2.1), which the paper cites for U-Net GANs, and like it:
 
 - the innermost (8th) encoding layer has no norm: at 256x256 its output is 1x1, where
   InstanceNorm would subtract the only value and zero the bottleneck;
@@ -13,19 +14,23 @@ GANs, and like it:
 - convolutions keep their bias (pix2pix's choice with InstanceNorm): 54.41 M parameters at
   full width.
 
-Self-attention (paper 3.3, 3.5.1, Table 3 variants): ``attention`` is ``none``, ``down``, ``up``
-or ``both``; a :class:`~anime_plugin_cyclegan.attention.SelfAttention` block follows each
-encoding (``down``) and/or decoding (``up``) layer whose output side, *at the 256x256 training
-size*, is in ``attention_resolutions``. The paper only says the layers are "strategically
-placed" where attention stays affordable (4.1); the default (32, 16) keeps the attention matrix
-at 1024^2 and 256^2 entries. On a larger input the same layers see proportionally larger maps.
+Self-attention (sections 3.3, 3.5.1, Table 3 variants): ``attention`` is ``none``, ``down``, ``up``
+or ``both``; a :class:`anime_core.layers.SelfAttention` block follows each encoding (``down``)
+and/or decoding (``up``) layer whose output side, *at the 256x256 training size*, is in
+``attention_resolutions``. The paper only says the layers are "strategically placed" where
+attention stays affordable (section 4.1); the default (32, 16) keeps the attention matrix at
+1024^2 and 256^2 entries. On a larger input the same layers see proportionally larger maps.
 
-``ResNetGenerator`` (paper 4.2 first stage, Table 2; the CycleGAN generator of Johnson et al.
-that paper 001 section 2.5.2 describes): c7s1-64, d128, d256, ``n_blocks`` residual blocks of
-256 channels (6, 8 or 9), u128, u64, c7s1-3, reflection padding, InstanceNorm, tanh. The "with
-attention" variants put one self-attention block after the residual blocks.
+``ResNetGenerator`` (section 4.2 first stage, Table 2; the CycleGAN generator of Johnson et al.
+that Begum et al., "Anime face generating using deep learning", section 2.5.2 describes):
+c7s1-64, d128, d256, ``n_blocks`` residual blocks of 256 channels (6, 8 or 9), u128, u64,
+c7s1-3, reflection padding, InstanceNorm, tanh. The "with attention" variants put one
+self-attention block after the residual blocks.
 
-Both scale every width by ``ngf / 64`` (64 is the paper's width; tests use 8).
+Both scale every width by ``width / 64`` (64 is the paper's width; tests use 8). Weights are
+drawn from N(0, 0.02) (section 4.2, Table 1): the paper's "standard normal distribution from the
+range of 0 and 0.2" read as the CycleGAN code's standard deviation 0.02; the attention ``gamma``
+keeps its 0, so attention starts as the identity.
 """
 
 from __future__ import annotations
@@ -37,10 +42,10 @@ from torch import nn
 
 from anime_core.errors import UsageError
 from anime_core.layers import SelfAttention
-from anime_plugin_cyclegan.init import init_normal
+from anime_core.ops import normal_init
 
 ATTENTION = ("none", "down", "up", "both")
-UNET_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8, 8)  # encoder widths / ngf (paper 3.5.1)
+UNET_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8, 8)  # encoder widths / width (Sharma & Das, section 3.5.1)
 REFERENCE_SIZE = 256  # attention_resolutions are feature-map sides at this input size
 
 
@@ -50,13 +55,13 @@ def _check_attention(attention: str, allowed: Sequence[str]) -> None:
 
 
 class UNetGenerator(nn.Module):
-    """8-level U-Net with optional self-attention in the encoder and/or decoder (paper 3.5.1)."""
+    """8-level U-Net with optional self-attention in the encoder and/or decoder (Sharma & Das, section 3.5.1)."""
 
     stride = 2 ** len(UNET_MULTIPLIERS)  # 256: every side must halve 8 times
 
     def __init__(
         self,
-        ngf: int = 64,
+        width: int = 64,
         attention: str = "none",
         attention_resolutions: Sequence[int] = (32, 16),
         in_channels: int = 3,
@@ -64,7 +69,7 @@ class UNetGenerator(nn.Module):
     ) -> None:
         super().__init__()
         _check_attention(attention, ATTENTION)
-        widths = [ngf * m for m in UNET_MULTIPLIERS]
+        widths = [width * m for m in UNET_MULTIPLIERS]
         depth = len(widths)
         sides = [REFERENCE_SIZE >> (i + 1) for i in range(depth)]  # encoder output sides: 128 ... 1
         resolutions = {int(r) for r in attention_resolutions}
@@ -79,7 +84,7 @@ class UNetGenerator(nn.Module):
         self.down_attention = nn.ModuleDict()
         c_in = in_channels
         for i, c in enumerate(widths):
-            norm = 0 < i < depth - 1  # none on the first (paper) nor on the 1x1 bottleneck (pix2pix)
+            norm = 0 < i < depth - 1  # none on the first (Sharma & Das) nor on the 1x1 bottleneck (pix2pix)
             layers: list[nn.Module] = [nn.Conv2d(c_in, c, 4, 2, 1)]
             if norm:
                 layers.append(nn.InstanceNorm2d(c))
@@ -102,7 +107,7 @@ class UNetGenerator(nn.Module):
             if att_up and sides[skip] in resolutions:
                 self.up_attention[str(j)] = SelfAttention(c_out)
         self.out = nn.Sequential(nn.ConvTranspose2d(2 * widths[0], out_channels, 4, 2, 1), nn.Tanh())
-        init_normal(self)
+        normal_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -134,16 +139,16 @@ class ResidualBlock(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-    """c7s1-64, d128, d256, n x R256, [self-attention], u128, u64, c7s1-3 (paper Table 2 variants)."""
+    """c7s1-64, d128, d256, n x R256, [self-attention], u128, u64, c7s1-3 (Sharma & Das, Table 2 variants)."""
 
     stride = 4  # two stride-2 downsamplings
 
-    def __init__(self, ngf: int = 64, n_blocks: int = 9, attention: bool = False,
+    def __init__(self, width: int = 64, n_blocks: int = 9, attention: bool = False,
                  in_channels: int = 3, out_channels: int = 3) -> None:
         super().__init__()
         if n_blocks < 1:
             raise UsageError(f"generator option n_blocks must be at least 1, not {n_blocks}")
-        c1, c2, c3 = ngf, 2 * ngf, 4 * ngf
+        c1, c2, c3 = width, 2 * width, 4 * width
         self.encoder = nn.Sequential(
             nn.ReflectionPad2d(3), nn.Conv2d(in_channels, c1, 7), nn.InstanceNorm2d(c1), nn.ReLU(inplace=True),
             nn.Conv2d(c1, c2, 3, 2, 1), nn.InstanceNorm2d(c2), nn.ReLU(inplace=True),
@@ -157,7 +162,7 @@ class ResNetGenerator(nn.Module):
             nn.ConvTranspose2d(c2, c1, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c1), nn.ReLU(inplace=True),
             nn.ReflectionPad2d(3), nn.Conv2d(c1, out_channels, 7), nn.Tanh(),
         )
-        init_normal(self)
+        normal_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.attention(self.blocks(self.encoder(x))))
@@ -165,21 +170,21 @@ class ResNetGenerator(nn.Module):
 
 # -- builders (registered in plugin.py; keyword arguments = the ``generator:`` config keys) ----------
 def build_unet(
-    ngf: int = 64, attention: str = "none", attention_resolutions: Sequence[int] = (32, 16)
+    width: int = 64, attention: str = "none", attention_resolutions: Sequence[int] = (32, 16)
 ) -> UNetGenerator:
-    """``cyclegan.unet``: the paper's U-Net generator (3.5.1) with attention none|down|up|both."""
-    return UNetGenerator(ngf=ngf, attention=attention, attention_resolutions=tuple(attention_resolutions))
+    """``cyclegan.unet``: the U-Net generator (Sharma & Das, section 3.5.1) with attention none|down|up|both."""
+    return UNetGenerator(width=width, attention=attention, attention_resolutions=tuple(attention_resolutions))
 
 
-def build_resnet(ngf: int = 64, n_blocks: int = 9, attention: str = "none") -> ResNetGenerator:
+def build_resnet(width: int = 64, n_blocks: int = 9, attention: str = "none") -> ResNetGenerator:
     """``cyclegan.resnet``: ResNet-``n_blocks`` generator; attention ``blocks`` adds it after the residual blocks."""
     _check_attention(attention, ("none", "blocks"))
-    return ResNetGenerator(ngf=ngf, n_blocks=n_blocks, attention=attention == "blocks")
+    return ResNetGenerator(width=width, n_blocks=n_blocks, attention=attention == "blocks")
 
 
 def build_generator(
     arch: str = "unet",
-    ngf: int = 64,
+    width: int = 64,
     attention: str = "none",
     attention_resolutions: Sequence[int] = (32, 16),
     n_blocks: int = 9,
@@ -189,7 +194,7 @@ def build_generator(
     ``attention``: none|down|up|both for unet; none|blocks for resnet.
     """
     if arch == "unet":
-        return build_unet(ngf, attention, attention_resolutions)
+        return build_unet(width, attention, attention_resolutions)
     if arch == "resnet":
-        return build_resnet(ngf, n_blocks, attention)
+        return build_resnet(width, n_blocks, attention)
     raise UsageError(f"generator option arch='{arch}' is not one of unet, resnet")

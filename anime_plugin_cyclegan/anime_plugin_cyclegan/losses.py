@@ -1,15 +1,19 @@
-"""CycleGAN's objective (paper 3.5.3, eq. 1-4; paper 001 section 2.5.4-2.5.5).
+"""CycleGAN's objective: Sharma & Das, "A CycleGAN Framework for Anime Style Image Synthesis based
+on U-Net and Self-Attention" (section 3.5.3, eq. 1-4); Begum et al., "Anime face generating using
+deep learning" (sections 2.5.4-2.5.5).
 
 ``L = L_GAN(G, D_Y) + L_GAN(F, D_X) + lambda * L_cyc(G, F) + L_identity(G, F)`` (eq. 1) with
 
-- ``L_cyc = E||F(G(x)) - x||_1 + E||G(F(y)) - y||_1`` (eq. 2), ``lambda = 10``;
-- ``L_identity = E||G(y) - y||_1 + E||F(x) - x||_1`` (eq. 4), weighted ``0.5 * lambda`` (paper 001
-  2.5.5, CycleGAN's ``lambda_identity = 0.5``);
-- the adversarial terms: least squares by default (what CycleGAN trains with, paper 001 2.5.4),
-  or the paper's log-likelihood form (eq. 3) as ``gan_loss: bce``; both come from
-  :mod:`anime_core.losses`.
+- ``L_cyc = E||F(G(x)) - x||_1 + E||G(F(y)) - y||_1`` (eq. 2), weighted ``loss.cycle_weight``
+  (lambda = 10);
+- ``L_identity = E||G(y) - y||_1 + E||F(x) - x||_1`` (eq. 4), weighted ``loss.identity_weight``
+  (5 = Begum et al.'s "0.5 lambda", section 2.5.5, CycleGAN's ``lambda_identity = 0.5``);
+- the adversarial terms: the registered loss ``loss.adversarial`` names, least squares by default
+  (what CycleGAN trains with, Begum et al. section 2.5.4) or the log-likelihood form of eq. 3 as
+  ``bce``.
 
-The L1 norms are means over pixels, as in CycleGAN.
+The L1 norms are means over pixels, as in CycleGAN. Both losses are registered (``cycle_l1``,
+``identity_l1``) and built by the task through the registry.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""anime-core hooks of the ``cyclegan`` model (Sharma & Das, CycleGAN with U-Net and self-attention).
+"""anime-core hooks of the ``cyclegan`` model: Sharma & Das, "A CycleGAN Framework for Anime Style Image
+Synthesis based on U-Net and Self-Attention".
 
-An entry-point module: it imports no torch. Builders, losses, the task and the pipeline are named
-by ``"module:attribute"`` references that the core imports when they are used.
+An entry-point module: it imports no torch. Builders, losses, the dataset, the config schema, the
+task and the pipeline are named by ``"module:attribute"`` references that the core imports when
+they are used.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from anime_core import hookimpl
-from anime_core.specs import DiscriminatorSpec, GeneratorSpec, LossSpec, ModelSpec
+from anime_core.specs import DatasetSpec, DiscriminatorSpec, GeneratorSpec, LossSpec, ModelSpec
 from anime_plugin_cyclegan.options import RUN_OPTIONS
 
 PKG = "anime_plugin_cyclegan"
@@ -18,6 +20,18 @@ PRESETS = (
     "unet", "unet-attention-down", "unet-attention-up", "unet-attention-both",
     "resnet9", "resnet9-attention", "resnet8", "resnet8-attention",
 )
+#: config keys before the common plugin conventions -> their names now
+RENAMED_KEYS = {
+    "loss.gan": "loss.adversarial",
+    "loss.lambda_cycle": "loss.cycle_weight",
+    "loss.lambda_identity": "loss.identity_weight",  # now absolute: 0.5 (x lambda) is 5.0
+    "optim.lr": "optim.lr_g",  # and optim.lr_d
+    "optim.beta1": "optim.betas",
+    "optim.beta2": "optim.betas",
+    "optim.decay_start_epoch": "schedule.decay_start_epoch",
+    "generator.ngf": "generator.width",
+    "discriminator.ndf": "discriminator.width",
+}
 PAPER = (
     "H. Sharma, S. Das. A CycleGAN Framework for Anime Style Image Synthesis based on U-Net and "
     "Self-Attention. National Institute of Technology Agartala (accepted 21/08/2025); CycleGAN recipe "
@@ -37,7 +51,9 @@ def anime_register_generators() -> list[GeneratorSpec]:
 
 @hookimpl
 def anime_register_discriminators() -> list[DiscriminatorSpec]:
-    return [DiscriminatorSpec("cyclegan.d", f"{PKG}.discriminator:build_patchgan", "70x70 PatchGAN, opt. attention")]
+    return [
+        DiscriminatorSpec("cyclegan.d", f"{PKG}.discriminator:build_discriminator", "70x70 PatchGAN, opt. attention")
+    ]
 
 
 @hookimpl
@@ -46,6 +62,11 @@ def anime_register_losses() -> list[LossSpec]:
         LossSpec("cycle_l1", f"{PKG}.losses:CycleLoss", "cycle consistency |F(G(x))-x|_1 + |G(F(y))-y|_1 (eq. 2)"),
         LossSpec("identity_l1", f"{PKG}.losses:IdentityLoss", "identity |G(y)-y|_1 + |F(x)-x|_1 (CycleGAN eq. 4)"),
     ]
+
+
+@hookimpl
+def anime_register_datasets() -> list[DatasetSpec]:
+    return [DatasetSpec("cyclegan", f"{PKG}.data:build_dataset", "unpaired photos + anime, resize/crop/flip/jitter")]
 
 
 @hookimpl
@@ -58,8 +79,10 @@ def anime_register_models() -> list[ModelSpec]:
             discriminator="cyclegan.d",
             task=f"{PKG}.task:CycleGANTask",
             config=CONFIGS / "default.yaml",
+            schema=f"{PKG}.config:CycleGANConfig",
             presets={name: CONFIGS / f"{name}.yaml" for name in PRESETS},
-            dataset="unpaired",
+            renamed_keys=RENAMED_KEYS,
+            dataset="cyclegan",
             paper=PAPER,
             description="unpaired photo <-> anime CycleGAN with U-Net + self-attention or ResNet generators",
             pipeline=f"{PKG}.pipeline:CycleGANPipeline",

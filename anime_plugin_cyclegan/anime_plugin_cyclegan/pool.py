@@ -1,8 +1,11 @@
-"""History pool of generated images (Shrivastava et al. 2017, as used by CycleGAN).
+"""History pool of generated images: Shrivastava et al., "Learning from simulated and unsupervised
+images through adversarial training" (section 2.3), as CycleGAN uses it (Zhu et al., "Unpaired
+image-to-image translation using cycle-consistent adversarial networks", section 4).
 
-The discriminators are updated with a mix of the newest fakes and up to ``size`` (50) older
-ones, which damps oscillation. Until the pool is full every fake is stored and returned; after
-that each fake is, with probability 1/2, swapped for a random stored image (which it replaces).
+The discriminators are updated with a mix of the newest fakes and up to ``size`` (50,
+``loss.pool_size``) older ones, which damps oscillation. Until the pool is full every fake is
+stored and returned; after that each fake is, with probability 1/2, swapped for a random stored
+image (which it replaces).
 Randomness uses torch's global generator (seeded and checkpointed by the training loop) and the
 contents round-trip through :meth:`state_dict` so a resumed run continues exactly.
 """

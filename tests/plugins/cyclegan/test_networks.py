@@ -6,7 +6,8 @@ import itertools
 
 import pytest
 import torch
-from anime_plugin_cyclegan.discriminator import PatchDiscriminator
+from anime_plugin_cyclegan.config import RESNET_STRIDE, UNET_STRIDE
+from anime_plugin_cyclegan.discriminator import PatchDiscriminator, build_discriminator
 from anime_plugin_cyclegan.generator import ResNetGenerator, UNetGenerator
 
 import anime_core
@@ -45,25 +46,25 @@ def test_self_attention_is_identity_at_init_and_matches_the_sagan_formula():
 @pytest.mark.parametrize("attention", ["none", "down", "up", "both"])
 def test_unet_variants_shapes_and_attention_placement(attention):
     torch.manual_seed(0)
-    ngf = 8
-    g = UNetGenerator(ngf=ngf, attention=attention)
-    assert g.stride == 256
+    width = 8
+    g = UNetGenerator(width=width, attention=attention)
+    assert g.stride == UNET_STRIDE == 256  # the config's crop-size check and the network agree
     x = torch.rand(1, 3, 256, 512) * 2 - 1
     with torch.no_grad():
         y = g(x)
     assert y.shape == x.shape and y.abs().max() <= 1
-    # default resolutions 32 and 16 are encoder layers 3 and 4 (4*ngf, 8*ngf channels) and
-    # decoder layers 4 and 5 (outputs 16x16 with 8*ngf, 32x32 with 4*ngf channels)
+    # default resolutions 32 and 16 are encoder layers 3 and 4 (4*width, 8*width channels) and
+    # decoder layers 4 and 5 (outputs 16x16 with 8*width, 32x32 with 4*width channels)
     down = {"none": [], "down": ["2", "3"], "up": [], "both": ["2", "3"]}[attention]
     up = {"none": [], "down": [], "up": ["3", "4"], "both": ["3", "4"]}[attention]
     assert list(g.down_attention) == down and list(g.up_attention) == up
     extra = (attention in ("down", "both")) + (attention in ("up", "both"))
-    plain = n_params(UNetGenerator(ngf=ngf))
-    assert n_params(g) - plain == extra * (attention_params(4 * ngf) + attention_params(8 * ngf))
+    plain = n_params(UNetGenerator(width=width))
+    assert n_params(g) - plain == extra * (attention_params(4 * width) + attention_params(8 * width))
 
 
 def test_unet_full_width_parameter_count_follows_the_layer_list():
-    """Paper 3.5.1 widths 64..512 x8 with pix2pix's biases: count every 4x4 (transposed) conv by hand."""
+    """Sharma & Das (section 3.5.1) widths 64..512 x8, pix2pix's biases: count every 4x4 (transposed) conv by hand."""
     enc = [3, 64, 128, 256, 512, 512, 512, 512, 512]
     down = sum(conv(a, b, 4) for a, b in itertools.pairwise(enc))
     up = conv(512, 512, 4) + 3 * conv(1024, 512, 4) + conv(1024, 256, 4) + conv(512, 128, 4)
@@ -74,8 +75,8 @@ def test_unet_full_width_parameter_count_follows_the_layer_list():
 @pytest.mark.parametrize("attention", ["down", "up", "both"])
 def test_unet_attention_is_identity_at_init(attention):
     torch.manual_seed(0)
-    plain = UNetGenerator(ngf=8)
-    att = UNetGenerator(ngf=8, attention=attention, attention_resolutions=(64, 32, 16))
+    plain = UNetGenerator(width=8)
+    att = UNetGenerator(width=8, attention=attention, attention_resolutions=(64, 32, 16))
     missing = att.load_state_dict(plain.state_dict(), strict=False).missing_keys
     assert missing and all("attention" in k for k in missing)
     x = torch.rand(1, 3, 256, 256) * 2 - 1
@@ -84,8 +85,8 @@ def test_unet_attention_is_identity_at_init(attention):
 
 
 def test_unet_bottleneck_has_no_instance_norm():
-    g = UNetGenerator(ngf=8)
-    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in g.down[0])  # paper: none on the first
+    g = UNetGenerator(width=8)
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in g.down[0])  # Sharma & Das: none on the first
     assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in g.down[-1])  # 1x1 at 256: pix2pix practice
     assert all(isinstance(layer[1], torch.nn.InstanceNorm2d) for layer in g.down[1:-1])
 
@@ -94,17 +95,17 @@ def test_unet_bottleneck_has_no_instance_norm():
 @pytest.mark.parametrize("attention", [False, True])
 def test_resnet_variants(n_blocks, attention):
     torch.manual_seed(0)
-    g = ResNetGenerator(ngf=8, n_blocks=n_blocks, attention=attention)
-    assert g.stride == 4
+    g = ResNetGenerator(width=8, n_blocks=n_blocks, attention=attention)
+    assert g.stride == RESNET_STRIDE == 4
     x = torch.rand(2, 3, 32, 48) * 2 - 1
     with torch.no_grad():
         y = g(x)
     assert y.shape == x.shape and y.abs().max() <= 1
     assert len(g.blocks) == n_blocks
-    expected = n_params(ResNetGenerator(ngf=8, n_blocks=1)) + (n_blocks - 1) * 2 * conv(32, 32, 3)
+    expected = n_params(ResNetGenerator(width=8, n_blocks=1)) + (n_blocks - 1) * 2 * conv(32, 32, 3)
     assert n_params(g) == expected + (attention_params(32) if attention else 0)
     if attention:
-        plain = ResNetGenerator(ngf=8, n_blocks=n_blocks)
+        plain = ResNetGenerator(width=8, n_blocks=n_blocks)
         missing = g.load_state_dict(plain.state_dict(), strict=False).missing_keys
         assert missing and all(k.startswith("attention.") for k in missing)
         with torch.no_grad():
@@ -118,7 +119,7 @@ def test_resnet9_matches_cyclegan_size():
 def test_patchgan_map_size_and_attention():
     torch.manual_seed(0)
     x = torch.rand(2, 3, 256, 256) * 2 - 1
-    d = PatchDiscriminator(ndf=8)
+    d = PatchDiscriminator(width=8)
     with torch.no_grad():
         assert d(x).shape == (2, 1, 30, 30)  # 70x70 receptive fields on a 256x256 input
     convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -127,7 +128,7 @@ def test_patchgan_map_size_and_attention():
         field = (field - 1) * c.stride[0] + c.kernel_size[0]
     assert [c.stride[0] for c in convs] == [2, 2, 2, 1, 1] and field == 70
     assert n_params(PatchDiscriminator()) == 2_764_737  # CycleGAN's basic D: 2.765 M
-    da = PatchDiscriminator(ndf=8, attention=True)
+    da = PatchDiscriminator(width=8, attention=True)
     assert n_params(da) - n_params(d) == attention_params(32)
     missing = da.load_state_dict(d.state_dict(), strict=False).missing_keys
     assert missing and all(k.startswith("attention.") for k in missing)
@@ -136,24 +137,27 @@ def test_patchgan_map_size_and_attention():
 
 
 def test_builders_through_the_registry(registry):
-    g = anime_core.build("cyclegan", "generator", arch="resnet", n_blocks=9, ngf=8)
+    g = anime_core.build("cyclegan", "generator", arch="resnet", n_blocks=9, width=8)
     assert isinstance(g, ResNetGenerator) and len(g.blocks) == 9
-    g = anime_core.build("cyclegan", "generator", ngf=8, attention="both")
+    g = anime_core.build("cyclegan", "generator", width=8, attention="both")
     assert isinstance(g, UNetGenerator) and len(g.down_attention) == len(g.up_attention) == 2
-    d = anime_core.build("cyclegan", "discriminator", ndf=8, attention=True)
+    d = anime_core.build("cyclegan", "discriminator", width=8, attention=True)
     assert isinstance(d, PatchDiscriminator)
-    unet = registry.generator("cyclegan.unet").builder()(ngf=8, attention="up", attention_resolutions=[64])
+    unet = registry.generator("cyclegan.unet").builder()(width=8, attention="up", attention_resolutions=[64])
     assert list(unet.up_attention) == ["5"]
-    resnet = registry.generator("cyclegan.resnet").builder()(ngf=8, n_blocks=6, attention="blocks")
+    resnet = registry.generator("cyclegan.resnet").builder()(width=8, n_blocks=6, attention="blocks")
     assert isinstance(resnet.attention, SelfAttention) and len(resnet.blocks) == 6
     with pytest.raises(UsageError, match="arch='vit'"):
         anime_core.build("cyclegan", "generator", arch="vit")
     with pytest.raises(UsageError, match="not U-Net feature sides"):
-        anime_core.build("cyclegan", "generator", ngf=8, attention="down", attention_resolutions=[48])
+        anime_core.build("cyclegan", "generator", width=8, attention="down", attention_resolutions=[48])
     with pytest.raises(UsageError, match="none, blocks"):
         anime_core.build("cyclegan", "generator", arch="resnet", attention="both")
     with pytest.raises(UsageError, match="no option 'depth'"):
         anime_core.build("cyclegan", "generator", depth=3)
+    with pytest.raises(UsageError, match="no option 'ngf'"):  # the old name of width is no option any more
+        anime_core.build("cyclegan", "generator", ngf=8)
+    assert registry.discriminator("cyclegan.d").builder() is build_discriminator
 
 
 def test_weights_are_initialised_normal_002():

@@ -8,12 +8,12 @@ import torch
 from anime_plugin_cyclegan.data import transform
 from anime_plugin_cyclegan.losses import CycleLoss, IdentityLoss
 from anime_plugin_cyclegan.pool import ImagePool
-from anime_plugin_cyclegan.schedule import linear_decay
 from helpers import make_image
 from PIL import Image
 
 from anime_core.config import resolve
 from anime_core.errors import ConfigError
+from anime_core.ops import linear_decay
 
 
 def test_cycle_loss_by_hand():
@@ -67,36 +67,130 @@ def test_pool_state_round_trip_continues_identically():
     assert len(empty) == 0
 
 
+def cyclegan_task(registry, *overrides: str, steps_per_epoch: int = 3):
+    from anime_plugin_cyclegan.task import CycleGANTask
+
+    tiny = ["generator.arch=resnet", "generator.width=4", "generator.n_blocks=1", "discriminator.width=4",
+            "train.image_size=32"]
+    cfg = resolve(registry.model("cyclegan"), None, [*tiny, *overrides])
+    task = CycleGANTask(registry.model("cyclegan"), cfg, registry)
+    task.build(steps_per_epoch)
+    return task
+
+
 @pytest.mark.parametrize(("epoch", "lr"), [(0, 2e-4), (140, 2e-4), (195, 1e-4), (250, 0.0)])
-def test_learning_rate_at_epochs(epoch, lr):
+def test_learning_rate_at_epochs(registry, epoch, lr):
+    """Sharma & Das, section 4.2: 2e-4 for 140 of 250 epochs, then linear decay to 0 (both optimizers)."""
     steps_per_epoch = 3
-    param = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([param], lr=2e-4, betas=(0.5, 0.999))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, linear_decay(250, 140, steps_per_epoch))
+    task = cyclegan_task(registry, steps_per_epoch=steps_per_epoch)
     for _ in range(epoch * steps_per_epoch):
-        opt.step()
-        sched.step()
-    assert opt.param_groups[0]["lr"] == pytest.approx(lr, abs=1e-12)
+        for name, opt in task.optimizers.items():
+            opt.step()
+            task.schedulers[name].step()
+    assert {k: o.param_groups[0]["lr"] for k, o in task.optimizers.items()} == pytest.approx(
+        {"generator": lr, "discriminator": lr}, abs=1e-12)
 
 
-def test_schedule_is_linear_within_the_decay_and_checks_its_bounds():
-    f = linear_decay(250, 140, steps_per_epoch=10)
+def test_schedule_is_linear_within_the_decay_and_its_bounds_are_checked(registry):
+    f = linear_decay(250 * 10, 140 * 10)
     assert f(1400) == 1.0 and f(1405) == pytest.approx(1 - 0.5 / 110) and f(9999) == 0.0
-    with pytest.raises(ConfigError, match="decay_start_epoch"):
-        linear_decay(100, 140, 1)
+    with pytest.raises(ConfigError, match=r"'schedule.decay_start_epoch' \(140\) must be below train.epochs \(100\)"):
+        resolve(registry.model("cyclegan"), None, ["train.epochs=100"])
+    task = cyclegan_task(registry, "train.epochs=100", "schedule.decay=none", "optim.lr_d=1e-4")
+    assert task.schedulers == {}  # constant rates, each optimizer its own
+    assert {k: o.param_groups[0]["lr"] for k, o in task.optimizers.items()} == {"generator": 2e-4,
+                                                                                "discriminator": 1e-4}
+    assert all(o.param_groups[0]["betas"] == (0.5, 0.999) for o in task.optimizers.values())
 
 
 def test_default_config_is_the_papers(registry):
     cfg = resolve(registry.model("cyclegan"))
     assert cfg["train"]["batch_size"] == 8 and cfg["train"]["epochs"] == 250 and cfg["train"]["image_size"] == 256
-    assert cfg["optim"] == {"lr": 2e-4, "beta1": 0.5, "beta2": 0.999, "decay_start_epoch": 140}
-    assert cfg["loss"] == {"gan": "lsgan", "lambda_cycle": 10.0, "lambda_identity": 0.5, "pool_size": 50}
+    assert cfg["optim"] == {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}
+    assert cfg["schedule"] == {"decay": "linear", "decay_start_epoch": 140}
+    assert cfg["loss"] == {"adversarial": "lsgan", "cycle_weight": 10.0, "identity_weight": 5.0, "pool_size": 50}
+    assert cfg["generator"]["width"] == cfg["discriminator"]["width"] == 64 and "kind" not in cfg["data"]
     presets = registry.model("cyclegan").presets
     assert len(presets) == 8
+    for name in presets:  # every preset resolves and validates under the new names
+        resolve(registry.model("cyclegan"), name)
     both = resolve(registry.model("cyclegan"), "unet-attention-both")["generator"]
     assert both["arch"] == "unet" and both["attention"] == "both"
     r8 = resolve(registry.model("cyclegan"), "resnet8-attention")["generator"]
     assert (r8["arch"], r8["n_blocks"], r8["attention"]) == ("resnet", 8, "blocks")
+
+
+RENAMED = {
+    "loss.gan=bce": "loss.adversarial",
+    "loss.lambda_cycle=5": "loss.cycle_weight",
+    "loss.lambda_identity=0.5": "loss.identity_weight",
+    "optim.lr=1e-4": "optim.lr_g",
+    "optim.beta1=0.5": "optim.betas",
+    "optim.beta2=0.99": "optim.betas",
+    "optim.decay_start_epoch=100": "schedule.decay_start_epoch",
+    "generator.ngf=32": "generator.width",
+    "discriminator.ndf=32": "discriminator.width",
+}
+
+
+@pytest.mark.parametrize(("old", "new"), RENAMED.items())
+def test_an_old_key_names_its_new_name(registry, old, new):
+    key = old.split("=")[0]
+    with pytest.raises(ConfigError, match=f"config key '{key}' of 'cyclegan' is now '{new}'"):
+        resolve(registry.model("cyclegan"), None, [old])
+
+
+def anime(*args: str) -> int:
+    """``anime ARGS`` in this process: the exit code (errors are printed as the command prints them)."""
+    from anime_core.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(list(args))
+    return int(stop.value.code)
+
+
+def test_an_old_key_in_a_config_file_fails_on_the_command_line_with_exit_2(registry, tmp_path, capsys):
+    old = tmp_path / "old.yaml"
+    old.write_text("loss:\n  lambda_cycle: 10.0\n", encoding="utf-8")
+    assert anime("train", "cyclegan", "--config", str(old), f"output_dir={tmp_path / 'run'}") == 2
+    assert "'loss.lambda_cycle' of 'cyclegan' is now 'loss.cycle_weight'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("loss.cycle_weight=-1", "'loss.cycle_weight' must be at least 0.0"),
+    ("loss.identity_weight=-0.5", "'loss.identity_weight' must be at least 0.0"),
+    ("loss.adversarial=lsgann", "'loss.adversarial' names unknown adversarial loss 'lsgann'; did you mean 'lsgan'"),
+    ("loss.pool_size=-1", "'loss.pool_size' must be at least 0"),
+    ("optim.lr_d=-1e-4", "'optim.lr_d' must be at least 0.0"),
+    ("optim.betas=[0.5]", "'optim.betas' expects a list of 2 values"),
+    ("schedule.decay=cosine", "'schedule.decay' must be one of linear, none"),
+    ("data.anime_filter=emboss", "'data.anime_filter' must be one of none, sharpen, smooth, blur"),
+    ("data.color_jitter=[0.1,0.1]", "'data.color_jitter' expects a list of 4 values"),
+    ("data.load_size=128", "'data.load_size' \\(128\\) must be at least train.image_size \\(256\\)"),
+])
+def test_a_bad_value_is_a_config_error_naming_the_key(registry, override, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(registry.model("cyclegan"), None, [override])
+
+
+def test_the_unet_needs_256_pixel_crops(registry, tmp_path, capsys):
+    """A U-Net crop below 256 px used to fail at the first step with a torch error (issue 17, item 4)."""
+    spec = registry.model("cyclegan")
+    with pytest.raises(ConfigError, match="^the U-Net needs train.image_size >= 256; use --config resnet9 for "
+                                          "smaller images$"):
+        resolve(spec, None, ["train.image_size=128"])
+    assert anime("train", "cyclegan", "train.image_size=64", f"output_dir={tmp_path / 'run'}") == 2
+    assert "error: the U-Net needs train.image_size >= 256" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before a run folder was made
+    with pytest.raises(ConfigError, match="U-Net needs train.image_size >= 256"):
+        resolve(spec, "unet-attention-both", ["train.image_size=128"])
+    with pytest.raises(ConfigError, match="multiple of 256, not 384"):
+        resolve(spec, None, ["train.image_size=384"])
+    assert resolve(spec, "resnet9", ["train.image_size=128"])["train"]["image_size"] == 128  # the way out works
+    assert resolve(spec, None, ["train.image_size=512"])["train"]["image_size"] == 512
+    with pytest.raises(ConfigError, match="ResNet generator needs train.image_size to be a multiple of 4, not 30"):
+        resolve(spec, "resnet9", ["train.image_size=30"])
 
 
 def test_transform_lanczos_resize_crop_and_range():
@@ -111,6 +205,6 @@ def test_transform_lanczos_resize_crop_and_range():
     assert any(torch.allclose(out, w, atol=1e-5) or torch.allclose(out, w.flip(-1), atol=1e-5) for w in windows)
     plain, blurred = (transform(32, color_jitter=(0, 0, 0, 0), pil_filter=f)(make_image((32, 32), 1))
                       for f in ("none", "blur"))
-    assert blurred.std() < plain.std()  # the PIL filter for style images (paper 3.2) really ran
+    assert blurred.std() < plain.std()  # the PIL filter for style images (Sharma & Das, section 3.2) really ran
     with pytest.raises(ConfigError, match="anime_filter"):
         transform(32, pil_filter="emboss")

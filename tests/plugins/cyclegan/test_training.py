@@ -17,12 +17,12 @@ from torchvision.transforms.v2.functional import pil_to_tensor
 import anime_core
 from anime_core.config import resolve
 from anime_core.errors import UsageError
-from anime_core.losses import BCELoss
+from anime_core.losses import BCELoss, LSGANLoss
 from anime_core.training.loop import train
 from anime_core.training.task import StepContext
 from anime_core.weights.files import save_native
 
-TINY = ["generator.arch=resnet", "generator.ngf=8", "generator.n_blocks=1", "discriminator.ndf=8",
+TINY = ["generator.arch=resnet", "generator.width=8", "generator.n_blocks=1", "discriminator.width=8",
         "train.image_size=32"]
 
 
@@ -50,7 +50,7 @@ def test_cycle_loss_falls_in_a_short_cpu_run(registry):
         logs = task.step(batch, StepContext(acc, step, 0, 100))
         cycles.append(float(logs["cycle"]))
     assert sum(cycles[-3:]) / 3 < 0.75 * sum(cycles[:3]) / 3, cycles
-    # eq. 1 with lambda 10 and identity 0.5 * lambda
+    # eq. 1 with loss.cycle_weight 10 and loss.identity_weight 5 (0.5 x lambda)
     total = float(logs["g_adv"]) + 10 * float(logs["cycle"]) + 5 * float(logs["identity"])
     assert float(logs["g_total"]) == pytest.approx(total, rel=1e-5)
     assert any(not torch.equal(a, b) for a, b in zip(d_before, task.nets["discriminator"].parameters()))
@@ -62,7 +62,7 @@ def test_cycle_loss_falls_in_a_short_cpu_run(registry):
 def test_generator_step_leaves_discriminator_gradients_alone(registry):
     """G's loss flows through frozen discriminators: D's update sees only its own loss."""
     torch.manual_seed(0)
-    task = tiny_task(registry, "loss.pool_size=0", "optim.lr=0.0")
+    task = tiny_task(registry, "loss.pool_size=0", "optim.lr_g=0.0", "optim.lr_d=0.0")
     acc, batch = Accelerator(cpu=True), image_batch()
     captured = {}
     opt = task.optimizers["discriminator"]
@@ -86,8 +86,8 @@ def test_generator_step_leaves_discriminator_gradients_alone(registry):
 
 
 def test_bce_option_uses_the_log_likelihood_loss(registry):
-    task = tiny_task(registry, "loss.gan=bce", "loss.lambda_identity=0")
-    assert isinstance(task.adv, BCELoss)
+    task = tiny_task(registry, "loss.adversarial=bce", "loss.identity_weight=0")
+    assert isinstance(task.adv, BCELoss) and isinstance(tiny_task(registry).adv, LSGANLoss)
     logs = task.step(image_batch(), StepContext(Accelerator(cpu=True), 0, 0, 100))
     assert "identity" not in logs and all(torch.isfinite(torch.as_tensor(v)) for v in logs.values())
 
@@ -98,7 +98,7 @@ def folders(tmp_path):
     write_images(tmp_path / "anime", 4, (36, 44), seed=2)
     return [f"data.photo={tmp_path / 'photo'}", f"data.anime={tmp_path / 'anime'}", "data.num_workers=0",
             "train.batch_size=2", "train.device=cpu", "train.log_every=1", "train.sample_every=0",
-            "generator.ngf=4", "discriminator.ndf=4", "generator.arch=resnet", "generator.n_blocks=1",
+            "generator.width=4", "discriminator.width=4", "generator.arch=resnet", "generator.n_blocks=1",
             "train.image_size=32"]
 
 
@@ -128,8 +128,8 @@ def test_end_to_end_loop_exports_both_directions_and_resumes_exactly(registry, f
 
 
 def test_direction_errors(registry, tmp_path):
-    path = save_native(tmp_path / "g.safetensors", {"generator": ResNetGenerator(ngf=4, n_blocks=1)}, "cyclegan",
-                       {"arch": "resnet", "ngf": 4, "n_blocks": 1})
+    path = save_native(tmp_path / "g.safetensors", {"generator": ResNetGenerator(width=4, n_blocks=1)}, "cyclegan",
+                       {"arch": "resnet", "width": 4, "n_blocks": 1})
     assert anime_core.load("cyclegan", weights=path, device="cpu").options["direction"] == "photo2anime"
     with pytest.raises(UsageError, match="no 'generator_inverse' part"):
         anime_core.load("cyclegan", weights=path, device="cpu", direction="anime2photo")
@@ -146,8 +146,8 @@ def test_cli_run_direction_picks_the_inverse_generator(registry, tmp_path):
     from anime_core.cli import cli
 
     torch.manual_seed(0)
-    opts = {"arch": "resnet", "ngf": 4, "n_blocks": 1}
-    nets = {"generator": ResNetGenerator(ngf=4, n_blocks=1), "generator_inverse": ResNetGenerator(ngf=4, n_blocks=1)}
+    opts = {"arch": "resnet", "width": 4, "n_blocks": 1}
+    nets = {part: ResNetGenerator(width=4, n_blocks=1) for part in ("generator", "generator_inverse")}
     weights = save_native(tmp_path / "cg.safetensors", nets, "cyclegan", opts)
     src = tmp_path / "in.png"
     make_image((28, 20), 7).save(src)
