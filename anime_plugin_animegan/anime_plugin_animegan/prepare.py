@@ -1,24 +1,28 @@
-"""Training-data preparation for AnimeGAN (paper 3.2): grayscale and edge-smoothed grayscale copies.
+"""Training-data preparation for AnimeGAN: grayscale and edge-smoothed grayscale copies of the anime frames,
+the image sets x and y of G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for photo
+animation", section 3.2.
 
 For every anime frame ``a`` two files are written to the cache folder (``data.prepared``, by
 default ``<data.anime>_prepared`` next to the anime folder):
 
 - ``gray/<name>.png``: the grayscale image ``x`` (grayscale style and adversarial losses, eq. 3 and 6);
 - ``smooth/<name>.png``: the edge-smoothed grayscale image ``y`` (edge-promoting loss, eq. 6),
-  made as CartoonGAN (Chen et al. 2018, 3.2) does: Canny edges of the grayscale frame
+  made as Y. Chen, Y.-K. Lai, Y.-J. Liu, "CartoonGAN: generative adversarial networks for photo
+  cartoonization", section 3.2 does: Canny edges of the grayscale frame
   (thresholds 100/200 on 0-255, no pre-blur, as ``cv2.Canny``), dilated by a 5x5 square, and
   inside that mask each pixel replaced by a 5x5 Gaussian (sigma 1.1, OpenCV's default for size 5)
   blur of the colour frame; AnimeGAN then converts the result to grayscale.
 
 Grayscale is BT.601 luma (Pillow's ``convert("L")``, the same as OpenCV's). Canny comes from
 scikit-image (``skimage.feature.canny``). The step is idempotent: an output newer than its
-source is kept. Unreadable files are skipped and named at the end.
+source is kept. Unreadable files are skipped and named at the end. A cache folder that cannot be
+written (a read-only data folder) is a :class:`ConfigError` that says to set ``data.prepared``.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +33,7 @@ from PIL import Image, UnidentifiedImageError
 
 from anime_core import config as cfglib
 from anime_core.errors import ConfigError, UsageError
+from anime_core.fsutil import atomic_path
 
 log = logging.getLogger("anime.animegan")
 
@@ -92,11 +97,17 @@ def _fresh(out: Path, src: Path) -> bool:
     return out.is_file() and out.stat().st_mtime >= src.stat().st_mtime
 
 
-def _save(img: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
+def _save(img: Image.Image, path: Path, root: Path) -> None:
+    try:
+        with atomic_path(path) as tmp:
+            img.save(tmp, format="PNG")
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+        raise ConfigError(
+            f"cannot write the prepared copies to {root} ({exc.strerror}); the data may stay read-only: "
+            "put them in a writable folder with data.prepared=FOLDER"
+        ) from None
 
 
 @dataclass
@@ -125,11 +136,11 @@ def prepare(cfg: Mapping[str, Any], progress: bool = True) -> PrepareReport:
         try:
             with Image.open(src) as im:
                 rgb = np.asarray(im.convert("RGB"))
-        except (UnidentifiedImageError, OSError, ValueError):
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
             report.failed.append(src.name)
             continue
-        _save(Image.fromarray(rgb).convert("L"), gray_path)
-        _save(Image.fromarray(edge_smooth(rgb)).convert("L"), smooth_path)
+        _save(Image.fromarray(rgb).convert("L"), gray_path, root)
+        _save(Image.fromarray(edge_smooth(rgb)).convert("L"), smooth_path, root)
         report.written += 1
     if report.failed:
         names = ", ".join(report.failed[:10]) + (" ..." if len(report.failed) > 10 else "")

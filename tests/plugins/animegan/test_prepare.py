@@ -1,10 +1,13 @@
-"""Data preparation (paper 3.2, CartoonGAN edge smoothing) on generated images with sharp edges."""
+"""AnimeGAN data preparation (Liu, Chen, Hu, "AnimeGAN: a novel lightweight GAN for photo animation", section 3.2;
+the edge smoothing of Chen, Lai, Liu, "CartoonGAN: generative adversarial networks for photo cartoonization", section
+3.2) on generated images with sharp edges."""
 
 from __future__ import annotations
 
 import os
 
 import numpy as np
+import pytest
 from anime_plugin_animegan.prepare import prepare, prepared_dir
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
@@ -74,3 +77,39 @@ def test_anime_prepare_command(tmp_path):
     assert res.exit_code == 0, res.output
     assert "1 written" in res.output and "broken.jpg" in res.output
     assert (tmp_path / "frames_prepared" / "smooth" / "a.png").is_file()
+
+
+def _read_only(monkeypatch, folder):
+    """Writing under ``folder`` fails as on a read-only mount (chmod does not stop root, who runs CI)."""
+    import errno
+    from pathlib import Path
+
+    mkdir = Path.mkdir
+
+    def guarded(self, *args, **kwargs):
+        if self == folder or folder in self.parents:
+            raise PermissionError(errno.EROFS, "Read-only file system", str(self))
+        return mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", guarded)
+
+
+def test_read_only_data_folder_says_where_prepared_data_can_go(tmp_path, monkeypatch, capsys):
+    from anime_core.cli import main
+
+    anime = tmp_path / "ro" / "frames"
+    anime.mkdir(parents=True)
+    _frame(anime / "a.png")
+    _read_only(monkeypatch, tmp_path / "ro")
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", "animegan", "--anime", str(anime)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2, err
+    assert f"cannot write the prepared copies to {tmp_path / 'ro' / 'frames_prepared'}" in err
+    assert "data.prepared=FOLDER" in err and "Traceback" not in err
+    # following the advice works and leaves the data folder untouched
+    cache = tmp_path / "cache"
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", "animegan", "--anime", str(anime), f"data.prepared={cache}"])
+    assert exit_.value.code == 0, capsys.readouterr().err
+    assert (cache / "smooth" / "a.png").is_file() and sorted(p.name for p in (tmp_path / "ro").iterdir()) == ["frames"]
