@@ -1,1 +1,2 @@
-"""anime-core plugin: AnimeGAN (Liu, Chen & Hu) with the AnimeGANv2 generator and its pretrained styles."""
+"""anime-core plugin: AnimeGAN (G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for photo animation")
+with the AnimeGANv2 generator and its pretrained styles."""

@@ -1,4 +1,5 @@
-"""The ``animegan`` dataset kind: ``{"photo", "anime", "anime_gray", "anime_smooth_gray"}`` (paper 3.2).
+"""The ``animegan`` dataset kind: ``{"photo", "anime", "anime_gray", "anime_smooth_gray"}``, the four
+image sets of G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for photo animation", section 3.2.
 
 ``photo`` is p from S_data(p); ``anime`` is a from S_data(a); ``anime_gray`` its grayscale copy x
 (S_data(x)) and ``anime_smooth_gray`` its edge-smoothed grayscale copy y (S_data(y)), read from the

@@ -1,13 +1,15 @@
-"""AnimeGAN generators: v1 (the paper, section 3.1, Fig. 1-2) and v2 (AnimeGANv2's PyTorch layout).
+"""AnimeGAN generators: v1 (the paper) and v2 (AnimeGANv2's PyTorch layout).
 
-v1 follows the layer list of the authors' official TensorFlow code where it differs from the
-figures (the code's ``u1`` Up-Conv has 128 filters, the figure says 64). All convolutions are
-bias-free; "CNL" is conv -> InstanceNorm (affine) -> LeakyReLU(0.2), 3x3 layers reflect-pad 1,
-a stride-2 layer reflect-pads only the bottom/right by 1 (TensorFlow's "SAME"-like split).
-Resizes are bilinear; PyTorch's half-pixel ``align_corners=False`` stands in for TF1's legacy
-``resize_images`` (a sub-pixel difference that only matters when porting TF checkpoints, which
-this module does not do). 3,956,096 parameters (Table 1). Input sides must be multiples of 4
-(two halvings followed by two doublings), so ``stride = 4``.
+v1 is the generator of G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for photo
+animation", section 3.1 and Fig. 1-2. It follows the layer list of the authors' official
+TensorFlow code where it differs from the figures (the code's ``u1`` Up-Conv has 128 filters, the
+figure says 64). All convolutions are bias-free; "CNL" is conv -> InstanceNorm (affine) ->
+LeakyReLU(0.2), 3x3 layers reflect-pad 1, a stride-2 layer reflect-pads only the bottom/right by 1
+(TensorFlow's "SAME"-like split). Resizes are bilinear; PyTorch's half-pixel
+``align_corners=False`` stands in for TF1's legacy ``resize_images`` (a sub-pixel difference that
+only matters when porting TF checkpoints, which this module does not do). 3,956,096 parameters
+(section 4.2, Table 1). Input sides must be multiples of 4 (two halvings followed by two
+doublings), so ``stride = 4``.
 
 v2 reproduces the module structure of the widely shared AnimeGANv2 PyTorch weights
 (``block_a.0.1.weight`` ... ``out_layer.0.weight``) so those files load by key: GroupNorm with

@@ -1,4 +1,5 @@
-"""AnimeGAN losses (paper 3.2, equations 1-6).
+"""AnimeGAN losses: G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for photo animation",
+section 3.2, equations 1-6.
 
 - content (eq. 2): L1 between VGG19 ``conv4_4`` features (before ReLU, as the official code's
   ``conv4_4_no_activation``) of the photo and of the generated image;
@@ -7,11 +8,13 @@
   (the official code divides by the feature map's size per image);
 - colour reconstruction (eq. 4): images mapped from [-1, 1] to [0, 1] and to YUV with the BT.601
   matrix (TensorFlow's ``rgb_to_yuv``); L1 on Y, Huber (delta 1) on U and V;
-- discriminator (eq. 6): least squares on anime images (real), generated images, grayscale anime
-  images and, scaled by 0.1, edge-smoothed grayscale anime images (all fake);
-- generator adversarial (eq. 5): least squares ``E[(D(G(p)) - 1)^2]``.
-The weights (adv 300, con 1.5, gra 3, col 10, eq. 1) live in the config and the task.
-All "E[...]" and norms are means over every element, as the official code's ``reduce_mean``.
+- discriminator (eq. 6): the adversarial loss (least squares in the paper) on anime images (real),
+  generated images, grayscale anime images and, scaled by 0.1, edge-smoothed grayscale anime
+  images (all fake);
+- generator adversarial (eq. 5): least squares ``E[(D(G(p)) - 1)^2]`` (``loss.adversarial: lsgan``).
+The weights (w_adv 300, w_con 1.5, w_gra 3, w_col 10, eq. 1) are config keys ``loss.*_weight``
+applied by the task. All "E[...]" and norms are means over every element, as the official code's
+``reduce_mean``.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from anime_core.losses import LSGANLoss, Pred
+from anime_core.losses import AdversarialLoss, LSGANLoss, Pred
 
 #: ITU-R BT.601 RGB -> YUV (rows Y, U, V), the matrix of TensorFlow's ``tf.image.rgb_to_yuv``
 YUV_FROM_RGB = torch.tensor([
@@ -70,13 +73,14 @@ def color_loss(photo: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 
 def discriminator_loss(
     real: Pred, fake: Pred, gray: Pred, smooth: Pred, edge_weight: float = 0.1, gray_weight: float = 1.0,
-    adv: LSGANLoss | None = None,
+    adv: AdversarialLoss | None = None,
 ) -> torch.Tensor:
-    """Eq. 6 without the outer w_adv: E(D(a)-1)^2 + E D(G(p))^2 + E D(x)^2 + 0.1 E D(y)^2.
+    """Eq. 6 without the outer w_adv: E(D(a)-1)^2 + E D(G(p))^2 + E D(x)^2 + 0.1 E D(y)^2 with ``adv``
+    (least squares by default, as the paper).
 
-    ``gray_weight=0`` drops the grayscale adversarial term (the paper's Fig. 5 ablation "A").
+    ``gray_weight=0`` drops the grayscale adversarial term (the ablation "A" of section 4.2, Fig. 5).
     """
-    adv = adv or LSGANLoss()
+    adv = adv if adv is not None else LSGANLoss()
     loss = adv.d_loss(real, fake) + edge_weight * adv(smooth, False)
     return loss + gray_weight * adv(gray, False) if gray_weight else loss
 
@@ -92,7 +96,11 @@ def _vgg(layer: str, pretrained: bool) -> nn.Module:
 
 
 class _Features(nn.Module):
-    """Wraps a feature extractor returning a list (VGG19Features) or a tensor (e.g. a test stub)."""
+    """Wraps a feature extractor returning a list (VGG19Features) or a tensor (e.g. a test stub).
+
+    Two losses may share one extractor (``extractor=other.extractor``); a training step then runs
+    VGG once per image and gives the features to each loss's ``from_features``.
+    """
 
     def __init__(self, layer: str, pretrained: bool, extractor: nn.Module | None) -> None:
         super().__init__()
@@ -112,7 +120,11 @@ class VGGContentLoss(_Features):
     def forward(self, photo: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target = self.features(photo)
-        return content_loss(target, self.features(fake))
+        return self.from_features(target, self.features(fake))
+
+    @staticmethod
+    def from_features(photo_feat: torch.Tensor, fake_feat: torch.Tensor) -> torch.Tensor:
+        return content_loss(photo_feat, fake_feat)
 
 
 class GramGrayscaleLoss(_Features):
@@ -124,7 +136,12 @@ class GramGrayscaleLoss(_Features):
     def forward(self, fake: torch.Tensor, anime: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             target = self.features(grayscale(anime))
-        return style_loss(self.features(fake), target)
+        return self.from_features(self.features(fake), target)
+
+    @staticmethod
+    def from_features(fake_feat: torch.Tensor, gray_feat: torch.Tensor) -> torch.Tensor:
+        """Eq. 3 on features of the generated and of the (already) grayscale anime images."""
+        return style_loss(fake_feat, gray_feat)
 
 
 class ColorYUVLoss(nn.Module):
@@ -135,12 +152,17 @@ class ColorYUVLoss(nn.Module):
 
 
 class AnimeGANDiscriminatorLoss(nn.Module):
-    """``animegan_d``: eq. 6 (without w_adv), ``forward(real, fake, gray, smooth)`` on D's outputs."""
+    """``animegan_d``: eq. 6 (without w_adv), ``forward(real, fake, gray, smooth)`` on D's outputs.
 
-    def __init__(self, edge_weight: float = 0.1, gray_weight: float = 1.0) -> None:
+    ``adversarial`` is the registered adversarial loss the run names (``loss.adversarial``); least
+    squares when not given.
+    """
+
+    def __init__(self, edge_weight: float = 0.1, gray_weight: float = 1.0,
+                 adversarial: AdversarialLoss | None = None) -> None:
         super().__init__()
         self.edge_weight, self.gray_weight = edge_weight, gray_weight
-        self.adv = LSGANLoss()
+        self.adv = adversarial if adversarial is not None else LSGANLoss()
 
     def forward(self, real: Pred, fake: Pred, gray: Pred, smooth: Pred) -> torch.Tensor:
         return discriminator_loss(real, fake, gray, smooth, self.edge_weight, self.gray_weight, self.adv)

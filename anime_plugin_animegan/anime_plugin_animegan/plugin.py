@@ -1,4 +1,7 @@
-"""anime-core hooks of the ``animegan`` model (Liu, Chen & Hu, AnimeGAN) and its AnimeGANv2 styles.
+"""anime-core hooks of the ``animegan`` model and its AnimeGANv2 styles.
+
+The model is G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for photo animation"
+(networks section 3.1, losses 3.2, training 3.3).
 
 An entry-point module: it imports no torch. Builders, losses, the task and the converter are named
 by ``"module:attribute"`` references that the core imports when they are used.
@@ -23,6 +26,18 @@ from anime_plugin_animegan.styles import LAYOUT_V2, styles
 PKG = "anime_plugin_animegan"
 CONFIGS = Path(__file__).parent / "configs"
 PRESETS = ("adv250", "adv350", "col50", "no-gray-adv", "v2")
+#: old config keys -> their names under the common convention (issue "One wiring for every plugin")
+RENAMED_KEYS = {
+    "loss.adv": "loss.adversarial_weight",
+    "loss.con": "loss.content_weight",
+    "loss.gra": "loss.style_weight",
+    "loss.col": "loss.color_weight",
+    "loss.edge": "loss.edge_weight",
+    "loss.gray_adv": "loss.gray_adversarial_weight",
+    "discriminator.ch": "discriminator.width",
+    "optim.beta1": "optim.betas",
+    "optim.beta2": "optim.betas",
+}
 PAPER = (
     "G. Liu, X. Chen, Y. Hu. AnimeGAN: a novel lightweight GAN for photo animation. ISICA 2019, "
     "Communications in Computer and Information Science 1205 (Springer, 2020)."
@@ -68,7 +83,9 @@ def anime_register_models() -> list[ModelSpec]:
             discriminator="animegan.d",
             task=f"{PKG}.task:AnimeGANTask",
             config=CONFIGS / "default.yaml",
+            schema=f"{PKG}.config:AnimeGANConfig",
             presets={name: CONFIGS / f"{name}.yaml" for name in PRESETS},
+            renamed_keys=RENAMED_KEYS,
             dataset="animegan",
             paper=PAPER,
             description="lightweight photo -> anime GAN (grayscale style, colour and grayscale adversarial losses)",

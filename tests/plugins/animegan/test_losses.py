@@ -1,4 +1,5 @@
-"""AnimeGAN losses (eq. 2-6) against values computed by hand on tiny tensors."""
+"""AnimeGAN losses (Liu, Chen, Hu, "AnimeGAN: a novel lightweight GAN for photo animation", section 3.2, eq. 2-6)
+against values computed by hand on tiny tensors."""
 
 from __future__ import annotations
 
@@ -86,6 +87,15 @@ def test_discriminator_loss_eq6():
     assert loss(real, fake, gray, smooth).item() == pytest.approx(0.125 + 0.625 + 4 + 0.9)
     no_gray = AnimeGANDiscriminatorLoss(gray_weight=0.0)
     assert no_gray(real, fake, gray, smooth).item() == pytest.approx(0.125 + 0.625 + 0.9)
+
+
+def test_discriminator_loss_takes_the_runs_adversarial_loss():
+    reg = get_registry()
+    loss = reg.loss("animegan_d").builder()(adversarial=reg.loss("hinge").builder()(), edge_weight=0.5)
+    real, fake = torch.tensor([0.5, 2.0]), torch.tensor([0.5, -2.0])
+    gray, smooth = torch.tensor([2.0]), torch.tensor([-0.5])
+    # hinge: E relu(1-D(a)) = 0.25 ; E relu(1+D(G(p))) = 0.75 ; E relu(1+D(x)) = 3 ; 0.5 E relu(1+D(y)) = 0.25
+    assert loss(real, fake, gray, smooth).item() == pytest.approx(0.25 + 0.75 + 3 + 0.25)
 
 
 def test_losses_are_registered():

@@ -41,7 +41,7 @@ def test_v2_state_dict_keys_are_the_pytorch_layout():
 
 
 def test_discriminator_is_spectral_normalised_patch_critic():
-    d = anime_core.build("animegan", "discriminator", ch=8)  # narrow copy, same structure
+    d = anime_core.build("animegan", "discriminator", width=8)  # narrow copy, same structure
     convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 7 and all(hasattr(m, "parametrizations") for m in convs)
     assert all(m.bias is None for m in convs)

@@ -1,4 +1,5 @@
-"""AnimeGAN training (paper 3.3): the init phase lowers the content loss; both phases run on CPU."""
+"""AnimeGAN training (Liu, Chen, Hu, "AnimeGAN: a novel lightweight GAN for photo animation", section 3.3):
+the init phase lowers the content loss; both phases run on CPU."""
 
 from __future__ import annotations
 
@@ -81,12 +82,48 @@ def test_end_to_end_run_through_the_core_loop(folders, tmp_path):
 def test_defaults_and_ablation_presets():
     spec = get_registry().model("animegan")
     cfg = cfglib.resolve(spec)
-    assert cfglib.get(cfg, "loss") == {"adv": 300.0, "con": 1.5, "gra": 3.0, "col": 10.0, "edge": 0.1,
-                                        "gray_adv": 1.0, "vgg_pretrained": True}  # eq. 1, 6
+    assert cfglib.get(cfg, "loss") == {  # eq. 1, 5, 6
+        "adversarial": "lsgan", "adversarial_weight": 300.0, "content_weight": 1.5, "style_weight": 3.0,
+        "color_weight": 10.0, "edge_weight": 0.1, "gray_adversarial_weight": 1.0, "vgg_pretrained": True}
+    assert cfglib.get(cfg, "optim") == {"init_lr": 1e-4, "lr_g": 8e-5, "lr_d": 1.6e-4, "betas": [0.5, 0.999]}
+    assert cfglib.get(cfg, "discriminator") == {"width": 64, "n_dis": 3, "spectral": True}
     assert (cfglib.get(cfg, "train.batch_size"), cfglib.get(cfg, "train.image_size")) == (4, 256)
     assert cfglib.get(cfg, "train.epochs") - cfglib.get(cfg, "train.init_epochs") == 100  # 3.3
-    changed = {"adv250": ("loss.adv", 250.0), "adv350": ("loss.adv", 350.0), "col50": ("loss.col", 50.0),
-               "no-gray-adv": ("loss.gray_adv", 0.0), "v2": ("generator.variant", "v2")}
+    changed = {"adv250": ("loss.adversarial_weight", 250.0), "adv350": ("loss.adversarial_weight", 350.0),
+               "col50": ("loss.color_weight", 50.0), "no-gray-adv": ("loss.gray_adversarial_weight", 0.0),
+               "v2": ("generator.variant", "v2")}
     assert set(changed) == set(spec.presets)
+    keys = {key for key, _ in changed.values()}
     for preset, (key, value) in changed.items():
-        assert cfglib.get(cfglib.resolve(spec, preset), key) == value
+        resolved = cfglib.resolve(spec, preset)
+        assert cfglib.get(resolved, key) == value
+        # a preset changes its one key and nothing else
+        assert [k for k in keys if cfglib.get(resolved, k) != cfglib.get(cfg, k)] == [key]
+
+
+def _gan_logs(folders, *extra):
+    """Logs of the first adversarial step (init phase off) from a fixed seed."""
+    spec = get_registry().model("animegan")
+    cfg = cfglib.resolve(spec, None, _overrides(*folders, "train.init_epochs=0", "discriminator.width=8", *extra))
+    task = spec.task_class()(spec, cfg, get_registry())
+    data = task.dataset()
+    torch.manual_seed(0)
+    task.build(steps_per_epoch=2)
+    batch = torch.utils.data.default_collate([data[0], data[1]])
+    return task, task.step(batch, StepContext(Accelerator(cpu=True), 0, 0, 2))
+
+
+def test_each_weight_key_scales_its_term_and_the_losses_come_from_the_registry(folders):
+    from anime_core.losses import HingeLoss, LSGANLoss
+
+    task, base = _gan_logs(folders)
+    assert type(task.adv) is LSGANLoss and task.d_loss.adv is task.adv  # loss.adversarial: lsgan, eq. 5 and 6
+    assert task.style.extractor is task.content.extractor  # one VGG19 for eq. 2 and eq. 3
+    assert (task.d_loss.edge_weight, task.d_loss.gray_weight) == (0.1, 1.0)
+    _, doubled = _gan_logs(folders, "loss.content_weight=3.0", "loss.style_weight=6.0", "loss.color_weight=20.0",
+                           "loss.adversarial_weight=600.0")
+    for term in ("content", "style", "color", "d_loss"):  # computed before any update: exactly twice
+        assert float(doubled[term]) == pytest.approx(2 * float(base[term]), rel=1e-6), term
+    hinge, logs = _gan_logs(folders, "loss.adversarial=hinge", "loss.gray_adversarial_weight=0.0")
+    assert type(hinge.adv) is HingeLoss and hinge.d_loss.adv is hinge.adv and hinge.d_loss.gray_weight == 0.0
+    assert float(logs["g_adv"]) != pytest.approx(float(base["g_adv"]))

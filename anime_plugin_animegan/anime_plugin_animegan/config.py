@@ -1,0 +1,71 @@
+"""The typed run config of ``animegan``: what each key of ``configs/default.yaml`` is and may be.
+
+Pure dataclasses (no torch); the values live in ``configs/default.yaml`` only. The loss weights
+are the w of G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for photo animation",
+section 3.2, eq. 1, 5 and 6.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from anime_core.schema import (
+    DataConfig,
+    OptimConfig,
+    RunConfig,
+    TrainConfig,
+    adversarial_loss,
+    at_least,
+    one_of,
+    rule,
+)
+
+
+@dataclass
+class AnimeGANData(DataConfig):
+    prepared: str | None  # folder of the gray / edge-smoothed copies; None: <data.anime>_prepared
+    flip: bool = rule()
+
+
+@dataclass
+class AnimeGANTrain(TrainConfig):
+    init_epochs: int = at_least(0)  # generator-only content-loss epochs before the adversarial ones
+
+
+@dataclass
+class AnimeGANGenerator:
+    variant: str = one_of("v1", "v2")
+
+
+@dataclass
+class AnimeGANDiscriminator:
+    width: int = at_least(2)  # the first conv has width // 2 channels
+    n_dis: int = at_least(1)
+    spectral: bool = rule()
+
+
+@dataclass
+class AnimeGANLoss:
+    adversarial: str = adversarial_loss()
+    adversarial_weight: float = at_least(0.0)
+    content_weight: float = at_least(0.0)
+    style_weight: float = at_least(0.0)
+    color_weight: float = at_least(0.0)
+    edge_weight: float = at_least(0.0)
+    gray_adversarial_weight: float = at_least(0.0)
+    vgg_pretrained: bool = rule()
+
+
+@dataclass
+class AnimeGANOptim(OptimConfig):
+    init_lr: float = at_least(0.0)
+
+
+@dataclass
+class AnimeGANConfig(RunConfig):
+    data: AnimeGANData
+    train: AnimeGANTrain
+    generator: AnimeGANGenerator  # type: ignore[assignment]  # typed here: range errors before any build
+    discriminator: AnimeGANDiscriminator  # type: ignore[assignment]
+    loss: AnimeGANLoss
+    optim: AnimeGANOptim
