@@ -1,14 +1,16 @@
 """The typed run config of ``animegan``: what each key of ``configs/default.yaml`` is and may be.
 
-Pure dataclasses (no torch); the values live in ``configs/default.yaml`` only. The loss weights
-are the w of G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for photo animation",
-section 3.2, eq. 1, 5 and 6.
+Pure dataclasses (no torch); the values live in ``configs/default.yaml`` only. Rules that tie keys
+together are checked in :meth:`AnimeGANConfig.__post_init__`, so they fail when the config resolves.
+The loss weights are the w of G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for photo
+animation", section 3.2, eq. 1, 5 and 6.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from anime_core.errors import ConfigError
 from anime_core.schema import (
     DataConfig,
     OptimConfig,
@@ -19,6 +21,9 @@ from anime_core.schema import (
     one_of,
     rule,
 )
+
+#: the v1 generator's input sides must be multiples of this (GeneratorV1.stride)
+V1_STRIDE = 4
 
 
 @dataclass
@@ -69,3 +74,11 @@ class AnimeGANConfig(RunConfig):
     discriminator: AnimeGANDiscriminator  # type: ignore[assignment]
     loss: AnimeGANLoss
     optim: AnimeGANOptim
+
+    def __post_init__(self) -> None:
+        # v1 halves each side twice and doubles it twice: other crop sizes come out smaller than the
+        # photo, and the colour and content losses would fail at the first step
+        size = self.train.image_size
+        if self.generator.variant == "v1" and size % V1_STRIDE:
+            raise ConfigError(f"the AnimeGAN v1 generator needs train.image_size to be a multiple of {V1_STRIDE}, "
+                              f"not {size}")

@@ -72,10 +72,15 @@ def test_old_key_on_the_command_line_exits_2(tmp_path, capsys):
     ("generator.variant=v3", "'generator.variant' must be one of v1, v2"),
     ("train.init_epochs=-1", "'train.init_epochs' must be at least 0"),
     ("data.flip=maybe", "'data.flip' expects true or false"),
+    ("train.image_size=30", "v1 generator needs train.image_size to be a multiple of 4, not 30"),
 ])
 def test_a_bad_value_is_a_config_error_naming_the_key(spec, override, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
         cfglib.resolve(spec, None, [override])
+
+
+def test_v2_takes_any_crop_size(spec):
+    assert cfglib.resolve(spec, "v2", ["train.image_size=30"])["train"]["image_size"] == 30
 
 
 def test_the_dataset_kind_is_the_models_not_a_config_key(spec):
