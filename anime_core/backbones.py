@@ -13,15 +13,8 @@ import timm
 import torch
 from torch import nn
 
-from anime_core.specs import WeightsSource
-
-#: torchvision's VGG19 ImageNet weights; timm's vgg19.tv_in1k is the same file (keys features.N.*).
-VGG19_SOURCE = WeightsSource(
-    url="https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
-    sha256_prefix="dcbb9e9d",
-    layout="torchvision",
-)
-VGG19_KEY = "backbone:vgg19"
+# torchvision's VGG19 ImageNet weights (timm's vgg19.tv_in1k is the same file, keys features.N.*)
+from anime_core.weights.known import VGG19_KEY, VGG19_SOURCE
 
 #: index in ``vgg.features`` of each conv layer's output (before its ReLU)
 VGG19_LAYERS = {
@@ -104,7 +97,3 @@ def _load_vgg19(features: nn.Sequential) -> None:
     feats = {k.removeprefix("features."): v for k, v in state.items() if k.removeprefix("features.") in wanted}
     load_into(features, feats, f"VGG19 weights {VGG19_KEY}")
 
-
-def known_weights() -> dict[str, WeightsSource]:
-    """Backbone weights the ``anime weights`` command manages besides styles."""
-    return {VGG19_KEY: VGG19_SOURCE}

@@ -64,7 +64,7 @@ def info_command(model: str) -> None:
     """Paper, networks, default config and styles of MODEL."""
     from anime_core import config as cfglib
     from anime_core.specs import ref_name
-    from anime_core.weights.store import cached_path, verify_file
+    from anime_core.weights.store import cache_status
 
     warn_plugin_errors()
     reg = get_registry()
@@ -88,8 +88,7 @@ def info_command(model: str) -> None:
     if styles:
         click.echo("styles:")
         for name, st in sorted(styles.items()):
-            path = cached_path(st.key, st.source)
-            status = "cached" if path.exists() and verify_file(path, st.source) else "not cached"
+            status = cache_status(st.key, st.source)
             click.echo(f"  {name}: {status}; {st.description}".rstrip("; "))
             click.echo(f"    source: {st.source.url}")
             if st.license:

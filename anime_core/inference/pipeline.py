@@ -71,6 +71,13 @@ def check_finite(images: torch.Tensor, what: str = "this input") -> None:
         )
 
 
+def _current_names(spec: ModelSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """Generator options of an older weights file under the model's current key names."""
+    renamed = {old.split(".", 1)[1]: new.split(".", 1)[1] for old, new in spec.renamed_keys.items()
+               if old.startswith("generator.") and new.startswith("generator.")}
+    return {renamed.get(k, k): v for k, v in options.items()}
+
+
 class Pipeline(ABC):
     """Base: holds the nets on a device and the precision; see subclasses."""
 
@@ -114,21 +121,27 @@ class Pipeline(ABC):
         generator_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Pipeline:
-        """Build the generator with the options the weights need, load them, wrap in a pipeline."""
-        from anime_core.weights.files import load_into
+        """Build the generator with the options the weights need, load them, wrap in a pipeline.
+
+        Options a weights file records are checked against its tensors before anything is built
+        (:func:`anime_core.weights.files.build_loaded`), and options it names by a key the model has
+        since renamed (``ModelSpec.renamed_keys``, e.g. ``generator.ngf``) are read under the new name.
+        """
+        from functools import partial
+
+        from anime_core.weights.files import build_loaded
 
         options = dict(generator_options or {})
-        if weights is not None:
-            options.update(weights.generator)
-        gen = registry.build(spec, "generator", **options)
-        if weights is not None:
-            part = cls.weights_part(kwargs)
-            if part not in weights.parts:
-                raise UsageError(
-                    f"{weights.path} has no '{part}' part ({cls.part_hint(kwargs)}); "
-                    f"it holds {', '.join(weights.parts)}"
-                )
-            load_into(gen, weights.parts[part], f"weights file {weights.path}")
+        build = partial(registry.build, spec, "generator")
+        if weights is None:
+            return cls(spec, {"generator": build(**options)}, **kwargs)
+        options.update(_current_names(spec, weights.generator))
+        part = cls.weights_part(kwargs)
+        if part not in weights.parts:
+            raise UsageError(
+                f"{weights.path} has no '{part}' part ({cls.part_hint(kwargs)}); it holds {', '.join(weights.parts)}"
+            )
+        gen = build_loaded(build, options, weights.parts[part], f"weights file {weights.path}")
         return cls(spec, {"generator": gen}, **kwargs)
 
     @classmethod

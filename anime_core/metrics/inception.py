@@ -19,15 +19,9 @@ from unittest import mock
 import torch
 from torch import nn
 
-from anime_core.specs import WeightsSource
+from anime_core.weights.known import INCEPTION_KEY, INCEPTION_SOURCE
 
 #: torch-fidelity's conversion of the TF Inception graph used by the original FID/IS code
-INCEPTION_SOURCE = WeightsSource(
-    url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
-    sha256_prefix="6726825d",
-    layout="torch-fidelity",
-)
-INCEPTION_KEY = "backbone:inception"
 #: features the metrics read: pool_3 (FID, KID, precision/recall) and the unbiased logits (IS)
 POOL, LOGITS = "2048", "logits_unbiased"
 

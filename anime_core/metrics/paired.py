@@ -16,15 +16,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from anime_core.specs import WeightsSource
+from anime_core.weights.known import ALEXNET_KEY, ALEXNET_SOURCE
 
 #: torchvision's AlexNet ImageNet weights, the backbone LPIPS was calibrated with
-ALEXNET_SOURCE = WeightsSource(
-    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
-    sha256_prefix="7be5be79",
-    layout="torchvision",
-)
-ALEXNET_KEY = "backbone:alexnet"
 
 
 def psnr(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:

@@ -208,7 +208,6 @@ def test_a_file_matching_only_the_size_and_prefix_is_refused(tmp_path):
         store.import_file("backbone:inception", src, fake)
 
 
-@pytest.mark.xfail(strict=True, reason="integration pending: backbones.py / metrics import anime_core.weights.known")
 def test_the_networks_download_the_pinned_sources():
     from anime_core import backbones, metrics
     from anime_core.weights import known
@@ -268,7 +267,6 @@ def test_absurd_option_values_are_refused_without_building(tiny_registry, build_
         files.check_options(build, {"depth": 3}, state, "evil")
 
 
-@pytest.mark.xfail(strict=True, reason="integration pending: Pipeline.from_weights calls files.check_options")
 def test_loading_a_hostile_file_allocates_nothing(tiny_registry, build_log, tmp_path):
     import anime_core
 
