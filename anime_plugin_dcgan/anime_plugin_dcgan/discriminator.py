@@ -1,6 +1,9 @@
-"""DCGAN discriminator (paper 001, section 3.2.2; Radford et al. 2016) with PixelSake's options
-(paper 002, abstract and section 5): spectral normalisation (Miyato et al. 2018), self-attention
-(SAGAN), a multi-scale wrapper, and class conditioning by projection.
+"""DCGAN discriminator (Radford et al., "Unsupervised representation learning with deep convolutional
+generative adversarial networks", section 3; Begum et al., "Anime face generating using deep
+learning", section 3.2.2: "convolutional layers with downsampling") with the options of Shrivastava
+et al., "PixelSake: Deep Convolution Generative Adversarial Network": spectral normalisation
+(section 5, SNGAN), self-attention (section 6), a multi-scale wrapper (abstract), and class
+conditioning by projection.
 
 64 px: 4x4 stride-2 convs 3->64->128->256->512 (32, 16, 8, 4 px) with LeakyReLU 0.2 and
 BatchNorm from the second conv on, then a 4x4 valid conv to one score (a logit). Larger inputs
@@ -16,8 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as sn
 
+from anime_core.errors import UsageError
 from anime_core.layers import SelfAttention
-from anime_plugin_dcgan.generator import init_dcgan
+from anime_core.ops import normal_init
+from anime_plugin_dcgan.generator import check_image_size
 
 
 class DCGANDiscriminator(nn.Module):
@@ -26,9 +31,11 @@ class DCGANDiscriminator(nn.Module):
     - ``batch_norm``: BN from the second block (DCGAN). SNGAN/SAGAN discriminators and WGAN-GP
       critics use none, so the ``pixelsake`` preset turns it off.
     - ``spectral_norm``: every conv (and the class embedding) is spectrally normalised, one power
-      iteration per training forward (Miyato et al. 2018, Algorithm 1).
+      iteration per training forward (Miyato et al., "Spectral normalization for generative
+      adversarial networks", Algorithm 1).
     - ``attention``: SAGAN self-attention after the block at side ``min(32, image_size / 2)``.
-    - ``num_classes > 0``: projection discriminator (Miyato & Koyama 2018, eq. 3):
+    - ``num_classes > 0``: projection discriminator (Miyato & Koyama, "cGANs with projection
+      discriminator", eq. 3):
       ``score = psi(phi(x)) + <embed(y), sum_hw phi(x)>`` with ``phi`` the last 4x4 feature map.
       Projection is chosen over label channels because it is what SNGAN/SAGAN-style models use.
     """
@@ -64,7 +71,7 @@ class DCGANDiscriminator(nn.Module):
         self.head = nn.Conv2d(c_in, 1, 4, 1, 0)
         self.embed = nn.Embedding(num_classes, c_in) if num_classes else None
         self.num_classes = num_classes
-        init_dcgan(self)
+        normal_init(self)
         if spectral_norm:
             for m in list(self.modules()):
                 if isinstance(m, (nn.Conv2d, nn.Embedding)):
@@ -90,8 +97,9 @@ class DCGANDiscriminator(nn.Module):
 
 
 class MultiScaleDiscriminator(nn.Module):
-    """The discriminator applied to the image at full, 1/2, 1/4 ... resolution (PixelSake abstract:
-    "multi-scale discriminator"; the design of pix2pixHD, Wang et al. 2018, paper 002's ref. [10]).
+    """The discriminator applied to the image at full, 1/2, 1/4 ... resolution (Shrivastava et al.,
+    "PixelSake", abstract: "multi-scale discriminator"; the design of its reference [10], Wang et al.,
+    "High-resolution image synthesis and semantic manipulation with conditional GANs", section 3.2).
 
     As in pix2pixHD each scale has its own discriminator of the same architecture (one block fewer
     per halving, so each ends on a 4x4 map) and the image is down-sampled with a 3x3 stride-2
@@ -136,7 +144,14 @@ def build_discriminator(
     num_classes: int = 0,
     num_scales: int = 1,
 ) -> nn.Module:
-    """Builder ``dcgan.d``: one discriminator, or a :class:`MultiScaleDiscriminator` when ``num_scales > 1``."""
+    """Builder ``dcgan.d`` (and ``pixelsake-sr.d``): one discriminator, or a :class:`MultiScaleDiscriminator`
+    when ``num_scales > 1``; the options are the ``discriminator:`` section of the config."""
+    check_image_size(image_size)
+    if num_scales < 1:
+        raise UsageError(f"discriminator.num_scales must be at least 1, not {num_scales}")
+    if image_size >> (num_scales - 1) < 8:
+        raise UsageError(f"{num_scales} discriminator scales of a {image_size} px image go below 8 px; "
+                         "set discriminator.num_scales lower")
     opts = dict(width=width, batch_norm=batch_norm, spectral_norm=spectral_norm, attention=attention,
                 num_classes=num_classes)
     if num_scales > 1:

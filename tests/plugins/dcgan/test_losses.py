@@ -1,14 +1,14 @@
-"""Loss pieces the dcgan tasks use, against hand computations."""
+"""Loss pieces and the learning-rate schedule the dcgan tasks use, against hand computations."""
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
-from anime_plugin_dcgan.losses import mean_feature_matching, psnr
-from anime_plugin_dcgan.task import linear_decay
+from anime_plugin_dcgan.task import decay_schedulers
 
+import anime_core
+from anime_core.config import resolve, validate
+from anime_core.errors import ConfigError
 from anime_core.losses import gradient_penalty
 
 
@@ -30,23 +30,41 @@ def test_gradient_penalty_of_linear_critic():
 
 
 def test_mean_feature_matching_compares_batch_means():
+    matching = anime_core.get_registry().loss("mean_feature_matching").builder()()
     real = [torch.tensor([[1.0, 2.0], [3.0, 4.0]])]  # mean (2, 3)
     fake = [torch.tensor([[0.0, 0.0], [2.0, 2.0]], requires_grad=True)]  # mean (1, 1)
-    loss = mean_feature_matching(real, fake)
+    loss = matching(real, fake)
     assert float(loss.detach()) == pytest.approx((1 + 2) / 2)
     loss.backward()
     assert fake[0].grad is not None and float(fake[0].grad.abs().sum()) > 0
     # permuting the fake batch does not change it (statistics, not pairs)
-    assert float(mean_feature_matching(real, [fake[0].detach().flip(0)])) == pytest.approx(1.5)
+    assert float(matching(real, [fake[0].detach().flip(0)])) == pytest.approx(1.5)
 
 
-def test_psnr_hand_value():
-    target = torch.zeros(1, 3, 4, 4)
-    pred = torch.full((1, 3, 4, 4), 0.2)  # mse 0.04 on a range of 2 -> 10 log10(4 / 0.04) = 20 dB
-    assert float(psnr(pred, target)) == pytest.approx(20.0, abs=1e-4)
-    assert float(psnr(pred * 10, target)) == pytest.approx(10 * math.log10(4 / 1.0), abs=1e-4)  # clamped to 1
+def test_content_l2_is_pixel_mse():
+    l2 = anime_core.get_registry().loss("content_l2").builder()()
+    assert float(l2(torch.full((2, 3, 4, 4), 0.5), torch.zeros(2, 3, 4, 4))) == pytest.approx(0.25)
 
 
-def test_linear_decay_schedule():
-    f = linear_decay(100, 0.5)
-    assert [f(0), f(49), f(50), f(75), f(100), f(150)] == [1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
+def schedule_factors(overrides: list[str], steps_per_epoch: int, steps: list[int]) -> list[float]:
+    spec = anime_core.get_registry().model("dcgan")
+    cfg = validate(spec, resolve(spec, None, overrides))
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    (sched,) = decay_schedulers(cfg, {"g": opt}, steps_per_epoch).values()
+    return [sched.lr_lambdas[0](s) for s in steps]
+
+
+def test_decay_starts_at_the_epoch_and_reaches_zero_at_the_end():
+    """Default: constant for 25 of 50 epochs, then linear to 0 (what the old fraction 0.5 gave)."""
+    factors = schedule_factors([], steps_per_epoch=4, steps=[0, 99, 100, 150, 200, 250])
+    assert factors == [1.0, 1.0, 1.0, 0.5, 0.0, 0.0]
+    assert schedule_factors(["schedule.decay_start_epoch=0", "train.epochs=2"], 10, [0, 5, 10, 20]) == [
+        1.0, 0.75, 0.5, 0.0]
+    spec = anime_core.get_registry().model("dcgan")
+    cfg = validate(spec, resolve(spec, None, ["schedule.decay=none"]))
+    assert decay_schedulers(cfg, {}, 4) == {}
+
+
+def test_decay_start_after_the_last_epoch_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"schedule.decay_start_epoch=25 is after the last epoch \(train.epochs=10\)"):
+        schedule_factors(["train.epochs=10"], 4, [0])

@@ -6,7 +6,7 @@ import pytest
 import torch
 from anime_plugin_dcgan.discriminator import DCGANDiscriminator, MultiScaleDiscriminator
 from anime_plugin_dcgan.generator import DCGANGenerator, generator_channels
-from anime_plugin_dcgan.sr import SRGenerator
+from anime_plugin_dcgan.sr.generator import SRGenerator
 
 import anime_core
 from anime_core.layers import SelfAttention

@@ -33,7 +33,7 @@ def test_dcgan_moves_colour_statistics_toward_data(faces):
     reg = anime_core.get_registry()
     spec = reg.model("dcgan")
     cfg = resolve(spec, "dcgan", [f"data.anime={faces}", *SMALL, "train.batch_size=16", "optim.lr_g=2e-3",
-                                  "optim.lr_d=2e-3", "optim.decay=none"])
+                                  "optim.lr_d=2e-3", "schedule.decay=none"])
     torch.manual_seed(0)
     task = spec.task_class()(spec, cfg, reg)
     ds = task.dataset()
@@ -74,7 +74,7 @@ def test_conditional_run_through_loop_then_generate_by_class(class_faces, tmp_pa
 def test_wgan_gp_step_logs_penalty(faces):
     reg = anime_core.get_registry()
     spec = reg.model("dcgan")
-    cfg = resolve(spec, None, [f"data.anime={faces}", *SMALL, "loss.adversarial=wgan-gp",
+    cfg = resolve(spec, None, [f"data.anime={faces}", *SMALL, "loss.adversarial=wgan",
                                "discriminator.batch_norm=false", "optim.n_critic=2"])
     task = spec.task_class()(spec, cfg, reg)
     task.build(1)
@@ -86,6 +86,27 @@ def test_wgan_gp_step_logs_penalty(faces):
     assert all(torch.equal(a, b) for a, b in zip(g_before, task.nets["generator"].parameters()))
     task.step(batch, StepContext(acc, 2, 0, 1))
     assert not all(torch.equal(a, b) for a, b in zip(g_before, task.nets["generator"].parameters()))
+    # the generator step ran with the critic frozen: it left no gradients on it
+    assert all(p.grad is None for p in task.nets["discriminator"].parameters())
+
+
+@pytest.mark.parametrize(("overrides", "penalised"), [
+    (["loss.adversarial=wgan", "loss.gp_weight=0"], False),  # plain Wasserstein critic
+    (["loss.adversarial=bce"], False),  # loss.gp_weight (10 by default) applies to wgan only
+    (["loss.adversarial=hinge", "loss.feature_matching_weight=1", "loss.content_l2_weight=1"], False),
+])
+def test_gradient_penalty_only_with_wgan_and_weighted_terms_logged(faces, overrides, penalised):
+    reg = anime_core.get_registry()
+    spec = reg.model("dcgan")
+    cfg = resolve(spec, None, [f"data.anime={faces}", *SMALL, "discriminator.batch_norm=false", *overrides])
+    task = spec.task_class()(spec, cfg, reg)
+    task.build(1)
+    batch = {"image": torch.stack([task.dataset()[i]["image"] for i in range(4)])}
+    logs = task.step(batch, StepContext(Accelerator(cpu=True), 0, 0, 1))
+    assert ("gp" in logs) is penalised
+    weighted = {"g_fm", "g_l2"} & set(logs)
+    assert weighted == ({"g_fm", "g_l2"} if "loss.content_l2_weight=1" in overrides else set())
+    assert all(float(logs[k]) > 0 for k in weighted)
 
 
 @pytest.mark.slow
@@ -93,9 +114,9 @@ def test_sr_training_beats_bicubic_on_held_out_images(sr_faces, tmp_path):
     run = train("pixelsake-sr", overrides=[
         f"data.anime={sr_faces}", "data.num_workers=0", "data.val_fraction=0.25", "train.image_size=32",
         "train.batch_size=4", "train.max_steps=100", "train.log_every=25", "train.sample_every=0",
-        "generator.width=16", "generator.num_blocks=2", "discriminator.width=8", "loss.l1=1.0", "loss.perceptual=0",
-        "loss.adversarial_weight=1e-3", "optim.lr_g=2e-3", "optim.decay=none", "eval.every=50",
-        "eval.max_images=4", f"output_dir={tmp_path / 'run'}"], progress=False)
+        "generator.width=16", "generator.num_blocks=2", "discriminator.width=8", "loss.l1_weight=1.0",
+        "loss.perceptual_weight=0", "loss.adversarial_weight=1e-3", "optim.lr_g=2e-3", "schedule.decay=none",
+        "eval.every=50", "eval.max_images=4", f"output_dir={tmp_path / 'run'}"], progress=False)
     rows = list(csv.DictReader((run / "metrics.csv").open()))
     first, last = float(rows[0]["psnr_val"]), float(rows[-1]["psnr_val"])
     bicubic = float(rows[-1]["psnr_bicubic"])

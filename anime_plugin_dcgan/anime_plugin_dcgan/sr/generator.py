@@ -1,12 +1,16 @@
-"""PixelSake's "Image enhancer" (paper 002, section 4, Fig. 8): a GAN super-resolution generator
+"""Generator of ``pixelsake-sr``, the "Image enhancer" of Shrivastava et al., "PixelSake: Deep
+Convolution Generative Adversarial Network" (section 4, Fig. 8): a GAN super-resolution network
 that up-samples 4x (32x32 -> 128x128 in the paper).
 
-The paper names no layers, only a GAN-based 4x up-sampler. Its SR reference is ESRGAN (ref. [23]),
-so this follows the SRResNet/ESRGAN layout: a 3x3 conv head, residual blocks *without*
-BatchNorm (ESRGAN section 3.1), a long skip over the body, two x2 pixel-shuffle stages (ESPCN)
-and a 3x3 conv tail. With ``bicubic_skip`` the net predicts a residual over the bicubic
-up-sampled input (global residual learning, VDSR), so an untrained model starts at bicubic
-quality; turn it off for the plain ESRGAN form.
+The paper names no layers, only a GAN-based 4x up-sampler. Its super-resolution reference is
+ESRGAN (its reference [23]: Wang et al., "ESRGAN: Enhanced super-resolution generative adversarial
+networks"), so this follows the SRResNet/ESRGAN layout: a 3x3 conv head, residual blocks *without*
+BatchNorm (ESRGAN, section 3.1), a long skip over the body, two x2 pixel-shuffle stages (Shi et
+al., "Real-time single image and video super-resolution using an efficient sub-pixel
+convolutional neural network", section 2.2) and a 3x3 conv tail. With ``bicubic_skip`` the net
+predicts a residual over the bicubic up-sampled input (global residual learning: Kim et al.,
+"Accurate image super-resolution using very deep convolutional networks", section 3.2), so an
+untrained model starts at bicubic quality; turn it off for the plain ESRGAN form.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anime_core.errors import UsageError
+
 
 class ResidualBlock(nn.Module):
-    """conv3x3 - ReLU - conv3x3, scaled and added to the input (EDSR/ESRGAN residual scaling)."""
+    """conv3x3 - ReLU - conv3x3, scaled by ``res_scale`` and added to the input (ESRGAN, section 3.1)."""
 
     def __init__(self, width: int, res_scale: float = 1.0) -> None:
         super().__init__()
@@ -61,3 +67,15 @@ class SRGenerator(nn.Module):
         if self.bicubic_skip:
             y = y + F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)
         return y
+
+
+def build_generator(
+    scale: int = 4, width: int = 64, num_blocks: int = 16, res_scale: float = 1.0, bicubic_skip: bool = True
+) -> SRGenerator:
+    """Builder ``pixelsake-sr``: the options are the ``generator:`` section of ``configs/sr.yaml``."""
+    if scale < 2 or scale & (scale - 1):
+        raise UsageError(f"pixelsake-sr needs a scale that is a power of two >= 2, not {scale}; set generator.scale=4")
+    if num_blocks < 0 or width < 1:
+        raise UsageError(f"pixelsake-sr needs generator.width >= 1 and generator.num_blocks >= 0 "
+                         f"(got width={width}, num_blocks={num_blocks})")
+    return SRGenerator(scale, width, num_blocks, res_scale, bicubic_skip)

@@ -1,6 +1,10 @@
-"""Training pairs for the enhancer (paper 002, section 4): low-resolution inputs are made by
-bicubic down-sampling of the training images, so no paired data is needed (the SRGAN/ESRGAN
-protocol). A fixed, seeded share of the images is held out to report PSNR during training.
+"""Training pairs of ``pixelsake-sr`` (Shrivastava et al., "PixelSake: Deep Convolution Generative
+Adversarial Network", section 4: a 32x32 input up-sampled four times): the low-resolution inputs
+are made by bicubic down-sampling of the training images, so no paired data is needed (the
+protocol of Ledig et al., "Photo-realistic single image super-resolution using a generative
+adversarial network", section 3.2, and of Wang et al., "ESRGAN: Enhanced super-resolution
+generative adversarial networks", section 4.1). A fixed, seeded share of the images is held out to
+report PSNR during training.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ class SRPairDataset(SeededDataset):
 
     def __init__(self, files: Sequence[Path], hr_size: int, scale: int = 4, train: bool = True, seed: int = 0) -> None:
         super().__init__(seed)
+        self.held_out: SRPairDataset | None = None  # the training split's held-out split (see sr_datasets)
         if hr_size % scale:
             raise ConfigError(f"train.image_size={hr_size} must be a multiple of the scale {scale}")
         self.files, self.scale = list(files), scale
@@ -60,18 +65,22 @@ class SRPairDataset(SeededDataset):
 
 
 def sr_datasets(cfg: dict[str, Any]) -> tuple[SRPairDataset, SRPairDataset | None]:
-    """Training and held-out pair datasets from ``data.anime`` (or ``data.photo``)."""
+    """Training and held-out pair datasets from ``data.anime`` (or ``data.photo``); the training one
+    also holds the held-out one as ``held_out``."""
     root = get(cfg, "data.anime") or get(cfg, "data.photo")
     files = readable(list_images(root, "image folder (data.anime)"))
-    seed = int(get(cfg, "train.seed", 0))
-    train_files, val_files = split_files(files, float(get(cfg, "data.val_fraction", 0.0)), seed)
-    size, scale = int(get(cfg, "train.image_size")), int(get(cfg, "generator.scale", 4))
+    seed = int(get(cfg, "train.seed"))
+    train_files, val_files = split_files(files, float(get(cfg, "data.val_fraction")), seed)
+    size, scale = int(get(cfg, "train.image_size")), int(get(cfg, "generator.scale"))
     val = SRPairDataset(val_files, size, scale, train=False, seed=seed) if val_files else None
-    return SRPairDataset(train_files, size, scale, train=True, seed=seed), val
+    train = SRPairDataset(train_files, size, scale, train=True, seed=seed)
+    train.held_out = val
+    return train, val
 
 
 def build_sr_pairs(cfg: dict[str, Any], train: bool = True) -> SRPairDataset:
-    """Dataset kind ``sr_pairs``: the training split (``train=False``: the held-out split)."""
+    """Dataset kind ``sr_pairs``: the training split (with its ``held_out`` split); ``train=False``: the
+    held-out split."""
     tr, val = sr_datasets(cfg)
     if not train and val is None:
         raise ConfigError("no held-out split: set data.val_fraction above 0")
