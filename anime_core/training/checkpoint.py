@@ -218,9 +218,11 @@ def verify(folder: Path) -> None:
             with torch.serialization.safe_globals(_SAFE_GLOBALS):
                 torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         except Exception as exc:
+            wanted = re.search(r"GLOBAL ([\w.]+)", str(exc))
+            why = f"it calls for {wanted.group(1)}" if wanted else _first_line(exc)
             raise CheckpointRefused(
-                f"{path} holds more than tensors ({_first_line(exc)}), so it may have been tampered with; "
-                f"refusing to load it. Resume only runs you trust, or start a new run"
+                f"{path} holds more than tensors ({why}), so it may have been tampered with; refusing to load it. "
+                f"Resume only runs you trust, or start a new run"
             ) from None
 
 

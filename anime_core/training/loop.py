@@ -312,7 +312,7 @@ def _checkpoint(acc: Accelerator, task: TrainingTask, state: TrainState, run: Ru
         return saved_at
     problem = checkpoint.weights_problem(task.nets)
     if problem:
-        raise TrainingError(f"{problem} at step {state.step}; {_advice(model, run.dir)}")
+        raise TrainingError(f"at step {state.step}, {problem}; {_advice(model, run.dir)}")
     last = checkpoint.latest(run.dir)
     kept = f"the checkpoint of step {last.step} is kept" if last else "no checkpoint was saved"
     checkpoint.save(acc, task, state, run.dir, model, f"{kept}; free some space and resume with --resume {run.dir}")

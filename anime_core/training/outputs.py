@@ -26,7 +26,7 @@ def export(acc: Accelerator, task: TrainingTask, model: str, run_dir: Path, step
     parts = {p: acc.unwrap_model(task.nets[p]) for p in task.export_parts}
     problem = checkpoint.weights_problem(parts)  # every process decides alike: the weights are the same
     if problem:
-        raise TrainingError(f"{path} was not written: {problem} at step {step}; {advice}")
+        raise TrainingError(f"{path} was not written: at step {step}, {problem}; {advice}")
     acc.wait_for_everyone()
     if acc.is_main_process:
         with checkpoint.no_space_is_an_error(path):

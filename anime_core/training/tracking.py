@@ -56,7 +56,7 @@ class CsvTracker(GeneralTracker):
         kept = [r for r in rows if int(r["step"]) <= self.resume_step]
         self.header = header if kept else []
         if kept != rows or not kept or not clean:
-            self._rewrite(kept)
+            self._rewrite(kept, self.header)
 
     @on_main_process
     def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
@@ -64,18 +64,18 @@ class CsvTracker(GeneralTracker):
         new = [k for k in row if k not in self.header]
         if new:
             _, rows, _ = _read(self.path)
-            self.header += new
-            self._rewrite([*rows, row])
+            self._rewrite([*rows, row], self.header + new)
+            self.header = self.header + new  # only once the file has it
             return
         with self.path.open("a", newline="") as fh:
             csv.DictWriter(fh, fieldnames=self.header).writerow(row)
 
-    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        if not self.header:
+    def _rewrite(self, rows: list[dict[str, Any]], header: list[str]) -> None:
+        if not header:
             self.path.unlink(missing_ok=True)
             return
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=self.header)
+        writer = csv.DictWriter(buf, fieldnames=header)
         writer.writeheader()
         writer.writerows(rows)
         with atomic_path(self.path) as tmp:
