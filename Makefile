@@ -25,10 +25,14 @@ wheels: $(BIN)/python
 
 install: wheels
 	$(BIN)/python -m pip install --quiet --find-links $(WHEELHOUSE) "anime-core[all,dev]"
-	# replace any older or editable copies of our own distributions by the freshly built wheels
-	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall $(WHEELHOUSE)/*.whl
+	# replace any older or editable copies of our own distributions by the freshly built wheels; the example
+	# third-party plugin is not part of a user's set-up (its placeholder style would show in every listing)
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall $(filter-out $(WHEELHOUSE)/anime_plugin_example-%,$(wildcard $(WHEELHOUSE)/*.whl))
+	-$(BIN)/python -m pip uninstall --quiet --yes anime-plugin-example 2>/dev/null
 
+# the tests also exercise the example third-party plugin, so only they install it
 test: install
+	$(BIN)/python -m pip install --quiet --no-deps --force-reinstall $(WHEELHOUSE)/anime_plugin_example-*.whl
 	$(BIN)/pytest -q
 
 demo: install
