@@ -39,8 +39,10 @@ def weights_group() -> None:
 @weights_group.command("list")
 def list_cmd() -> None:
     """Every known weights file and whether it is cached."""
-    from anime_core.cli.common import table
+    from anime_core.cli.common import table, warn_plugin_errors
     from anime_core.weights.catalog import catalog
+
+    warn_plugin_errors()  # a plugin that was refused a name must not go unnoticed where URLs are listed
 
     rows = []
     for key, entry in catalog(get_registry()).items():

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -144,13 +144,22 @@ class TrainingTask(ABC):
     @staticmethod
     @contextmanager
     def frozen(*nets: nn.Module) -> Iterator[None]:
-        """Inside, ``nets`` get no gradients (a discriminator during the generator's step)."""
+        """Inside, ``nets`` get no gradients (a discriminator during the generator's step).
+
+        A net wrapped for several processes (DistributedDataParallel) is also kept out of gradient
+        synchronisation (``no_sync``): its reducer would otherwise wait for the gradients of the
+        frozen parameters and fail at the next step.
+        """
         params = [p for net in nets for p in net.parameters()]
         before = [p.requires_grad for p in params]
         for p in params:
             p.requires_grad_(False)
         try:
-            yield
+            with ExitStack() as stack:
+                for net in nets:
+                    if isinstance(net, torch.nn.parallel.DistributedDataParallel):
+                        stack.enter_context(net.no_sync())
+                yield
         finally:
             for p, flag in zip(params, before):
                 p.requires_grad_(flag)
