@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from anime_core.errors import UsageError
 from anime_core.registry import Registry, get_registry
-from anime_core.specs import ModelSpec
 
 if TYPE_CHECKING:  # torch loads with the first build or load, not with ``import anime_core``
     from torch import nn
@@ -35,10 +34,6 @@ def build(model: str, part: str = "generator", **overrides: Any) -> nn.Module:
     """
     return get_registry().build(model, part, **overrides)
 
-
-def build_part(spec: ModelSpec, part: str, registry: Registry | None = None, **overrides: Any) -> nn.Module:
-    """Deprecated alias of :meth:`Registry.build`, kept until the pipelines call the registry."""
-    return (registry or get_registry()).build(spec, part, **overrides)
 
 
 def load(

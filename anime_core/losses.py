@@ -120,15 +120,3 @@ class FeatureMatchingLoss(nn.Module):
             raise ValueError("feature matching needs two equally long, non-empty feature lists")
         losses = [F.l1_loss(f.float(), r.detach().float()) for r, f in zip(real_feats, fake_feats)]
         return torch.stack(losses).mean()
-
-
-ADVERSARIAL = {"lsgan": LSGANLoss, "bce": BCELoss, "hinge": HingeLoss, "wgan": WGANLoss}
-
-
-def adversarial(name: str) -> AdversarialLoss:
-    """An adversarial loss by name (``lsgan``, ``bce``, ``hinge``, ``wgan``)."""
-    from anime_core.errors import unknown
-
-    if name not in ADVERSARIAL:
-        raise unknown("adversarial loss", name, ADVERSARIAL)
-    return ADVERSARIAL[name]()

@@ -35,7 +35,7 @@ def timings_ms(fn, x: torch.Tensor, repeats: int, sync: bool) -> tuple[float, fl
 
 
 def main() -> None:
-    from anime_plugin_ae.generator import VARIANTS, build_ae
+    from anime_plugin_ae.generator import VARIANTS, build_generator
     from anime_plugin_ae.pipeline import AEPipeline
 
     from anime_core.registry import get_registry
@@ -57,7 +57,7 @@ def main() -> None:
     spec = get_registry().model("ae")
     for variant in a.variants:
         torch.manual_seed(0)
-        net = build_ae(variant).eval().to(dev)
+        net = build_generator(variant).eval().to(dev)
         pipe = AEPipeline(spec, {"generator": net}, device=dev)
         params = sum(p.numel() for p in net.parameters())
         cells = []

@@ -1,7 +1,7 @@
 """CPU speed and memory of the cyclegan generator variants (paper Tables 2 and 3).
 
 For each of the paper's eight variants (plus the PatchGAN discriminator) a fresh subprocess
-builds the net at full width (ngf 64), runs inference-mode fp32 forwards of one image at 256x256
+builds the net at full width (width 64), runs inference-mode fp32 forwards of one image at 256x256
 and 512x512, and reports the parameter count, the median forward time and the process's peak
 resident memory (``resource.getrusage(RUSAGE_SELF).ru_maxrss``: model + the 512x512 forward,
 since a fresh process starts from the interpreter's baseline). ``--unchunked`` forces the
@@ -35,10 +35,10 @@ CHILD = r"""
 import json, resource, statistics, sys, time
 import torch
 from anime_plugin_cyclegan.generator import build_generator
-from anime_plugin_cyclegan.discriminator import build_patchgan
+from anime_plugin_cyclegan.discriminator import build_discriminator
 opts, sizes, repeats, unchunked = json.loads(sys.argv[1])
 torch.manual_seed(0)
-net = (build_generator(**opts) if opts is not None else build_patchgan()).eval()
+net = (build_generator(**opts) if opts is not None else build_discriminator()).eval()
 params = sum(p.numel() for p in net.parameters())
 rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if unchunked:

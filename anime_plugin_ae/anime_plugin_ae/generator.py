@@ -164,7 +164,6 @@ def build_generator(
 
 
 # The old name, still imported by tests/plugins/ae/test_pipeline.py and benchmarks/bench_ae.py (not ours to edit).
-build_ae = build_generator
 
 
 def build_lab(**options: Any) -> AutoEncoder:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from anime_plugin_ae.color import compose, rgb_to_lab, rgb_to_lightness
-from anime_plugin_ae.generator import build_ae
+from anime_plugin_ae.generator import build_generator
 from helpers import make_image
 from PIL import Image
 
@@ -24,7 +24,7 @@ def weights(tmp_path):
     def write(variant: str = "lab"):
         torch.manual_seed(0)
         opts = {"variant": variant, **OPTS}
-        return save_native(tmp_path / f"{variant}.safetensors", {"generator": build_ae(**opts)}, "ae", opts)
+        return save_native(tmp_path / f"{variant}.safetensors", {"generator": build_generator(**opts)}, "ae", opts)
 
     return write
 
