@@ -1,0 +1,91 @@
+"""The ``configs`` check: the default YAML and every preset fit the model's schema key for key,
+renamed keys point at keys that exist, and the ``generator:``/``discriminator:`` sections are
+exactly builder options."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from anime_core.config import deep_merge, model_defaults, read_yaml, resolve, validate
+from anime_core.errors import AnimeError
+from anime_core.registry import call_builder
+from anime_core.specs import ModelSpec
+from anime_core.testing.report import Report, Subject, err
+
+
+def check_configs(s: Subject, report: Report) -> None:
+    for spec in s.own(s.registry.models):
+        m = f"model '{spec.name}'"
+        if spec.config is None:
+            report.problems.append(f"{m} ships no default config (ModelSpec.config = .../configs/default.yaml)")
+            continue
+        try:
+            own = read_yaml(spec.config)
+            defaults = model_defaults(spec)
+        except AnimeError as exc:
+            report.problems.append(f"{m}: {exc}")
+            continue
+        if isinstance(own.get("data"), Mapping) and "kind" in own["data"]:
+            report.problems.append(f"{m} default config sets data.kind, which nothing reads; name the dataset kind "
+                                   f"in ModelSpec.dataset instead")
+        _check_renamed(spec, defaults, report)
+        try:
+            validate(spec, defaults)  # the schema, key for key; core keys only for a model without one
+            defaults_ok = True
+        except AnimeError as exc:
+            report.problems.append(f"{m} default config ({spec.config}): {exc}")
+            defaults_ok = False
+        configs = {"default config": defaults}
+        for preset, path in spec.presets.items():
+            label = f"preset '{preset}'"
+            try:
+                # as `anime train --config PRESET` reads it: renamed keys, unknown keys, the schema
+                configs[label] = (
+                    resolve(spec, preset, base=defaults) if defaults_ok else deep_merge(defaults, read_yaml(path))
+                )
+            except AnimeError as exc:
+                report.problems.append(f"{m} {label} ({path}): {exc}")
+        _check_sections(s, spec, configs, report)
+
+
+def _dotted(mapping: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
+    for key, value in mapping.items():
+        yield f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            yield from _dotted(value, f"{prefix}{key}.")
+
+
+def _check_renamed(spec: ModelSpec, defaults: Mapping[str, Any], report: Report) -> None:
+    keys = set(_dotted(defaults))
+    for old, new in spec.renamed_keys.items():
+        if new not in keys:
+            report.problems.append(f"model '{spec.name}' renames '{old}' to '{new}', which its default config lacks")
+        if old in keys:
+            report.problems.append(
+                f"model '{spec.name}' renames '{old}' to '{new}' but its default config still sets '{old}'"
+            )
+
+
+def _check_sections(s: Subject, spec: ModelSpec, configs: Mapping[str, Any], report: Report) -> None:
+    m = f"model '{spec.name}'"
+    reg = s.registry
+    for part, builder in (("generator", spec.generator), ("discriminator", spec.discriminator)):
+        table: Mapping[str, Any] = reg.generators if part == "generator" else reg.discriminators
+        if builder is not None and builder not in table:
+            report.problems.append(f"{m} names unknown {part} builder '{builder}'")
+            continue
+        built: list[Any] = []
+        for label, cfg in configs.items():
+            section = cfg.get(part) or {}
+            if builder is None:
+                if section:
+                    report.problems.append(f"{m} {label} has a {part}: section but the model has no {part}")
+                continue
+            if section in built:  # presets often keep a net's options: build each distinct section once
+                continue
+            built.append(section)
+            try:
+                call_builder(part, builder, table[builder].builder(), dict(section))
+            except Exception as exc:
+                report.problems.append(f"{m} {label}: {part} section does not build ({err(exc)})")
