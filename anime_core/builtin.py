@@ -15,9 +15,9 @@ KINDS = "anime_core.training.kinds"
 @hookimpl
 def anime_register_losses() -> list[LossSpec]:
     return [
-        LossSpec("lsgan", f"{LOSSES}:LSGANLoss", "least squares GAN loss (Mao et al. 2017)", adversarial=True),
-        LossSpec("bce", f"{LOSSES}:BCELoss", "BCE on logits, non-saturating G (Goodfellow 2014)", adversarial=True),
-        LossSpec("hinge", f"{LOSSES}:HingeLoss", "hinge GAN loss (Lim & Ye 2017)", adversarial=True),
+        LossSpec("lsgan", f"{LOSSES}:LSGANLoss", "least squares GAN loss (Mao et al., LSGAN, 3.2)", adversarial=True),
+        LossSpec("bce", f"{LOSSES}:BCELoss", "BCE on logits, non-saturating G (Goodfellow, GAN, 3)", adversarial=True),
+        LossSpec("hinge", f"{LOSSES}:HingeLoss", "hinge GAN loss (Lim & Ye, Geometric GAN)", adversarial=True),
         LossSpec("wgan", f"{LOSSES}:WGANLoss", "Wasserstein critic loss; add gradient_penalty (WGAN-GP)",
                  adversarial=True),
         LossSpec("l1", f"{LOSSES}:L1Loss", "mean absolute error"),

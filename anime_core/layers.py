@@ -1,8 +1,10 @@
 """Building blocks shared by several papers' networks.
 
-``SelfAttention``: SAGAN self-attention (Zhang et al. 2019, eq. 1-3), which the CycleGAN paper
-(003, sections 3.3, 3.5) adds to its U-Net and discriminator and PixelSake (002, section 6) to
-its DCGAN generator and discriminator.
+``SelfAttention``: SAGAN self-attention (H. Zhang et al., "Self-Attention Generative Adversarial
+Networks", ICML 2019, section 3, eq. 1-3), which Sharma & Das ("A CycleGAN Framework for Anime Style
+Image Synthesis based on U-Net and Self-Attention", sections 3.3, 3.5) add to their U-Net and
+discriminator, and Shrivastava et al. ("PixelSake: Deep Convolution Generative Adversarial Network",
+section 6) to their DCGAN generator and discriminator.
 
 ``y = x + gamma * o`` with ``o_i = sum_j softmax_j(q_i . k_j) v_j``: 1x1 convolutions give the
 query and key at ``C/8`` channels and the value at ``C``; the softmax runs over all ``H*W``
@@ -14,7 +16,7 @@ Memory: the score matrix has ``(H*W)^2`` entries, 1 GiB per image in fp32 for a 
 (the ResNet generator's attention on a 512x512 input). Fused kernels that avoid it need equal
 query and value widths, which SAGAN's C/8 vs C are not, so the queries are processed in chunks
 that keep at most ``max_scores`` score entries per image alive: exact, and bounded memory at any
-input size (paper 4.1 places attention "where computational demands needed to be minimized").
+input size (Sharma & Das, section 4.1, place attention "where computational demands needed to be minimized").
 """
 
 from __future__ import annotations

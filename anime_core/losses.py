@@ -4,10 +4,14 @@ Adversarial losses share one interface: ``d_loss(real_pred, fake_pred)`` and
 ``g_loss(fake_pred)``; a prediction may be a tensor or a list of tensors (multi-scale
 discriminators), in which case the per-scale losses are summed.
 
-- ``lsgan``: least squares GAN (Mao et al. 2017), ``E[(D(x)-1)^2] + E[D(G(z))^2]``.
-- ``bce``: the original minimax loss with the non-saturating generator term (Goodfellow 2014).
-- ``hinge``: ``E[relu(1-D(x))] + E[relu(1+D(G(z)))]``, generator ``-E[D(G(z))]`` (Lim & Ye 2017).
-- ``wgan``: Wasserstein critic loss; add :func:`gradient_penalty` for WGAN-GP (Gulrajani 2017, eq. 3).
+- ``lsgan``: X. Mao et al., "Least Squares Generative Adversarial Networks" (ICCV 2017), section 3.2:
+  ``E[(D(x)-1)^2] + E[D(G(z))^2]``.
+- ``bce``: I. Goodfellow et al., "Generative Adversarial Nets" (NeurIPS 2014), section 3: the minimax loss
+  with the non-saturating generator term ``-log D(G(z))``.
+- ``hinge``: J. H. Lim, J. C. Ye, "Geometric GAN" (arXiv:1705.02894, 2017):
+  ``E[relu(1-D(x))] + E[relu(1+D(G(z)))]``, generator ``-E[D(G(z))]``.
+- ``wgan``: M. Arjovsky et al., "Wasserstein GAN" (ICML 2017), section 3; add :func:`gradient_penalty` for
+  WGAN-GP: I. Gulrajani et al., "Improved Training of Wasserstein GANs" (NeurIPS 2017), section 4, eq. 3.
 """
 
 from __future__ import annotations
@@ -110,7 +114,9 @@ class HuberLoss(nn.HuberLoss):
 
 
 class FeatureMatchingLoss(nn.Module):
-    """L1 between lists of intermediate features of real and fake images (Salimans et al. 2016).
+    """L1 between lists of intermediate features of real and fake images.
+
+    T. Salimans et al., "Improved Techniques for Training GANs" (NeurIPS 2016), section 3.1 (feature matching).
 
     Real features are detached: the loss trains the generator only.
     """

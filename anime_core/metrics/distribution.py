@@ -5,13 +5,17 @@ extractor over a folder serves all four metrics, and tests can feed hand-made fe
 The arithmetic is torch-fidelity's (the reference implementation whose numbers match the
 original TensorFlow code); these wrappers only choose the papers' settings:
 
-- FID (Heusel et al. 2017, eq. 6): ``||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))`` on pool_3.
-- KID (Binkowski et al. 2018, section 3): unbiased MMD^2 with the cubic polynomial kernel
-  ``k(x, y) = (x.y / d + 1)^3``, averaged over 100 random subsets of 1000 (reported as mean and std,
-  like 003 Tables 2-3). Folders smaller than 1000 use subsets as large as the smaller folder.
-- IS (Salimans et al. 2016, section 4): ``exp(E_x KL(p(y|x) || p(y)))`` on the generated images'
+- FID (M. Heusel et al., "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash
+  Equilibrium", NeurIPS 2017, eq. 6): ``||mu_r - mu_f||^2 + Tr(S_r + S_f - 2 (S_r S_f)^(1/2))`` on pool_3.
+- KID (M. Binkowski et al., "Demystifying MMD GANs", ICLR 2018, section 3): unbiased MMD^2 with the
+  cubic polynomial kernel ``k(x, y) = (x.y / d + 1)^3``, averaged over 100 random subsets of 1000
+  (reported as mean and std, like Sharma & Das, Tables 2-3). Folders smaller than 1000 use subsets
+  as large as the smaller folder.
+- IS (T. Salimans et al., "Improved Techniques for Training GANs", NeurIPS 2016, section 4):
+  ``exp(E_x KL(p(y|x) || p(y)))`` on the generated images'
   logits, mean and std over 10 splits (fewer when there are fewer than 10 images).
-- Precision/recall (Kynkaanniemi et al. 2019, section 2): a generated sample counts as precise when it
+- Precision/recall (T. Kynkaanniemi et al., "Improved Precision and Recall Metric for Assessing
+  Generative Models", NeurIPS 2019, section 2): a generated sample counts as precise when it
   lies inside the k-NN ball (k=3) of some real sample, and a real sample counts as recalled when it lies
   inside the k-NN ball of some generated sample.
 """

@@ -1,6 +1,7 @@
 """The standard Inception-v3 feature extractor for FID, KID, IS and precision/recall.
 
-The papers' distribution metrics (003 Tables 2-3; 002 section 4) are defined on the
+The papers' distribution metrics (Sharma & Das, CycleGAN with U-Net and self-attention, Tables 2-3;
+Shrivastava et al., PixelSake, section 4) are defined on the
 TensorFlow Inception-v3 graph of 2015-12-05 (``pool_3``: 2048 features; ``logits``: 1008
 classes), not on torchvision's retrained Inception. torch-fidelity ships a bit-exact PyTorch
 port of that graph (``FeatureExtractorInceptionV3``, TF1-compatible bilinear resize to 299 px),

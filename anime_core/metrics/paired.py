@@ -2,11 +2,13 @@
 
 All three are torchmetrics' implementations on images in [0, 1]:
 
-- PSNR (000 section "Peak Signal-to-Noise Ratio", eq. ``10 log10(MAX^2 / MSE)``; 002's enhancer) with
+- PSNR (Abbas et al., "Ordinary to Anime", section II.C.2, ``10 log10(MAX^2 / MSE)``; PixelSake's enhancer) with
   ``MAX = 1`` on 8-bit images scaled to [0, 1], i.e. the usual 8-bit PSNR. Identical images give +inf.
-- SSIM (Wang et al. 2004) with the standard 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, averaged
+- SSIM (Z. Wang et al., "Image quality assessment: from error visibility to structural similarity",
+  IEEE TIP 2004, section III) with the standard 11x11 Gaussian window, sigma 1.5, K1 0.01, K2 0.03, averaged
   over the RGB channels.
-- LPIPS (Zhang et al. 2018) with the AlexNet backbone and the v0.1 linear heads (the "lpips" package's
+- LPIPS (R. Zhang et al., "The Unreasonable Effectiveness of Deep Features as a Perceptual Metric",
+  CVPR 2018, section 3) with the AlexNet backbone and the v0.1 linear heads (the "lpips" package's
   default, which torchmetrics ships). The AlexNet ImageNet weights go through the core's verified cache
   (``anime weights pull|import backbone:alexnet``) instead of torchvision's own download.
 """
