@@ -1,9 +1,10 @@
 """anime-plugin-example: what a third-party anime-core plugin looks like.
 
-Modules: ``plugin`` (the ``@hookimpl`` functions only), ``generator`` (the image transformation
-network of Johnson et al. 2016), ``losses`` (Gram style loss, total variation), ``task`` (the
-perceptual-loss training step), ``styles`` (a style for the ``animegan`` model) and ``placeholder``
-(writes the placeholder weights that style points at).
+Modules: ``plugin`` (the ``@hookimpl`` functions only, no torch), ``generator`` (the image
+transformation network of Johnson et al. 2016 and its builder), ``losses`` (Gram style loss, total
+variation), ``task`` (the perceptual-loss training step), ``config`` (the typed config schema),
+``styles`` (a style for the ``animegan`` model) and ``placeholder`` (writes the placeholder weights
+that style points at).
 """
 
 __version__ = "0.1.0"

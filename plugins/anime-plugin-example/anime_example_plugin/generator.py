@@ -17,9 +17,11 @@ Readings where the paper and the field differ (all options, paper values availab
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from torch import Tensor, nn
+
+from anime_core.errors import UsageError
 
 Norm = Literal["instance", "batch"]
 Upsample = Literal["deconv", "nearest"]
@@ -91,3 +93,15 @@ class TransformNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.decoder(self.residual(self.encoder(x)))
+
+
+def build_generator(
+    base_channels: int = 32, num_res_blocks: int = 5, norm: Norm = "instance", upsample: Upsample = "deconv"
+) -> TransformNet:
+    """The ``faststyle`` builder: the ``generator:`` section of the config is its keyword arguments."""
+    for key, value, allowed in (("norm", norm, Norm), ("upsample", upsample, Upsample)):
+        if value not in get_args(allowed):
+            raise UsageError(f"faststyle: generator.{key} must be one of {', '.join(get_args(allowed))}, not {value!r}")
+    if base_channels < 1 or num_res_blocks < 0:
+        raise UsageError("faststyle: set generator.base_channels >= 1 and generator.num_res_blocks >= 0")
+    return TransformNet(base_channels, num_res_blocks, norm, upsample)

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 
@@ -39,8 +38,3 @@ class TotalVariationLoss(nn.Module):
         dw = (image[..., :, 1:] - image[..., :, :-1]).pow(2).mean()
         return dh + dw
 
-
-def style_loss(features: list[Tensor], target_grams: list[Tensor]) -> Tensor:
-    """Sum over the style layers (eq. 4 summed over the set J of layers, Section 3.2)."""
-    loss = GramStyleLoss()
-    return torch.stack([loss(f, g) for f, g in zip(features, target_grams, strict=True)]).sum()

@@ -1,7 +1,11 @@
 """anime-core hooks of the example plugin (entry point ``example`` in group ``anime.plugins``).
 
 Registers one model of its own, ``faststyle`` (Johnson et al. 2016), with its generator, losses,
-training task and default config, and one style for the ``animegan`` model of another plugin.
+training task, typed config and defaults, and one style for the ``animegan`` model of another plugin.
+
+An entry-point module imports no torch: it is loaded by ``anime --help`` and ``anime list``, which
+must answer before torch could load. Code is named by ``"package.module:attribute"`` references
+that the core imports when it is used.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ PAPER = (
 
 @hookimpl
 def anime_register_generators() -> list[GeneratorSpec]:
-    return [GeneratorSpec("faststyle", f"{PKG}.generator:TransformNet", "Johnson et al. transformation net, stride 4")]
+    return [GeneratorSpec("faststyle", f"{PKG}.generator:build_generator", "Johnson et al. transform net, stride 4")]
 
 
 @hookimpl
@@ -42,7 +46,9 @@ def anime_register_models() -> list[ModelSpec]:
             generator="faststyle",
             task=f"{PKG}.task:FastStyleTask",
             config=CONFIGS / "default.yaml",
+            schema=f"{PKG}.config:FastStyleConfig",
             presets={"small": CONFIGS / "small.yaml"},
+            renamed_keys={"optim.lr": "optim.lr_g"},  # an old config gets an error naming the new key
             dataset="images",
             paper=PAPER,
             description="real-time style transfer: one feed-forward network per style image (perceptual losses)",

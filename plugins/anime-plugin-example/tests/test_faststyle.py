@@ -10,7 +10,9 @@ from anime_example_plugin.generator import TransformNet
 from anime_example_plugin.losses import GramStyleLoss, TotalVariationLoss, gram
 from PIL import Image
 
-from anime_core.errors import ConfigError
+import anime_core
+from anime_core.config import resolve
+from anime_core.errors import ConfigError, UsageError
 from anime_core.registry import load_registry
 from anime_core.training import StepContext
 
@@ -46,11 +48,41 @@ def test_total_variation_by_hand():
     assert TotalVariationLoss()(img).item() == pytest.approx(2 + 5)
 
 
+def test_build_takes_the_generator_options_and_rejects_bad_ones():
+    net = anime_core.build("faststyle", "generator", base_channels=4, num_res_blocks=1, upsample="nearest")
+    assert net.encoder[0][0].out_channels == 4 and len(net.residual) == 1
+    with pytest.raises(UsageError, match="generator.norm must be one of instance, batch, not 'group'") as info:
+        anime_core.build("faststyle", "generator", norm="group")
+    assert info.value.exit_code == 2
+
+
+def test_old_config_key_names_the_new_one(tmp_path):
+    spec = anime_core.get_registry().model("faststyle")
+    with pytest.raises(ConfigError, match="'optim.lr' of 'faststyle' is now 'optim.lr_g'") as info:
+        resolve(spec, overrides=["optim.lr=0.01"])
+    assert info.value.exit_code == 2
+    old = tmp_path / "old.yaml"
+    old.write_text("optim:\n  lr: 0.01\n")
+    with pytest.raises(ConfigError, match="is now 'optim.lr_g'"):
+        resolve(spec, old)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("loss.style_weight=-1", "'loss.style_weight' must be at least 0.0, not -1.0"),
+        ("optim.betas=[0.9]", "'optim.betas' expects a list of 2 values"),
+        ("loss.vgg_pretrained=maybe", "'loss.vgg_pretrained' expects true or false"),
+    ],
+)
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[")):
+        resolve(anime_core.get_registry().model("faststyle"), overrides=[override])
+
+
 def _task(tmp_path, style: str | None):
     reg = load_registry(extra=[("example", plugin)], entry_points=False, strict=True)
     spec = reg.model("faststyle")
-    from anime_core.config import resolve
-
     overrides = [
         "generator.base_channels=8",
         "generator.num_res_blocks=1",
