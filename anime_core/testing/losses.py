@@ -26,15 +26,27 @@ def _positional(fn: Any) -> int:
     return sum(1 for p in params if p.kind in kinds and p.default is inspect.Parameter.empty)
 
 
-def check_losses(s: Subject, report: Report) -> None:
-    """GAN losses through ``d_loss(real, fake)``/``g_loss(fake)``, others as ``loss(a, b)`` on two image batches.
+def _offline_options(build: Any) -> dict[str, bool]:
+    """``pretrained=False`` for every builder option named ``*pretrained*``, so no backbone downloads."""
+    try:
+        params = inspect.signature(build).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {name: False for name in params if "pretrained" in name}
 
-    A loss that needs build options or other arguments is skipped (:attr:`Report.skipped` says why).
+
+def check_losses(s: Subject, report: Report) -> None:
+    """GAN losses through ``d_loss(real, fake)``/``g_loss(fake)``, others as ``loss(a, b)`` on two image batches
+    or ``loss(x)`` on one (a regulariser such as total variation).
+
+    Options named ``*pretrained*`` are set to false; a loss that needs other build options or takes
+    other arguments is skipped (:attr:`Report.skipped` says why).
     """
     for spec in s.own(s.registry.losses):
         name = f"loss '{spec.name}'"
         try:
-            loss = spec.builder()()
+            build = spec.builder()
+            loss = build(**_offline_options(build))
         except TypeError as exc:
             report.skipped.append(f"{name} needs build options ({exc})")
             continue
@@ -55,11 +67,11 @@ def check_losses(s: Subject, report: Report) -> None:
         if gan:
             real, fake = (torch.randn(2, 1, 4, 4, generator=gen).requires_grad_() for _ in range(2))
             calls = [("d_loss", loss.d_loss, (real, fake)), ("g_loss", loss.g_loss, (fake,))]
-        elif _positional(loss) == 2:
-            a, b = (torch.rand(2, 3, 16, 16, generator=gen).mul(2).sub(1).requires_grad_() for _ in range(2))
-            calls = [("forward", loss, (a, b))]
+        elif _positional(loss) in (1, 2):  # (prediction, target), or one image batch for a regulariser
+            images = [torch.rand(2, 3, 16, 16, generator=gen).mul(2).sub(1).requires_grad_() for _ in range(2)]
+            calls = [("forward", loss, tuple(images[: _positional(loss)]))]
         else:
-            report.skipped.append(f"{name} takes arguments other than (prediction, target)")
+            report.skipped.append(f"{name} takes arguments other than (prediction, target) or (image,)")
             continue
         for label, fn, args in calls:
             try:
