@@ -9,6 +9,7 @@ killed by a terminal's Ctrl-C would otherwise fail the main process's next batch
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -49,7 +50,8 @@ class StopRequest:
             raise KeyboardInterrupt  # asked twice: stop now
         if self.signal is None:
             self.signal = signal.Signals(signum).name
-            print(f"\n{self.signal}: stopping after this step and saving a checkpoint", file=sys.stderr, flush=True)
+            if os.environ.get("RANK", "0") == "0":  # under `accelerate launch` every process gets it: say it once
+                print(f"\n{self.signal}: stopping after this step and saving a checkpoint", file=sys.stderr, flush=True)
 
 
 def ignore_stop_signals(worker_id: int) -> None:

@@ -56,8 +56,10 @@ def test_run_dir_holds_config_logs_samples_checkpoints_and_weights(tiny_registry
     assert pipe.generator.body[0].out_channels == 8
 
 
-def test_resume_is_exact(tiny_registry, data, tmp_path):
-    common = [*data, "train.checkpoint_every=2"]
+@pytest.mark.parametrize("accum", [1, 2])
+def test_resume_is_exact(accum, tiny_registry, data, tmp_path):
+    """From mid-epoch (3 steps per epoch), also with gradient accumulation (windows of 2 batches of 1)."""
+    common = [*data, "train.checkpoint_every=2", f"train.grad_accum={accum}", f"train.batch_size={2 // accum}"]
     a = train("tiny", overrides=[*common, f"output_dir={tmp_path / 'a'}", "train.max_steps=5"], progress=False)
     b = train("tiny", overrides=[*common, f"output_dir={tmp_path / 'b'}", "train.max_steps=2"], progress=False)
     b = train("tiny", overrides=["train.max_steps=5"], resume=b, progress=False)
@@ -66,6 +68,36 @@ def test_resume_is_exact(tiny_registry, data, tmp_path):
     assert [r["g"] for r in _rows(a)] == [r["g"] for r in _rows(b)]
     with pytest.raises(UsageError, match="already holds a run; resume it with --resume"):
         train("tiny", overrides=[*data, f"output_dir={a}"], progress=False)
+
+
+def test_on_epoch_end_runs_once_per_finished_epoch_and_its_values_are_logged(
+    tiny_registry, data, tmp_path, monkeypatch
+):
+    import tiny_anime_plugin
+
+    calls = []
+
+    def on_epoch_end(self, epoch, ctx):  # type: ignore[no-untyped-def]
+        calls.append((epoch, ctx.step + 1))
+        return {"val": 10.0 + epoch}
+
+    monkeypatch.setattr(tiny_anime_plugin.TinyTask, "on_epoch_end", on_epoch_end)
+    run = train(
+        "tiny",
+        overrides=[
+            *data,
+            f"output_dir={tmp_path / 'r'}",
+            "train.max_steps=4",
+            "train.checkpoint_every=4",
+            "train.log_every=2",
+        ],
+        progress=False,
+    )
+    train("tiny", overrides=["train.max_steps=7"], resume=run, progress=False)
+    assert calls == [(0, 3), (1, 6)]  # after steps 3 and 6 (3 steps per epoch), not again on resume; 7 ends no epoch
+    rows = {int(r["step"]): r for r in _rows(run)}
+    assert sorted(rows) == [2, 3, 4, 6, 7] and rows[3]["val"] == "10.0" and rows[6]["val"] == "11.0"
+    assert rows[3]["epoch"] == "0" and rows[4]["epoch"] == "1" and rows[2]["val"] == ""
 
 
 def test_nan_loss_stops_with_the_step_number(tiny_registry, data, tmp_path):
