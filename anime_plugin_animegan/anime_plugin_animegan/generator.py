@@ -5,9 +5,12 @@ animation", section 3.1 and Fig. 1-2. It follows the layer list of the authors' 
 TensorFlow code where it differs from the figures (the code's ``u1`` Up-Conv has 128 filters, the
 figure says 64). All convolutions are bias-free; "CNL" is conv -> InstanceNorm (affine) ->
 LeakyReLU(0.2), 3x3 layers reflect-pad 1, a stride-2 layer reflect-pads only the bottom/right by 1
-(TensorFlow's "SAME"-like split). Resizes are bilinear; PyTorch's half-pixel
-``align_corners=False`` stands in for TF1's legacy ``resize_images`` (a sub-pixel difference that
-only matters when porting TF checkpoints, which this module does not do). 3,956,096 parameters
+(TensorFlow's "SAME"-like split). Resizes are bilinear: PyTorch's half-pixel
+``align_corners=False`` by default; ``resize="tf1_legacy"`` reproduces TF1's ``resize_images``
+(corner-aligned sampling without half-pixel centres, which subsamples when halving) and
+``dsconv_eps=1e-6`` the epsilon of ``tf.contrib``'s instance norm in the separable convolutions:
+with both, the official TF checkpoints give the official network's output (the conv blocks' norms
+use 1e-5 in the TF code, PyTorch's default). 3,956,096 parameters
 (section 4.2, Table 1). Input sides must be multiples of 4 (two halvings followed by two
 doublings), so ``stride = 4``.
 
@@ -20,6 +23,7 @@ bilinear ``align_corners=True`` resizes to the exact skip sizes, which makes any
 
 from __future__ import annotations
 
+import inspect
 from typing import Literal
 
 import torch
@@ -28,6 +32,27 @@ from torch import nn
 
 # --------------------------------------------------------------------------------------------
 # v1 (paper)
+
+V1_RESIZE = ("half_pixel", "tf1_legacy")
+
+
+def _tf1_legacy_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """TF1 ``resize_bilinear(align_corners=False, half_pixel_centers=False)``: sample at ``i * in / out``."""
+    for dim, n_out in ((-2, size[0]), (-1, size[1])):
+        n_in = x.shape[dim]
+        pos = torch.arange(n_out, device=x.device, dtype=torch.float32) * (n_in / n_out)
+        lo = pos.floor().long().clamp(max=n_in - 1)
+        hi = (lo + 1).clamp(max=n_in - 1)
+        frac = (pos - lo).to(x.dtype).view(-1, 1) if dim == -2 else (pos - lo).to(x.dtype)
+        a, b = x.index_select(dim, lo), x.index_select(dim, hi)
+        x = a + (b - a) * frac
+    return x
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
+    if mode == "tf1_legacy":
+        return _tf1_legacy_resize(x, size)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def _pad(stride: int) -> nn.Module:
@@ -51,12 +76,12 @@ class ConvBlock(nn.Sequential):
 class DSConv(nn.Sequential):
     """DSConv (Fig. 2): depthwise 3x3 -> pointwise 1x1 -> InstanceNorm -> LeakyReLU(0.2)."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int = 1) -> None:
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, eps: float = 1e-5) -> None:
         super().__init__(
             _pad(stride),
             nn.Conv2d(c_in, c_in, 3, stride=stride, groups=c_in, bias=False),
             nn.Conv2d(c_in, c_out, 1, bias=False),
-            nn.InstanceNorm2d(c_out, affine=True),
+            nn.InstanceNorm2d(c_out, affine=True, eps=eps),
             nn.LeakyReLU(0.2),
         )
 
@@ -64,25 +89,27 @@ class DSConv(nn.Sequential):
 class DownConv(nn.Module):
     """Down-Conv (Fig. 2): DSConv(stride 2)(x) + DSConv(stride 1)(resize(x, H/2, W/2))."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, resize: str = "half_pixel", eps: float = 1e-5) -> None:
         super().__init__()
-        self.strided = DSConv(c_in, c_out, stride=2)
-        self.resized = DSConv(c_in, c_out, stride=1)
+        self.mode = resize
+        self.strided = DSConv(c_in, c_out, stride=2, eps=eps)
+        self.resized = DSConv(c_in, c_out, stride=1, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        half = F.interpolate(x, size=(x.shape[-2] // 2, x.shape[-1] // 2), mode="bilinear", align_corners=False)
+        half = _resize(x, (x.shape[-2] // 2, x.shape[-1] // 2), self.mode)
         return self.strided(x) + self.resized(half)
 
 
 class UpConv(nn.Module):
     """Up-Conv (Fig. 2): bilinear resize to 2H x 2W -> DSConv; replaces CartoonGAN's transposed conv."""
 
-    def __init__(self, c_in: int, c_out: int) -> None:
+    def __init__(self, c_in: int, c_out: int, resize: str = "half_pixel", eps: float = 1e-5) -> None:
         super().__init__()
-        self.conv = DSConv(c_in, c_out)
+        self.mode = resize
+        self.conv = DSConv(c_in, c_out, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False))
+        return self.conv(_resize(x, (2 * x.shape[-2], 2 * x.shape[-1]), self.mode))
 
 
 class InvertedResidual(nn.Module):
@@ -106,18 +133,27 @@ class InvertedResidual(nn.Module):
 
 
 class GeneratorV1(nn.Module):
-    """The AnimeGAN generator of the paper (Fig. 1): encoder, 8 IRBs, decoder, 1x1 conv + tanh."""
+    """The AnimeGAN generator of the paper (Fig. 1): encoder, 8 IRBs, decoder, 1x1 conv + tanh.
+
+    ``resize`` (``half_pixel`` | ``tf1_legacy``) and ``dsconv_eps`` only matter for weights
+    trained by the official TensorFlow code (see the module docstring).
+    """
 
     stride = 4
 
-    def __init__(self, n_blocks: int = 8) -> None:
+    def __init__(self, n_blocks: int = 8, resize: str = "half_pixel", dsconv_eps: float = 1e-5) -> None:
         super().__init__()
-        self.b1 = nn.Sequential(ConvBlock(3, 64), ConvBlock(64, 64), DownConv(64, 128))
-        self.b2 = nn.Sequential(ConvBlock(128, 128), DSConv(128, 128), DownConv(128, 256))
+        if resize not in V1_RESIZE:
+            raise ValueError(f"resize must be one of {', '.join(V1_RESIZE)}, not '{resize}'")
+        if not 0 < dsconv_eps < 1:
+            raise ValueError(f"dsconv_eps must be a small positive number, not {dsconv_eps}")
+        up = {"resize": resize, "eps": dsconv_eps}
+        self.b1 = nn.Sequential(ConvBlock(3, 64), ConvBlock(64, 64), DownConv(64, 128, **up))
+        self.b2 = nn.Sequential(ConvBlock(128, 128), DSConv(128, 128, eps=dsconv_eps), DownConv(128, 256, **up))
         self.m = nn.Sequential(ConvBlock(256, 256), *[InvertedResidual(256) for _ in range(n_blocks)],
                                ConvBlock(256, 256))
-        self.u2 = nn.Sequential(UpConv(256, 128), DSConv(128, 128), ConvBlock(128, 128))
-        self.u1 = nn.Sequential(UpConv(128, 128), ConvBlock(128, 64), ConvBlock(64, 64))
+        self.u2 = nn.Sequential(UpConv(256, 128, **up), DSConv(128, 128, eps=dsconv_eps), ConvBlock(128, 128))
+        self.u1 = nn.Sequential(UpConv(128, 128, **up), ConvBlock(128, 64), ConvBlock(64, 64))
         self.out = nn.Sequential(nn.Conv2d(64, 3, 1, bias=False), nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -207,9 +243,9 @@ class GeneratorV2(nn.Module):
 # builders (registered in plugin.py)
 
 
-def build_v1() -> GeneratorV1:
-    """``animegan.v1``: the paper's generator."""
-    return GeneratorV1()
+def build_v1(resize: str = "half_pixel", dsconv_eps: float = 1e-5) -> GeneratorV1:
+    """``animegan.v1``: the paper's generator (``resize="tf1_legacy", dsconv_eps=1e-6`` for official TF weights)."""
+    return GeneratorV1(resize=resize, dsconv_eps=dsconv_eps)
 
 
 def build_v2() -> GeneratorV2:
@@ -217,11 +253,26 @@ def build_v2() -> GeneratorV2:
     return GeneratorV2()
 
 
-def build_generator(variant: Literal["v1", "v2"] = "v1") -> nn.Module:
-    """``animegan``: dispatch on ``variant`` (config key ``generator.variant``)."""
+def build_generator(
+    variant: Literal["v1", "v2"] = "v1", resize: str | None = None, dsconv_eps: float | None = None
+) -> nn.Module:
+    """``animegan``: dispatch on ``variant`` (config key ``generator.variant``).
+
+    The other options belong to one variant each (``None``: that variant's default); giving one
+    to a variant that does not take it is a usage error, never silently dropped.
+    """
     from anime_core.errors import UsageError
 
     builders = {"v1": build_v1, "v2": build_v2}
     if variant not in builders:
         raise UsageError(f"unknown AnimeGAN generator variant '{variant}'; use v1 or v2")
-    return builders[variant]()
+    options = {k: v for k, v in {"resize": resize, "dsconv_eps": dsconv_eps}.items() if v is not None}
+    accepted = inspect.signature(builders[variant]).parameters
+    for key in options:
+        if key not in accepted:
+            owners = [name for name, b in builders.items() if key in inspect.signature(b).parameters]
+            raise UsageError(
+                f"generator option '{key}' applies to variant {' and '.join(owners)}, not {variant}; drop it or "
+                f"set variant={owners[0]}"
+            )
+    return builders[variant](**options)
