@@ -48,8 +48,9 @@ STATE_FILE = "train_state.json"  # written last: the completion marker
 EXTRA_FILE = "anime_state.safetensors"
 #: parameters larger than this mean a diverged run (fp16 overflows at 6.5e4; trained conv weights stay near 1)
 MAX_WEIGHT = 1e6
-#: what the RNG states Accelerate pickles need besides tensors and Python containers
-_SAFE_GLOBALS = [np._core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+#: what the RNG states Accelerate pickles need besides tensors and Python containers (numpy's state array)
+_NP_CORE = getattr(np, "_core", None) or np.core  # numpy 2 renamed np.core
+_SAFE_GLOBALS = [_NP_CORE.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 _FOLDER = re.compile(r"checkpoint_(\d+)")
 _PICKLE_SUFFIXES = {".bin", ".pkl", ".pt", ".pth"}
 

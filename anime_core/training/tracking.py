@@ -44,6 +44,7 @@ class CsvTracker(GeneralTracker):
         super().__init__()
         self.path, self.resume_step = Path(path), resume_step
         self.header: list[str] = []
+        self.started = False
 
     @property
     def tracker(self) -> Path:
@@ -52,6 +53,7 @@ class CsvTracker(GeneralTracker):
     @on_main_process
     def start(self) -> None:
         """Keep the rows up to the checkpoint a run resumes from (none for a new run)."""
+        self.started = True
         header, rows, clean = _read(self.path)
         kept = [r for r in rows if int(r["step"]) <= self.resume_step]
         self.header = header if kept else []
@@ -60,6 +62,8 @@ class CsvTracker(GeneralTracker):
 
     @on_main_process
     def log(self, values: dict[str, Any], step: int | None = None, **kwargs: Any) -> None:
+        if not self.started:  # Accelerate versions that do not call start()
+            self.start()
         row = {"step": step, **values}
         new = [k for k in row if k not in self.header]
         if new:
