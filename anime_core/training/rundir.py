@@ -89,11 +89,12 @@ def open_run(model: str, cfg: dict[str, Any], resume: bool) -> Iterator[Run]:
 
 
 def _claim(model: str, cfg: dict[str, Any], resume: bool) -> tuple[IO[str] | None, Run]:
-    run_dir = Path(cfg["output_dir"]) if cfg.get("output_dir") else _new_run_dir(model)
+    run_dir = Path(cfg.get("output_dir") or "runs")
     try:
+        run_dir = Path(cfg["output_dir"]) if cfg.get("output_dir") else _new_run_dir(model)
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = _lock(run_dir)
-    except PermissionError as exc:
+    except OSError as exc:  # read-only, no permission, a file in the way
         raise UsageError(f"cannot write to {run_dir} ({exc.strerror}); choose another output_dir") from None
     try:
         last = checkpoint.latest(run_dir)
