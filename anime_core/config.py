@@ -14,13 +14,16 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from anime_core.errors import ConfigError, did_you_mean
 from anime_core.fsutil import atomic_path
 from anime_core.specs import ModelSpec
+
+if TYPE_CHECKING:
+    from anime_core.registry import Registry
 
 Config = dict[str, Any]
 MAX_CONFIG_BYTES = 1 << 20  # a run config is a few KB; refuse anything far larger
@@ -209,12 +212,15 @@ def resolve(
     return cfg
 
 
-def validate(model: ModelSpec, cfg: Mapping[str, Any]) -> Any:
-    """Check ``cfg`` against the model's schema (or the core keys when it has none); returns the typed view."""
+def validate(model: ModelSpec, cfg: Mapping[str, Any], registry: Registry | None = None) -> Any:
+    """Check ``cfg`` against the model's schema (or the core keys when it has none); returns the typed view.
+
+    Adversarial loss names are checked against ``registry`` (default: the process registry).
+    """
     from anime_core.registry import get_registry
     from anime_core.schema import RunConfig, typed
 
-    adversarial = {name for name, spec in get_registry().losses.items() if spec.adversarial}
+    adversarial = {name for name, spec in (registry or get_registry()).losses.items() if spec.adversarial}
     schema = model.schema_class()
     if schema is None:  # a model without a schema: check the core keys, leave its own keys alone
         return typed(RunConfig, _known_only(RunConfig, cfg), adversarial)

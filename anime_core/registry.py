@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib.metadata as md
 import inspect
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -307,6 +308,17 @@ def get_registry() -> Registry:
     if _REGISTRY is None:
         _REGISTRY = load_registry()
     return _REGISTRY
+
+
+@contextmanager
+def using_registry(registry: Registry) -> Iterator[Registry]:
+    """Make ``registry`` the process-wide one inside the block, then restore exactly what was there."""
+    global _REGISTRY
+    old, _REGISTRY = _REGISTRY, registry
+    try:
+        yield registry
+    finally:
+        _REGISTRY = old
 
 
 def set_registry(registry: Registry | None) -> None:

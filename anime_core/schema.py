@@ -105,7 +105,7 @@ class OptimConfig:
 
     lr_g: float = at_least(0.0)
     lr_d: float = at_least(0.0)
-    betas: list[float] = rule(low=0.0, high=0.9999, length=2)  # noqa: RUF009 (a rule, not a default)
+    betas: list[float] = rule(low=0.0, high=0.9999, length=2)
 
 
 @dataclass

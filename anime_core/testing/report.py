@@ -67,13 +67,8 @@ def offline() -> Iterator[None]:
 @contextlib.contextmanager
 def process_registry(reg: Registry) -> Iterator[None]:
     """Make ``reg`` the process registry inside, so config validation and tasks see the plugin's own losses."""
-    # the registry module offers no getter that does not build one; read the slot to restore it exactly
-    old = registry_module._REGISTRY
-    registry_module.set_registry(reg)
-    try:
+    with registry_module.using_registry(reg):
         yield
-    finally:
-        registry_module.set_registry(old)
 
 
 def no_pretrained(cfg: Any) -> Any:

@@ -74,7 +74,7 @@ class TrainingTask(ABC):
         self.spec = spec
         self.config = config
         self.registry = registry
-        self.cfg: Any = validate(spec, config)
+        self.cfg: Any = validate(spec, config, registry)
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}

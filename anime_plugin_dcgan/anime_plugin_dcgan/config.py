@@ -27,7 +27,7 @@ class DCGANLoss:
     content_l2_weight: float = at_least(0.0)
     vgg_weight: float = at_least(0.0)
     vgg_pretrained: bool = rule()
-    vgg_layers: list[str] = rule()  # noqa: RUF009 (a rule, not a default)
+    vgg_layers: list[str] = rule()
 
 
 @dataclass

@@ -25,7 +25,7 @@ class SRData(DataConfig):
 class SRLoss:
     l1_weight: float = at_least(0.0)
     perceptual_weight: float = at_least(0.0)
-    vgg_layers: list[str] = rule()  # noqa: RUF009 (a rule, not a default)
+    vgg_layers: list[str] = rule()
     vgg_pretrained: bool = rule()
     adversarial: str = adversarial_loss()
     adversarial_weight: float = at_least(0.0)

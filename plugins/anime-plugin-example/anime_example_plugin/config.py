@@ -21,8 +21,8 @@ class FastStyleLoss:
     """Perceptual loss terms (Johnson et al., "Perceptual Losses for Real-Time Style Transfer", 3.2-3.3)."""
 
     # VGG-19 layer names (anime_core.backbones.VGG19Features); rule() records no default, hence the noqa
-    content_layers: list[str] = rule()  # noqa: RUF009
-    style_layers: list[str] = rule()  # noqa: RUF009
+    content_layers: list[str] = rule()
+    style_layers: list[str] = rule()
     content_weight: float = at_least(0.0)
     style_weight: float = at_least(0.0)
     tv_weight: float = at_least(0.0)
@@ -35,7 +35,7 @@ class FastStyleOptim:
     """Adam for the one network there is (no discriminator, so no ``lr_d``)."""
 
     lr_g: float = at_least(0.0)
-    betas: list[float] = rule(low=0.0, high=0.9999, length=2)  # noqa: RUF009
+    betas: list[float] = rule(low=0.0, high=0.9999, length=2)
 
 
 @dataclass

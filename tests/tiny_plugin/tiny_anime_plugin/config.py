@@ -16,7 +16,7 @@ class TinyLoss:
 @dataclass
 class TinyOptim:
     lr: float = at_least(0.0)
-    betas: list[float] = rule(low=0.0, high=0.9999, length=2)  # noqa: RUF009 (a rule, not a default)
+    betas: list[float] = rule(low=0.0, high=0.9999, length=2)
     explode_at: int = at_least(0)  # step at which the logged loss turns NaN (0: never)
     interrupt_at: int = at_least(0)  # step at which the step raises KeyboardInterrupt (0: never)
 
