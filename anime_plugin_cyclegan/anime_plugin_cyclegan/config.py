@@ -29,7 +29,7 @@ RESNET_STRIDE = 2**2
 @dataclass
 class CycleGANData(DataConfig):
     load_size: int | None = at_least(16)
-    color_jitter: list[float] = rule(low=0.0, length=4)  # noqa: RUF009 (a rule, not a default)
+    color_jitter: list[float] = rule(low=0.0, length=4)
     anime_filter: str = one_of("none", "sharpen", "smooth", "blur")
 
 
@@ -56,19 +56,20 @@ class CycleGANConfig(RunConfig):
         if self.schedule.decay == "linear" and self.schedule.decay_start_epoch >= self.train.epochs:
             raise ConfigError(f"config key 'schedule.decay_start_epoch' ({self.schedule.decay_start_epoch}) must be "
                               f"below train.epochs ({self.train.epochs}), or set schedule.decay=none")
-        check_crop_size(str(self.generator.get("arch")), size)
+        check_crop_size(str(self.generator.get("arch")), size, int(self.generator.get("n_downs") or 8))
 
 
-def check_crop_size(arch: str, image_size: int) -> None:
+def check_crop_size(arch: str, image_size: int, n_downs: int = 8) -> None:
     """Training crops must fit the generator: its output must match its input for the cycle loss.
 
     The 8-level U-Net halves every side 8 times: below 256 px a level reaches 1x1, where
     InstanceNorm has a single value to normalise and training stops with a torch error; between
-    multiples of 256 the skip connections no longer line up. The ResNet generator halves twice.
+    multiples of 256 the skip connections no longer line up. The ResNet generator halves twice;
+    the pix2pix U-Net ``n_downs`` times.
     """
-    if arch == "unet" and image_size < UNET_STRIDE:
-        raise ConfigError(f"the U-Net needs train.image_size >= {UNET_STRIDE}; use --config resnet9 for smaller images")
-    stride = {"unet": UNET_STRIDE, "resnet": RESNET_STRIDE}.get(arch)
+    stride = {"unet": UNET_STRIDE, "resnet": RESNET_STRIDE, "pix2pix-unet": 2**n_downs}.get(arch)
+    name = {"unet": "U-Net", "resnet": "ResNet generator", "pix2pix-unet": "pix2pix U-Net"}.get(arch, arch)
+    if arch != "resnet" and stride and image_size < stride:
+        raise ConfigError(f"the {name} needs train.image_size >= {stride}; use --config resnet9 for smaller images")
     if stride and image_size % stride:
-        name = "U-Net" if arch == "unet" else "ResNet generator"
         raise ConfigError(f"the {name} needs train.image_size to be a multiple of {stride}, not {image_size}")

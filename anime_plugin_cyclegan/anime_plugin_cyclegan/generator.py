@@ -27,7 +27,15 @@ c7s1-64, d128, d256, ``n_blocks`` residual blocks of 256 channels (6, 8 or 9), u
 c7s1-3, reflection padding, InstanceNorm, tanh. The "with attention" variants put one
 self-attention block after the residual blocks.
 
-Both scale every width by ``width / 64`` (64 is the paper's width; tests use 8). Weights are
+``Pix2PixUNet`` (``arch=pix2pix-unet``) is the U-Net of the CycleGAN/pix2pix PyTorch code (Isola
+et al., section 3.2.1; ``unet_256`` with ``n_downs=8``, ``unet_128`` with 7), kept apart from
+``UNetGenerator`` because its wiring differs, not only its names: the skip carries the encoder's
+*normalised, not yet activated* output, the decoder input is ``[skip, up]`` and each decoder layer
+starts with a ReLU over that whole concatenation (skip included), and its convolutions drop their
+bias when followed by batch norm. ``norm=batch`` is pix2pix's choice, ``instance`` CycleGAN's;
+the ResNet generator takes the same option.
+
+All scale every width by ``width / 64`` (64 is the paper's width; tests use 8). Weights are
 drawn from N(0, 0.02) (section 4.2, Table 1): the paper's "standard normal distribution from the
 range of 0 and 0.2" read as the CycleGAN code's standard deviation 0.02; the attention ``gamma``
 keeps its 0, so attention starts as the identity.
@@ -45,6 +53,8 @@ from anime_core.layers import SelfAttention
 from anime_core.ops import normal_init
 
 ATTENTION = ("none", "down", "up", "both")
+ARCHS = ("unet", "resnet", "pix2pix-unet")
+NORMS = ("instance", "batch")
 UNET_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8, 8)  # encoder widths / width (Sharma & Das, section 3.5.1)
 REFERENCE_SIZE = 256  # attention_resolutions are feature-map sides at this input size
 
@@ -52,6 +62,21 @@ REFERENCE_SIZE = 256  # attention_resolutions are feature-map sides at this inpu
 def _check_attention(attention: str, allowed: Sequence[str]) -> None:
     if attention not in allowed:
         raise UsageError(f"generator option attention='{attention}' is not one of {', '.join(allowed)}")
+
+
+def check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise UsageError(f"generator option norm='{norm}' is not one of {', '.join(NORMS)}")
+
+
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """Affine-free InstanceNorm (CycleGAN) or BatchNorm with scale and shift (pix2pix)."""
+    return nn.BatchNorm2d(channels) if norm == "batch" else nn.InstanceNorm2d(channels)
+
+
+def conv_bias(norm: str) -> bool:
+    """A convolution followed by batch norm needs no bias (the norm's shift replaces it); CycleGAN keeps it."""
+    return norm != "batch"
 
 
 class UNetGenerator(nn.Module):
@@ -125,13 +150,15 @@ class UNetGenerator(nn.Module):
 
 
 class ResidualBlock(nn.Module):
-    """Two reflect-padded 3x3 convolutions with InstanceNorm, ReLU between, plus the input."""
+    """Two reflect-padded 3x3 convolutions with a norm each, ReLU between, plus the input."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm: str = "instance") -> None:
         super().__init__()
+        bias = conv_bias(norm)
         self.body = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels), nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), nn.InstanceNorm2d(channels),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_layer(norm, channels),
+            nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3, bias=bias), norm_layer(norm, channels),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,28 +171,84 @@ class ResNetGenerator(nn.Module):
     stride = 4  # two stride-2 downsamplings
 
     def __init__(self, width: int = 64, n_blocks: int = 9, attention: bool = False,
-                 in_channels: int = 3, out_channels: int = 3) -> None:
+                 in_channels: int = 3, out_channels: int = 3, norm: str = "instance") -> None:
         super().__init__()
         if n_blocks < 1:
             raise UsageError(f"generator option n_blocks must be at least 1, not {n_blocks}")
+        check_norm(norm)
         c1, c2, c3 = width, 2 * width, 4 * width
+        b = conv_bias(norm)
         self.encoder = nn.Sequential(
-            nn.ReflectionPad2d(3), nn.Conv2d(in_channels, c1, 7), nn.InstanceNorm2d(c1), nn.ReLU(inplace=True),
-            nn.Conv2d(c1, c2, 3, 2, 1), nn.InstanceNorm2d(c2), nn.ReLU(inplace=True),
-            nn.Conv2d(c2, c3, 3, 2, 1), nn.InstanceNorm2d(c3), nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(3), nn.Conv2d(in_channels, c1, 7, bias=b), norm_layer(norm, c1), nn.ReLU(inplace=True),
+            nn.Conv2d(c1, c2, 3, 2, 1, bias=b), norm_layer(norm, c2), nn.ReLU(inplace=True),
+            nn.Conv2d(c2, c3, 3, 2, 1, bias=b), norm_layer(norm, c3), nn.ReLU(inplace=True),
         )
-        self.blocks = nn.Sequential(*[ResidualBlock(c3) for _ in range(n_blocks)])
+        self.blocks = nn.Sequential(*[ResidualBlock(c3, norm) for _ in range(n_blocks)])
         # a separate attribute, so plain and attention variants share every other parameter name
         self.attention = SelfAttention(c3) if attention else nn.Identity()
         self.decoder = nn.Sequential(
-            nn.ConvTranspose2d(c3, c2, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c2), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(c2, c1, 3, 2, 1, output_padding=1), nn.InstanceNorm2d(c1), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(c3, c2, 3, 2, 1, output_padding=1, bias=b), norm_layer(norm, c2), nn.ReLU(inplace=True),
+            nn.ConvTranspose2d(c2, c1, 3, 2, 1, output_padding=1, bias=b), norm_layer(norm, c1), nn.ReLU(inplace=True),
             nn.ReflectionPad2d(3), nn.Conv2d(c1, out_channels, 7), nn.Tanh(),
         )
         normal_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.attention(self.blocks(self.encoder(x))))
+
+
+class Pix2PixUNet(nn.Module):
+    """The U-Net of the CycleGAN/pix2pix PyTorch code, layer for layer (Isola et al., section 3.2.1).
+
+    Encoder level ``i`` is [LeakyReLU(0.2)] -> 4x4 conv stride 2 -> [norm]: no activation before
+    the first, no norm on the first nor on the innermost. Decoder level ``j`` is ReLU -> 4x4
+    transposed conv -> norm [-> dropout 0.5 on the ``n_downs - 5`` middle levels of 8 x width
+    channels, with ``dropout``]; the last ends in tanh. Between decoder levels the input becomes
+    ``[skip, up]``. Widths are ``width * min(2**i, 8)``.
+    """
+
+    def __init__(self, width: int = 64, n_downs: int = 8, norm: str = "batch", dropout: bool = False,
+                 in_channels: int = 3, out_channels: int = 3) -> None:
+        super().__init__()
+        check_norm(norm)
+        if not 5 <= n_downs <= 12:
+            raise UsageError(f"generator option n_downs must be between 5 and 12, not {n_downs}")
+        self.stride = 2**n_downs
+        b = conv_bias(norm)
+        widths = [width * min(2**i, 8) for i in range(n_downs)]
+        self.down = nn.ModuleList()
+        for i, c in enumerate(widths):
+            c_in = in_channels if i == 0 else widths[i - 1]
+            layers: list[nn.Module] = [] if i == 0 else [nn.LeakyReLU(0.2)]
+            layers.append(nn.Conv2d(c_in, c, 4, 2, 1, bias=b))
+            if 0 < i < n_downs - 1:
+                layers.append(norm_layer(norm, c))
+            self.down.append(nn.Sequential(*layers))
+        self.up = nn.ModuleList()
+        for j in range(n_downs):
+            level = n_downs - 1 - j  # the encoder level this decoder level mirrors
+            c_in = widths[level] * (1 if j == 0 else 2)
+            if level == 0:
+                self.up.append(nn.Sequential(nn.ReLU(), nn.ConvTranspose2d(c_in, out_channels, 4, 2, 1), nn.Tanh()))
+                continue
+            c_out = widths[level - 1]
+            layers = [nn.ReLU(), nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=b), norm_layer(norm, c_out)]
+            if dropout and 4 <= level < n_downs - 1:
+                layers.append(nn.Dropout(0.5))
+            self.up.append(nn.Sequential(*layers))
+        normal_init(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The original's in-place LeakyReLU also rewrites the stored skip; the ReLU that opens the
+        # next decoder level maps both versions to the same values, so plain activations suffice.
+        skips = []
+        for layer in self.down:
+            x = layer(x)
+            skips.append(x)
+        x = skips.pop()  # the innermost output feeds the decoder, it is no skip
+        for layer in self.up[:-1]:
+            x = torch.cat([skips.pop(), layer(x)], dim=1)
+        return self.up[-1](x)
 
 
 # -- builders (registered in plugin.py; keyword arguments = the ``generator:`` config keys) ----------
@@ -176,10 +259,17 @@ def build_unet(
     return UNetGenerator(width=width, attention=attention, attention_resolutions=tuple(attention_resolutions))
 
 
-def build_resnet(width: int = 64, n_blocks: int = 9, attention: str = "none") -> ResNetGenerator:
+def build_resnet(
+    width: int = 64, n_blocks: int = 9, attention: str = "none", norm: str = "instance"
+) -> ResNetGenerator:
     """``cyclegan.resnet``: ResNet-``n_blocks`` generator; attention ``blocks`` adds it after the residual blocks."""
     _check_attention(attention, ("none", "blocks"))
-    return ResNetGenerator(width=width, n_blocks=n_blocks, attention=attention == "blocks")
+    return ResNetGenerator(width=width, n_blocks=n_blocks, attention=attention == "blocks", norm=norm)
+
+
+def build_pix2pix_unet(width: int = 64, n_downs: int = 8, norm: str = "batch", dropout: bool = False) -> Pix2PixUNet:
+    """``cyclegan.pix2pix-unet``: the CycleGAN/pix2pix code's U-Net (``unet_256``: ``n_downs=8``)."""
+    return Pix2PixUNet(width=width, n_downs=n_downs, norm=norm, dropout=dropout)
 
 
 def build_generator(
@@ -188,13 +278,31 @@ def build_generator(
     attention: str = "none",
     attention_resolutions: Sequence[int] = (32, 16),
     n_blocks: int = 9,
+    norm: str = "instance",
+    n_downs: int = 8,
+    dropout: bool = False,
 ) -> nn.Module:
-    """``cyclegan``: dispatch on ``arch`` (unet | resnet); options the chosen arch does not use are ignored.
+    """``cyclegan``: dispatch on ``arch`` (unet | resnet | pix2pix-unet).
 
-    ``attention``: none|down|up|both for unet; none|blocks for resnet.
+    ``attention``: none|down|up|both for unet; none|blocks for resnet. ``norm`` (instance|batch):
+    resnet and pix2pix-unet; ``n_downs`` and ``dropout``: pix2pix-unet. The config holds every
+    option, so the ones the chosen arch does not use are ignored at their defaults; another value
+    for them is a usage error, not silently dropped.
     """
+    if arch not in ARCHS:
+        raise UsageError(f"generator option arch='{arch}' is not one of {', '.join(ARCHS)}")
+    check_norm(norm)
+    unused = {
+        "unet": {"norm": norm != "instance", "n_downs": n_downs != 8, "dropout": dropout},
+        "resnet": {"n_downs": n_downs != 8, "dropout": dropout},
+        "pix2pix-unet": {"attention": attention != "none"},
+    }[arch]
+    bad = [name for name, given in unused.items() if given]
+    if bad:
+        raise UsageError(f"generator option {bad[0]} does not apply to arch={arch}; leave it at its default "
+                         f"or choose another arch")
     if arch == "unet":
         return build_unet(width, attention, attention_resolutions)
     if arch == "resnet":
-        return build_resnet(width, n_blocks, attention)
-    raise UsageError(f"generator option arch='{arch}' is not one of unet, resnet")
+        return build_resnet(width, n_blocks, attention, norm)
+    return build_pix2pix_unet(width, n_downs, norm, dropout)

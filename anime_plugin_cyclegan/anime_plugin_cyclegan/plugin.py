@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from anime_core import hookimpl
-from anime_core.specs import DatasetSpec, DiscriminatorSpec, GeneratorSpec, LossSpec, ModelSpec
+from anime_core.specs import DatasetSpec, DiscriminatorSpec, GeneratorSpec, LossSpec, ModelSpec, WeightsConverter
 from anime_plugin_cyclegan.options import RUN_OPTIONS
 
 PKG = "anime_plugin_cyclegan"
@@ -43,9 +43,14 @@ PAPER = (
 @hookimpl
 def anime_register_generators() -> list[GeneratorSpec]:
     return [
-        GeneratorSpec("cyclegan", f"{PKG}.generator:build_generator", "U-Net or ResNet generator (arch=unet|resnet)"),
+        GeneratorSpec(
+            "cyclegan", f"{PKG}.generator:build_generator", "U-Net or ResNet generator (arch=unet|resnet|pix2pix-unet)"
+        ),
         GeneratorSpec("cyclegan.unet", f"{PKG}.generator:build_unet", "8-level U-Net, attention none|down|up|both"),
         GeneratorSpec("cyclegan.resnet", f"{PKG}.generator:build_resnet", "ResNet generator, optional attention"),
+        GeneratorSpec(
+            "cyclegan.pix2pix-unet", f"{PKG}.generator:build_pix2pix_unet", "the CycleGAN/pix2pix code's U-Net"
+        ),
     ]
 
 
@@ -89,3 +94,26 @@ def anime_register_models() -> list[ModelSpec]:
             run_options=RUN_OPTIONS,
         )
     ]
+
+
+@hookimpl
+def anime_weights_converters() -> list[WeightsConverter]:
+    return [
+        WeightsConverter(
+            "cyclegan.pytorch-resnet", "cyclegan",
+            f"{PKG}.converters:matches_resnet", f"{PKG}.converters:convert_resnet",
+            "CycleGAN/pix2pix PyTorch ResNet generators (latest_net_G_A.pth: model.1.weight ... model.26.weight)",
+        ),
+        WeightsConverter(
+            "cyclegan.pytorch-unet", "cyclegan",
+            f"{PKG}.converters:matches_unet", f"{PKG}.converters:convert_unet",
+            "CycleGAN/pix2pix PyTorch U-Nets (unet_256/unet_128, model.model.1.model.3...), arch=pix2pix-unet",
+        ),
+    ]
+
+
+def contract_samples() -> dict:
+    """A small state dict in each foreign layout, for the plugin contract test (imports torch when called)."""
+    from anime_plugin_cyclegan.converters import contract_samples as samples
+
+    return samples()
