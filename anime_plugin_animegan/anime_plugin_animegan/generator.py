@@ -18,7 +18,9 @@ v2 reproduces the module structure of the widely shared AnimeGANv2 PyTorch weigh
 (``block_a.0.1.weight`` ... ``out_layer.0.weight``) so those files load by key: GroupNorm with
 one group (LayerNorm over C, H, W), a 7x7 stem and head, four inverted residual blocks, and
 bilinear ``align_corners=True`` resizes to the exact skip sizes, which makes any input size work
-(``stride = 1``). 2,143,552 parameters.
+(``stride = 1``). 2,143,552 parameters. The same network trained by pytorch-animeGAN
+(``GeneratorV2_*.pt``) doubles with ``scale_factor=2, align_corners=False`` and has a bias on the
+output convolution: ``upsample="half_pixel", out_bias=True`` (then ``stride = 4``).
 """
 
 from __future__ import annotations
@@ -204,13 +206,24 @@ class InvertedResBlock(nn.Module):
         return x + y if self.residual else y
 
 
+V2_UPSAMPLE = ("align_corners", "half_pixel")
+
+
 class GeneratorV2(nn.Module):
-    """AnimeGANv2 generator; attribute names reproduce the PyTorch checkpoint keys."""
+    """AnimeGANv2 generator; attribute names reproduce the PyTorch checkpoint keys.
 
-    stride = 1
+    ``upsample``: ``align_corners`` resizes to the skip's exact size with ``align_corners=True``
+    (the AnimeGANv2 port); ``half_pixel`` doubles with ``align_corners=False`` (pytorch-animeGAN).
+    ``out_bias`` adds the output convolution's bias (pytorch-animeGAN).
+    """
 
-    def __init__(self) -> None:
+    def __init__(self, upsample: str = "align_corners", out_bias: bool = False) -> None:
         super().__init__()
+        if upsample not in V2_UPSAMPLE:
+            raise ValueError(f"upsample must be one of {', '.join(V2_UPSAMPLE)}, not '{upsample}'")
+        self.upsample = upsample
+        # doubling twice only restores the input size when both halvings were exact
+        self.stride = 1 if upsample == "align_corners" else 4
         down = (0, 1, 0, 1)
         self.block_a = nn.Sequential(
             ConvNormLReLU(3, 32, kernel_size=7, padding=3),
@@ -228,15 +241,18 @@ class GeneratorV2(nn.Module):
         self.block_e = nn.Sequential(
             ConvNormLReLU(128, 64), ConvNormLReLU(64, 64), ConvNormLReLU(64, 32, kernel_size=7, padding=3)
         )
-        self.out_layer = nn.Sequential(nn.Conv2d(32, 3, 1, bias=False), nn.Tanh())
+        self.out_layer = nn.Sequential(nn.Conv2d(32, 3, 1, bias=out_bias), nn.Tanh())
+
+    def _up(self, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        if self.upsample == "half_pixel":
+            return F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
+        return F.interpolate(y, size=like.shape[-2:], mode="bilinear", align_corners=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.block_a(x)
         y = self.block_c(self.block_b(a))
-        y = F.interpolate(y, size=a.shape[-2:], mode="bilinear", align_corners=True)
-        y = self.block_d(y)
-        y = F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=True)
-        return self.out_layer(self.block_e(y))
+        y = self.block_d(self._up(y, a))
+        return self.out_layer(self.block_e(self._up(y, x)))
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,13 +264,18 @@ def build_v1(resize: str = "half_pixel", dsconv_eps: float = 1e-5) -> GeneratorV
     return GeneratorV1(resize=resize, dsconv_eps=dsconv_eps)
 
 
-def build_v2() -> GeneratorV2:
-    """``animegan.v2``: AnimeGANv2 in the PyTorch weights layout."""
-    return GeneratorV2()
+def build_v2(upsample: str = "align_corners", out_bias: bool = False) -> GeneratorV2:
+    """``animegan.v2``: AnimeGANv2 in the PyTorch weights layout (``upsample="half_pixel", out_bias=True``:
+    pytorch-animeGAN's ``GeneratorV2``)."""
+    return GeneratorV2(upsample=upsample, out_bias=out_bias)
 
 
 def build_generator(
-    variant: Literal["v1", "v2"] = "v1", resize: str | None = None, dsconv_eps: float | None = None
+    variant: Literal["v1", "v2"] = "v1",
+    resize: str | None = None,
+    dsconv_eps: float | None = None,
+    upsample: str | None = None,
+    out_bias: bool | None = None,
 ) -> nn.Module:
     """``animegan``: dispatch on ``variant`` (config key ``generator.variant``).
 
@@ -266,7 +287,8 @@ def build_generator(
     builders = {"v1": build_v1, "v2": build_v2}
     if variant not in builders:
         raise UsageError(f"unknown AnimeGAN generator variant '{variant}'; use v1 or v2")
-    options = {k: v for k, v in {"resize": resize, "dsconv_eps": dsconv_eps}.items() if v is not None}
+    given = {"resize": resize, "dsconv_eps": dsconv_eps, "upsample": upsample, "out_bias": out_bias}
+    options = {k: v for k, v in given.items() if v is not None}
     accepted = inspect.signature(builders[variant]).parameters
     for key in options:
         if key not in accepted:
