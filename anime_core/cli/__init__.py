@@ -7,6 +7,7 @@ adds the traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 
@@ -27,7 +28,7 @@ def cli(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from anime_core.cli import info, run, train, weights
+    from anime_core.cli import info, run, train, ui, weights
 
     cli.add_command(info.list_command)
     cli.add_command(info.info_command)
@@ -36,6 +37,7 @@ def _register_commands() -> None:
     cli.add_command(train.train_command)
     cli.add_command(train.prepare_command)
     cli.add_command(weights.weights_group)
+    cli.add_command(ui.ui_command)
     try:
         from anime_core.cli.eval_cmd import eval_command
     except ImportError:  # metrics not installed in this build
@@ -44,6 +46,11 @@ def _register_commands() -> None:
 
 
 _register_commands()
+
+
+def _speaks() -> bool:
+    """Under ``accelerate launch`` every process runs the command: only rank 0 prints the error line."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,7 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     except AnimeError as exc:
         if _DEBUG:
             traceback.print_exc()
-        click.echo(f"error: {exc}", err=True)
+        if _speaks():
+            click.echo(f"error: {exc}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
