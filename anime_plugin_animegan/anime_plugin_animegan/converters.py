@@ -140,3 +140,10 @@ def describe(state: Mapping[str, torch.Tensor]) -> str | None:
             return f"looks like an AnimeGANv2 PyTorch checkpoint (paprika.pt), but it also holds {extra[0]}"
         return "looks like an AnimeGANv2 PyTorch checkpoint; run it with 'anime run animegan --weights FILE'"
     return None
+
+
+def contract_samples() -> dict[str, dict[str, torch.Tensor]]:
+    """A state dict in the pytorch-animeGAN layout for the plugin contract test (``plugin.contract_samples``)."""
+    from anime_plugin_animegan.generator import build_v2
+
+    return {LAYOUT_PTRAN_V2: to_ptran_v2(build_v2(upsample="half_pixel", out_bias=True).state_dict())}
