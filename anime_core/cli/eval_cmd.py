@@ -3,8 +3,10 @@
 ``anime eval --metrics fid,kid,is,prc,psnr,ssim,lpips --real DIR --fake DIR`` compares two folders;
 ``anime eval MODEL (--style S | --weights FILE) --photos DIR --anime DIR`` first runs the model (translate
 models on the photos, generate models sample ``--num`` images) and scores its outputs against the anime
-folder. Exit codes: 0 ok, 1 some images could not be read (they are named and skipped), 2 usage, 3 the
-weights of a requested metric are unavailable (the other metrics are still printed).
+folder. ``anime eval --flicker OUT.mp4 [--reference IN.mp4]`` measures the flicker of a translated video
+or animation (:func:`anime_core.inference.temporal.flicker`). Exit codes: 0 ok, 1 some images could not be
+read (they are named and skipped), 2 usage, 3 the weights of a requested metric are unavailable (the other
+metrics are still printed).
 """
 
 from __future__ import annotations
@@ -66,8 +68,51 @@ def _run_model(
     return []
 
 
+def _frames(path: Path) -> Any:
+    """The frames of a video or an animated/multi-page image, RGB arrays."""
+    from anime_core.inference import animated, io, video
+
+    if video.is_video(path):
+        return video.iter_frames(path)
+    if path.suffix.lower() in io.IMAGE_EXTENSIONS:
+        return animated.read_frames(path)
+    raise UsageError(f"{path} is not a video or an animated image; give e.g. an .mp4, .mkv or .gif file")
+
+
+def _flicker(kw: dict[str, Any]) -> int:
+    from anime_core.cli.common import table
+    from anime_core.inference import io
+    from anime_core.inference.temporal import flicker
+
+    out, ref = kw["flicker"], kw["reference"]
+    try:
+        report = flicker(_frames(out), _frames(ref) if ref else None)
+    except io.BadImage as exc:
+        raise UsageError(f"cannot measure flicker: {exc}") from None
+    except ValueError as exc:
+        raise UsageError(f"cannot measure flicker of {out}: {exc}") from None
+    if kw["as_json"]:
+        click.echo(json.dumps({"video": str(out), **({"reference": str(ref)} if ref else {}), **report.to_dict()}))
+        return 0
+    where = f"pixels changing by < {report.threshold:g} levels in {ref}" if ref else "all pixels (no --reference)"
+    rows = [
+        ["flicker", f"{report.value:.4g}", f"mean |change| between consecutive frames, 0-255 levels, over {where}"],
+        ["static", f"{report.static:.3f}", "fraction of pixels counted"],
+        ["pairs", str(report.pairs), "consecutive frame pairs"],
+    ]
+    click.echo(table(rows, ["METRIC", "VALUE", "DETAIL"]))
+    return 0
+
+
 def _callback(model: str | None, **kw: Any) -> int:
     from anime_core.metrics.scoring import parse_metrics
+
+    if kw["flicker"] is not None:
+        if model or kw["real"] or kw["fake"]:
+            raise UsageError("--flicker measures one video; give no MODEL, --real or --fake with it")
+        return _flicker(kw)
+    if kw["reference"] is not None:
+        raise UsageError("--reference goes with --flicker VIDEO: the input the video was translated from")
 
     metrics = parse_metrics(kw["metrics"])
     real, fake = kw["real"], kw["fake"]
@@ -153,6 +198,16 @@ eval_command = click.Command(
         click.Option(["--seed"], default=0, show_default=True, type=int, help="Seed of a generate MODEL's samples."),
         click.Option(
             ["-o", "--output"], type=_DIR, help="Keep MODEL's outputs in this folder (default: a temp folder)."
+        ),
+        click.Option(
+            ["--flicker"],
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Measure the flicker of a translated video or animation instead.",
+        ),
+        click.Option(
+            ["--reference"],
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="With --flicker: the input video; only pixels that are still in it are counted.",
         ),
         click.Option(["--json", "as_json"], is_flag=True, help="Print the report as JSON."),
         click.Option(

@@ -1,9 +1,11 @@
 """The file side of ``anime run``: find inputs, name outputs, batch, write atomically, report.
 
 Pipelines only compute (:mod:`anime_core.inference.pipeline`). This module turns files, folders
-and globs into input images, gives every input a unique output name, batches images of equal
-size, refuses what cannot be processed with a reason per file (never a lost or black output),
-and writes what a run mode returns (:class:`~anime_core.inference.modes.ModeOutput`).
+and globs into input images and videos, gives every input a unique output name, batches images
+of equal size, refuses what cannot be processed with a reason per file (never a lost or black
+output), and writes what a run mode returns (:class:`~anime_core.inference.modes.ModeOutput`).
+Videos (:mod:`anime_core.inference.video`) and animated or multi-page images
+(:mod:`anime_core.inference.animated`) go frame by frame through the same translation as stills.
 """
 
 from __future__ import annotations
@@ -16,16 +18,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
 from anime_core.errors import UsageError
-from anime_core.inference import io
+from anime_core.inference import animated, io, video
 from anime_core.inference.modes import ModeOutput, RunRequest
 from anime_core.inference.pipeline import AUTO_TILE_PIXELS, Pipeline, TranslatePipeline, check_finite
+from anime_core.inference.temporal import Deflicker
 
 DEFAULT_OUTPUT = Path("anime_out")
+MEDIA_EXTENSIONS = io.IMAGE_EXTENSIONS | video.VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class FileOptions:
     side_by_side: bool = False
     max_pixels: int = io.DEFAULT_MAX_PIXELS
     progress: bool = True
+    deflicker: bool = False  # videos and animations: see anime_core.inference.temporal
+    keep_partial: bool = False  # a damaged video keeps the frames decoded before the damage
+    encode: video.EncodeOptions = field(default_factory=video.EncodeOptions)
 
 
 @dataclass
@@ -104,9 +112,9 @@ def collect_inputs(args: Iterable[str]) -> tuple[list[InputFile], list[tuple[str
     for arg in args:
         p = Path(arg).expanduser()
         if p.is_dir():
-            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in io.IMAGE_EXTENSIONS and f.is_file())
+            files = sorted(f for f in p.rglob("*") if f.suffix.lower() in MEDIA_EXTENSIONS and f.is_file())
             if not files:
-                bad.append((arg, "folder holds no images"))
+                bad.append((arg, "folder holds no images or videos"))
             for f in files:
                 add(f, f.relative_to(p))
         elif p.is_file():
@@ -159,9 +167,14 @@ def plan_outputs(
 ) -> tuple[list[tuple[InputFile, Path]], list[tuple[str, str]]]:
     """(input, destination) pairs and [(input, reason)] for those whose destination is an input."""
     out = output or DEFAULT_OUTPUT
-    if out.suffix.lower() in io.IMAGE_EXTENSIONS and not out.is_dir():
+    if out.suffix.lower() in MEDIA_EXTENSIONS and not out.is_dir():
         if len(items) > 1:
-            raise UsageError(f"-o {out} names one image but {len(items)} inputs were given; give a folder")
+            raise UsageError(f"-o {out} names one file but {len(items)} inputs were given; give a folder")
+        if items and video.is_video(items[0].path) != video.is_video(out):
+            what = "a video" if video.is_video(out) else "an image"
+            raise UsageError(
+                f"-o {out} names {what} but {items[0].path} is not one; give a {items[0].path.suffix} name or a folder"
+            )
         dests = [out] * len(items)
     else:
         dests = [out / rel for rel in unique_names([i.rel for i in items], out)]
@@ -191,12 +204,15 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
         raise UsageError("no input images given; pass files, folders or globs")
     jobs, clashes = plan_outputs(items, options.output)
     report = Report(failed=failed + clashes)
-    bar = tqdm(total=len(items), unit="img", disable=not options.progress or len(items) < 2, desc=pipe.spec.name)
-    bar.update(len(clashes))
-    for group in _groups(_decoded(pipe, jobs, options, report, bar), options.batch_size):
+    videos = [(item, dest) for item, dest in jobs if video.is_video(item.path)]
+    stills = [(item, dest) for item, dest in jobs if not video.is_video(item.path)]
+    bar = tqdm(total=len(stills), unit="img", disable=not options.progress or len(stills) < 2, desc=pipe.spec.name)
+    for group in _groups(_decoded(pipe, stills, options, report, bar), options.batch_size):
         _translate(pipe, group, options, report)
         bar.update(len(group))
     bar.close()
+    for item, dest in videos:
+        _translate_video(pipe, item, dest, options, report)
     return report
 
 
@@ -211,8 +227,15 @@ def _decoded(
             bar.update(1)
             continue
         frames = img.info.get("n_frames", 1)
+        if frames > 1 and animated.can_write(item.path, dest):
+            _translate_animated(pipe, item, dest, options, report)
+            bar.update(1)
+            continue
         if frames > 1:
-            report.notes.append((str(item.path), f"has {frames} frames; only the first is used"))
+            keep = f"a {item.path.suffix} output keeps them all"
+            report.notes.append(
+                (str(item.path), f"has {frames} frames; only the first is written to {dest.suffix} ({keep})")
+            )
         img = pipe.prepare(img, options.size)
         yield _Job(item, dest, img, bool(options.tile) or img.width * img.height > AUTO_TILE_PIXELS)
 
@@ -233,12 +256,16 @@ def _groups(jobs: Iterable[_Job], batch_size: int) -> Iterator[list[_Job]]:
     yield from pending.values()
 
 
+def _forward(pipe: TranslatePipeline, images: list[Image.Image], tile: int | None, tiled: bool) -> list[torch.Tensor]:
+    """Prepared images of one size -> outputs (3, H, W) in [0, 1]: one batch, or one by one in tiles."""
+    if tiled:
+        return [pipe.translate(io.to_tensor(img), tile) for img in images]
+    return list(pipe.forward(torch.stack([io.to_tensor(img) for img in images])))
+
+
 def _translate(pipe: TranslatePipeline, group: list[_Job], options: FileOptions, report: Report) -> None:
     try:
-        if group[0].tiled:
-            outs = [pipe.translate(io.to_tensor(group[0].image), options.tile)]
-        else:
-            outs = list(pipe.forward(torch.stack([io.to_tensor(job.image) for job in group])))
+        outs = _forward(pipe, [job.image for job in group], options.tile, group[0].tiled)
     except io.BadImage as exc:
         report.failed += [(str(job.item.path), str(exc)) for job in group]
         return
@@ -255,6 +282,72 @@ def _translate(pipe: TranslatePipeline, group: list[_Job], options: FileOptions,
         if options.side_by_side:
             out = _side_by_side(job.image, out)
         _write(out, job.dest, str(job.item.path), report)
+
+
+# -- videos and animations ---------------------------------------------------------------------
+def _frame_fn(pipe: TranslatePipeline, options: FileOptions) -> video.FrameFn:
+    """Frames (RGB arrays) -> translated frames, as a still would be; ``--deflicker`` keeps state across calls."""
+    deflicker = Deflicker() if options.deflicker else None
+
+    def fn(frames: list[np.ndarray]) -> list[np.ndarray]:
+        images = [pipe.prepare(Image.fromarray(f, "RGB"), options.size) for f in frames]
+        w, h = images[0].size
+        tiled = bool(options.tile) or w * h > AUTO_TILE_PIXELS
+        results = []
+        for img, y in zip(images, _forward(pipe, images, options.tile, tiled)):
+            check_finite(y, "this frame")
+            if deflicker is not None:
+                y = deflicker(io.to_tensor(img), y)
+            out = io.to_image(y)
+            results.append(np.asarray(_side_by_side(img, out) if options.side_by_side else out))
+        return results
+
+    return fn
+
+
+def _translate_video(
+    pipe: TranslatePipeline, item: InputFile, dest: Path, options: FileOptions, report: Report
+) -> None:
+    source = str(item.path)
+    try:
+        result = video.transcode(
+            item.path,
+            dest,
+            _frame_fn(pipe, options),
+            batch_size=options.batch_size,
+            options=options.encode,
+            keep_partial=options.keep_partial,
+            progress=options.progress,
+        )
+    except io.BadImage as exc:
+        report.failed.append((source, str(exc)))
+        return
+    except RuntimeError as exc:  # e.g. out of memory: this video fails, the others go on
+        report.failed.append((source, f"generator failed: {exc}"))
+        return
+    except OSError as exc:
+        report.failed.append((source, f"cannot write {dest}: {exc}"))
+        return
+    report.notes += [(source, note) for note in result.notes]
+    report.written.append(dest)
+    if result.damage:
+        report.failed.append((source, f"{result.damage}; kept the {result.frames} frames before it in {dest}"))
+
+
+def _translate_animated(
+    pipe: TranslatePipeline, item: InputFile, dest: Path, options: FileOptions, report: Report
+) -> None:
+    source = str(item.path)
+    try:
+        animated.translate(item.path, dest, _frame_fn(pipe, options), options.batch_size, options.max_pixels)
+    except io.BadImage as exc:
+        report.failed.append((source, str(exc)))
+    except RuntimeError as exc:
+        report.failed.append((source, f"generator failed: {exc}"))
+    except (OSError, UsageError) as exc:
+        report.failed.append((source, f"cannot write {dest}: {exc}"))
+    else:
+        report.written.append(dest)
 
 
 def _side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:

@@ -34,7 +34,9 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
         click.Option(["--precision"], default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "bf16"])),
         click.Option(["--batch-size"], default=1, show_default=True, type=click.IntRange(1)),
         click.Option(
-            ["-o", "--output"], type=click.Path(path_type=Path), help="Output folder (or a single .png/.jpg file)."
+            ["-o", "--output"],
+            type=click.Path(path_type=Path),
+            help="Output folder (or one file: .png/.jpg/.gif, or .mp4/.mkv/... for a video).",
         ),
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar."),
     ]
@@ -56,6 +58,7 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
                 type=click.IntRange(1),
                 help="Refuse larger images (decompression-bomb guard; also raises Pillow's own limit).",
             ),
+            *_video_options(),
         ]
     else:
         params += [
@@ -65,17 +68,48 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
     return params
 
 
+def _video_options() -> list[click.Parameter]:
+    """Options for videos and animated images (see anime_core.inference.video)."""
+    return [
+        click.Option(
+            ["--deflicker"],
+            is_flag=True,
+            help="Videos/animations: blend each frame with the previous output where the input is still.",
+        ),
+        click.Option(
+            ["--keep-partial"], is_flag=True, help="A damaged video keeps the frames decoded before the damage."
+        ),
+        click.Option(
+            ["--codec"],
+            default="auto",
+            show_default=True,
+            help="Video encoder (auto: libx264 where the container takes H.264, else its default).",
+        ),
+        click.Option(["--crf"], default=18, show_default=True, type=click.IntRange(0, 63), help="Video quality."),
+        click.Option(["--bitrate"], help="Video bitrate instead of --crf, e.g. 8M or 2500k."),
+        click.Option(["--pix-fmt"], default="yuv420p", show_default=True, help="Video pixel format."),
+    ]
+
+
 def _make_command(spec: ModelSpec) -> click.Command:
     own = {p.name for p in spec.run_options}
 
     def callback(**kw: Any) -> int:
         from anime_core.api import load
         from anime_core.cli import files
+        from anime_core.inference import video
         from anime_core.inference.io import DEFAULT_MAX_PIXELS
         from anime_core.inference.modes import RunRequest, read_image
 
         warn_plugin_errors()
         options = {k: kw.pop(k) for k in list(kw) if k in own}
+        encode = video.EncodeOptions(
+            codec=kw.get("codec", "auto"),
+            crf=kw.get("crf", video.DEFAULT_CRF),
+            bitrate=video.parse_bitrate(kw.get("bitrate")),
+            pix_fmt=kw.get("pix_fmt", video.DEFAULT_PIX_FMT),
+        )
+        video.check_options(encode)
         pipe = load(
             spec.name,
             style=kw["style"],
@@ -101,6 +135,9 @@ def _make_command(spec: ModelSpec) -> click.Command:
             side_by_side=kw.get("side_by_side", False),
             max_pixels=max_pixels,
             progress=not kw["quiet"],
+            deflicker=kw.get("deflicker", False),
+            keep_partial=kw.get("keep_partial", False),
+            encode=encode,
         )
         report = files.run(pipe, request, file_options)
         for path, note in report.notes:
