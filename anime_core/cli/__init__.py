@@ -28,7 +28,7 @@ def cli(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from anime_core.cli import info, run, train, ui, weights
+    from anime_core.cli import info, run, train, weights
 
     cli.add_command(info.list_command)
     cli.add_command(info.info_command)
@@ -37,7 +37,6 @@ def _register_commands() -> None:
     cli.add_command(train.train_command)
     cli.add_command(train.prepare_command)
     cli.add_command(weights.weights_group)
-    cli.add_command(ui.ui_command)
     try:
         from anime_core.cli.eval_cmd import eval_command
     except ImportError:  # metrics not installed in this build
