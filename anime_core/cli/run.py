@@ -103,7 +103,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
 
         warn_plugin_errors()
         options = {k: kw.pop(k) for k in list(kw) if k in own}
-        encode = video.EncodeOptions(
+        encode = video.EncodeOptions(  # checked before the model loads: a typo fails at once
             codec=kw.get("codec", "auto"),
             crf=kw.get("crf", video.DEFAULT_CRF),
             bitrate=video.parse_bitrate(kw.get("bitrate")),
