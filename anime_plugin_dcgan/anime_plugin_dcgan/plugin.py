@@ -14,7 +14,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from anime_core import hookimpl
-from anime_core.specs import DatasetSpec, DiscriminatorSpec, GeneratorSpec, LossSpec, ModelSpec, StyleSpec
+from anime_core.specs import (
+    DatasetSpec,
+    DiscriminatorSpec,
+    GeneratorSpec,
+    LossSpec,
+    ModelSpec,
+    StyleSpec,
+    WeightsConverter,
+)
 from anime_plugin_dcgan.options import RUN_OPTIONS
 from anime_plugin_dcgan.styles import styles
 
@@ -93,3 +101,21 @@ def anime_register_models() -> list[ModelSpec]:
             pipeline=f"{PKG}.pipeline:SRPipeline",
         ),
     ]
+
+
+@hookimpl
+def anime_weights_converters() -> list[WeightsConverter]:
+    return [
+        WeightsConverter(
+            "dcgan.pytorch-examples", "dcgan",
+            f"{PKG}.converters:matches_generator", f"{PKG}.converters:convert_generator",
+            "PyTorch examples DCGAN generators (netG_epoch_N.pth: main.0.weight ... main.12.weight)",
+        )
+    ]
+
+
+def contract_samples() -> dict:
+    """A small state dict in each foreign layout, for the plugin contract test (imports torch when called)."""
+    from anime_plugin_dcgan.converters import contract_samples as samples
+
+    return samples()
