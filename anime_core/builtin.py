@@ -10,6 +10,7 @@ from anime_core.specs import DatasetSpec, LossSpec
 
 LOSSES = "anime_core.losses"
 KINDS = "anime_core.training.kinds"
+PHOTO, ANIME = "data.photo", "data.anime"  # the folders a dataset kind reads (DatasetSpec.keys)
 
 
 @hookimpl
@@ -29,8 +30,11 @@ def anime_register_losses() -> list[LossSpec]:
 @hookimpl
 def anime_register_datasets() -> list[DatasetSpec]:
     return [
-        DatasetSpec("images", f"{KINDS}:images", "one folder of images (data.anime); class sub-folders if conditional"),
-        DatasetSpec("unpaired", f"{KINDS}:unpaired", "photo and anime folders without correspondence"),
-        DatasetSpec("paired", f"{KINDS}:paired", "photo and anime folders with matching file names"),
+        DatasetSpec("images", f"{KINDS}:images", "one folder of images (data.anime); class sub-folders if conditional",
+                    keys=(ANIME,)),
+        DatasetSpec("unpaired", f"{KINDS}:unpaired", "photo and anime folders without correspondence",
+                    keys=(PHOTO, ANIME)),
+        DatasetSpec("paired", f"{KINDS}:paired", "photo and anime folders with matching file names",
+                    keys=(PHOTO, ANIME)),
         DatasetSpec("noise", f"{KINDS}:noise", "latent vectors z (generator.latent_dim), reproducible per index"),
     ]

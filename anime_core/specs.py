@@ -115,13 +115,16 @@ class DatasetSpec:
     """A named dataset kind (``images``, ``unpaired``, ``paired``, ``noise``).
 
     ``build(config, train=True)`` takes the resolved run config and returns a
-    ``torch.utils.data.Dataset`` whose items are dicts of tensors.
+    ``torch.utils.data.Dataset`` whose items are dicts of tensors. ``keys`` names the config keys
+    of the folders it reads (``("data.photo", "data.anime")``): ``anime train`` checks each one
+    before it writes anything and stores them as absolute paths, and ``anime info`` lists them.
     """
 
     name: str
     build: Ref[Callable[..., Any]]
     description: str = ""
     plugin: str = ""
+    keys: tuple[str, ...] = ()
 
     def builder(self) -> Callable[..., Any]:
         return load_ref(self.build)

@@ -58,6 +58,16 @@ def _param_count(spec: Any, part: str) -> str:
     return f"{sum(p.numel() for p in module.parameters()):,} parameters"
 
 
+def _data_keys(spec: Any) -> str:
+    """The folders a training run of ``spec`` reads, as ``key=FOLDER`` arguments of ``anime train``."""
+    kind = get_registry().datasets.get(spec.dataset or "")
+    if kind is None:
+        return "none"
+    if not kind.keys:  # a kind that does not declare its keys: its description is all we know
+        return kind.description or f"the '{kind.name}' dataset kind"
+    return " ".join(f"{key}=FOLDER" for key in kind.keys)
+
+
 @click.command("info")
 @click.argument("model")
 def info_command(model: str) -> None:
@@ -82,6 +92,7 @@ def info_command(model: str) -> None:
                    f"{_param_count(spec, 'discriminator')}")
     if spec.task is not None:
         click.echo(f"training task: {ref_name(spec.task)}; dataset kind: {spec.dataset or '-'}")
+        click.echo(f"training data: {_data_keys(spec)}")
     if spec.presets:
         click.echo(f"presets (--config NAME): {', '.join(sorted(spec.presets))}")
     styles = reg.styles_of(model)
