@@ -289,3 +289,18 @@ def test_options_a_foreign_generator_arch_does_not_take_are_usage_errors():
         anime_core.build("cyclegan", "generator", arch="unet", norm="batch", width=4)
     with pytest.raises(UsageError, match="norm='group'"):
         anime_core.build("cyclegan", "generator", arch="resnet", norm="group", width=4)
+
+
+def test_training_the_pix2pix_unet_checks_its_crop_size(registry):
+    from anime_core.config import resolve
+    from anime_core.errors import ConfigError
+
+    spec = registry.model("cyclegan")
+    unet128 = ["generator.arch=pix2pix-unet", "generator.n_downs=7", "generator.norm=batch"]
+    with pytest.raises(ConfigError, match="pix2pix U-Net needs train.image_size >= 128"):
+        resolve(spec, None, [*unet128, "train.image_size=64"])
+    with pytest.raises(ConfigError, match="pix2pix U-Net needs train.image_size to be a multiple of 128, not 320"):
+        resolve(spec, None, [*unet128, "train.image_size=320", "data.load_size=320"])
+    cfg = resolve(spec, None, [*unet128, "train.image_size=128"])
+    g = registry.build(spec, "generator", **{**cfg["generator"], "width": 4})
+    assert isinstance(g, Pix2PixUNet) and g.stride == 128
