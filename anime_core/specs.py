@@ -131,6 +131,27 @@ class DatasetSpec:
 
 
 @dataclass(frozen=True)
+class WeightsFile:
+    """One published file: its URL, hash (``sha256``, ``git_sha1`` or at least ``sha256_prefix``) and size.
+
+    ``filename`` is the name it gets in the cache (default: the URL's last component); files of
+    one source must keep the names their reader expects (a TF checkpoint's ``.index`` and
+    ``.data-*`` share one prefix).
+    """
+
+    url: str
+    sha256: str | None = None
+    git_sha1: str | None = None
+    sha256_prefix: str | None = None
+    filename: str | None = None
+    size: int | None = None  # published size in bytes: a download stops there instead of filling the disk
+
+    @property
+    def file_name(self) -> str:
+        return self.filename or self.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
 class WeightsSource:
     """Where a pretrained file comes from and how to check it.
 
@@ -139,6 +160,12 @@ class WeightsSource:
     (``vgg19-dcbb9e9d.pth``), which is what ``torch.hub``'s ``check_hash`` verifies.
     ``layout`` names the checkpoint layout: ``native`` or a registered converter's name.
     ``size`` is the published size in bytes, where known.
+
+    Weights made of several files (a TensorFlow checkpoint's ``NAME.ckpt.index`` and
+    ``NAME.ckpt.data-00000-of-00001``) name the first file in the fields above and the others in
+    ``companions``, each with its own hash: they are downloaded and verified all together into one
+    cache folder (none is installed unless every one verifies), and the first file's path is what
+    the loader receives. :meth:`of` builds such a source from :class:`WeightsFile` entries.
     """
 
     url: str
@@ -148,10 +175,25 @@ class WeightsSource:
     layout: str = "native"
     filename: str | None = None
     size: int | None = None  # published size in bytes: a download stops there instead of filling the disk
+    companions: tuple[WeightsFile, ...] = ()
+
+    @classmethod
+    def of(cls, first: WeightsFile, *others: WeightsFile, layout: str = "native") -> WeightsSource:
+        """A source made of ``first`` (the file the loader is given) and the files that must sit beside it."""
+        return cls(
+            url=first.url, sha256=first.sha256, git_sha1=first.git_sha1, sha256_prefix=first.sha256_prefix,
+            layout=layout, filename=first.filename, size=first.size, companions=tuple(others),
+        )
 
     @property
     def file_name(self) -> str:
         return self.filename or self.url.rstrip("/").rsplit("/", 1)[-1]
+
+    @property
+    def files(self) -> tuple[WeightsFile, ...]:
+        """Every file of the source, the first (the loader's) first."""
+        first = WeightsFile(self.url, self.sha256, self.git_sha1, self.sha256_prefix, self.filename, self.size)
+        return (first, *self.companions)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ def list_cmd() -> None:
     rows = []
     for key, entry in catalog(get_registry()).items():
         status, _ = _status(key, entry.source)
-        rows.append([key, status, entry.source.url])
+        more = len(entry.source.companions)
+        rows.append([key, status, entry.source.url + (f" (+{more} file{'s' * (more > 1)} beside it)" if more else "")])
     click.echo(table(rows, ["WEIGHTS", "CACHE", "SOURCE"]))
 
 
@@ -79,14 +80,20 @@ def pull_cmd(keys: tuple[str, ...], pull_all: bool) -> int:
 
 @weights_group.command("import")
 @click.argument("key")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-def import_cmd(key: str, file: Path) -> None:
-    """Install FILE, obtained elsewhere, as the weights KEY after checking its published hash."""
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+def import_cmd(key: str, files: tuple[Path, ...]) -> None:
+    """Install FILES, obtained elsewhere, as the weights KEY after checking their published hashes.
+
+    Weights made of several files (a TensorFlow checkpoint's .index and .data) take them all, or
+    one of them with the others beside it under their published names.
+    """
     from anime_core.weights.catalog import entry
     from anime_core.weights.store import import_file
 
-    path = import_file(key, entry(get_registry(), key).source, file)
-    click.echo(f"{key}: verified and installed at {path}")
+    source = entry(get_registry(), key).source
+    path = import_file(key, source, *files)
+    where = f"in {path.parent}" if source.companions else f"at {path}"
+    click.echo(f"{key}: verified and installed {where}")
 
 
 @weights_group.command("verify")

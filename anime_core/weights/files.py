@@ -3,8 +3,10 @@
 Native format: safetensors whose keys are ``<part>.<parameter>`` (parts such as ``generator``
 or ``generator_inverse``) and whose metadata records ``format=anime-core``, the model, the
 parts, the generator options and the versions. Foreign ``.pt``/``.pth`` files are read with
-``torch.load(weights_only=True)`` only; their layout is recognised from the keys by a
-registered :class:`~anime_core.specs.WeightsConverter`.
+``torch.load(weights_only=True)`` only, TensorFlow 1 checkpoints (either file of the
+``NAME.ckpt.index`` / ``NAME.ckpt.data-*`` pair, or the ``NAME.ckpt`` prefix) by the pure-Python
+reader in :mod:`anime_core.weights.tf1`; a foreign layout is recognised from the keys (TF
+variable names for checkpoints) by a registered :class:`~anime_core.specs.WeightsConverter`.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from anime_core.registry import Registry
 
 NATIVE_FORMAT = "anime-core"
+TF1_FORMAT = "tf1-checkpoint"  # read_state's metadata "format" for a TensorFlow 1 checkpoint
 FORMAT_VERSION = "1"
 _WRAPPER_KEYS = ("state_dict", "model", "generator", "model_state_dict", "params_ema", "params", "netG", "G")
 #: bounds for generator options read from a file, checked before building anything from them
@@ -79,8 +82,17 @@ def save_native(
 
 
 def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of a ``.safetensors`` or ``.pt/.pth/.ckpt/.bin`` file (safe loading only)."""
+    """Tensors and metadata of a ``.safetensors``, ``.pt/.pth/.ckpt/.bin`` file (safe loading only) or TF1 checkpoint.
+
+    A TF1 checkpoint gives ``{variable name: tensor}`` in TensorFlow's own layout (HWIO kernels)
+    and the metadata ``{"format": TF1_FORMAT}``; converters rename and transpose.
+    """
+    from anime_core.weights import tf1
+
     path = Path(path).expanduser()
+    if tf1.checkpoint_prefix(path) is not None:
+        arrays = tf1.read_checkpoint(path)
+        return {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, {"format": TF1_FORMAT}
     if not path.is_file():
         raise WeightsUnavailable(f"weights file {path} does not exist")
     if path.suffix == ".safetensors":
@@ -137,6 +149,13 @@ def load_weights(path: str | Path, model: str, registry: Registry) -> LoadedWeig
         if conv.matches_fn()(state):
             native, options = conv.convert_fn()(state)
             return LoadedWeights({"generator": native}, dict(options), meta, conv.name, path)
+    if meta.get("format") == TF1_FORMAT:  # TF names never fit a native network: say what was looked for
+        layouts = ", ".join(c.name for c in registry.converters_of(model)) or "none"
+        sample = ", ".join(f"'{k}'" for k in sorted(state)[:2])
+        raise WeightsUnavailable(
+            f"{path} is a TensorFlow checkpoint whose variables ({sample}, ...) match no checkpoint layout of model "
+            f"'{model}' (known layouts: {layouts}); check that it is a checkpoint of this model's network"
+        )
     return LoadedWeights({"generator": state}, {}, meta, "plain", path)
 
 

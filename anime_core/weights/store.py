@@ -1,10 +1,12 @@
 """The weights cache: verified downloads, offline import, integrity checks.
 
 Cache root: ``$ANIME_HOME`` or ``~/.cache/anime``; a style's file lives in
-``<root>/weights/<model>/<style>/<file name>``. A download streams to a temp file beside its
-target with a progress bar, is checked against the published hash (sha256, or the git blob
-SHA-1 that GitHub shows), then renamed into place: a partial or tampered file never becomes
-visible, also when the process is stopped by Ctrl-C or SIGTERM. A download gives up when
+``<root>/weights/<model>/<style>/<file name>`` (a source of several files, such as a TF
+checkpoint's ``.index`` and ``.data``, puts them all in that folder). A download streams to a
+temp file beside its target with a progress bar, is checked against the published hash (sha256,
+or the git blob SHA-1 that GitHub shows), then renamed into place: a partial or tampered file
+never becomes visible, also when the process is stopped by Ctrl-C or SIGTERM. The files of one
+source are renamed only once every one of them has verified. A download gives up when
 the server stalls (less than ``STALL_MIN_BYTES`` in ``$ANIME_STALL_SECONDS``, default 30 s)
 and never writes more than the published size or the announced ``Content-Length``.
 Without network (or with ``ANIME_OFFLINE=1``) the error gives the URL and the
@@ -23,14 +25,17 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.fsutil import atomic_path
-from anime_core.specs import StyleSpec, WeightsSource
+from anime_core.specs import StyleSpec, WeightsFile, WeightsSource
+
+#: a published file: a WeightsFile, or a WeightsSource standing for its first file (same fields)
+Published = WeightsFile | WeightsSource
 
 CHUNK = 1 << 20
 STALL_SECONDS = 30.0  # default window; ANIME_STALL_SECONDS overrides it
@@ -64,9 +69,24 @@ def stall_seconds() -> float:
 
 
 def cached_path(key: str, source: WeightsSource) -> Path:
-    """Where the file of ``key`` (``model:style`` or any ``group:name``) lives in the cache."""
+    """Where the file of ``key`` (``model:style`` or any ``group:name``) lives in the cache (the first, if several)."""
     group, _, name = key.partition(":")
     return anime_home() / "weights" / group / (name or "_") / source.file_name
+
+
+def cached_paths(key: str, source: WeightsSource) -> list[tuple[WeightsFile, Path]]:
+    """Every file of ``source`` with its place in the cache, the loader's file first."""
+    folder = cached_path(key, source).parent
+    out = []
+    for f in source.files:
+        name = f.file_name
+        if not name or name in (".", "..") or "/" in name or "\\" in name:
+            raise WeightsUnavailable(
+                f"weights {key} name the file {name!r}, which is not a plain file name; the plugin that registers "
+                f"{key} is broken, report it to its author"
+            )
+        out.append((f, folder / name))
+    return out
 
 
 def file_digests(path: str | Path) -> dict[str, str]:
@@ -81,7 +101,7 @@ def file_digests(path: str | Path) -> dict[str, str]:
     return {"sha256": sha256.hexdigest(), "git_sha1": git.hexdigest()}
 
 
-def _mismatch(digests: dict[str, str], source: WeightsSource) -> str | None:
+def _mismatch(digests: dict[str, str], source: Published) -> str | None:
     """A description of the hash mismatch, or ``None`` if the file matches every published hash."""
     for kind in ("sha256", "git_sha1"):
         expected = getattr(source, kind)
@@ -93,7 +113,7 @@ def _mismatch(digests: dict[str, str], source: WeightsSource) -> str | None:
     return None
 
 
-def _problem(path: Path, source: WeightsSource) -> str | None:
+def _problem(path: Path, source: Published) -> str | None:
     """What is wrong with ``path`` as ``source``'s file (the size first: no hashing gigabytes of junk)."""
     size = path.stat().st_size
     if source.size is not None and size != source.size:
@@ -101,47 +121,62 @@ def _problem(path: Path, source: WeightsSource) -> str | None:
     return _mismatch(file_digests(path), source)
 
 
-def verify_file(path: str | Path, source: WeightsSource) -> bool:
+def verify_file(path: str | Path, source: Published) -> bool:
     """True when ``path`` matches the source's published size and hash(es)."""
     return _problem(Path(path), source) is None
 
 
 def cache_status(key: str, source: WeightsSource) -> CacheStatus:
-    """``"cached"`` (present and verified), ``"not cached"`` or ``"corrupt"`` (present, wrong or unreadable)."""
-    path = cached_path(key, source)
-    if not path.exists():
-        return "not cached"
-    try:
-        return "cached" if _problem(path, source) is None else "corrupt"
-    except OSError:  # a folder in its place, no read permission: unusable all the same
-        return "corrupt"
+    """``"cached"`` (every file present and verified), ``"not cached"`` or ``"corrupt"`` (one present but wrong)."""
+    status: CacheStatus = "cached"
+    for published, path in cached_paths(key, source):
+        if not path.exists():
+            status = "not cached"
+            continue
+        try:
+            if _problem(path, published) is not None:
+                return "corrupt"
+        except OSError:  # a folder in its place, no read permission: unusable all the same
+            return "corrupt"
+    return status
 
 
-def _import_hint(key: str) -> str:
-    return f"anime weights import {key} FILE"
+def _import_hint(key: str, source: WeightsSource | None = None) -> str:
+    files = " ".join(f.file_name for f in source.files) if source is not None and source.companions else "FILE"
+    return f"anime weights import {key} {files}"
 
 
 def fetch(key: str, source: WeightsSource, progress: bool = True) -> Path:
-    """The verified cached file for ``key``, downloading it if needed (exit 3 on failure)."""
-    dest = cached_path(key, source)
-    if dest.exists():
+    """The verified cached file for ``key``, downloading what is missing (exit 3 on failure).
+
+    For a source of several files, the path of the first; all of them are in its folder.
+    """
+    missing = []
+    for published, dest in cached_paths(key, source):
+        if not dest.exists():
+            missing.append((published, dest))
+            continue
         try:
-            problem = _problem(dest, source)
+            problem = _problem(dest, published)
         except OSError as exc:  # a folder in its place, no read permission
             problem = f"unreadable: {exc.strerror or exc}"
-        if problem is None:
-            return dest
+        if problem is not None:
+            raise WeightsUnavailable(
+                f"cached weights {dest} are corrupt ({problem}); delete the file and run "
+                f"'anime weights pull {key}', or install a good copy with '{_import_hint(key, source)}'"
+            )
+    if missing and os.environ.get("ANIME_OFFLINE"):
+        urls = " and ".join(p.url for p, _ in missing)
         raise WeightsUnavailable(
-            f"cached weights {dest} are corrupt ({problem}); delete the file and run "
-            f"'anime weights pull {key}', or install a good copy with '{_import_hint(key)}'"
+            f"weights for {key} are not cached and ANIME_OFFLINE is set; download {urls} "
+            f"elsewhere and run '{_import_hint(key, source)}'"
         )
-    if os.environ.get("ANIME_OFFLINE"):
-        raise WeightsUnavailable(
-            f"weights for {key} are not cached and ANIME_OFFLINE is set; download {source.url} "
-            f"elsewhere and run '{_import_hint(key)}'"
-        )
-    _download(key, source, dest, progress)
-    return dest
+    if missing:
+        with _sigterm_cleans_up(), ExitStack() as stack:  # every file verified before any is renamed
+            for published, dest in missing:
+                tmp = stack.enter_context(atomic_path(dest, suffix=".part"))
+                _download(key, source, published, tmp, progress)
+    return cached_path(key, source)
 
 
 def fetch_style(style: StyleSpec, progress: bool = True) -> Path:
@@ -186,7 +221,7 @@ def _of(expected: int | None) -> str:
     return f" of {expected}" if expected is not None else ""
 
 
-def _stream(resp: Any, out: Any, key: str, source: WeightsSource, progress: bool) -> None:
+def _stream(resp: Any, out: Any, key: str, source: Published, progress: bool) -> None:
     """Copy the body to ``out``, enforcing the stall window and the size limit."""
     from tqdm.auto import tqdm
 
@@ -239,43 +274,104 @@ def _stream(resp: Any, out: Any, key: str, source: WeightsSource, progress: bool
         raise _DownloadFailed(f"connection dropped after {received} of {expected} bytes")
 
 
-def _download(key: str, source: WeightsSource, dest: Path, progress: bool) -> None:
-    again = f"try again later, or download the file elsewhere and install it with '{_import_hint(key)}'"
+def _download(key: str, source: WeightsSource, published: Published, tmp: Path, progress: bool) -> None:
+    """Download ``published`` into ``tmp`` and verify it; raising makes the caller's ``atomic_path`` delete it."""
+    hint = _import_hint(key, source)
+    again = f"try again later, or download the file elsewhere and install it with '{hint}'"
     window = stall_seconds()
-    with _sigterm_cleans_up(), atomic_path(dest, suffix=".part") as tmp:
-        try:
-            request = urllib.request.Request(source.url, headers={"User-Agent": "anime-core"})
-            with urllib.request.urlopen(request, timeout=window) as resp, tmp.open("wb") as out:
-                _stream(resp, out, key, source, progress)
-        except _DownloadFailed as exc:
-            raise WeightsUnavailable(
-                f"could not download weights for {key} from {source.url}: {exc}; {again}"
-            ) from None
-        except (urllib.error.URLError, OSError, TimeoutError, ValueError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", None) or exc
-            raise WeightsUnavailable(
-                f"could not download weights for {key} from {source.url} ({reason}); download the file "
-                f"elsewhere and install it with '{_import_hint(key)}'"
-            ) from exc
-        problem = _problem(tmp, source)
-        if problem is not None:  # raising inside atomic_path deletes the temp file: nothing is kept
-            raise WeightsUnavailable(
-                f"the file downloaded from {source.url} does not match its published size and hash ({problem}), "
-                f"so it was not kept; get a genuine copy and install it with '{_import_hint(key)}'"
-            )
-
-
-def import_file(key: str, source: WeightsSource, file: str | Path) -> Path:
-    """Verify ``file`` against the published size and hash and copy it into the cache atomically."""
-    file = Path(file).expanduser()
-    if not file.is_file():
-        raise WeightsUnavailable(f"{file} is not a file; give the path of the downloaded weights")
-    problem = _problem(file, source)
+    url = published.url
+    try:
+        request = urllib.request.Request(url, headers={"User-Agent": "anime-core"})
+        with urllib.request.urlopen(request, timeout=window) as resp, tmp.open("wb") as out:
+            _stream(resp, out, key, published, progress)
+    except _DownloadFailed as exc:
+        raise WeightsUnavailable(f"could not download weights for {key} from {url}: {exc}; {again}") from None
+    except (urllib.error.URLError, OSError, TimeoutError, ValueError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise WeightsUnavailable(
+            f"could not download weights for {key} from {url} ({reason}); download the file "
+            f"elsewhere and install it with '{hint}'"
+        ) from exc
+    problem = _problem(tmp, published)
     if problem is not None:
         raise WeightsUnavailable(
-            f"{file} is not the published weights for {key} ({problem}); download it again from {source.url}"
+            f"the file downloaded from {url} does not match its published size and hash ({problem}), "
+            f"so it was not kept; get a genuine copy and install it with '{hint}'"
         )
-    dest = cached_path(key, source)
-    with _sigterm_cleans_up(), atomic_path(dest, suffix=".part") as tmp:
-        shutil.copyfile(file, tmp)
-    return dest
+
+
+def _digests_if_sized(path: Path, published: Published, cache: dict[Path, dict[str, str]]) -> str | None:
+    """:func:`_problem`, hashing each given file at most once."""
+    if published.size is not None and path.stat().st_size != published.size:
+        return f"size is {path.stat().st_size} bytes, expected {published.size}"
+    if path not in cache:
+        cache[path] = file_digests(path)
+    return _mismatch(cache[path], published)
+
+
+def _match_files(key: str, source: WeightsSource, given: Sequence[Path]) -> list[tuple[Path, Path]]:
+    """(file to copy, cache destination) for every file of ``source``, from ``given`` or beside them.
+
+    A given file is matched by content (size and hash), whatever its name; a file of a
+    several-file source that was not given is looked for under its published name beside the
+    given ones.
+    """
+    digests: dict[Path, dict[str, str]] = {}
+    unused = list(given)
+    pairs = []
+    for published, dest in cached_paths(key, source):
+        found = next((f for f in unused if _digests_if_sized(f, published, digests) is None), None)
+        if found is None:
+            found = _beside(key, source, published, given, digests)
+        else:
+            unused.remove(found)
+        pairs.append((found, dest))
+    if unused:
+        raise WeightsUnavailable(
+            f"{unused[0]} is none of the published files of {key} "
+            f"({', '.join(f.file_name for f in source.files)}); check that you downloaded the right file"
+        )
+    return pairs
+
+
+def _beside(
+    key: str, source: WeightsSource, published: WeightsFile, given: Sequence[Path], digests: dict[Path, dict[str, str]]
+) -> Path:
+    """The verified copy of ``published`` beside the given files; else the error naming the wrong or missing file."""
+    named = next((f for f in given if f.name == published.file_name), None)
+    if len(source.files) == 1 or named is not None:
+        wrong = named or given[0]
+        raise WeightsUnavailable(
+            f"{wrong} is not the published weights for {key} ({_digests_if_sized(wrong, published, digests)}); "
+            f"download it again from {published.url}"
+        )
+    found = next((b for b in (f.parent / published.file_name for f in given) if b.is_file()), None)
+    if found is None:
+        raise WeightsUnavailable(
+            f"{key} is made of {len(source.files)} files and {published.file_name} is neither among the files given "
+            f"nor beside them; download it from {published.url} and run '{_import_hint(key, source)}'"
+        )
+    problem = _digests_if_sized(found, published, digests)
+    if problem is not None:
+        raise WeightsUnavailable(
+            f"{found} is not the published {published.file_name} of {key} ({problem}); download it again from "
+            f"{published.url}"
+        )
+    return found
+
+
+def import_file(key: str, source: WeightsSource, file: str | Path, *more: str | Path) -> Path:
+    """Verify the given file(s) against the published sizes and hashes and copy them into the cache atomically.
+
+    For a source of several files, the others may be given too or lie beside ``file`` under their
+    published names; nothing is installed unless every file verifies. Returns the first file's path.
+    """
+    given = [Path(f).expanduser() for f in (file, *more)]
+    for f in given:
+        if not f.is_file():
+            raise WeightsUnavailable(f"{f} is not a file; give the path of the downloaded weights")
+    pairs = _match_files(key, source, given)
+    with _sigterm_cleans_up(), ExitStack() as stack:
+        for src, dest in pairs:
+            shutil.copyfile(src, stack.enter_context(atomic_path(dest, suffix=".part")))
+    return cached_path(key, source)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import http.server
+import re
 import subprocess
 import threading
 from pathlib import Path
@@ -13,7 +15,7 @@ import tiny_anime_plugin
 import torch
 
 from anime_core.errors import WeightsUnavailable
-from anime_core.specs import WeightsSource
+from anime_core.specs import WeightsFile, WeightsSource
 from anime_core.weights import files, store
 
 
@@ -71,7 +73,7 @@ def test_weights_of_another_width_are_a_clear_error(tiny_registry, tmp_path):
     path = files.save_native(
         tmp_path / "w.safetensors", {"generator": tiny_anime_plugin.TinyGenerator(width=4)}, "tiny"
     )
-    with pytest.raises(WeightsUnavailable, match=r"does not fit the network \(size mismatch for body.0.weight"):
+    with pytest.raises(WeightsUnavailable, match=r"does not fit .*body.0.weight is \[4, 3, 3, 3\] in the file"):
         import anime_core
 
         anime_core.load("tiny", weights=path, device="cpu")  # no width in the metadata: default width 8
@@ -151,3 +153,114 @@ def test_import_checks_the_hash_and_detects_later_corruption(tmp_path):
         store.fetch("m:s", src)
     with pytest.raises(WeightsUnavailable, match="start with 00000000"):
         store.import_file("m:s", WeightsSource(src.url, sha256_prefix="00000000"), f)
+
+
+# -- weights made of several files (a TF checkpoint's .index + .data) ----------------------------
+
+
+def _pair(root: Path) -> tuple[WeightsSource, Path, Path]:
+    """Two published files served from ``root``, pinned by git blob SHA-1 (index) and sha256 (data)."""
+    index, data = root / "m.ckpt.index", root / "m.ckpt.data-00000-of-00001"
+    index.write_bytes(b"index" * 100)
+    data.write_bytes(b"data!" * 3000)
+    git = store.file_digests(index)["git_sha1"]
+    return (
+        WeightsSource.of(
+            WeightsFile(f"{root.as_uri()}/{index.name}", git_sha1=git, size=index.stat().st_size),
+            WeightsFile(f"{root.as_uri()}/{data.name}", sha256=hashlib.sha256(data.read_bytes()).hexdigest()),
+            layout="tiny.tf",
+        ),
+        index,
+        data,
+    )
+
+
+def test_a_source_of_several_files_downloads_all_or_nothing(server, monkeypatch):
+    root, url = server
+    local, index, data = _pair(root)
+    src = dataclasses.replace(
+        local, url=f"{url}/{index.name}",
+        companions=(dataclasses.replace(local.companions[0], url=f"{url}/{data.name}"),),
+    )
+    monkeypatch.delenv("ANIME_OFFLINE")
+    # the second file's hash is wrong: the first, although good, is not installed either
+    broken = dataclasses.replace(src, companions=(dataclasses.replace(src.companions[0], sha256="0" * 64),))
+    with pytest.raises(WeightsUnavailable, match=rf"{data.name} does not match .*import m:s m\.ckpt\.index m\.ckpt"):
+        store.fetch("m:s", broken, progress=False)
+    folder = store.cached_path("m:s", src).parent
+    assert not folder.exists() or not any(folder.iterdir())
+    assert store.cache_status("m:s", src) == "not cached"
+    path = store.fetch("m:s", src, progress=False)
+    assert path == folder / index.name and sorted(p.name for p in folder.iterdir()) == sorted([index.name, data.name])
+    assert (folder / data.name).read_bytes() == data.read_bytes() and store.cache_status("m:s", src) == "cached"
+    (folder / data.name).write_bytes(b"tampered")
+    assert store.cache_status("m:s", src) == "corrupt"
+    with pytest.raises(WeightsUnavailable, match=rf"{data.name} are corrupt"):
+        store.fetch("m:s", src, progress=False)
+
+
+def test_offline_a_several_file_source_names_every_url_and_file(tmp_path):
+    src, index, data = _pair(tmp_path)
+    with pytest.raises(WeightsUnavailable) as err:
+        store.fetch("m:s", src)
+    msg = str(err.value)
+    assert src.url in msg and src.companions[0].url in msg
+    assert f"anime weights import m:s {index.name} {data.name}" in msg
+
+
+def test_import_of_several_files_matches_by_content_or_finds_them_beside(tmp_path):
+    (tmp_path / "pub").mkdir()
+    src, index, data = _pair(tmp_path / "pub")
+    # given in any order and under other names: matched by size and hash
+    other = tmp_path / "renamed"
+    other.mkdir()
+    (other / "a").write_bytes(data.read_bytes())
+    (other / "b").write_bytes(index.read_bytes())
+    path = store.import_file("m:s", src, other / "a", other / "b")
+    assert path == store.cached_path("m:s", src) and path.read_bytes() == index.read_bytes()
+    assert (path.parent / data.name).read_bytes() == data.read_bytes()
+    for f in path.parent.iterdir():
+        f.unlink()
+    # one file given, the other beside it under its published name
+    assert store.import_file("m:s", src, index) == path and store.cache_status("m:s", src) == "cached"
+
+
+def test_import_of_several_files_refuses_a_missing_wrong_or_stray_file(tmp_path):
+    src, index, data = _pair(tmp_path)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / index.name).write_bytes(index.read_bytes())
+    url = re.escape(src.companions[0].url)
+    with pytest.raises(WeightsUnavailable, match=rf"made of 2 files and {data.name} is neither .*{url}"):
+        store.import_file("m:s", src, alone / index.name)
+    (alone / data.name).write_bytes(b"truncated")
+    with pytest.raises(WeightsUnavailable, match=rf"{data.name} is not the published {data.name} of m:s \(sha256 is"):
+        store.import_file("m:s", src, alone / index.name)
+    stray = tmp_path / "stray.bin"
+    stray.write_bytes(b"something else")
+    with pytest.raises(WeightsUnavailable, match="stray.bin is none of the published files of m:s"):
+        store.import_file("m:s", src, index, data, stray)
+    assert store.cache_status("m:s", src) == "not cached"  # nothing was installed by the failed imports
+
+
+def test_a_companion_that_is_not_a_plain_file_name_is_refused(tmp_path):
+    src, _, _ = _pair(tmp_path)
+    evil = dataclasses.replace(src, companions=(WeightsFile("https://x/y", sha256="0" * 64, filename="../../evil"),))
+    with pytest.raises(WeightsUnavailable, match="not a plain file name"):
+        store.fetch("m:s", evil)
+
+
+def test_anime_weights_import_takes_several_files(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from anime_core.cli import cli
+    from anime_core.weights import catalog
+
+    src, index, data = _pair(tmp_path)
+    monkeypatch.setattr(catalog, "known_weights", lambda: {"backbone:pair": src})
+    res = CliRunner().invoke(cli, ["weights", "import", "backbone:pair", str(data), str(index)])
+    assert res.exit_code == 0, res.output
+    assert "verified and installed in" in res.output
+    assert store.cache_status("backbone:pair", src) == "cached"
+    res = CliRunner().invoke(cli, ["weights", "list"])
+    assert "(+1 file beside it)" in res.output

@@ -1,0 +1,494 @@
+"""TensorFlow 1 checkpoints, read (and, for tests, written) without TensorFlow.
+
+A checkpoint ``NAME.ckpt`` is a pair of files (TensorFlow's "tensor bundle"):
+
+- ``NAME.ckpt.index``: a LevelDB-format table (an SSTable) mapping each variable name to a
+  ``BundleEntryProto`` protobuf: dtype (1), shape (2), shard_id (3), offset (4), size (5) and the
+  masked CRC32C of its bytes (6); partitioned variables carry slices (7). The entry with the empty
+  key is the ``BundleHeaderProto``: num_shards (1), endianness (2: 0 little, 1 big), version (3).
+  The table is: data blocks of prefix-compressed entries (shared, non-shared and value lengths as
+  varints, then the key suffix and the value; a restart array of uint32 and its count close each
+  block), each followed by a 5-byte trailer (compression type, masked CRC32C of contents + type);
+  an index block whose values are the data blocks' handles (offset, size varints); and a 48-byte
+  footer: metaindex and index handles, zero padding, magic ``0xdb4775248b80fb57``. TensorFlow
+  writes the index uncompressed (its ``BundleWriter`` sets no compression).
+- ``NAME.ckpt.data-00000-of-00001`` (one file per shard): the raw tensor bytes, in the byte order
+  the header names, at the offsets the index gives.
+
+Only the protobuf fields above are decoded (a small varint reader, no protobuf dependency).
+String and variant tensors (bookkeeping, not weights) are skipped. Reading returns numpy arrays
+and checks every size and offset against the files, so a damaged file is one clear error, and the
+CRC32C of each tensor is verified (vectorised: it costs about as much as reading the file).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from anime_core.errors import WeightsUnavailable
+from anime_core.fsutil import atomic_path
+
+INDEX_SUFFIX = ".index"
+_DATA = re.compile(r"^(?P<stem>.+)\.data-(?P<shard>\d{5})-of-(?P<count>\d{5})$")
+_MAGIC = 0xDB4775248B80FB57
+_FOOTER = 48
+_TRAILER = 5
+_MASK_DELTA = 0xA282EAD8
+#: TensorFlow DataType enum -> numpy dtype (little-endian); bfloat16 is read as uint16 and flagged
+_DTYPES = {
+    1: "<f4", 2: "<f8", 3: "<i4", 4: "u1", 5: "<i2", 6: "i1", 9: "<i8", 10: "?", 14: "<u2", 17: "<u2",
+    19: "<f2", 22: "<u4", 23: "<u8",
+}
+_NAMES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "int8", 9: "int64", 10: "bool",
+          14: "bfloat16", 17: "uint16", 19: "float16", 22: "uint32", 23: "uint64"}
+_SKIPPED = {7, 21}  # DT_STRING, DT_VARIANT: bookkeeping, never weights
+BFLOAT16 = 14
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Where one variable lives: its dtype (TensorFlow enum), shape, shard, byte range and masked CRC32C."""
+
+    dtype: int
+    shape: tuple[int, ...]
+    shard: int = 0
+    offset: int = 0
+    size: int = 0
+    crc32c: int | None = None
+    sliced: bool = False
+
+
+# -- naming: either file of the pair, or the prefix ------------------------------------------
+
+
+def checkpoint_prefix(path: str | Path) -> Path | None:
+    """The ``NAME.ckpt`` prefix when ``path`` names a TF checkpoint (either file or the prefix), else ``None``."""
+    path = Path(path).expanduser()
+    if path.name.endswith(INDEX_SUFFIX):
+        return path.with_name(path.name[: -len(INDEX_SUFFIX)])
+    match = _DATA.match(path.name)
+    if match:
+        return path.with_name(match["stem"])
+    if not path.exists() and path.with_name(path.name + INDEX_SUFFIX).exists():
+        return path
+    return None
+
+
+def index_path(prefix: Path) -> Path:
+    return prefix.with_name(prefix.name + INDEX_SUFFIX)
+
+
+def data_path(prefix: Path, shard: int = 0, count: int = 1) -> Path:
+    return prefix.with_name(f"{prefix.name}.data-{shard:05d}-of-{count:05d}")
+
+
+# -- CRC32C (Castagnoli), as LevelDB and TensorFlow use it -------------------------------------
+
+
+def _table() -> list[int]:
+    table = []
+    for n in range(256):
+        c = n
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC_TABLE = _table()
+_CRC_NP = np.array(_CRC_TABLE, dtype=np.uint32)
+
+
+def crc32c(data: bytes) -> int:
+    """CRC32C of ``data``, byte by byte (for small buffers: index blocks, tests)."""
+    crc = 0xFFFFFFFF
+    table = _CRC_TABLE
+    for byte in data:
+        crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def mask(crc: int) -> int:
+    """LevelDB's masked CRC (stored CRCs are masked so that CRCs of CRCs do not collide)."""
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def _raw_rows(rows: np.ndarray, init: np.ndarray) -> np.ndarray:
+    """The unconditioned CRC register after each row of ``rows`` (uint8, n x L), all rows at once."""
+    crc = init.astype(np.uint32).copy()
+    for j in range(rows.shape[1]):
+        crc = _CRC_NP[(crc ^ rows[:, j]) & 0xFF] ^ (crc >> 8)
+    return crc
+
+
+def crc32c_many(buffers: list[bytes], chunk: int = 1024) -> list[int]:
+    """CRC32C of each buffer, vectorised with numpy.
+
+    The register is linear over GF(2): each buffer is cut into ``chunk``-byte rows (left-padded
+    with zeros, which leave a zero register unchanged), every row of every buffer is run at once,
+    and the rows' registers are chained with the operator "advance by ``chunk`` zero bytes".
+    The initial 0xFFFFFFFF is folded in by inverting the first four bytes (equivalent for a
+    reflected CRC). Buffers under 4 bytes go byte by byte.
+    """
+    out: list[int | None] = [crc32c(b) if len(b) < 4 else None for b in buffers]
+    big = [i for i, b in enumerate(buffers) if out[i] is None]
+    if not big:
+        return [int(c) for c in out]  # type: ignore[arg-type]
+    rows, owners = [], []
+    for i in big:
+        data = np.frombuffer(buffers[i], dtype=np.uint8).copy()
+        data[:4] ^= 0xFF
+        pad = (-len(data)) % chunk
+        block = np.concatenate([np.zeros(pad, np.uint8), data]).reshape(-1, chunk)
+        rows.append(block)
+        owners.append(len(block))
+    regs = _raw_rows(np.concatenate(rows), np.zeros(sum(owners), np.uint32))
+    # columns of the "advance by chunk zero bytes" operator, one per register bit
+    basis = _raw_rows(np.zeros((32, chunk), np.uint8), np.array([1 << b for b in range(32)], np.uint32))
+    advance = [int(v) for v in basis]
+    start = 0
+    for i, n in zip(big, owners, strict=True):
+        crc = 0
+        for reg in regs[start : start + n].tolist():
+            shifted = 0
+            bit = 0
+            while crc:
+                if crc & 1:
+                    shifted ^= advance[bit]
+                crc >>= 1
+                bit += 1
+            crc = shifted ^ reg
+        out[i] = crc ^ 0xFFFFFFFF
+        start += n
+    return [int(c) for c in out]  # type: ignore[arg-type]
+
+
+# -- protobuf and table decoding ---------------------------------------------------------------
+
+
+class _Corrupt(Exception):
+    """Internal: the file is not what it claims; becomes one WeightsUnavailable sentence."""
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if pos >= len(buf) or shift > 63:
+            raise _Corrupt("a truncated or overlong varint")
+        byte = buf[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, pos
+        shift += 7
+
+
+def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
+    """(field number, value) of a protobuf message: ints for varint/fixed fields, bytes for length-delimited."""
+    pos = 0
+    while pos < len(buf):
+        key, pos = _varint(buf, pos)
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+            yield field, value
+        elif wire == 1 or wire == 5:
+            width = 8 if wire == 1 else 4
+            if pos + width > len(buf):
+                raise _Corrupt("a truncated fixed-width field")
+            yield field, int.from_bytes(buf[pos : pos + width], "little")
+            pos += width
+        elif wire == 2:
+            length, pos = _varint(buf, pos)
+            if pos + length > len(buf):
+                raise _Corrupt("a truncated length-delimited field")
+            yield field, buf[pos : pos + length]
+            pos += length
+        else:
+            raise _Corrupt(f"protobuf wire type {wire}")
+
+
+def _entry(value: bytes) -> Entry:
+    dtype, shape, shard, offset, size, crc, sliced = 0, [], 0, 0, 0, None, False
+    for field, v in _fields(value):
+        if field == 1 and isinstance(v, int):
+            dtype = v
+        elif field == 2 and isinstance(v, bytes):  # TensorShapeProto: repeated Dim dim = 2 {int64 size = 1}
+            for f, dim in _fields(v):
+                if f == 2 and isinstance(dim, bytes):
+                    size_of = dict(_fields(dim)).get(1, 0)
+                    if not isinstance(size_of, int) or size_of >= 1 << 62:
+                        raise _Corrupt("a negative or absurd dimension")
+                    shape.append(size_of)
+        elif field == 3 and isinstance(v, int):
+            shard = v
+        elif field == 4 and isinstance(v, int):
+            offset = v
+        elif field == 5 and isinstance(v, int):
+            size = v
+        elif field == 6 and isinstance(v, int):
+            crc = v
+        elif field == 7:
+            sliced = True
+    return Entry(dtype, tuple(shape), shard, offset, size, crc, sliced)
+
+
+def _block(data: bytes, offset: int, size: int) -> bytes:
+    """The contents of the block at ``offset`` after checking its trailer (type and masked CRC32C)."""
+    end = offset + size + _TRAILER
+    if offset < 0 or end > len(data):
+        raise _Corrupt("a block handle pointing outside the file")
+    contents, kind = data[offset : offset + size], data[offset + size]
+    stored = int.from_bytes(data[offset + size + 1 : end], "little")
+    if mask(crc32c(data[offset : offset + size + 1])) != stored:
+        raise _Corrupt("a block checksum mismatch")
+    if kind == 1:
+        raise _Corrupt("a snappy-compressed block (TensorFlow writes checkpoint indexes uncompressed)")
+    if kind != 0:
+        raise _Corrupt(f"unknown block compression type {kind}")
+    return contents
+
+
+def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
+    if len(block) < 4:
+        raise _Corrupt("a block too short for its restart array")
+    restarts = int.from_bytes(block[-4:], "little")
+    limit = len(block) - 4 - 4 * restarts
+    if restarts < 1 or limit < 0:
+        raise _Corrupt("a bad restart array")
+    pos, key = 0, b""
+    while pos < limit:
+        shared, pos = _varint(block, pos)
+        fresh, pos = _varint(block, pos)
+        length, pos = _varint(block, pos)
+        if shared > len(key) or pos + fresh + length > limit:
+            raise _Corrupt("an entry running past its block")
+        key = key[:shared] + block[pos : pos + fresh]
+        pos += fresh
+        yield key, block[pos : pos + length]
+        pos += length
+
+
+def _table_items(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    if len(data) < _FOOTER:
+        raise _Corrupt("a file shorter than a table footer")
+    footer = data[-_FOOTER:]
+    if int.from_bytes(footer[-8:], "little") != _MAGIC:
+        raise _Corrupt("no table magic number at its end")
+    _, pos = _varint(footer, 0)  # metaindex offset
+    _, pos = _varint(footer, pos)  # metaindex size (no meta blocks are used)
+    index_offset, pos = _varint(footer, pos)
+    index_size, _ = _varint(footer, pos)
+    for _, handle in _block_entries(_block(data, index_offset, index_size)):
+        offset, p = _varint(handle, 0)
+        size, _ = _varint(handle, p)
+        yield from _block_entries(_block(data, offset, size))
+
+
+def read_index(path: str | Path) -> tuple[int, bool, dict[str, Entry]]:
+    """``(num_shards, big_endian, {variable name: Entry})`` of an ``.index`` file."""
+    path = Path(path)
+    try:
+        items = list(_table_items(path.read_bytes()))
+        if not items or items[0][0] != b"":
+            raise _Corrupt("no bundle header entry")
+        header = dict(_fields(items[0][1]))
+        shards, endian = header.get(1, 1), header.get(2, 0)
+        if not isinstance(shards, int) or not 1 <= shards <= 99999 or endian not in (0, 1):
+            raise _Corrupt("a bad bundle header")
+        entries = {key.decode("utf-8", "replace"): _entry(value) for key, value in items[1:]}
+    except _Corrupt as exc:
+        raise WeightsUnavailable(
+            f"{path} is not a readable TensorFlow checkpoint index ({exc}); use an intact copy of the file"
+        ) from None
+    return shards, endian == 1, entries
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def read_checkpoint(path: str | Path, verify: bool = True) -> dict[str, np.ndarray]:
+    """``{variable name: array}`` of the checkpoint that ``path`` names (either file or the prefix).
+
+    The other file is looked for beside the one given; a missing one is an error naming it.
+    bfloat16 variables come back as (exactly equal) float32 arrays; string and variant variables
+    are skipped.
+    """
+    given = Path(path).expanduser()
+    prefix = checkpoint_prefix(given)
+    if prefix is None:
+        raise WeightsUnavailable(f"{given} is not a TensorFlow checkpoint (NAME.ckpt.index + NAME.ckpt.data-*)")
+    index = index_path(prefix)
+    if not index.is_file():
+        raise WeightsUnavailable(
+            f"TensorFlow checkpoint {prefix.name} has no index file {index}; put {index.name} beside its data file"
+        )
+    shards, big, entries = read_index(index)
+    files = [data_path(prefix, s, shards) for s in range(shards)]
+    for f in files:
+        if not f.is_file():
+            raise WeightsUnavailable(
+                f"TensorFlow checkpoint {prefix.name} has no data file {f}; put {f.name} beside {index.name}"
+            )
+    wanted = {k: e for k, e in entries.items() if e.dtype not in _SKIPPED}
+    raw = _read_ranges(files, wanted, index)
+    if verify:
+        names = [k for k in wanted if wanted[k].crc32c is not None]
+        for name, crc in zip(names, crc32c_many([raw[k] for k in names]), strict=True):
+            if mask(crc) != wanted[name].crc32c:
+                raise WeightsUnavailable(
+                    f"{files[wanted[name].shard]} is corrupt: the bytes of '{name}' fail their checksum; "
+                    f"use an intact copy of the checkpoint"
+                )
+    out = {}
+    for name, e in wanted.items():
+        dtype = np.dtype(_DTYPES[e.dtype])
+        array = np.frombuffer(raw[name], dtype=dtype.newbyteorder(">" if big else "<")).astype(dtype.newbyteorder("="))
+        if e.dtype == BFLOAT16:  # the top half of a float32: widening is exact
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        out[name] = array.reshape(e.shape)
+    return out
+
+
+def dtype_name(code: int) -> str:
+    return _NAMES.get(code, f"TensorFlow dtype {code}")
+
+
+def _read_ranges(files: list[Path], entries: Mapping[str, Entry], index: Path) -> dict[str, bytes]:
+    sizes = [f.stat().st_size for f in files]
+    raw: dict[str, bytes] = {}
+    handles = [f.open("rb") for f in files]
+    try:
+        for name, e in entries.items():
+            if e.sliced:
+                raise WeightsUnavailable(
+                    f"{index} holds the partitioned variable '{name}' (saved in slices), which this reader does "
+                    f"not join; save the checkpoint without partitioning"
+                )
+            if e.dtype not in _DTYPES:
+                raise WeightsUnavailable(
+                    f"{index}: variable '{name}' has {dtype_name(e.dtype)}, which this reader does not support"
+                )
+            count = int(np.prod(e.shape, dtype=np.int64)) if e.shape else 1
+            expected = count * np.dtype(_DTYPES[e.dtype]).itemsize
+            if not 0 <= e.shard < len(files) or e.size != expected or e.offset + e.size > sizes[e.shard]:
+                raise WeightsUnavailable(
+                    f"{index} is corrupt or does not belong to {files[min(e.shard, len(files) - 1)].name}: variable "
+                    f"'{name}' ({list(e.shape)}, {dtype_name(e.dtype)}) does not fit the data file; use an intact pair"
+                )
+            fh = handles[e.shard]
+            fh.seek(e.offset)
+            raw[name] = fh.read(e.size)
+    finally:
+        for fh in handles:
+            fh.close()
+    return raw
+
+
+# -- writing (tests, and anyone producing a fixture) -----------------------------------------
+
+
+def _put_varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, value: int | bytes) -> bytes:
+    if isinstance(value, bytes):
+        return _put_varint(number << 3 | 2) + _put_varint(len(value)) + value
+    return _put_varint(number << 3) + _put_varint(value)
+
+
+def _entry_bytes(dtype: int, shape: tuple[int, ...], offset: int, size: int, crc: int) -> bytes:
+    dims = b"".join(_field(2, _field(1, d)) for d in shape)
+    out = _field(1, dtype) + _field(2, dims)
+    if offset:
+        out += _field(4, offset)
+    out += _field(5, size) + _put_varint(6 << 3 | 5) + crc.to_bytes(4, "little")
+    return out
+
+
+def _build_block(items: list[tuple[bytes, bytes]], restart_every: int) -> bytes:
+    out, restarts, last = bytearray(), [], b""
+    for i, (key, value) in enumerate(items):
+        shared = 0
+        if i % restart_every:
+            while shared < min(len(key), len(last)) and key[shared] == last[shared]:
+                shared += 1
+        else:
+            restarts.append(len(out))
+        out += _put_varint(shared) + _put_varint(len(key) - shared) + _put_varint(len(value))
+        out += key[shared:] + value
+        last = key
+    restarts = restarts or [0]
+    out += b"".join(struct.pack("<I", r) for r in restarts) + struct.pack("<I", len(restarts))
+    return bytes(out)
+
+
+def _append_block(out: bytearray, contents: bytes) -> bytes:
+    """Append ``contents`` with its trailer; return its encoded handle."""
+    handle = _put_varint(len(out)) + _put_varint(len(contents))
+    out += contents + b"\0" + struct.pack("<I", mask(crc32c(contents + b"\0")))
+    return handle
+
+
+def write_checkpoint(
+    prefix: str | Path,
+    tensors: Mapping[str, np.ndarray],
+    block_size: int = 4096,
+    big_endian: bool = False,
+    bfloat16: Collection[str] = (),
+) -> Path:
+    """Write ``tensors`` as the TF1 checkpoint ``prefix`` (``.index`` + ``.data-00000-of-00001``); return the index.
+
+    The on-disk format TensorFlow's ``BundleWriter`` produces for one shard: sorted keys,
+    uncompressed blocks of about ``block_size`` bytes, restart points every 16 entries, each
+    tensor's masked CRC32C. ``big_endian`` writes what a big-endian machine would;
+    the uint16 arrays named in ``bfloat16`` are stored as bfloat16 bit patterns.
+    """
+    prefix = Path(prefix)
+    codes = {np.dtype(v).str: k for k, v in _DTYPES.items() if k not in (BFLOAT16, 17)}
+    codes[np.dtype("<u2").str] = 17
+    order = ">" if big_endian else "<"
+    header = _field(1, 1) + (_field(2, 1) if big_endian else b"") + _field(3, _field(1, 1))
+    names = sorted(tensors)
+    arrays = [np.array(tensors[name], order="C") for name in names]  # (ascontiguousarray makes scalars 1-d)
+    raws = [a.astype(a.dtype.newbyteorder(order)).tobytes() for a in arrays]
+    data, items = bytearray(), [(b"", header)]
+    for name, array, raw, crc in zip(names, arrays, raws, crc32c_many(raws), strict=True):
+        code = codes[array.dtype.newbyteorder("<").str if array.dtype.itemsize > 1 else array.dtype.str]
+        if name in bfloat16:
+            code = BFLOAT16
+        items.append((name.encode(), _entry_bytes(code, array.shape, len(data), len(raw), mask(crc))))
+        data += raw
+    table, index_items, pending, size = bytearray(), [], [], 0
+    for key, value in items:
+        pending.append((key, value))
+        size += len(key) + len(value)
+        if size >= block_size:
+            index_items.append((key, _append_block(table, _build_block(pending, 16))))
+            pending, size = [], 0
+    if pending:
+        index_items.append((pending[-1][0], _append_block(table, _build_block(pending, 16))))
+    meta_handle = _append_block(table, _build_block([], 1))
+    index_handle = _append_block(table, _build_block(index_items, 1))
+    footer = (meta_handle + index_handle).ljust(40, b"\0") + struct.pack("<Q", _MAGIC)
+    table += footer
+    with atomic_path(data_path(prefix)) as tmp:
+        tmp.write_bytes(bytes(data))
+    with atomic_path(index_path(prefix)) as tmp:
+        tmp.write_bytes(bytes(table))
+    return index_path(prefix)
