@@ -90,3 +90,27 @@ def read_video(path: Path, upright: bool = True) -> tuple[list[np.ndarray], dict
             arr = frame.to_ndarray(format="rgb24")
             frames.append(np.ascontiguousarray(np.rot90(arr, round(frame.rotation / 90))) if upright else arr)
     return frames, facts
+
+
+def with_subtitles(clip: Path, dest: Path, lines: list[str]) -> None:
+    """Remux ``clip`` into ``dest`` (Matroska) with a SubRip track of ``lines``, half a second each."""
+    import av
+
+    srt = dest.with_suffix(".srt")
+    srt.write_text(
+        "".join(
+            f"{i + 1}\n00:00:0{i // 2},{i % 2 * 500:03d} --> 00:00:0{(i + 1) // 2},{(i + 1) % 2 * 500:03d}\n{t}\n\n"
+            for i, t in enumerate(lines)
+        )
+    )
+    with av.open(str(clip)) as v, av.open(str(srt)) as s, av.open(str(dest), "w") as out:
+        streams = {st.index: out.add_stream_from_template(st) for st in v.streams}
+        sub = out.add_stream_from_template(s.streams.subtitles[0])
+        for packet in v.demux():
+            if packet.size:
+                packet.stream = streams[packet.stream.index]
+                out.mux(packet)
+        for packet in s.demux():
+            if packet.size:
+                packet.stream = sub
+                out.mux(packet)

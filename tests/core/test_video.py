@@ -8,7 +8,7 @@ import tiny_anime_plugin
 import torch
 from helpers import make_image
 from PIL import Image
-from video_helpers import clip_frames, make_clip, read_video
+from video_helpers import clip_frames, make_clip, read_video, with_subtitles
 
 from anime_core.cli import files
 from anime_core.inference import temporal, video
@@ -91,6 +91,20 @@ def test_audio_the_container_refuses_is_reencoded_to_aac_with_a_note(pipe, tmp_p
     assert report.notes == [(str(src), "audio stream #1 (pcm_mulaw) cannot go into .mp4 files; re-encoded to aac")]
     _, facts = read_video(tmp_path / "out.mp4")
     assert facts["audio"][0][0] == "aac" and facts["audio"][0][1] == pytest.approx(4 / 24, abs=0.03)
+
+
+def test_subtitles_are_copied_where_the_container_takes_them_else_dropped_with_a_note(pipe, tmp_path):
+    make_clip(tmp_path / "clip.mp4", n=24)
+    src = tmp_path / "subbed.mkv"
+    with_subtitles(tmp_path / "clip.mp4", src, ["hello", "world"])
+    report = run(pipe, [src], tmp_path / "out.mkv")
+    assert report.failed == [] and report.notes == []
+    with av.open(str(tmp_path / "out.mkv")) as c:
+        assert [s.type for s in c.streams] == ["video", "audio", "subtitle"]
+        assert [bytes(p) for p in c.demux(c.streams.subtitles[0]) if p.size] == [b"hello", b"world"]
+    report = run(pipe, [src], tmp_path / "out.mp4")
+    assert report.notes == [(str(src), "subtitle stream #2 (srt) cannot go into .mp4 files; dropped")]
+    assert read_video(tmp_path / "out.mp4")[1]["audio"][0][0] == "aac"
 
 
 def _truncated(tmp_path):
