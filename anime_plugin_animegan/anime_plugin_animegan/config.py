@@ -30,16 +30,24 @@ V1_STRIDE = 4
 class AnimeGANData(DataConfig):
     prepared: str | None  # folder of the gray / edge-smoothed copies; None: <data.anime>_prepared
     flip: bool = rule()
+    edge_images: str = one_of("gray", "color")  # the edge-promoting loss's images (color: Fig. 5 "B")
 
 
 @dataclass
 class AnimeGANTrain(TrainConfig):
     init_epochs: int = at_least(0)  # generator-only content-loss epochs before the adversarial ones
+    weight_init: str = one_of("official", "he", "pytorch")  # see anime_plugin_animegan.weights_init
 
 
 @dataclass
 class AnimeGANGenerator:
+    """``variant`` and the options of one variant each (null: that variant's default; see the generator module)."""
+
     variant: str = one_of("v1", "v2")
+    resize: str | None = one_of("half_pixel", "tf1_legacy")  # v1
+    dsconv_eps: float | None = rule(low=0.0, high=0.1)  # v1
+    upsample: str | None = one_of("align_corners", "half_pixel")  # v2
+    out_bias: bool | None = rule()  # v2
 
 
 @dataclass

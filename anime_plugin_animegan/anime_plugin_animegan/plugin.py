@@ -25,7 +25,7 @@ from anime_plugin_animegan.styles import LAYOUT_V2, styles
 
 PKG = "anime_plugin_animegan"
 CONFIGS = Path(__file__).parent / "configs"
-PRESETS = ("adv250", "adv350", "col50", "no-gray-adv", "v2")
+PRESETS = ("adv250", "adv350", "col50", "no-gray-adv", "edge-color", "v2")
 #: old config keys -> their names under the common convention (issue "One wiring for every plugin")
 RENAMED_KEYS = {
     "loss.adv": "loss.adversarial_weight",

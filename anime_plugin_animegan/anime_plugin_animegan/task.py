@@ -14,22 +14,34 @@ official code.
 The frozen VGG19 (``conv4_4``) belongs to the content loss, which the style loss shares; it is
 kept outside ``self.nets``: it is not trained, checkpointed or wrapped for distributed training,
 and it follows the accelerator's device.
+
+Initial weights: ``train.weight_init`` (:mod:`.weights_init`; the official code's by default).
+A run started from trained weights (``anime train animegan --init STYLE|FILE``) skips the
+initialisation phase unless ``train.init_epochs`` is set (``finetune_defaults``). With
+``data.edge_images: color`` (Fig. 5 "B") the edge term of eq. 6 sees colour edge-blurred frames.
 """
 
 from __future__ import annotations
+
+from typing import Any, ClassVar
 
 import torch
 
 from anime_core.training import TrainingTask
 from anime_core.training.task import StepContext
+from anime_plugin_animegan.data import SMOOTH_KEYS
+from anime_plugin_animegan.weights_init import init_discriminator, init_generator
 
 
 class AnimeGANTask(TrainingTask):
     """The model's ``generator`` (``animegan``, v1 by default) and ``discriminator`` (``animegan.d``)."""
 
+    finetune_defaults: ClassVar[dict[str, Any]] = {"train.init_epochs": 0}  # the generator is trained already
+
     def build(self, steps_per_epoch: int) -> None:
         cfg = self.cfg
-        g, d = self.build_net("generator"), self.build_net("discriminator")
+        g = init_generator(self.build_net("generator"), cfg.generator.variant, cfg.train.weight_init)
+        d = init_discriminator(self.build_net("discriminator"), cfg.train.weight_init)
         self.nets = {"generator": g, "discriminator": d}
         self.optimizers = {
             "generator_init": self.adam(g.parameters(), cfg.optim.init_lr),
@@ -59,7 +71,7 @@ class AnimeGANTask(TrainingTask):
     def _gan_step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, torch.Tensor]:
         g, d, w = self.nets["generator"], self.nets["discriminator"], self.cfg.loss
         photo, anime = batch["photo"], batch["anime"]
-        gray, smooth = batch["anime_gray"], batch["anime_smooth_gray"]
+        gray, smooth = batch["anime_gray"], batch[SMOOTH_KEYS[self.cfg.data.edge_images]]
         fake = g(photo)
 
         # D on eq. 6: one forward over the four image sets (InstanceNorm keeps samples independent)
