@@ -85,6 +85,15 @@ class TrainConfig:
     log_every: int = at_least(0)
     keep_checkpoints: int = at_least(1)
     tensorboard: bool = rule()
+    freeze: str = rule()  # "none" or comma-separated names of TrainingTask.freezable()
+
+
+@dataclass
+class InitConfig:
+    """Pretrained weights a new run starts from (``--init``); what a run records for reproducibility."""
+
+    source: str | None  # a style key (``animegan:paprika``) or a weights file
+    sha256: str | None
 
 
 @dataclass
@@ -96,6 +105,7 @@ class RunConfig:
     train: TrainConfig
     generator: dict[str, Any]  # the builder's keyword arguments, checked against its signature
     discriminator: dict[str, Any]
+    init: InitConfig
 
 
 # -- sections several models share (values in each plugin's YAML) -------------------------------

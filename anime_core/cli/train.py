@@ -15,15 +15,23 @@ from anime_core.cli.common import warn_plugin_errors
 @click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--config", "-c", help="A YAML file, or a preset name of the model (see 'anime info MODEL').")
 @click.option("--resume", type=click.Path(file_okay=False, path_type=Path), help="Continue the run in this folder.")
+@click.option("--init", "init", metavar="STYLE|FILE",
+              help="Fine-tune: start from a style (animegan:paprika) or a weights file; the optimizers start fresh.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train_command(model: str, overrides: tuple[str, ...], config: str | None, resume: Path | None, quiet: bool) -> int:
-    """Train MODEL: defaults < --config < KEY=VALUE overrides (e.g. data.photo=photos/ train.max_steps=1000)."""
+def train_command(
+    model: str, overrides: tuple[str, ...], config: str | None, resume: Path | None, init: str | None, quiet: bool
+) -> int:
+    """Train MODEL: defaults < --config < KEY=VALUE overrides (e.g. data.photo=photos/ train.max_steps=1000).
+
+    With --init the run starts from pretrained weights (recorded with their sha256 in config.yaml);
+    train.freeze=encoder keeps a model's encoder fixed where it has one.
+    """
     from anime_core.training.loop import EXPORT_NAME, train
 
     main_process = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`, speak once
     if main_process:
         warn_plugin_errors()
-    run_dir = train(model, config=config, overrides=list(overrides), resume=resume, progress=not quiet)
+    run_dir = train(model, config=config, overrides=list(overrides), resume=resume, progress=not quiet, init=init)
     if main_process:
         click.echo(f"run saved in {run_dir}; try: anime run {model} --weights {run_dir / EXPORT_NAME}", err=True)
     return 0

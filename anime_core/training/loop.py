@@ -39,6 +39,7 @@ from anime_core.registry import Registry, get_registry
 from anime_core.training import checkpoint
 from anime_core.training.checkpoint import TrainState
 from anime_core.training.data import prepared_data_errors
+from anime_core.training.init import apply_start, start_weights
 from anime_core.training.outputs import EXPORT_NAME, export, sample_batch, write_samples
 from anime_core.training.rundir import Run, open_run, run_config
 from anime_core.training.signals import StopRequest, ignore_stop_signals
@@ -58,8 +59,12 @@ def train(
     resume: str | Path | None = None,
     registry: Registry | None = None,
     progress: bool = True,
+    init: str | None = None,
 ) -> Path:
-    """Train ``model``; returns the run directory holding ``generator.safetensors``."""
+    """Train ``model``; returns the run directory holding ``generator.safetensors``.
+
+    ``init``: a style (``animegan:paprika``) or weights file the new run starts from (:mod:`.init`).
+    """
     from accelerate import PartialState
     from accelerate.utils import set_seed
 
@@ -67,6 +72,7 @@ def train(
     spec = reg.model(model)
     cfg = run_config(spec, config, list(overrides), resume)
     PartialState(cpu=_device(cfg) == "cpu")  # the processes exist first, so they agree on one run directory
+    start = start_weights(spec, cfg, reg, init, config, overrides, resuming=resume is not None)  # before any folder
     with open_run(spec.name, cfg, resume is not None) as run:
         resume_step = run.resume_from.step if run.resume_from is not None else 0
         log_with, tracker_kwargs = trackers(run.dir, resume_step, bool(cfglib.get(cfg, "train.tensorboard", True)))
@@ -82,6 +88,8 @@ def train(
             dataset = task.dataset()
         plan = Plan.of(cfg, len(dataset), acc.num_processes)
         task.build(plan.steps_per_epoch)
+        for note in apply_start(task, start):  # --init weights and train.freeze, before the optimizers are wrapped
+            acc.print(note)
         _prepare(acc, task, model)
         configured_lrs = checkpoint.config_lrs(task)
 

@@ -33,7 +33,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -67,6 +67,9 @@ class TrainingTask(ABC):
 
     #: the nets written to the exported weights file, by key of ``self.nets``
     export_parts: tuple[str, ...] = ("generator",)
+    #: config values of a run that starts from pretrained weights (``--init``), unless the user set
+    #: them, e.g. ``{"train.init_epochs": 0}``: no generator warm-up for weights that are trained already
+    finetune_defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, spec: ModelSpec, config: dict[str, Any], registry: Registry) -> None:
         from anime_core.config import validate
@@ -110,6 +113,13 @@ class TrainingTask(ABC):
         x = batch.get("photo", batch.get("image"))
         y = gen(x)
         return torch.cat([x, y.to(x.dtype)], dim=0)
+
+    def freezable(self) -> dict[str, list[nn.Module]]:
+        """Parts ``train.freeze`` may name (``{"encoder": [...]}``), read after :meth:`build`; none by default.
+
+        A frozen part gets no gradients and is left out of every optimizer (fine-tuning, ``--init``).
+        """
+        return {}
 
     def generator_config(self) -> dict[str, Any]:
         """Generator options recorded in the exported weights, so ``anime run --weights`` rebuilds it."""

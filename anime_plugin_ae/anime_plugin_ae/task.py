@@ -59,6 +59,13 @@ class AETask(TrainingTask):
         self.best_epoch = -1
         self._sums = torch.zeros(3, dtype=torch.float64)  # mse, psnr, steps of the running epoch
 
+    def freezable(self) -> dict[str, list[torch.nn.Module]]:
+        """``train.freeze=encoder``: the encoder levels and the encoding layer (and the VAE's posterior
+        head), so fine-tuning on a new style retrains only the decoder."""
+        gen = getattr(self.nets["generator"], "module", self.nets["generator"])
+        parts = [gen.encoder, gen.encoding] + ([gen.to_mu, gen.to_logvar] if gen.variational else [])
+        return {"encoder": parts}
+
     # -- tensors ------------------------------------------------------------------------------
     def inputs_targets(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """Network input and regression target of a {"photo", "anime"} batch in [-1, 1]."""

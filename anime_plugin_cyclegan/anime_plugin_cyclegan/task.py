@@ -28,6 +28,9 @@ from anime_core.training import TrainingTask
 from anime_core.training.task import StepContext
 from anime_plugin_cyclegan.pool import ImagePool
 
+#: the generators' encoder halves by attribute: U-Net (and pix2pix U-Net) ``down`` (+ its attention), ResNet ``encoder``
+ENCODER_PARTS = ("down", "down_attention", "encoder")
+
 
 class CycleGANTask(TrainingTask):
     """Two generators, two PatchGAN discriminators, adversarial + cycle + identity losses."""
@@ -84,6 +87,14 @@ class CycleGANTask(TrainingTask):
         self.optimize("discriminator", loss_dy + loss_dx, ctx)
         return {"g_adv": adv.detach(), "cycle": cycle.detach(), **logs, "g_total": loss.detach(),
                 "d_anime": loss_dy.detach(), "d_photo": loss_dx.detach()}
+
+    def freezable(self) -> dict[str, list[torch.nn.Module]]:
+        """``train.freeze=encoder``: the downsampling half of both generators (U-Net encoder with its
+        attention, or the ResNet's stem and strided convolutions) keeps its pretrained features."""
+        encoders = [getattr(net, name) for key in ("generator", "generator_inverse")
+                    for net in [getattr(self.nets[key], "module", self.nets[key])]
+                    for name in ENCODER_PARTS if isinstance(getattr(net, name, None), torch.nn.Module)]
+        return {"encoder": encoders} if encoders else {}
 
     @torch.no_grad()
     def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
