@@ -1,0 +1,317 @@
+"""What the web app's buttons do, without gradio: load a pipeline, run it through the CLI's file runner.
+
+Every run goes the way ``anime run`` goes: :func:`anime_core.load` builds the pipeline from the
+registry and :func:`anime_core.cli.files.run` decodes, resizes, tiles, runs the model's run mode
+and writes atomically. The app only chooses the input file and the output name, so the web app
+and the command line cannot drift apart. Errors are :class:`~anime_core.errors.AnimeError`
+sentences, shown by the app as they are.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import tempfile
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from anime_core.errors import AnimeError, UsageError
+from anime_core.registry import get_registry
+from anime_core.ui.options import convert
+
+if TYPE_CHECKING:
+    from anime_core.inference.pipeline import Pipeline
+
+#: pipelines kept loaded between clicks (a model with its weights is the slow part of a run)
+CACHED_PIPELINES = 2
+MIN_SIZE, MIN_TILE = 8, 16  # as ``anime run --size`` / ``--tile``
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Which weights a run uses: an uploaded file wins over a style."""
+
+    model: str
+    style: str | None = None
+    file: str | None = None
+
+    @property
+    def label(self) -> str:
+        if self.file:
+            return f"{self.model} + {Path(self.file).name}"
+        return f"{self.model}:{self.style}" if self.style else self.model
+
+
+@dataclass
+class Result:
+    """What a run wrote (``files``), the input as the model saw it (``shown``), and a one-line summary."""
+
+    files: list[Path]
+    shown: Path | None = None
+    message: str = ""
+
+
+@dataclass
+class Workspace:
+    """A folder for this app's outputs, one numbered sub-folder per run (outputs are never overwritten)."""
+
+    root: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="anime-ui-")))
+    _count: Any = field(default_factory=itertools.count)
+
+    def folder(self, what: str) -> Path:
+        path = self.root / f"{next(self._count):04d}-{what}"
+        path.mkdir(parents=True)
+        return path
+
+
+# -- the registry ------------------------------------------------------------------------------
+def model_names(kind: str | None = None, trainable: bool = False) -> list[str]:
+    """Registered models, optionally of one kind (``translate``/``generate``) or with a training task."""
+    models = get_registry().models
+    return sorted(
+        name for name, spec in models.items()
+        if (kind is None or spec.kind == kind) and (not trainable or spec.task is not None)
+    )
+
+
+def style_names(model: str | None) -> list[str]:
+    if not model or model not in get_registry().models:
+        return []
+    return sorted(get_registry().styles_of(model))
+
+
+def default_style(model: str | None) -> str | None:
+    """The style a picker starts on: the first whose weights are cached (runs at once), else the first."""
+    from anime_core.weights.store import cached_path
+
+    styles = get_registry().styles_of(model) if model in get_registry().models else {}
+    cached = [name for name, spec in sorted(styles.items()) if cached_path(spec.key, spec.source).is_file()]
+    return (cached or sorted(styles) or [None])[0]
+
+
+def weights_note(model: str | None, style: str | None, file: str | None = None) -> tuple[str, bool]:
+    """A Markdown line on the weights a run would use, and whether a download button makes sense."""
+    from anime_core.weights.store import cache_status, cached_path
+
+    if not model:
+        return "Pick a model.", False
+    if file:
+        return f"Using the uploaded weights file **{Path(file).name}**.", False
+    if not style:
+        styles = style_names(model)
+        if styles:
+            return f"Pick a style ({', '.join(styles)}) or upload a weights file.", False
+        return (f"**{model}** has no pretrained styles: upload a weights file, e.g. the "
+                f"`generator.safetensors` of a training run (Train tab)."), False
+    spec = get_registry().style(model, style)
+    status = cache_status(spec.key, spec.source)
+    licence = f" License: {spec.license.rstrip('.')}." if spec.license else ""
+    if status == "cached":
+        return f"`{spec.key}` weights are cached.{licence}", False
+    if status == "corrupt":
+        return (f"The cached `{spec.key}` file {cached_path(spec.key, spec.source)} is corrupt: delete it and "
+                f"download again, or install a good copy with `anime weights import {spec.key} FILE`."), True
+    size = f" ({spec.source.size / 1e6:.1f} MB)" if spec.source.size else ""
+    return (f"`{spec.key}` weights are not cached yet{size}: download them now, or they download on the "
+            f"first run.{licence}"), True
+
+
+def pull_weights(model: str, style: str) -> str:
+    """Download and verify a style's weights (tqdm progress); an offline failure says how to import them."""
+    from anime_core.weights.store import fetch_style
+
+    if not model or not style:
+        raise UsageError("pick a model and a style to download its weights")
+    path = fetch_style(get_registry().style(model, style))
+    return f"`{model}:{style}` weights downloaded and verified: {path}"
+
+
+# -- pipelines ---------------------------------------------------------------------------------
+_PIPES: OrderedDict[str, Pipeline] = OrderedDict()
+_PIPES_LOCK = threading.Lock()
+
+
+def pipeline(weights: Weights, options: Mapping[str, Any], device: str = "auto", precision: str = "fp32") -> Pipeline:
+    """``anime_core.load`` for these weights and options, reusing the last few pipelines built."""
+    from anime_core.api import load
+    from anime_core.weights.store import anime_home
+
+    stamp = Path(weights.file).stat().st_mtime_ns if weights.file and Path(weights.file).is_file() else None
+    # the registry and the cache root belong to the key: a style's weights are only valid where they were found
+    where = (id(get_registry()), str(anime_home()))
+    key = repr((weights, stamp, sorted(options.items()), device, precision, where))
+    with _PIPES_LOCK:
+        if key in _PIPES:
+            _PIPES.move_to_end(key)
+            return _PIPES[key]
+        pipe = load(
+            weights.model,
+            style=None if weights.file else weights.style,
+            weights=weights.file,
+            device=device,
+            precision=precision,
+            **options,
+        )
+        _PIPES[key] = pipe
+        while len(_PIPES) > CACHED_PIPELINES:
+            _PIPES.popitem(last=False)
+        return pipe
+
+
+def _bounded(value: float | None, least: int, flag: str) -> int | None:
+    if value in (None, 0, ""):
+        return None
+    if int(value) != value or value < least:
+        raise UsageError(f"{flag} must be a whole number of at least {least} px, not {value:g}")
+    return int(value)
+
+
+def _run(pipe: Pipeline, inputs: Sequence[str], dest: Path, size: int | None = None, tile: int | None = None,
+         num: int = 16, seed: int = 0) -> list[Path]:
+    """One ``anime run`` through the CLI's runner, writing to ``dest``; a failed input raises its reason."""
+    import functools
+
+    from anime_core.cli import files
+    from anime_core.inference.modes import RunRequest, read_image
+
+    request = RunRequest(inputs=tuple(inputs), num=num, seed=seed, size=size, read=functools.partial(read_image))
+    report = files.run(pipe, request, files.FileOptions(output=dest, size=size, tile=tile, progress=True))
+    if report.failed:
+        raise UsageError(report.failed[0][1])
+    if not report.written:
+        raise UsageError(f"{pipe.spec.name} wrote nothing for these inputs")
+    return list(dict.fromkeys(report.written))
+
+
+def _name(weights: Weights) -> str:
+    return weights.label.replace(":", "-").replace(" + ", "-").replace(".", "_")
+
+
+def _shown(pipe: Pipeline, image: str, size: int | None, folder: Path) -> Path | None:
+    """The input as the model sees it (after the resize policy), for the before/after slider."""
+    from anime_core.inference import io
+    from anime_core.inference.pipeline import TranslatePipeline
+
+    if not isinstance(pipe, TranslatePipeline):
+        return None
+    path = folder / "input.png"
+    io.write_atomic(pipe.prepare(io.decode(Path(image)), size), path)
+    return path
+
+
+def translate(
+    image: str | None,
+    weights: Weights,
+    values: Mapping[str, Any] | None = None,
+    size: float | None = None,
+    tile: float | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    workspace: Workspace | None = None,
+) -> Result:
+    """Photo -> anime: one image through a translate model; ``values`` are the model's own form fields."""
+    if not image:
+        raise UsageError("upload a photo first")
+    reg = get_registry()
+    spec = reg.model(weights.model)
+    if spec.kind != "translate":
+        raise UsageError(f"'{spec.name}' generates images from noise; use the Generate tab")
+    size_px, tile_px = _bounded(size, MIN_SIZE, "size"), _bounded(tile, MIN_TILE, "tile")
+    pipe = pipeline(weights, convert(spec, values or {}), device, precision)
+    folder = (workspace or Workspace()).folder(_name(weights))
+    written = _run(pipe, [image], folder / f"{Path(image).stem}-{_name(weights)}.png", size_px, tile_px)
+    return Result(written, _shown(pipe, image, size_px, folder), f"{weights.label}: wrote {written[0].name}")
+
+
+def generate(
+    weights: Weights,
+    values: Mapping[str, Any] | None = None,
+    num: float = 16,
+    seed: float = 0,
+    device: str = "auto",
+    precision: str = "fp32",
+    workspace: Workspace | None = None,
+) -> Result:
+    """Noise -> a sheet of ``num`` images from ``seed`` (or the model's own mode, e.g. a latent walk)."""
+    spec = get_registry().model(weights.model)
+    if spec.kind != "generate":
+        raise UsageError(f"'{spec.name}' translates photos; use the Photo tab")
+    if num is None or int(num) != num or num < 1:
+        raise UsageError(f"count must be a whole number of at least 1, not {num}")
+    if seed is None or int(seed) != seed:
+        raise UsageError(f"seed must be a whole number, not {seed}")
+    pipe = pipeline(weights, convert(spec, values or {}), device, precision)
+    folder = (workspace or Workspace()).folder(_name(weights))
+    written = _run(pipe, [], folder / f"{_name(weights)}-seed{int(seed)}.png", num=int(num), seed=int(seed))
+    return Result(written, None, f"{weights.label}: wrote {written[0].name}")
+
+
+def compare(
+    image: str | None,
+    choices: Sequence[Weights],
+    size: float | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    workspace: Workspace | None = None,
+) -> tuple[list[tuple[Path, str]], list[str]]:
+    """The same photo through several styles/models: ``[(output, label)]`` and one line per failure."""
+    if not image:
+        raise UsageError("upload a photo first")
+    if not choices:
+        raise UsageError("tick at least one style, or upload weights files for a model")
+    shown: list[tuple[Path, str]] = []
+    failed: list[str] = []
+    for weights in choices:
+        try:
+            result = translate(image, weights, {}, size, None, device, precision, workspace)
+        except AnimeError as exc:  # one missing style must not hide the others
+            failed.append(f"{weights.label}: {exc}")
+            continue
+        if not shown and result.shown is not None:
+            shown.append((result.shown, "input"))
+        shown.append((result.files[0], weights.label))
+    return shown, failed
+
+
+# -- video -------------------------------------------------------------------------------------
+VIDEO_NOTE = 'Video needs the video support of `anime run` and PyAV: `pip install "anime-core[video]"`.'
+
+
+def video_support() -> str | None:
+    """``None`` when ``anime run`` can convert videos here, else what to install."""
+    if importlib.util.find_spec("av") is None:
+        return VIDEO_NOTE
+    if importlib.util.find_spec("anime_core.inference.video") is None:
+        return "Video conversion is coming with this anime-core version's `anime run MODEL clip.mp4`; not here yet."
+    return None
+
+
+def video(
+    clip: str | None,
+    weights: Weights,
+    values: Mapping[str, Any] | None = None,
+    size: float | None = None,
+    tile: float | None = None,
+    device: str = "auto",
+    precision: str = "fp32",
+    workspace: Workspace | None = None,
+) -> Result:
+    """A video (or animated GIF/WebP) through a translate model, the way ``anime run MODEL clip.mp4`` does it."""
+    missing = video_support()
+    if missing:
+        raise UsageError(missing)
+    if not clip:
+        raise UsageError("upload a video first")
+    spec = get_registry().model(weights.model)
+    if spec.kind != "translate":
+        raise UsageError(f"'{spec.name}' generates images from noise; pick a translate model")
+    size_px, tile_px = _bounded(size, MIN_SIZE, "size"), _bounded(tile, MIN_TILE, "tile")
+    pipe = pipeline(weights, convert(spec, values or {}), device, precision)
+    folder = (workspace or Workspace()).folder(_name(weights))
+    src = Path(clip)
+    written = _run(pipe, [clip], folder / f"{src.stem}-{_name(weights)}{src.suffix.lower()}", size_px, tile_px)
+    return Result(written, None, f"{weights.label}: wrote {written[0].name}")

@@ -1,0 +1,69 @@
+"""The Gradio app of ``anime ui``: five tabs over the registry, the pipelines and ``anime train``.
+
+Built for Gradio 6 (theme and CSS are passed to ``launch``). Everything shown comes from the
+registry, so the tabs list whatever models and styles the installed plugins register.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import gradio as gr
+
+from anime_core import __version__
+from anime_core.ui import actions, training
+from anime_core.ui.tabs import Settings, compare_tab, generate_tab, photo_tab, video_tab
+from anime_core.ui.train_tab import train_tab
+
+CSS = """
+#photo-status, #video-status, #generate-status, #compare-status, #train-status { min-height: 1.5em; }
+"""
+
+
+def build_app(workspace: actions.Workspace | None = None, job: training.TrainJob | None = None) -> gr.Blocks:
+    """The app's page (not started); ``workspace`` holds its outputs, ``job`` runs its training."""
+    workspace = workspace or actions.Workspace()
+    job = job or training.TrainJob()
+    with gr.Blocks(title="anime-core", analytics_enabled=False) as app:
+        with gr.Row(equal_height=True):
+            gr.Markdown(
+                f"## anime-core {__version__}\nPhotos to anime, anime faces from noise, and training on your "
+                f"own folders. Models and styles come from the installed plugins (`anime list`).",
+                elem_id="title",
+            )
+            settings = Settings()
+        with gr.Tabs():
+            with gr.Tab("Photo → anime", id="photo"):
+                photo_tab(settings, workspace)
+            with gr.Tab("Video", id="video"):
+                video_tab(settings, workspace)
+            with gr.Tab("Generate", id="generate"):
+                generate_tab(settings, workspace)
+            with gr.Tab("Train", id="train"):
+                train_tab(job)
+            with gr.Tab("Compare", id="compare"):
+                compare_tab(settings, workspace)
+    app.workspace = workspace  # type: ignore[attr-defined]  # for launch's allowed paths
+    return app
+
+
+def launch(app: gr.Blocks, host: str, port: int | None, share: bool) -> None:
+    """Serve ``app`` until Ctrl-C, printing where."""
+    workspace: actions.Workspace = app.workspace  # type: ignore[attr-defined]
+    _, local, public = app.queue(default_concurrency_limit=1).launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        inbrowser=False,
+        show_error=True,
+        quiet=True,  # gradio's own banner tells users to edit launch(); ours names the URL
+        prevent_thread_lock=True,
+        allowed_paths=[str(workspace.root)],
+        theme=gr.themes.Default(primary_hue="pink"),
+        css=CSS,
+        footer_links=[],
+    )
+    print(f"anime ui: open {local} in a browser (Ctrl-C stops)", file=sys.stderr, flush=True)
+    if public:
+        print(f"anime ui: public link {public}", file=sys.stderr, flush=True)
+    app.block_thread()

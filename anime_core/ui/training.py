@@ -1,0 +1,284 @@
+"""The Train tab's engine: ``anime train`` as a subprocess, and what its run folder shows while it runs.
+
+The app starts exactly the command a user would type (``python -m anime_core.cli train MODEL
+key=value ...``), so a run started here is an ordinary run: same config checks, same run folder,
+resumable from the command line. Stop sends SIGTERM, which the training loop turns into "finish
+this step, save a checkpoint, exit"; a second Stop kills the process. The loss plot reads
+``metrics.csv`` and the sample view the newest ``samples/step-*.png`` of the run folder.
+"""
+
+from __future__ import annotations
+
+import atexit
+import csv
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from anime_core import config as cfglib
+from anime_core.errors import UsageError
+from anime_core.registry import get_registry
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from PIL import Image
+
+LOG_NAME = "train.log"  # the subprocess's output, in the run folder
+#: the settings the form shows, with their labels; anything else goes in the extra key=value box
+SETTINGS = {
+    "train.max_steps": "max steps (0: train.epochs)",
+    "train.batch_size": "batch size",
+    "train.image_size": "image size",
+    "train.device": "device",
+    "train.precision": "precision",
+    "train.sample_every": "sample every (steps)",
+    "train.checkpoint_every": "checkpoint every (steps)",
+    "train.log_every": "log every (steps)",
+}
+_NOT_PLOTTED = ("step", "epoch")
+
+
+def defaults(model: str) -> dict[str, Any]:
+    """The form's settings for ``model``: its default config's values of :data:`SETTINGS`."""
+    cfg = cfglib.model_defaults(get_registry().model(model))
+    return {key: cfglib.get(cfg, key) for key in SETTINGS}
+
+
+def overrides(
+    photo: str | None,
+    anime: str | None,
+    settings: Mapping[str, Any],
+    extra: str = "",
+    base: Mapping[str, Any] | None = None,
+) -> list[str]:
+    """``key=value`` arguments for ``anime train``: the folders, the settings, the extra lines.
+
+    A setting left empty, or equal to its value in ``base`` (the model's defaults the form showed),
+    is not passed, so a ``--config`` preset's own value for it still applies.
+    """
+    out = []
+    for key, folder in (("data.photo", photo), ("data.anime", anime)):
+        if folder and folder.strip():
+            path = Path(folder.strip()).expanduser()
+            if not path.is_dir():
+                raise UsageError(f"{key}: {path} is not a folder on this machine; give the folder of the images")
+            out.append(f"{key}={path}")
+    for key, value in settings.items():
+        if key not in SETTINGS:
+            raise UsageError(f"unknown setting '{key}'")
+        if value is None or value == "":
+            continue
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # number boxes send floats
+        if base is not None and key in base and (str(base[key]) == str(value) or (base[key] is None and value == 0)):
+            continue  # unchanged; an empty number box sends 0 for a setting that is not set (max_steps)
+        out.append(f"{key}={value}")
+    for line in extra.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            if "=" not in line:
+                raise UsageError(f"'{line}' is not a key=value setting (e.g. optim.lr_g=1e-4)")
+            out.append(line)
+    return out
+
+
+def new_run_dir(root: str | Path, model: str) -> Path:
+    """``ROOT/MODEL-DATE-TIME`` (``-2``, ``-3``... when taken), created, as ``anime train`` names runs."""
+    root = Path(root or "runs").expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    base = f"{model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    for n in range(1, 1000):
+        path = root / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise UsageError(f"{root} holds too many runs named {base}-*; choose another runs folder")
+
+
+def list_runs(root: str | Path) -> list[str]:
+    """Run folders under ``root`` (those with a ``config.yaml``), newest first."""
+    root = Path(root or "runs").expanduser()
+    if not root.is_dir():
+        return []
+    runs = [p for p in root.iterdir() if (p / "config.yaml").is_file()]
+    return [str(p) for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+
+
+def model_of_run(run_dir: str | Path) -> str | None:
+    """The model a run folder belongs to, from its name (``MODEL-DATE-TIME``), when it names a known one."""
+    name = Path(run_dir).name
+    known = sorted(get_registry().models, key=len, reverse=True)
+    return next((m for m in known if name.startswith(f"{m}-")), None)
+
+
+def metrics(run_dir: str | Path | None) -> pd.DataFrame:
+    """The run's scalar logs, long format (``step``, ``value``, ``series``) for a line plot."""
+    import pandas as pd
+
+    rows: list[dict[str, Any]] = []
+    path = Path(run_dir) / "metrics.csv" if run_dir else None
+    if path is not None and path.is_file():
+        with path.open(newline="") as fh:
+            for row in csv.DictReader(fh):
+                if not (row.get("step") or "").isdigit():
+                    continue  # a row being written
+                for name, raw in row.items():
+                    if name in _NOT_PLOTTED or not name or name.startswith("lr") or raw in (None, ""):
+                        continue
+                    try:
+                        rows.append({"step": int(row["step"]), "value": float(raw), "series": name})
+                    except ValueError:
+                        continue
+    return pd.DataFrame(rows, columns=["step", "value", "series"])
+
+
+def latest_sample(run_dir: str | Path | None) -> Image.Image | None:
+    """The newest sample grid of the run (a copy in memory: the run folder may be anywhere)."""
+    from PIL import Image
+
+    if not run_dir:
+        return None
+    samples = sorted(Path(run_dir).glob("samples/step-*.png"))
+    if not samples:
+        return None
+    with Image.open(samples[-1]) as im:
+        im.load()
+        return im.copy()
+
+
+@dataclass
+class _Process:
+    proc: subprocess.Popen[bytes]
+    run_dir: Path
+    stops: int = 0
+
+
+class TrainJob:
+    """One ``anime train`` subprocess at a time: start, resume, stop, status and its log."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._job: _Process | None = None
+        atexit.register(self.shutdown)
+
+    @property
+    def running(self) -> bool:
+        return self._job is not None and self._job.proc.poll() is None
+
+    @property
+    def run_dir(self) -> Path | None:
+        return self._job.run_dir if self._job else None
+
+    def start(
+        self, model: str, args: list[str], preset: str | None = None, root: str | Path = "runs"
+    ) -> Path:
+        """A new run of ``model`` with ``key=value`` ``args``; the config is checked here first, as the CLI does."""
+        spec = get_registry().model(model)
+        if spec.task is None:
+            raise UsageError(f"model '{model}' has no training task")
+        cfglib.resolve(spec, preset or None, args)  # a bad key or value fails now, with the CLI's message
+        with self._lock:
+            self._check_idle()
+            run_dir = new_run_dir(root, model)
+            config = ["--config", preset] if preset else []
+            self._launch(["train", model, *config, *args, f"output_dir={run_dir}"], run_dir)
+        return run_dir
+
+    def resume(self, model: str, run_dir: str | Path, args: Sequence[str] = ()) -> Path:
+        """Continue the run in ``run_dir`` (``anime train MODEL --resume RUN_DIR``)."""
+        get_registry().model(model)
+        path = Path(run_dir or "").expanduser()
+        if not run_dir or not (path / "config.yaml").is_file():
+            raise UsageError(f"'{run_dir}' is not a run folder (no config.yaml); pick one from the list")
+        with self._lock:
+            self._check_idle()
+            self._launch(["train", model, "--resume", str(path), *args], path)
+        return path
+
+    def stop(self) -> str:
+        """First call: SIGTERM (checkpoint, then exit). A second call kills the process."""
+        with self._lock:
+            if not self.running:
+                return "No run is going."
+            assert self._job is not None
+            self._job.stops += 1
+            if self._job.stops == 1:
+                self._job.proc.send_signal(signal.SIGTERM)
+                return "Stopping: the run finishes its step and saves a checkpoint (Stop again to kill it)."
+            self._job.proc.kill()
+            return "Killed; resume continues from the last saved checkpoint."
+
+    def status(self) -> str:
+        """One Markdown line on the current or last run."""
+        job = self._job
+        if job is None:
+            return "No run started yet."
+        code = job.proc.poll()
+        where = f"`{job.run_dir}`"
+        if code is None:
+            return f"Running in {where} (PID {job.proc.pid})" + (": stopping..." if job.stops else ".")
+        if code == 0:
+            return f"Finished: {where}; its weights are `{job.run_dir / 'generator.safetensors'}`."
+        last = _last_error(self.log())
+        if job.stops:
+            return f"Stopped; resume it from {where} with **Resume**." + (f" ({last})" if last else "")
+        return f"Ended with exit code {code} in {where}" + (f": {last}" if last else ".")
+
+    def log(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the run's output (progress-bar redraws collapsed)."""
+        if self._job is None:
+            return ""
+        path = self._job.run_dir / LOG_NAME
+        if not path.is_file():
+            return ""
+        with path.open("rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 64_000))
+            text = fh.read().decode("utf-8", "replace")
+        kept = []
+        for line in text.replace("\r\n", "\n").split("\n"):
+            redraws = [part for part in line.split("\r") if part.strip()]
+            if redraws:
+                kept.append(redraws[-1])
+        return "\n".join(kept[-lines:])
+
+    def shutdown(self) -> None:
+        """Ask a running job to checkpoint and stop (the app is closing)."""
+        if self.running:
+            assert self._job is not None
+            self._job.proc.send_signal(signal.SIGTERM)
+            try:
+                self._job.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self._job.proc.kill()
+
+    def _check_idle(self) -> None:
+        if self.running:
+            raise UsageError("a training run is already going; stop it before starting another")
+
+    def _launch(self, args: list[str], run_dir: Path) -> None:
+        log = (run_dir / LOG_NAME).open("ab")
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "anime_core.cli", *args], stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, env=env,
+            )
+        finally:
+            log.close()  # the child holds its own copy
+        self._job = _Process(proc, run_dir)
+
+
+def _last_error(log: str) -> str:
+    for line in reversed(log.splitlines()):
+        if line.startswith(("error:", "failed:")):
+            return line.removeprefix("error:").strip()
+    return ""
