@@ -18,7 +18,9 @@ Default (variant ``lab``), widths (64, 128, 256), 256 encoding filters, input si
                 -> conv3x3 -> tanh -> a*b* / 128 (2, S)
 
 The LeakyReLU slope defaults to 0.3, Keras' default ``LeakyReLU()`` (the paper is a Keras model:
-channels-last shapes, a checkpoint callback). Variants (section I.C, research question 2:
+channels-last shapes, a checkpoint callback), and the weights start as a Keras ``Conv2D`` starts
+them: Glorot uniform kernels (U(-a, a), a = sqrt(6 / (fan_in + fan_out))) and zero biases, not
+PyTorch's Kaiming-uniform ones. Variants (section I.C, research question 2:
 "convolutional autoencoders, variational autoencoders (VAEs)"): ``rgb`` maps RGB to RGB (3 -> 3),
 ``skip`` adds U-Net skip connections (encoder features concatenated into the decoder at equal
 resolution, and the input into the head) for sharper detail, ``vae`` makes the encoding a
@@ -53,6 +55,17 @@ class AEOutput:
     image: torch.Tensor
     mu: torch.Tensor | None = None
     logvar: torch.Tensor | None = None
+
+
+@torch.no_grad()
+def keras_init(module: nn.Module) -> nn.Module:
+    """Keras' ``Conv2D`` defaults: ``glorot_uniform`` kernels, ``zeros`` biases (in place; returns ``module``)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
 
 
 def _conv(cin: int, cout: int, stride: int, slope: float) -> nn.Sequential:
@@ -114,6 +127,7 @@ class AutoEncoder(nn.Module):
         extra = outs if skip else [0] * len(outs)  # encoder features at the same resolution
         self.decoder = nn.ModuleList(DecoderLevel(c + e, o, negative_slope) for c, e, o in zip(ins, extra, outs))
         self.head = nn.Sequential(nn.Conv2d(outs[-1] + (in_channels if skip else 0), out_channels, 3, 1, 1), nn.Tanh())
+        keras_init(self)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
         """Input -> (encoding or posterior mean, log-variance or None, encoder features for skips)."""
