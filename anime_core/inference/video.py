@@ -94,16 +94,17 @@ def check_options(options: EncodeOptions) -> None:
         import av
     except ImportError:
         return  # each video then fails with the install hint, images still run
-    if options.codec != DEFAULT_CODEC:
-        codec = _encoder(av, options.codec)
-        formats = [f.name for f in codec.video_formats or ()]
-        if formats and options.pix_fmt not in formats:
-            raise UsageError(f"{codec.name} cannot encode --pix-fmt {options.pix_fmt}; use one of {', '.join(formats)}")
-    else:
-        try:
-            av.VideoFormat(options.pix_fmt)
-        except ValueError:
-            raise UsageError(f"unknown --pix-fmt '{options.pix_fmt}'; use e.g. yuv420p or yuv444p") from None
+    try:
+        av.VideoFormat(options.pix_fmt)
+    except ValueError:
+        raise UsageError(f"unknown --pix-fmt '{options.pix_fmt}'; use e.g. yuv420p or yuv444p") from None
+    name = options.codec if options.codec != DEFAULT_CODEC else "libx264"  # what auto picks for most containers
+    if name not in av.codecs_available and options.codec == DEFAULT_CODEC:
+        return
+    codec = _encoder(av, name)
+    formats = [f.name for f in codec.video_formats or ()]
+    if formats and options.pix_fmt not in formats:
+        raise UsageError(f"{codec.name} cannot encode --pix-fmt {options.pix_fmt}; use one of {', '.join(formats)}")
 
 
 def _encoder(av: Any, name: str) -> Any:

@@ -48,6 +48,18 @@ def test_frames_rate_duration_audio_and_rotation_are_kept(pipe, tmp_path):
     assert frames[0].shape == (64, 48, 3)
 
 
+def test_size_and_side_by_side_apply_to_every_frame(pipe, tmp_path):
+    src = tmp_path / "clip.mp4"
+    make_clip(src, n=3, audio=None)
+    lossless = video.EncodeOptions(crf=0, pix_fmt="yuv444p")
+    run(pipe, [src], tmp_path / "out.mp4", size=32, side_by_side=True, encode=lossless)
+    frames, facts = read_video(tmp_path / "out.mp4")
+    assert facts["size"] == (64, 24) and len(frames) == 3  # 32x24 input beside its 32x24 output
+    small = Image.fromarray(read_video(src)[0][2]).resize((32, 24), Image.Resampling.LANCZOS)
+    assert _mean_diff(frames[2][:, :32], np.asarray(small)) < 1
+    assert _mean_diff(frames[2][:, 32:], np.asarray(pipe(small))) < 1
+
+
 def _mean_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(np.int16) - b.astype(np.int16)).mean())
 
