@@ -21,7 +21,7 @@ from anime_core.specs import (
     StyleSpec,
     WeightsConverter,
 )
-from anime_plugin_animegan.styles import LAYOUT_V2, styles
+from anime_plugin_animegan.styles import LAYOUT_V1_TF, LAYOUT_V2, LAYOUT_V2_TF, styles
 
 PKG = "anime_plugin_animegan"
 CONFIGS = Path(__file__).parent / "configs"
@@ -105,5 +105,20 @@ def anime_weights_converters() -> list[WeightsConverter]:
         WeightsConverter(
             LAYOUT_V2, "animegan", f"{PKG}.converters:matches_v2", f"{PKG}.converters:convert_v2",
             "AnimeGANv2 PyTorch state dicts (block_a.0.1.weight ... out_layer.0.weight)",
-        )
+        ),
+        WeightsConverter(
+            LAYOUT_V1_TF, "animegan", f"{PKG}.converters_tf:matches_v1", f"{PKG}.converters_tf:convert_v1",
+            "official AnimeGAN TensorFlow 1 checkpoints (NAME.ckpt.index + .data; generator/G_MODEL/b1/...)",
+        ),
+        WeightsConverter(
+            LAYOUT_V2_TF, "animegan", f"{PKG}.converters_tf:matches_v2", f"{PKG}.converters_tf:convert_v2",
+            "official AnimeGANv2 TensorFlow 1 checkpoints (generator/G_MODEL/A/...; approximate resize and epsilon)",
+        ),
     ]
+
+
+def contract_samples() -> dict:
+    """Foreign-layout samples for the contract test (``anime_core.testing``), built on use."""
+    from anime_plugin_animegan import converters, converters_tf
+
+    return {**converters.contract_samples(), **converters_tf.contract_samples()}
