@@ -74,6 +74,7 @@ def info_command(model: str) -> None:
     """Paper, networks, default config and styles of MODEL."""
     from anime_core import config as cfglib
     from anime_core.specs import ref_name
+    from anime_core.weights.catalog import foreign_layouts
     from anime_core.weights.store import cache_status
 
     warn_plugin_errors()
@@ -95,13 +96,16 @@ def info_command(model: str) -> None:
         click.echo(f"training data: {_data_keys(spec)}")
     if spec.presets:
         click.echo(f"presets (--config NAME): {', '.join(sorted(spec.presets))}")
+    click.echo("checkpoints --weights takes: native .safetensors" + "".join(
+        f"\n  {line}" for line in foreign_layouts(reg, model)))
     styles = reg.styles_of(model)
     if styles:
         click.echo("styles:")
         for name, st in sorted(styles.items()):
             status = cache_status(st.key, st.source)
             click.echo(f"  {name}: {status}; {st.description}".rstrip("; "))
-            click.echo(f"    source: {st.source.url}")
+            for f in st.source.files:  # a TF checkpoint style has two
+                click.echo(f"    source: {f.url}")
             if st.license:
                 click.echo(f"    license: {st.license}")
     click.echo("default config:")

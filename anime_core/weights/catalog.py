@@ -39,3 +39,8 @@ def entry(registry: Registry, key: str) -> CatalogEntry:
     if key not in entries:
         raise unknown("weights", key, entries)
     return entries[key]
+
+
+def foreign_layouts(registry: Registry, model: str) -> list[str]:
+    """One line per checkpoint layout ``anime run MODEL --weights`` accepts besides native safetensors."""
+    return [f"{c.name}: {c.description}".rstrip(": ") for c in registry.converters_of(model)]

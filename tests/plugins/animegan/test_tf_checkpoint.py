@@ -292,3 +292,17 @@ def test_a_two_file_style_installs_and_runs_from_the_cache(official, tmp_path, m
     x = torch.rand(1, 3, 24, 20)
     want = (official.run(x.permute(0, 2, 3, 1) * 2 - 1).permute(0, 3, 1, 2) + 1) / 2
     assert torch.allclose(pipe.forward(x), want.clamp(0, 1), atol=1e-4)
+
+
+def test_anime_info_lists_the_layouts_and_both_files_and_license_of_hayao():
+    from click.testing import CliRunner
+
+    from anime_core.cli import cli
+
+    res = CliRunner().invoke(cli, ["info", "animegan"])
+    assert res.exit_code == 0, res.output
+    accepted = res.output.split("checkpoints --weights takes:")[1].split("styles:")[0]
+    assert all(f"  {layout}: " in accepted for layout in (LAYOUT_V1_TF, LAYOUT_V2_TF, "animegan.v2-pytorch"))
+    hayao = res.output.split("  hayao:")[1].split("\n  paprika:")[0]
+    assert "Hayao-60.ckpt.index" in hayao and "Hayao-60.ckpt.data-00000-of-00001" in hayao
+    assert "license: AnimeGAN weights" in hayao and "non-commercial" in hayao
