@@ -28,12 +28,13 @@ def cli(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from anime_core.cli import info, run, train, ui, weights
+    from anime_core.cli import export, info, run, train, ui, weights
 
     cli.add_command(info.list_command)
     cli.add_command(info.info_command)
     cli.add_command(info.plugins_command)
     cli.add_command(run.run_group)
+    cli.add_command(export.export_group)
     cli.add_command(train.train_command)
     cli.add_command(train.prepare_command)
     cli.add_command(weights.weights_group)

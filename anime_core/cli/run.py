@@ -26,8 +26,11 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
         click.Option(
             ["--weights", "-w"],
             type=click.Path(dir_okay=False, path_type=Path),
-            help="Weights file: native .safetensors or a foreign .pt/.pth.",
+            help="Weights file: native .safetensors, a foreign .pt/.pth, or an .onnx graph.",
         ),
+        click.Option(["--backend"], type=click.Choice(["torch", "onnxruntime"]),
+                     help="torch (default), or onnxruntime: the generator as a verified ONNX export (default "
+                          "for .onnx weights; needs anime-core[onnx])."),
         click.Option(
             ["--device"], default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"])
         ),
@@ -116,6 +119,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
             weights=kw["weights"],
             device=kw["device"],
             precision=kw["precision"],
+            backend=kw["backend"],
             **options,
         )
         max_pixels = kw.get("max_pixels") or DEFAULT_MAX_PIXELS

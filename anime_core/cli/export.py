@@ -1,0 +1,96 @@
+"""``anime export MODEL ...``: the generator as an ONNX graph, verified against PyTorch before it is written.
+
+One sub-command per registered model (like ``anime run``), so a model's own options that choose
+the network (``--direction`` for cyclegan) apply. This module imports no torch: the callback does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from anime_core.cli.common import warn_plugin_errors
+from anime_core.errors import UsageError, unknown
+from anime_core.registry import get_registry
+from anime_core.specs import ModelSpec
+
+
+def _params(spec: ModelSpec) -> list[click.Parameter]:
+    return [
+        click.Option(["--style", "-s"], help="Pretrained style (see 'anime info MODEL')."),
+        click.Option(["--weights", "-w"], type=click.Path(dir_okay=False, path_type=Path),
+                     help="Weights file: native .safetensors or a foreign .pt/.pth."),
+        click.Option(["--format", "fmt"], default="onnx", show_default=True, type=click.Choice(["onnx"])),
+        click.Option(["-o", "--output"], type=click.Path(path_type=Path),
+                     help="Output .onnx file (or a folder); default MODEL-STYLE.onnx here."),
+        click.Option(["--opset"], type=click.IntRange(17), help="ONNX opset (default: the exporter's)."),
+        click.Option(["--precision"], default="fp32", show_default=True, type=click.Choice(["fp32", "fp16"]),
+                     help="fp16: half-precision weights and compute, float32 inputs and outputs."),
+        *spec.run_options,
+    ]
+
+
+def _destination(output: Path | None, spec: ModelSpec, label: str, precision: str) -> Path:
+    stem = f"{spec.name}-{Path(label).stem.replace(':', '-')}" if label else spec.name
+    name = f"{stem}{'-fp16' if precision == 'fp16' else ''}.onnx"
+    if output is None:
+        return Path(name)
+    if output.is_dir() or not output.suffix:
+        return output / name
+    if output.suffix.lower() != ".onnx":
+        raise UsageError(f"-o {output} should end in .onnx (or name a folder)")
+    return output
+
+
+def _make_command(spec: ModelSpec) -> click.Command:
+    own = {p.name for p in spec.run_options}
+
+    def callback(**kw: Any) -> None:
+        from anime_core.api import is_onnx, pipeline_class, resolve
+        from anime_core.inference import onnx
+
+        warn_plugin_errors()
+        options = {k: kw.pop(k) for k in list(kw) if k in own}
+        if kw["weights"] is not None and is_onnx(kw["weights"]):
+            raise UsageError(f"{kw['weights']} is already an ONNX graph; export from .safetensors or .pt weights")
+        onnx.require("onnxruntime")  # verification needs it: fail before the weights download
+        source = resolve(spec.name, kw["style"], kw["weights"])
+        if source.onnx is not None:
+            raise UsageError(f"style '{kw['style']}' is already an ONNX graph: {source.onnx}")
+        dest = _destination(kw["output"], spec, source.label, kw["precision"])
+        cls = pipeline_class(spec)
+        pipe = cls.from_weights(spec, get_registry(), source.loaded, source.generator_options, device="cpu",
+                                preprocess=source.preprocess, **options)
+        result = onnx.export(pipe, dest, kw["opset"], kw["precision"], source.generator_options, source.label)
+        size = dest.stat().st_size / 2**20
+        checks = ", ".join(map(str, result.checks))
+        click.echo(f"{spec.name}: wrote {dest} ({size:.1f} MiB, opset {result.opset}, {result.precision}, "
+                   f"{result.seconds:.0f} s); ONNX Runtime vs PyTorch max |diff| {checks}", err=True)
+
+    return click.Command(
+        spec.name,
+        params=_params(spec),
+        callback=callback,
+        help=f"Export the {spec.name} generator to ONNX (dynamic batch and sizes; pre/post-processing in the "
+        f"graph's metadata), verified against PyTorch at two input sizes before it is written.",
+    )
+
+
+class ExportGroup(click.Group):
+    """Sub-commands are the registered models."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(get_registry().models)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        reg = get_registry()
+        if name not in reg.models:
+            raise unknown("model", name, reg.models)
+        return _make_command(reg.models[name])
+
+
+export_group = ExportGroup(
+    "export", help="Export a model's generator: anime export animegan --style paprika -o paprika.onnx"
+)

@@ -1,0 +1,207 @@
+"""ONNX export with parity checks, and the onnxruntime backend running the same pipelines (issue 15, 13).
+
+Every shipped generator is built small with random weights, exported (dynamic batch/height/width),
+checked against PyTorch at two sizes, then run through its own pipeline on ONNX Runtime. A
+third-party-like NHWC graph (AnimeGANv3 conventions) runs through ``anime run --weights x.onnx``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers import make_image
+from PIL import Image
+from torch import nn
+
+import anime_core
+from anime_core.api import pipeline_class
+from anime_core.cli import main
+from anime_core.errors import UsageError
+from anime_core.inference import onnx as ox
+from anime_core.inference.tiling import pad_to_multiple
+from anime_core.weights.files import save_native
+
+pytest.importorskip("onnxruntime")
+
+# model, generator options (narrow where the builder allows it)
+GENERATORS = [
+    pytest.param("animegan", {"variant": "v1"}, id="animegan-v1", marks=pytest.mark.slow),
+    pytest.param("animegan", {"variant": "v2"}, id="animegan-v2"),
+    pytest.param("cyclegan", {"arch": "resnet", "width": 4, "n_blocks": 1, "attention": "blocks"}, id="resnet-att"),
+    pytest.param("cyclegan", {"arch": "unet", "width": 2, "attention": "both"}, id="unet-att"),
+    pytest.param("ae", {"variant": "skip", "widths": [4, 8], "encoding_filters": 8}, id="ae-skip"),
+    pytest.param("pixelsake-sr", {"width": 4, "num_blocks": 1}, id="sr"),
+    pytest.param("dcgan", {"image_size": 16, "width": 4, "attention": True, "num_classes": 3, "embed_dim": 4},
+                 id="dcgan-cond"),
+]
+
+
+def random_weights(net: nn.Module, seed: int = 0) -> nn.Module:
+    """Every parameter random (zero-initialised layers, such as SR's tail and attention's gamma, too)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    return net
+
+
+@pytest.fixture
+def native(registry, tmp_path):
+    """A native weights file of ``model`` built with ``options`` and random weights."""
+
+    def write(model: str, options: dict) -> object:
+        net = random_weights(registry.build(model, "generator", **options))
+        return save_native(tmp_path / f"{model}.safetensors", {"generator": net}, model, options)
+
+    return write
+
+
+@pytest.mark.parametrize(("model", "options"), GENERATORS)
+def test_export_matches_pytorch_and_runs_through_the_same_pipeline(native, tmp_path, model, options):
+    weights = native(model, options)
+    torch_pipe = anime_core.load(model, weights=weights, device="cpu")
+    result = ox.export(torch_pipe, tmp_path / "g.onnx", generator_options=options)
+
+    assert len(result.checks) == 2 and result.max_diff <= ox.FP32_TOLERANCE
+    assert len({c.shape for c in result.checks}) == 2  # two different input sizes (or batch sizes)
+    meta = result.meta
+    assert meta["model"] == model and json.loads(meta["variant"]) == options
+    assert meta["layout"] in ("NCHW", "NC")
+
+    onnx_pipe = anime_core.load(model, weights=result.path, device="cpu")
+    assert isinstance(onnx_pipe, pipeline_class(registry_model(model)))
+    assert isinstance(onnx_pipe.generator, ox.OnnxGenerator)
+    if torch_pipe.kind == "generate":
+        want = torch.stack([torch.from_numpy(np.asarray(i)) for i in torch_pipe.generate(n=4, seed=1)])
+        got = torch.stack([torch.from_numpy(np.asarray(i)) for i in onnx_pipe.generate(n=4, seed=1)])
+    else:
+        assert meta["stride"] == str(torch_pipe.stride) and meta["out_scale"] == str(torch_pipe.out_scale)
+        side = max(torch_pipe.stride, 40)
+        img = make_image((side + 3, side - 5 if side > 40 else side + 9), 2)  # not multiples of the stride
+        want = torch.from_numpy(np.asarray(torch_pipe(img), np.int16))
+        got = torch.from_numpy(np.asarray(onnx_pipe(img), np.int16))
+    assert got.shape == want.shape
+    assert int((got - want).abs().max()) <= 1  # 8-bit rounding of outputs that differ by ~1e-6
+
+
+def registry_model(name: str):
+    return anime_core.get_registry().model(name)
+
+
+def test_fp16_export_reports_its_distance(native, tmp_path):
+    weights = native("pixelsake-sr", {"width": 4, "num_blocks": 1})
+    pipe = anime_core.load("pixelsake-sr", weights=weights, device="cpu")
+    result = ox.export(pipe, tmp_path / "h.onnx", precision="fp16")
+    assert result.meta["precision"] == "fp16"
+    assert 0 < result.max_diff <= ox.FP16_TOLERANCE  # half precision is not exact, and says by how much
+    out = anime_core.load("pixelsake-sr", weights=result.path, device="cpu")(make_image((20, 12), 0))
+    assert out.size == (80, 48)
+
+
+class _ExportsDifferently(nn.Module):
+    """A generator whose exported graph is not what it computes eagerly: the check must catch it."""
+
+    stride = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        return y + 0.01 if torch.compiler.is_exporting() else y
+
+
+def test_export_that_differs_from_pytorch_writes_nothing(tmp_path):
+    spec = registry_model("animegan")
+    pipe = pipeline_class(spec)(spec, {"generator": _ExportsDifferently()}, device="cpu")
+    with pytest.raises(ox.ExportError, match="differs from PyTorch by up to 0.01"):
+        ox.export(pipe, tmp_path / "bad.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+class NHWCNet(nn.Module):
+    """Third-party conventions (AnimeGANv3): NHWC float in [-1, 1], sides a multiple of 8, tanh NHWC out."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(3, 6, 3, padding=1, padding_mode="reflect")
+        self.b = nn.Conv2d(6, 3, 3, padding=1, padding_mode="reflect")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.a(x.permute(0, 3, 1, 2)), 0.2)
+        coarse = F.interpolate(F.avg_pool2d(h, 8), scale_factor=8.0, mode="nearest")  # needs sides % 8 == 0
+        return torch.tanh(self.b(h + coarse)).permute(0, 2, 3, 1)
+
+
+def test_third_party_nhwc_graph_runs_through_anime_run(registry, tmp_path, capsys):
+    net = random_weights(NHWCNet(), seed=3).eval()
+    path = tmp_path / "v3.onnx"
+    torch.onnx.export(net, (torch.zeros(2, 64, 48, 3),), str(path), dynamo=True, verbose=False,
+                      input_names=["AnimeGANv3_input:0"], dynamic_shapes=({0: "n", 1: "h", 2: "w"},))
+    img = make_image((45, 37), 4)  # 45x37: padded to 48x40 and cropped back
+    img.save(tmp_path / "photo.png")
+
+    with pytest.raises(SystemExit) as done:
+        main(["run", "animegan", "--weights", str(path), str(tmp_path / "photo.png"), "-o", str(tmp_path / "out.png"),
+              "-q"])
+    assert done.value.code == 0, capsys.readouterr().err
+    got = np.asarray(Image.open(tmp_path / "out.png"), np.int16)
+
+    x = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)[None].float() / 255
+    padded, _ = pad_to_multiple(x, 8)
+    with torch.no_grad():
+        y = net((padded * 2 - 1).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)[..., :37, :45]
+    want = ((y + 1) / 2).clamp(0, 1).mul(255).round()[0].permute(1, 2, 0).numpy().astype(np.int16)
+    assert got.shape == want.shape == (37, 45, 3)
+    assert np.abs(got - want).max() <= 2
+    gen = anime_core.load("animegan", weights=path).generator
+    assert gen.layout == "NHWC" and gen.stride == ox.FOREIGN_STRIDE
+
+
+def test_backend_onnxruntime_exports_once_and_matches_torch(native, tmp_path, monkeypatch):
+    weights = native("cyclegan", {"arch": "resnet", "width": 4, "n_blocks": 1})
+    img = make_image((44, 36), 5)
+    want = np.asarray(anime_core.load("cyclegan", weights=weights, device="cpu")(img, tile=24), np.int16)
+    pipe = anime_core.load("cyclegan", weights=weights, device="cpu", backend="onnxruntime")
+    got = np.asarray(pipe(img, tile=24), np.int16)  # tiled: the pipeline's own tiling around ORT
+    assert np.abs(got - want).max() <= 1
+    cached = list((Path(os.environ["ANIME_HOME"]) / "onnx").glob("*.onnx"))
+    assert len(cached) == 1
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(ox, "build_verified", no_export)
+    again = anime_core.load("cyclegan", weights=weights, device="cpu", backend="onnxruntime")
+    assert np.array_equal(np.asarray(again(img, tile=24), np.int16), got)
+
+
+def test_onnx_file_refuses_the_torch_backend_and_other_precisions(native, tmp_path):
+    weights = native("pixelsake-sr", {"width": 4, "num_blocks": 1})
+    path = ox.export(anime_core.load("pixelsake-sr", weights=weights, device="cpu"), tmp_path / "sr.onnx").path
+    with pytest.raises(UsageError, match="runs with --backend onnxruntime"):
+        anime_core.load("pixelsake-sr", weights=path, backend="torch")
+    with pytest.raises(UsageError, match="keeps the precision it was exported with"):
+        anime_core.load("pixelsake-sr", weights=path, precision="fp16")
+    with pytest.raises(anime_core.AnimeError, match="exported from model 'pixelsake-sr'"):
+        anime_core.load("animegan", weights=path)
+
+
+def test_missing_onnxruntime_names_the_extra(registry, tmp_path, monkeypatch, capsys):
+    (tmp_path / "x.onnx").write_bytes(b"not really")
+    make_image((16, 16), 0).save(tmp_path / "a.png")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
+    with pytest.raises(SystemExit) as done:
+        main(["run", "animegan", "--weights", str(tmp_path / "x.onnx"), str(tmp_path / "a.png"), "-o",
+              str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert done.value.code == 2
+    assert 'pip install "anime-core[onnx]"' in err and "Traceback" not in err
