@@ -12,11 +12,11 @@ TensorFlow graph, so the converter selects them.
 ``animegan.v2-tf``: AnimeGANv2's generator (``generator/G_MODEL/{A,B,C,D,E,out_layer}/...``), the
 network the PyTorch port's weights were converted from; it maps one-to-one onto
 :class:`~.generator.GeneratorV2` (layer norms over (H, W, C) are its one-group GroupNorms; the
-inverted residual blocks' depthwise convolutions carry a bias). Still approximate: the TF graph
-doubles sizes with TF1's legacy bilinear resize and uses layer-norm epsilon 1e-12, which the v2
-network does not offer yet; the converter selects its closest upsampling (``half_pixel``: doubling,
-as TF does). With those two patched in, the mapped weights reproduce the TF graph to 0.0006/255
-(measured against the authors' code run in TensorFlow), so the mapping itself is exact.
+inverted residual blocks' depthwise convolutions carry a bias). The TF graph doubles sizes with
+TF1's legacy bilinear resize and uses layer-norm epsilon 1e-12, so the converter selects
+``upsample="tf1_legacy", norm_eps=1e-12``; with them the mapped weights reproduce the TF graph to
+0.0006/255 (measured by running the authors' code in TensorFlow 2.21 compat.v1 on random weights,
+outside the test suite, which has no TensorFlow).
 
 A checkpoint saved during training (generator, discriminator and optimiser slots) also matches:
 only the generator's variables are read. The scope before ``G_MODEL/`` may be any name.
@@ -33,8 +33,8 @@ import torch
 from anime_plugin_animegan.styles import LAYOUT_V1_TF, LAYOUT_V2_TF
 
 V1_TF_OPTIONS = {"variant": "v1", "resize": "tf1_legacy", "dsconv_eps": 1e-6}
-#: the closest v2 options available; exact would be upsample="tf1_legacy" with layer-norm epsilon 1e-12
-V2_TF_OPTIONS = {"variant": "v2", "upsample": "half_pixel"}
+#: TF1 legacy x2 resize and tf.contrib layer norm epsilon: the official AnimeGANv2 network
+V2_TF_OPTIONS = {"variant": "v2", "upsample": "tf1_legacy", "norm_eps": 1e-12}
 Kind = Literal["conv", "depthwise", "vector"]
 _ROOT = "G_MODEL/"
 

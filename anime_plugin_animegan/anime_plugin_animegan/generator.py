@@ -26,6 +26,7 @@ output convolution: ``upsample="half_pixel", out_bias=True`` (then ``stride = 4`
 from __future__ import annotations
 
 import inspect
+from functools import partial
 from typing import Literal
 
 import torch
@@ -178,11 +179,12 @@ class ConvNormLReLU(nn.Sequential):
         padding: int | tuple[int, int, int, int] = 1,
         groups: int = 1,
         bias: bool = False,
+        eps: float = 1e-5,
     ) -> None:
         super().__init__(
             nn.ReflectionPad2d(padding),
             nn.Conv2d(c_in, c_out, kernel_size, stride=stride, padding=0, groups=groups, bias=bias),
-            nn.GroupNorm(1, c_out, affine=True),
+            nn.GroupNorm(1, c_out, eps=eps, affine=True),
             nn.LeakyReLU(0.2),
         )
 
@@ -190,15 +192,15 @@ class ConvNormLReLU(nn.Sequential):
 class InvertedResBlock(nn.Module):
     """AnimeGANv2 IRB: CNL 1x1 c->2c, depthwise CNL 3x3 (with bias), 1x1 2c->out, GroupNorm; residual if c == out."""
 
-    def __init__(self, c_in: int, c_out: int, expansion: int = 2) -> None:
+    def __init__(self, c_in: int, c_out: int, expansion: int = 2, eps: float = 1e-5) -> None:
         super().__init__()
         hidden = c_in * expansion
         self.residual = c_in == c_out
         self.layers = nn.Sequential(
-            ConvNormLReLU(c_in, hidden, kernel_size=1, padding=0),
-            ConvNormLReLU(hidden, hidden, groups=hidden, bias=True),
+            ConvNormLReLU(c_in, hidden, kernel_size=1, padding=0, eps=eps),
+            ConvNormLReLU(hidden, hidden, groups=hidden, bias=True, eps=eps),
             nn.Conv2d(hidden, c_out, 1, bias=False),
-            nn.GroupNorm(1, c_out, affine=True),
+            nn.GroupNorm(1, c_out, eps=eps, affine=True),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -206,7 +208,7 @@ class InvertedResBlock(nn.Module):
         return x + y if self.residual else y
 
 
-V2_UPSAMPLE = ("align_corners", "half_pixel")
+V2_UPSAMPLE = ("align_corners", "half_pixel", "tf1_legacy")
 
 
 class GeneratorV2(nn.Module):
@@ -214,10 +216,12 @@ class GeneratorV2(nn.Module):
 
     ``upsample``: ``align_corners`` resizes to the skip's exact size with ``align_corners=True``
     (the AnimeGANv2 port); ``half_pixel`` doubles with ``align_corners=False`` (pytorch-animeGAN).
-    ``out_bias`` adds the output convolution's bias (pytorch-animeGAN).
+    ``out_bias`` adds the output convolution's bias (pytorch-animeGAN). ``tf1_legacy`` doubles with
+    TensorFlow 1's legacy bilinear resize and, with ``norm_eps=1e-12`` (``tf.contrib`` layer norm),
+    is the official AnimeGANv2 TF network.
     """
 
-    def __init__(self, upsample: str = "align_corners", out_bias: bool = False) -> None:
+    def __init__(self, upsample: str = "align_corners", out_bias: bool = False, norm_eps: float = 1e-5) -> None:
         super().__init__()
         if upsample not in V2_UPSAMPLE:
             raise ValueError(f"upsample must be one of {', '.join(V2_UPSAMPLE)}, not '{upsample}'")
@@ -225,27 +229,25 @@ class GeneratorV2(nn.Module):
         # doubling twice only restores the input size when both halvings were exact
         self.stride = 1 if upsample == "align_corners" else 4
         down = (0, 1, 0, 1)
-        self.block_a = nn.Sequential(
-            ConvNormLReLU(3, 32, kernel_size=7, padding=3),
-            ConvNormLReLU(32, 64, stride=2, padding=down),
-            ConvNormLReLU(64, 64),
-        )
-        self.block_b = nn.Sequential(ConvNormLReLU(64, 128, stride=2, padding=down), ConvNormLReLU(128, 128))
+        cnl = partial(ConvNormLReLU, eps=norm_eps)
+        self.block_a = nn.Sequential(cnl(3, 32, kernel_size=7, padding=3), cnl(32, 64, stride=2, padding=down),
+                                     cnl(64, 64))
+        self.block_b = nn.Sequential(cnl(64, 128, stride=2, padding=down), cnl(128, 128))
         self.block_c = nn.Sequential(
-            ConvNormLReLU(128, 128),
-            InvertedResBlock(128, 256),
-            *[InvertedResBlock(256, 256) for _ in range(3)],
-            ConvNormLReLU(256, 128),
+            cnl(128, 128),
+            InvertedResBlock(128, 256, eps=norm_eps),
+            *[InvertedResBlock(256, 256, eps=norm_eps) for _ in range(3)],
+            cnl(256, 128),
         )
-        self.block_d = nn.Sequential(ConvNormLReLU(128, 128), ConvNormLReLU(128, 128))
-        self.block_e = nn.Sequential(
-            ConvNormLReLU(128, 64), ConvNormLReLU(64, 64), ConvNormLReLU(64, 32, kernel_size=7, padding=3)
-        )
+        self.block_d = nn.Sequential(cnl(128, 128), cnl(128, 128))
+        self.block_e = nn.Sequential(cnl(128, 64), cnl(64, 64), cnl(64, 32, kernel_size=7, padding=3))
         self.out_layer = nn.Sequential(nn.Conv2d(32, 3, 1, bias=out_bias), nn.Tanh())
 
     def _up(self, y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         if self.upsample == "half_pixel":
             return F.interpolate(y, scale_factor=2.0, mode="bilinear", align_corners=False)
+        if self.upsample == "tf1_legacy":
+            return _tf1_legacy_resize(y, (2 * y.shape[-2], 2 * y.shape[-1]))
         return F.interpolate(y, size=like.shape[-2:], mode="bilinear", align_corners=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -264,10 +266,10 @@ def build_v1(resize: str = "half_pixel", dsconv_eps: float = 1e-5) -> GeneratorV
     return GeneratorV1(resize=resize, dsconv_eps=dsconv_eps)
 
 
-def build_v2(upsample: str = "align_corners", out_bias: bool = False) -> GeneratorV2:
+def build_v2(upsample: str = "align_corners", out_bias: bool = False, norm_eps: float = 1e-5) -> GeneratorV2:
     """``animegan.v2``: AnimeGANv2 in the PyTorch weights layout (``upsample="half_pixel", out_bias=True``:
-    pytorch-animeGAN's ``GeneratorV2``)."""
-    return GeneratorV2(upsample=upsample, out_bias=out_bias)
+    pytorch-animeGAN's ``GeneratorV2``; ``upsample="tf1_legacy", norm_eps=1e-12``: the official TF network)."""
+    return GeneratorV2(upsample=upsample, out_bias=out_bias, norm_eps=norm_eps)
 
 
 def build_generator(
@@ -276,6 +278,7 @@ def build_generator(
     dsconv_eps: float | None = None,
     upsample: str | None = None,
     out_bias: bool | None = None,
+    norm_eps: float | None = None,
 ) -> nn.Module:
     """``animegan``: dispatch on ``variant`` (config key ``generator.variant``).
 
@@ -287,7 +290,8 @@ def build_generator(
     builders = {"v1": build_v1, "v2": build_v2}
     if variant not in builders:
         raise UsageError(f"unknown AnimeGAN generator variant '{variant}'; use v1 or v2")
-    given = {"resize": resize, "dsconv_eps": dsconv_eps, "upsample": upsample, "out_bias": out_bias}
+    given = {"resize": resize, "dsconv_eps": dsconv_eps, "upsample": upsample, "out_bias": out_bias,
+             "norm_eps": norm_eps}
     options = {k: v for k, v in given.items() if v is not None}
     accepted = inspect.signature(builders[variant]).parameters
     for key in options:

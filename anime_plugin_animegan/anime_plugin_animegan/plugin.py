@@ -112,7 +112,12 @@ def anime_weights_converters() -> list[WeightsConverter]:
         ),
         WeightsConverter(
             LAYOUT_V2_TF, "animegan", f"{PKG}.converters_tf:matches_v2", f"{PKG}.converters_tf:convert_v2",
-            "official AnimeGANv2 TensorFlow 1 checkpoints (generator/G_MODEL/A/...; approximate resize and epsilon)",
+            "official AnimeGANv2 TensorFlow 1 checkpoints (generator/G_MODEL/A/...)",
+        ),
+        WeightsConverter(
+            "animegan.pytorch-animegan-v2", "animegan", f"{PKG}.converters:matches_ptran_v2",
+            f"{PKG}.converters:convert_ptran_v2",
+            "pytorch-animeGAN GeneratorV2_*.pt (model_state_dict: conv_block1.0.conv.weight ... decode_blocks.0.bias)",
         ),
     ]
 

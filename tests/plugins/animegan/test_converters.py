@@ -20,8 +20,7 @@ from torch import nn
 
 import anime_core
 from anime_core.cli import cli
-from anime_core.registry import get_registry, set_registry
-from anime_core.specs import WeightsConverter
+from anime_core.registry import get_registry
 from anime_core.weights import load_weights
 from anime_plugin_animegan import converters
 
@@ -93,21 +92,11 @@ def _their_checkpoint(path, seed: int = 0) -> TheirGeneratorV2:
 
 
 @pytest.fixture
-def with_converter():
-    """The process registry, with the converter registered as plugin.py will register it (see the xfail below)."""
-    from anime_core.registry import load_registry
-
-    reg = load_registry()
-    if converters.LAYOUT_PTRAN_V2 not in reg.converters:
-        pkg = "anime_plugin_animegan.converters"
-        reg.add("animegan", "converters", WeightsConverter(
-            converters.LAYOUT_PTRAN_V2, "animegan", f"{pkg}:matches_ptran_v2", f"{pkg}:convert_ptran_v2"))
-    set_registry(reg)
-    yield reg
-    set_registry(None)
+def with_converter(registry):
+    """The installed plugins' registry: plugin.py registers the pytorch-animeGAN converter."""
+    return registry
 
 
-@pytest.mark.xfail(strict=True, reason="plugin.py of animegan does not register the converter yet (lead wires it)")
 def test_the_plugin_registers_the_pytorch_animegan_converter():
     conv = get_registry().converters.get(converters.LAYOUT_PTRAN_V2)
     assert conv is not None and conv.model == "animegan" and conv.matches_fn() is converters.matches_ptran_v2
