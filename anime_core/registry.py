@@ -183,7 +183,7 @@ def _validate(attr: str, spec: Any) -> None:
         _check_safe_name(f"model '{name}'", "model", name)
     if isinstance(spec, ModelSpec) and spec.kind not in ("translate", "generate"):
         raise PluginError(f"model '{name}' has kind '{spec.kind}', expected 'translate' or 'generate'")
-    for attr_name in ("build", "matches", "convert", "task", "schema", "pipeline", "prepare"):
+    for attr_name in ("build", "matches", "convert", "describe", "task", "schema", "pipeline", "prepare"):
         if attr_name in type(spec).__dataclass_fields__:
             _check_ref(f"{expected.__name__} '{name}'", attr_name, getattr(spec, attr_name))
 

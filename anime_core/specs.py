@@ -224,7 +224,9 @@ class WeightsConverter:
 
     ``matches(state)`` recognises the layout from its keys; ``convert(state)`` returns
     ``(native_state, generator_options)`` where the options select the architecture the
-    weights belong to (``{"variant": "v2"}``).
+    weights belong to (``{"variant": "v2"}``). The optional ``describe(state)`` names the closest
+    layout a file that no converter takes resembles, and what differs, as a clause ("looks like a
+    CycleGAN U-Net checkpoint with batch norm; use ..."), for the error a user sees.
     """
 
     name: str
@@ -232,7 +234,11 @@ class WeightsConverter:
     matches: Ref[Callable[[Mapping[str, torch.Tensor]], bool]]
     convert: Ref[Callable[[Mapping[str, torch.Tensor]], tuple[StateDict, dict[str, Any]]]]
     description: str = ""
+    describe: Ref[Callable[[Mapping[str, torch.Tensor]], str | None]] | None = None
     plugin: str = ""
+
+    def describe_fn(self) -> Callable[[Mapping[str, torch.Tensor]], str | None] | None:
+        return None if self.describe is None else load_ref(self.describe)
 
     def matches_fn(self) -> Callable[[Mapping[str, torch.Tensor]], bool]:
         return load_ref(self.matches)

@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from anime_core.errors import UsageError
+from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.inference import io
 from anime_core.inference.modes import ModeOutput, RunRequest
 from anime_core.inference.tiling import pad_to_multiple, run_tiled
@@ -141,7 +141,12 @@ class Pipeline(ABC):
             raise UsageError(
                 f"{weights.path} has no '{part}' part ({cls.part_hint(kwargs)}); it holds {', '.join(weights.parts)}"
             )
-        gen = build_loaded(build, options, weights.parts[part], f"weights file {weights.path}")
+        try:
+            gen = build_loaded(build, options, weights.parts[part], f"weights file {weights.path}")
+        except WeightsUnavailable as exc:
+            if weights.hint:  # a foreign file no converter took: say what it resembles instead
+                raise WeightsUnavailable(f"{weights.path} {weights.hint}") from exc
+            raise
         return cls(spec, {"generator": gen}, **kwargs)
 
     @classmethod

@@ -48,6 +48,8 @@ class LoadedWeights:
     meta: dict[str, Any] = field(default_factory=dict)
     layout: str = "native"
     path: Path | None = None
+    #: for a file no converter took: the closest known layout and what differs (``describe``)
+    hint: str | None = None
 
 
 def save_native(
@@ -156,7 +158,23 @@ def load_weights(path: str | Path, model: str, registry: Registry) -> LoadedWeig
             f"{path} is a TensorFlow checkpoint whose variables ({sample}, ...) match no checkpoint layout of model "
             f"'{model}' (known layouts: {layouts}); check that it is a checkpoint of this model's network"
         )
-    return LoadedWeights({"generator": state}, {}, meta, "plain", path)
+    return LoadedWeights({"generator": state}, {}, meta, "plain", path, closest_layout(state, registry))
+
+
+def closest_layout(state: Mapping[str, torch.Tensor], registry: Registry) -> str | None:
+    """The first clause a registered converter's ``describe`` gives for ``state`` (any model's), else ``None``."""
+    seen: set[object] = set()
+    for conv in registry.converters.values():
+        if conv.describe is None or conv.describe in seen:
+            continue
+        seen.add(conv.describe)
+        try:
+            clause = conv.describe_fn()(state)  # type: ignore[misc]
+        except Exception:  # a describer that cannot read this file simply has nothing to say
+            continue
+        if clause:
+            return clause
+    return None
 
 
 def _corrupt(path: Path, detail: str) -> WeightsUnavailable:

@@ -105,6 +105,7 @@ def anime_weights_converters() -> list[WeightsConverter]:
         WeightsConverter(
             LAYOUT_V2, "animegan", f"{PKG}.converters:matches_v2", f"{PKG}.converters:convert_v2",
             "AnimeGANv2 PyTorch state dicts (block_a.0.1.weight ... out_layer.0.weight)",
+            describe=f"{PKG}.converters:describe",
         ),
         WeightsConverter(
             LAYOUT_V1_TF, "animegan", f"{PKG}.converters_tf:matches_v1", f"{PKG}.converters_tf:convert_v1",

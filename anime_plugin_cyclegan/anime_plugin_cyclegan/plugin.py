@@ -103,6 +103,7 @@ def anime_weights_converters() -> list[WeightsConverter]:
             "cyclegan.pytorch-resnet", "cyclegan",
             f"{PKG}.converters:matches_resnet", f"{PKG}.converters:convert_resnet",
             "CycleGAN/pix2pix PyTorch ResNet generators (latest_net_G_A.pth: model.1.weight ... model.26.weight)",
+            describe=f"{PKG}.converters:describe",
         ),
         WeightsConverter(
             "cyclegan.pytorch-unet", "cyclegan",

@@ -110,6 +110,7 @@ def anime_weights_converters() -> list[WeightsConverter]:
             "dcgan.pytorch-examples", "dcgan",
             f"{PKG}.converters:matches_generator", f"{PKG}.converters:convert_generator",
             "PyTorch examples DCGAN generators (netG_epoch_N.pth: main.0.weight ... main.12.weight)",
+            describe=f"{PKG}.converters:describe",
         )
     ]
 

@@ -304,3 +304,15 @@ def test_training_the_pix2pix_unet_checks_its_crop_size(registry):
     cfg = resolve(spec, None, [*unet128, "train.image_size=128"])
     g = registry.build(spec, "generator", **{**cfg["generator"], "width": 4})
     assert isinstance(g, Pix2PixUNet) and g.stride == 128
+
+
+def test_a_discriminator_given_to_anime_run_names_what_it_is(registry, tmp_path):
+    """The closest-layout clause reaches the user, whichever model the file was given to."""
+    import anime_core
+    from anime_core.errors import WeightsUnavailable
+
+    path = tmp_path / "latest_net_D_A.pth"
+    torch.save(TheirNLayerDiscriminator(8, 3, "instance").state_dict(), path)
+    for model in ("cyclegan", "animegan"):
+        with pytest.raises(WeightsUnavailable, match="looks like a .*PatchGAN discriminator.*latest_net_G_A.pth"):
+            anime_core.load(model, weights=path, device="cpu")
