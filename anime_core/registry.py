@@ -173,12 +173,17 @@ def _validate(attr: str, spec: Any) -> None:
         src = spec.source
         if not isinstance(src, WeightsSource):
             raise PluginError(f"style '{name}' has no WeightsSource (source={src!r})")
-        for label, value in (("model", spec.model), ("style", spec.name), ("file", src.file_name)):
-            _check_safe_name(f"style '{name}'", label, value)
-        if not isinstance(src.url, str) or not src.url:
-            raise PluginError(f"style '{name}' has no download URL")
-        if not (src.sha256 or src.git_sha1 or src.sha256_prefix):
-            raise PluginError(f"style '{name}' has no sha256 or git_sha1 hash, so its download cannot be verified")
+        _check_safe_name(f"style '{name}'", "model", spec.model)
+        _check_safe_name(f"style '{name}'", "style", spec.name)
+        for file in src.files:  # every file of a several-file source (a TF checkpoint's .index and .data)
+            if not isinstance(file.url, str) or not file.url:
+                raise PluginError(f"style '{name}' has a file without a download URL")
+            _check_safe_name(f"style '{name}'", "file", file.file_name)
+            if not (file.sha256 or file.git_sha1 or file.sha256_prefix):
+                raise PluginError(
+                    f"style '{name}' has no sha256 or git_sha1 hash for {file.file_name}, so its download cannot "
+                    f"be verified"
+                )
     if isinstance(spec, ModelSpec):
         _check_safe_name(f"model '{name}'", "model", name)
     if isinstance(spec, ModelSpec) and spec.kind not in ("translate", "generate"):

@@ -15,7 +15,7 @@ from helpers import subprocess_env
 
 from anime_core import hookimpl
 from anime_core.registry import load_registry
-from anime_core.specs import GeneratorSpec, ModelSpec, StyleSpec, WeightsSource
+from anime_core.specs import GeneratorSpec, ModelSpec, StyleSpec, WeightsFile, WeightsSource
 
 SHA = "0" * 64
 
@@ -31,6 +31,8 @@ def _plugin(**hooks):
         ("ok", WeightsSource("https://e.org/w.pt", sha256=SHA, filename="../../../.bashrc")),
         ("ok", WeightsSource("https://e.org/..", sha256=SHA)),
         ("a/b", WeightsSource("https://e.org/w.pt", sha256=SHA)),
+        ("ok", WeightsSource.of(WeightsFile("https://e.org/w.index", sha256=SHA),
+                                WeightsFile("https://e.org/x", sha256=SHA, filename="../w.data"))),
     ],
 )
 def test_style_and_file_names_that_leave_the_cache_are_refused(style, source):
@@ -107,6 +109,16 @@ def test_third_party_cannot_take_over_first_party_names(tmp_path):
     listing = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert listing.returncode == 0, listing.stderr
     assert "plugin 'aaa' is ignored" in listing.stderr  # the warning is shown where the URLs are listed
+
+
+def test_every_file_of_a_several_file_style_needs_a_hash():
+    import tiny_anime_plugin
+
+    src = WeightsSource.of(WeightsFile("https://e.org/w.index", sha256=SHA), WeightsFile("https://e.org/w.data"))
+    bad = _plugin(anime_register_styles=lambda: [StyleSpec("tiny", "two", src)])
+    reg = load_registry(extra=[("tiny", tiny_anime_plugin), ("bad", bad)], entry_points=False)
+    assert "tiny:two" not in reg.styles
+    assert "no sha256 or git_sha1 hash for w.data" in reg.plugins["bad"].errors[0]
 
 
 def test_model_names_must_be_plain():
