@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from anime_core.weights.renames import rename_modules
 from anime_plugin_animegan.styles import LAYOUT_V2  # noqa: F401  (re-exported)
 
 LAYOUT_PTRAN_V2 = "animegan.pytorch-animegan-v2"
@@ -81,16 +82,7 @@ def ptran_v2_keys() -> frozenset[str]:
 
 
 def _rename(state: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
-    renames = ptran_v2_renames()
-    out, left = {}, []
-    for key, value in _strip(state).items():
-        owner, _, leaf = key.rpartition(".")
-        native = renames.get(f"{owner}.")
-        if native is None:
-            left.append(key)
-        else:
-            out[f"{native}{leaf}"] = value
-    return out, left
+    return rename_modules(_strip(state), ptran_v2_renames())
 
 
 def matches_ptran_v2(state: Mapping[str, torch.Tensor]) -> bool:

@@ -29,6 +29,8 @@ from typing import Any
 
 import torch
 
+from anime_core.weights.renames import rename_modules
+
 LAYOUT_RESNET = "cyclegan.pytorch-resnet"
 LAYOUT_UNET = "cyclegan.pytorch-unet"
 LAYOUT_PATCHGAN = "cyclegan.pytorch-patchgan"
@@ -126,20 +128,6 @@ def _patchgan_plan(state: Mapping[str, torch.Tensor]) -> Plan | None:
     return renames, options, f"PatchGAN discriminator ({layers} layers, {norm} norm)"
 
 
-def _rename(state: Mapping[str, torch.Tensor], renames: Mapping[str, str]) -> tuple[StateDict, list[str]]:
-    """``state`` under native names, and the foreign keys no rename covers."""
-    out: StateDict = {}
-    left = []
-    for key, value in state.items():
-        owner, _, leaf = key.rpartition(".")
-        native = renames.get(f"{owner}.")
-        if native is None:
-            left.append(key)
-        else:
-            out[f"{native}{leaf}"] = value
-    return out, left
-
-
 def _difference(build: Callable[..., torch.nn.Module], options: Mapping[str, Any], native: StateDict,
                 left: list[str], back: Mapping[str, str]) -> str | None:
     """What keeps ``native`` from loading into ``build(**options)``, in the file's key names; ``None``: it fits."""
@@ -184,7 +172,7 @@ def _analyse(state: Mapping[str, torch.Tensor], plan_fn: Callable[[Mapping[str, 
     if plan is None:
         return None
     renames, options, name = plan
-    native, left = _rename(state, renames)
+    native, left = rename_modules(state, renames)
     back = {v: k for k, v in renames.items()}
     return native, options, name, _difference(build, options, native, left, back)
 
