@@ -28,7 +28,7 @@ def cli(debug: bool) -> None:
 
 
 def _register_commands() -> None:
-    from anime_core.cli import export, info, run, train, ui, weights
+    from anime_core.cli import export, info, report, run, train, ui, weights
 
     cli.add_command(info.list_command)
     cli.add_command(info.info_command)
@@ -37,6 +37,7 @@ def _register_commands() -> None:
     cli.add_command(export.export_group)
     cli.add_command(train.train_command)
     cli.add_command(train.prepare_command)
+    cli.add_command(report.report_command)
     cli.add_command(weights.weights_group)
     cli.add_command(ui.ui_command)
     try:

@@ -105,6 +105,7 @@ def _flicker(kw: dict[str, Any]) -> int:
 
 
 def _callback(model: str | None, **kw: Any) -> int:
+    from anime_core.cli.eval_run import evaluate_run, is_run_dir
     from anime_core.metrics.scoring import parse_metrics
 
     if kw["flicker"] is not None:
@@ -114,6 +115,10 @@ def _callback(model: str | None, **kw: Any) -> int:
     if kw["reference"] is not None:
         raise UsageError("--reference goes with --flicker VIDEO: the input the video was translated from")
 
+    if is_run_dir(model):  # anime eval RUN_DIR: a training run's generator, or each checkpoint's
+        return evaluate_run(Path(str(model)), kw)
+    if kw["all_checkpoints"]:
+        raise UsageError("--all-checkpoints scores a training run: anime eval RUN_DIR --all-checkpoints --real DIR")
     metrics = parse_metrics(kw["metrics"])
     real, fake = kw["real"], kw["fake"]
     from anime_core.inference import io
@@ -170,7 +175,8 @@ eval_command = click.Command(
     callback=_callback,
     help=(
         "Score images with the papers' metrics: anime eval --real DIR --fake DIR --metrics fid,kid,psnr, "
-        "or anime eval MODEL --style S --photos DIR --anime DIR. "
+        "or anime eval MODEL --style S --photos DIR --anime DIR, "
+        "or anime eval RUN_DIR [--all-checkpoints] --real DIR for a training run. "
         f"Metrics: {', '.join(METRICS)} ('all'); {', '.join(DISTRIBUTION)} compare the folders as sets, "
         f"{', '.join(PAIRED)} compare files matched by name."
     ),
@@ -208,6 +214,11 @@ eval_command = click.Command(
             ["--reference"],
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="With --flicker: the input video; only pixels that are still in it are counted.",
+        ),
+        click.Option(
+            ["--all-checkpoints"],
+            is_flag=True,
+            help="With RUN_DIR: score every checkpoint's generator (table and plot in RUN_DIR/eval/).",
         ),
         click.Option(["--json", "as_json"], is_flag=True, help="Print the report as JSON."),
         click.Option(

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,11 +37,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from anime_core import config as cfglib
 from anime_core.errors import ConfigError, TrainingError, UsageError
 from anime_core.registry import Registry, get_registry
-from anime_core.training import checkpoint
+from anime_core.training import checkpoint, preflight
 from anime_core.training.checkpoint import TrainState
 from anime_core.training.data import prepared_data_errors
 from anime_core.training.init import apply_start, start_weights
 from anime_core.training.outputs import EXPORT_NAME, export, sample_batch, write_samples
+from anime_core.training.report import REPORT
 from anime_core.training.rundir import Run, open_run, run_config
 from anime_core.training.signals import StopRequest, ignore_stop_signals
 from anime_core.training.task import StepContext, TrainingTask
@@ -70,7 +72,7 @@ def train(
 
     reg = registry or get_registry()
     spec = reg.model(model)
-    cfg = run_config(spec, config, list(overrides), resume)
+    cfg = run_config(spec, config, list(overrides), resume, reg)  # data folders checked, stored absolute
     PartialState(cpu=_device(cfg) == "cpu")  # the processes exist first, so they agree on one run directory
     start = start_weights(spec, cfg, reg, init, config, overrides, resuming=resume is not None)  # before any folder
     with open_run(spec.name, cfg, resume is not None) as run:
@@ -81,13 +83,17 @@ def train(
         set_seed(seed)
         if acc.is_main_process:
             cfglib.write(cfg, run.dir / "config.yaml")
+            _announce(run.dir, "tensorboard" in log_with)
 
         # Data, then the task's nets, optimizers and schedulers (built through the registry), one prepare.
         task = spec.task_class()(spec, cfg, reg)
-        with prepared_data_errors(cfg):
+        with prepared_data_errors(cfg), preflight.perceptual_advice(cfg):
+            preflight.require_weights(task)  # before the dataset, which may write prepared copies
             dataset = task.dataset()
-        plan = Plan.of(cfg, len(dataset), acc.num_processes)
-        task.build(plan.steps_per_epoch)
+            plan = Plan.of(cfg, len(dataset), acc.num_processes)
+            task.build(plan.steps_per_epoch)
+        if acc.is_main_process and (warning := preflight.warn_random_features(task, cfg)):
+            print(warning, file=sys.stderr)
         for note in apply_start(task, start):  # --init weights and train.freeze, before the optimizers are wrapped
             acc.print(note)
         _prepare(acc, task, model)
@@ -100,6 +106,8 @@ def train(
                 acc.print(change)
             acc.print(f"resumed from {run.resume_from.path} at step {state.step}")
         acc.step = state.batch_in_epoch  # accumulation windows continue where they were
+        run.report.plan(plan.max_steps, state.step)
+        run.report.update(force=True)
 
         every = {k: int(cfglib.get(cfg, f"train.{k}_every", 0) or 0) for k in ("log", "sample", "checkpoint")}
         samples = sample_batch(dataset, min(plan.batch_size, 8), acc.device)
@@ -114,6 +122,7 @@ def train(
                         if logs is None:
                             continue  # inside an accumulation window
                         values = _step_done(acc, task, logs, state, model, run.dir)
+                        run.report.tick(state.step)
                         bar.update(1)
                         bar.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]})
                         epoch_values = {}
@@ -125,6 +134,7 @@ def train(
                             acc.log({"epoch": ctx.epoch, **values, **epoch_values, **_lrs(task)}, step=state.step)
                         if _due(every["sample"], state.step):
                             write_samples(acc, task, samples, run.dir, state.step)
+                            run.report.update()
                         if _due(every["checkpoint"], state.step) and not done:  # the last one is written below
                             saved_at = _checkpoint(acc, task, state, run, model, saved_at)
                         stopping = _agree_to_stop(acc, stop)
@@ -323,8 +333,20 @@ def _checkpoint(acc: Accelerator, task: TrainingTask, state: TrainState, run: Ru
         raise TrainingError(f"at step {state.step}, {problem}; {_advice(model, run.dir)}")
     last = checkpoint.latest(run.dir)
     kept = f"the checkpoint of step {last.step} is kept" if last else "no checkpoint was saved"
-    checkpoint.save(acc, task, state, run.dir, model, f"{kept}; free some space and resume with --resume {run.dir}")
+    hint = f"{kept}; free some space and resume with --resume {run.dir}"
+    saved = checkpoint.save(acc, task, state, run.dir, model, hint)
+    # the checkpoint's generator as 'anime run --weights' takes it: 'anime eval RUN --all-checkpoints' scores each
+    export(acc, task, model, saved.path, state.step, state.epoch, _advice(model, run.dir))
     return state.step
+
+
+def _announce(run_dir: Path, tensorboard: bool) -> None:
+    """Where to look while the run goes on: said at the start, not only at the end."""
+    where = run_dir.absolute()
+    lines = [f"run folder: {where}", f"report: {where / REPORT} (updated at each sample step)"]
+    if tensorboard:
+        lines.append(f"TensorBoard: tensorboard --logdir {where / TENSORBOARD}")
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 def _advice(model: str, run_dir: Path) -> str:

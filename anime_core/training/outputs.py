@@ -1,4 +1,10 @@
-"""What a run writes besides checkpoints: sample grids and the exported generator."""
+"""What a run writes besides checkpoints: sample grids and the exported generator.
+
+A sample grid of a translate model has one row per kind of image (the task's ``sample()``
+concatenates equal blocks: inputs, outputs, targets...), each labelled on the left. A task names
+its rows with a ``sample_rows`` attribute; without one, the default ``sample()`` reads "input,
+output" and a ``sample()`` of 3 blocks "input, output, target".
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from anime_core.training import checkpoint
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
+    from PIL import Image
 
     from anime_core.training.task import TrainingTask
 
@@ -65,6 +72,60 @@ def write_samples(acc: Accelerator, task: TrainingTask, batch: Any, run_dir: Pat
     if images is None:
         return
     images = ((images.detach().float().cpu() + 1) / 2).clamp(0, 1)
-    nrow = max(1, min(8, images.size(0) // 2 if images.size(0) > 1 else 1))
-    grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
-    write_atomic(to_image(grid), run_dir / "samples" / f"step-{step:07d}.png")
+    n = _batch_size(batch)
+    labels = row_labels(task, images.size(0), n)
+    nrow = n if labels else max(1, min(8, images.size(0) // 2 if images.size(0) > 1 else 1))
+    grid = to_image(make_grid(images, nrow=nrow, padding=PADDING, pad_value=1.0))
+    if labels:
+        grid = label_rows(grid, labels, images.size(-2))
+    write_atomic(grid, run_dir / "samples" / f"step-{step:07d}.png")
+
+
+PADDING = 2
+_DEFAULT_ROWS = {2: ("input", "output"), 3: ("input", "output", "target")}
+
+
+def row_labels(task: TrainingTask, count: int, n: int) -> tuple[str, ...]:
+    """Labels of the grid's rows, one per block of ``n`` images; empty when the images are not in blocks."""
+    if task.spec.kind != "translate" or n < 1 or count % n:
+        return ()
+    from anime_core.training.task import TrainingTask
+
+    blocks = count // n
+    named = tuple(getattr(task, "sample_rows", ()) or ())
+    if named:
+        return named if len(named) == blocks else ()
+    if type(task).sample is TrainingTask.sample:  # the default: inputs above outputs
+        return _DEFAULT_ROWS[2] if blocks == 2 else ()
+    return _DEFAULT_ROWS.get(blocks, ()) if blocks == 3 else ()
+
+
+def label_rows(grid: Image.Image, labels: tuple[str, ...], height: int) -> Image.Image:
+    """``grid`` with a white margin on the left naming each row."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    size = max(10, min(24, height // 6))
+    try:
+        font: Any = ImageFont.load_default(size=size)
+    except (TypeError, OSError):  # Pillow without FreeType: the fixed bitmap font
+        font = ImageFont.load_default()
+    draw = ImageDraw.Draw(grid)
+    margin = int(max(draw.textlength(text, font=font) for text in labels)) + size + 4
+    out = Image.new("RGB", (grid.width + margin, grid.height), "white")
+    out.paste(grid, (margin, 0))
+    draw = ImageDraw.Draw(out)
+    for i, text in enumerate(labels):
+        top, bottom = draw.textbbox((0, 0), text, font=font)[1::2]
+        middle = PADDING + i * (height + PADDING) + height // 2
+        draw.text((size // 2, middle - (top + bottom) // 2), text, fill="black", font=font)
+    return out
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, torch.Tensor):
+        return batch.size(0)
+    if isinstance(batch, dict):
+        for value in batch.values():
+            if isinstance(value, torch.Tensor) and value.dim():
+                return value.size(0)
+    return 0

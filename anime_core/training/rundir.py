@@ -5,22 +5,31 @@ process holds an ``flock`` on ``<run>/.lock`` (which records its PID) for the wh
 second one gets an error naming that PID. Default names are ``runs/MODEL-DATE-TIME`` plus
 ``-2``, ``-3``... when a run started in the same second already took the name (``mkdir`` is the
 arbiter). Under ``accelerate launch`` the main process decides and the others follow.
+
+Nothing is created before the config and the data folders are checked (:mod:`.preflight`), and a
+run that fails before its first step removes the folder it created (not one that existed), so a
+mistyped command leaves no ``runs/MODEL-*`` holding only ``config.yaml``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from anime_core import config as cfglib
 from anime_core.errors import AnimeError, UsageError
 from anime_core.specs import ModelSpec
-from anime_core.training import checkpoint
+from anime_core.training import checkpoint, preflight
+from anime_core.training.report import RunReport
+
+if TYPE_CHECKING:
+    from anime_core.registry import Registry
 
 try:
     import fcntl
@@ -31,21 +40,41 @@ CONFIG_NAME = "config.yaml"
 LOCK_NAME = ".lock"
 
 
-@dataclass(frozen=True)
+@dataclass
 class Run:
-    """Where a run writes, what it resumes from, and the number of its next checkpoint folder."""
+    """Where a run writes, what it resumes from, the number of its next checkpoint folder, and its report.
+
+    ``created``: this run made the folder (and ``created_root``, the ``runs/`` folder above it), so
+    it may remove them if it fails before its first step.
+    """
 
     dir: Path
     resume_from: checkpoint.Checkpoint | None
     next_checkpoint: int
+    created: bool = False
+    created_root: Path | None = None
+    report: RunReport = field(default_factory=lambda: RunReport(Path(), "", enabled=False))
 
 
 def run_config(
-    spec: ModelSpec, config: str | Path | None, overrides: list[str] | tuple[str, ...], resume: str | Path | None
+    spec: ModelSpec,
+    config: str | Path | None,
+    overrides: list[str] | tuple[str, ...],
+    resume: str | Path | None,
+    registry: Registry | None = None,
 ) -> dict[str, Any]:
-    """The run's config: resolved for a new run, the saved one plus ``overrides`` for a resumed one."""
+    """The run's config: resolved for a new run, the saved one plus ``overrides`` for a resumed one.
+
+    Data folders are stored as absolute paths and the ones the dataset kind reads are checked.
+    """
+    from anime_core.registry import get_registry
+
+    keys = preflight.data_keys(spec, registry or get_registry())
     if resume is None:
-        return cfglib.resolve(spec, config, overrides)
+        cfg = cfglib.resolve(spec, config, overrides)
+        preflight.absolute_paths(cfg, keys)
+        preflight.check_data(spec.name, cfg, keys)
+        return cfg
     run_dir = Path(resume)
     if not (run_dir / CONFIG_NAME).is_file():
         raise UsageError(f"{run_dir} is not a run directory (no {CONFIG_NAME}); give the folder 'anime train' made")
@@ -58,6 +87,8 @@ def run_config(
         )
     cfg = cfglib.apply_overrides(cfglib.read_yaml(run_dir / CONFIG_NAME), overrides)
     cfglib.validate(spec, cfg)
+    preflight.absolute_paths(cfg, keys)  # a relative path from an older run, or a new key=value
+    preflight.check_data(spec.name, cfg, keys, resume_dir=run_dir)
     cfg["output_dir"] = str(run_dir)
     return cfg
 
@@ -82,16 +113,30 @@ def open_run(model: str, cfg: dict[str, Any], resume: bool) -> Iterator[Run]:
         raise outcome
     assert isinstance(outcome, Run)
     cfg["output_dir"] = str(outcome.dir)
+    if state.is_main_process:
+        every = int(cfglib.get(cfg, "train.log_every", 10) or 10)
+        outcome.report = RunReport(outcome.dir, model, log_every=every)
     try:
         yield outcome
+    except BaseException as exc:
+        if state.is_main_process:
+            if outcome.created and not outcome.report.started:
+                _remove(outcome)
+            else:
+                outcome.report.finish(exc)
+        raise
+    else:
+        outcome.report.finish(None)
     finally:
         _release(lock)
 
 
 def _claim(model: str, cfg: dict[str, Any], resume: bool) -> tuple[IO[str] | None, Run]:
     run_dir = Path(cfg.get("output_dir") or "runs")
+    root_existed = Path("runs").is_dir()
     try:
         run_dir = Path(cfg["output_dir"]) if cfg.get("output_dir") else _new_run_dir(model)
+        created = cfg.get("output_dir") is None or not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = _lock(run_dir)
     except OSError as exc:  # read-only, no permission, a file in the way
@@ -110,7 +155,8 @@ def _claim(model: str, cfg: dict[str, Any], resume: bool) -> tuple[IO[str] | Non
                 f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another output_dir"
             )
         checkpoint.clear_incomplete(run_dir)
-        return lock, Run(run_dir, last if resume else None, checkpoint.next_number(run_dir))
+        root = run_dir.parent if not cfg.get("output_dir") and not root_existed else None
+        return lock, Run(run_dir, last if resume else None, checkpoint.next_number(run_dir), created, root)
     except BaseException:
         _release(lock)
         raise
@@ -128,6 +174,14 @@ def _new_run_dir(model: str) -> Path:
         except FileExistsError:
             continue
     raise UsageError(f"{root} holds too many runs named {base}-*; set output_dir")
+
+
+def _remove(run: Run) -> None:
+    """Delete the folder a run created and wrote nothing useful to (and an emptied ``runs/`` it made)."""
+    shutil.rmtree(run.dir, ignore_errors=True)
+    if run.created_root is not None:
+        with suppress(OSError):  # only when empty: another run may have started meanwhile
+            run.created_root.rmdir()
 
 
 def _lock(run_dir: Path) -> IO[str] | None:

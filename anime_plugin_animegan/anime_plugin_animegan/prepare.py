@@ -17,6 +17,8 @@ Grayscale is BT.601 luma (Pillow's ``convert("L")``, the same as OpenCV's). Cann
 scikit-image (``skimage.feature.canny``). The step is idempotent: an output newer than its
 source is kept. Unreadable files are skipped and named at the end. A cache folder that cannot be
 written (a read-only data folder) is a :class:`ConfigError` that says to set ``data.prepared``.
+Nothing is written before the anime folder, and the photo folder when one is set (a training
+run), are found to hold images.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def prepared_dir(cfg: Mapping[str, Any]) -> Path:
     """``data.prepared`` or ``<data.anime>_prepared`` beside the anime folder."""
     anime = cfglib.get(cfg, "data.anime")
     if not anime:
-        raise ConfigError("no anime folder given; pass --anime DIR (or data.anime=DIR)")
+        raise ConfigError("no anime folder given; set data.anime=DIR ('anime prepare animegan' also takes --anime DIR)")
     explicit = cfglib.get(cfg, "data.prepared")
     if explicit:
         return Path(explicit).expanduser()
@@ -125,8 +127,10 @@ def prepare(cfg: Mapping[str, Any], progress: bool = True) -> PrepareReport:
     from anime_core.training.data import list_images
 
     anime_dir = Path(cfglib.get(cfg, "data.anime") or "").expanduser()
-    files = list_images(anime_dir, "anime folder (data.anime)") if cfglib.get(cfg, "data.anime") else []
     root = prepared_dir(cfg)
+    files = list_images(anime_dir, "anime folder (data.anime)")
+    if cfglib.get(cfg, "data.photo"):  # a training run: a wrong photo folder fails before anything is written
+        list_images(cfglib.get(cfg, "data.photo"), "photo folder (data.photo)")
     report = PrepareReport(folder=root)
     for src in tqdm(files, desc="animegan prepare", unit="img", disable=not progress):
         gray_path, smooth_path = targets(root, anime_dir, src)
