@@ -107,7 +107,8 @@ def train(
             acc.print(f"resumed from {run.resume_from.path} at step {state.step}")
         acc.step = state.batch_in_epoch  # accumulation windows continue where they were
         run.report.plan(plan.max_steps, state.step)
-        run.report.update(force=True)
+        if run.resume_from is None:  # the page exists from the start (a resumed run's is rewritten as it goes)
+            run.report.update(force=True)
 
         every = {k: int(cfglib.get(cfg, f"train.{k}_every", 0) or 0) for k in ("log", "sample", "checkpoint")}
         samples = sample_batch(dataset, min(plan.batch_size, 8), acc.device)
