@@ -84,6 +84,20 @@ def style_names(model: str | None) -> list[str]:
     return sorted(get_registry().styles_of(model))
 
 
+def recorded_model(file: str | None) -> str | None:
+    """The registered model a native weights file names in its metadata (``None`` for foreign or unreadable files)."""
+    if not file or not str(file).endswith(".safetensors"):
+        return None
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(file), framework="pt") as fh:
+            model = (fh.metadata() or {}).get("model")
+    except Exception:  # not readable as safetensors: loading it will say why
+        return None
+    return model if model in get_registry().models else None
+
+
 def default_style(model: str | None) -> str | None:
     """The style a picker starts on: the first whose weights are cached (runs at once), else the first."""
     from anime_core.weights.store import cached_path
@@ -171,20 +185,25 @@ def _bounded(value: float | None, least: int, flag: str) -> int | None:
 
 
 def _run(pipe: Pipeline, inputs: Sequence[str], dest: Path, size: int | None = None, tile: int | None = None,
-         num: int = 16, seed: int = 0) -> list[Path]:
-    """One ``anime run`` through the CLI's runner, writing to ``dest``; a failed input raises its reason."""
+         num: int = 16, seed: int = 0, **file_options: Any) -> tuple[list[Path], list[str]]:
+    """One ``anime run`` through the CLI's runner, writing to ``dest``: (files, notes); a failed input raises."""
     import functools
 
     from anime_core.cli import files
     from anime_core.inference.modes import RunRequest, read_image
 
     request = RunRequest(inputs=tuple(inputs), num=num, seed=seed, size=size, read=functools.partial(read_image))
-    report = files.run(pipe, request, files.FileOptions(output=dest, size=size, tile=tile, progress=True))
+    options = files.FileOptions(output=dest, size=size, tile=tile, progress=True, **file_options)
+    report = files.run(pipe, request, options)
     if report.failed:
         raise UsageError(report.failed[0][1])
     if not report.written:
         raise UsageError(f"{pipe.spec.name} wrote nothing for these inputs")
-    return list(dict.fromkeys(report.written))
+    return list(dict.fromkeys(report.written)), [note for _, note in report.notes]
+
+
+def _summary(weights: Weights, written: list[Path], notes: list[str]) -> str:
+    return "\n".join([f"{weights.label}: wrote {written[0].name}", *(f"- {note}" for note in notes)])
 
 
 def _name(weights: Weights) -> str:
@@ -223,8 +242,8 @@ def translate(
     size_px, tile_px = _bounded(size, MIN_SIZE, "size"), _bounded(tile, MIN_TILE, "tile")
     pipe = pipeline(weights, convert(spec, values or {}), device, precision)
     folder = (workspace or Workspace()).folder(_name(weights))
-    written = _run(pipe, [image], folder / f"{Path(image).stem}-{_name(weights)}.png", size_px, tile_px)
-    return Result(written, _shown(pipe, image, size_px, folder), f"{weights.label}: wrote {written[0].name}")
+    written, notes = _run(pipe, [image], folder / f"{Path(image).stem}-{_name(weights)}.png", size_px, tile_px)
+    return Result(written, _shown(pipe, image, size_px, folder), _summary(weights, written, notes))
 
 
 def generate(
@@ -246,8 +265,8 @@ def generate(
         raise UsageError(f"seed must be a whole number, not {seed}")
     pipe = pipeline(weights, convert(spec, values or {}), device, precision)
     folder = (workspace or Workspace()).folder(_name(weights))
-    written = _run(pipe, [], folder / f"{_name(weights)}-seed{int(seed)}.png", num=int(num), seed=int(seed))
-    return Result(written, None, f"{weights.label}: wrote {written[0].name}")
+    written, notes = _run(pipe, [], folder / f"{_name(weights)}-seed{int(seed)}.png", num=int(num), seed=int(seed))
+    return Result(written, None, _summary(weights, written, notes))
 
 
 def compare(
@@ -299,8 +318,10 @@ def video(
     device: str = "auto",
     precision: str = "fp32",
     workspace: Workspace | None = None,
+    deflicker: bool = False,
+    crf: float = 18,
 ) -> Result:
-    """A video (or animated GIF/WebP) through a translate model, the way ``anime run MODEL clip.mp4`` does it."""
+    """A video (or animated GIF/WebP) through a translate model, as ``anime run MODEL clip.mp4 [--deflicker]``."""
     missing = video_support()
     if missing:
         raise UsageError(missing)
@@ -312,6 +333,12 @@ def video(
     size_px, tile_px = _bounded(size, MIN_SIZE, "size"), _bounded(tile, MIN_TILE, "tile")
     pipe = pipeline(weights, convert(spec, values or {}), device, precision)
     folder = (workspace or Workspace()).folder(_name(weights))
+    from anime_core.inference.video import EncodeOptions
+
+    if crf is None or int(crf) != crf or not 0 <= crf <= 63:
+        raise UsageError(f"CRF must be a whole number from 0 (lossless) to 63, not {crf}")
     src = Path(clip)
-    written = _run(pipe, [clip], folder / f"{src.stem}-{_name(weights)}{src.suffix.lower()}", size_px, tile_px)
-    return Result(written, None, f"{weights.label}: wrote {written[0].name}")
+    dest = folder / f"{src.stem}-{_name(weights)}{src.suffix.lower()}"
+    written, notes = _run(pipe, [clip], dest, size_px, tile_px, deflicker=bool(deflicker),
+                          encode=EncodeOptions(crf=int(crf)))
+    return Result(written, None, _summary(weights, written, notes))

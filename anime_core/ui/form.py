@@ -159,8 +159,14 @@ def picker(kind: str, prefix: str, default: str | None = None) -> Picker:
         return on_weights(model, style, file)
 
     p.model.change(on_model, [p.model, p.file], [p.style, p.note, p.pull, *p.groups.values()])
+    def on_file(model: str, style: str | None, file: str | None) -> list[Any]:
+        """A native file names its model: pick it (its styles and options follow)."""
+        named = actions.recorded_model(file)
+        picked = named if named in models else model
+        return [gr.update(value=picked), *on_weights(picked, style, file)]
+
     p.style.change(on_weights, [p.model, p.style, p.file], [p.note, p.pull])
-    p.file.change(on_weights, [p.model, p.style, p.file], [p.note, p.pull])
+    p.file.change(on_file, [p.model, p.style, p.file], [p.model, p.note, p.pull])
     p.pull.click(on_pull, [p.model, p.style, p.file], [p.note, p.pull])
     return p
 

@@ -127,6 +127,6 @@ def convert(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Any]:
             value = option.get_default(ctx, call=True)  # as if the flag were left out
         try:
             out[field.name] = option.process_value(ctx, value)
-        except click.BadParameter as exc:
-            raise UsageError(f"{field.label}: {exc.format_message()}") from None
+        except click.BadParameter as exc:  # "Invalid value for '--flag': ..." as on the command line
+            raise UsageError(exc.format_message()) from None
     return out

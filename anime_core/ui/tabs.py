@@ -75,6 +75,10 @@ def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
                            elem_id="video-input")
             p = picker("translate", "video", default="animegan")
             size, tile = size_inputs("video")
+            with gr.Row():
+                deflicker = gr.Checkbox(False, label="Deflicker (steadier static areas)", elem_id="video-deflicker")
+                crf = gr.Number(18, label="Quality: CRF (0 lossless, 18 default, 63 smallest)", precision=0,
+                                minimum=0, maximum=63, elem_id="video-crf")
             run = gr.Button("Convert video", variant="primary", interactive=missing is None, elem_id="video-run")
         with gr.Column(scale=3):
             shown = gr.Video(label="Result", interactive=False, elem_id="video-result")
@@ -83,13 +87,15 @@ def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
 
     def go(data: dict[Any, Any]) -> list[Any]:
         result = actions.video(
-            data[clip], size=data[size], tile=data[tile], workspace=workspace, **_run_kwargs(p, settings, data)
+            data[clip], size=data[size], tile=data[tile], workspace=workspace, deflicker=data[deflicker],
+            crf=data[crf], **_run_kwargs(p, settings, data)
         )
         out = str(result.files[0])
         playable = out.lower().endswith((".mp4", ".webm", ".mov"))
         return [out if playable else None, gr.update(value=out, visible=True), result.message]
 
-    run.click(guarded(go, 3, 2), {clip, size, tile, *p.inputs, *settings.inputs}, [shown, download, status])
+    inputs = {clip, size, tile, deflicker, crf, *p.inputs, *settings.inputs}
+    run.click(guarded(go, 3, 2), inputs, [shown, download, status])
 
 
 def generate_tab(settings: Settings, workspace: actions.Workspace) -> None:
@@ -124,8 +130,9 @@ def compare_tab(settings: Settings, workspace: actions.Workspace) -> None:
                              elem_id="compare-input", height=260)
             styles = gr.CheckboxGroup(keys, value=keys[:4], label="Styles", elem_id="compare-styles")
             with gr.Row():
-                model = gr.Dropdown(translate, value=translate[0] if translate else None,
-                                    label="Model of the weights files", elem_id="compare-model")
+                model = gr.Dropdown(translate, value="animegan" if "animegan" in translate else None,
+                                    label="Model of foreign weights files (.safetensors name their own)",
+                                    elem_id="compare-model")
                 files = gr.File(label="Weights files to compare", file_count="multiple", file_types=WEIGHTS_TYPES,
                                 type="filepath", elem_id="compare-weights", height=120)
             size = gr.Number(512, label="Size: long side in px (0: own size)", precision=0, minimum=0,
@@ -137,7 +144,7 @@ def compare_tab(settings: Settings, workspace: actions.Workspace) -> None:
 
     def go(data: dict[Any, Any]) -> list[Any]:
         picks = [actions.Weights(*key.split(":", 1)) for key in data[styles] or []]
-        picks += [actions.Weights(data[model], file=f) for f in data[files] or []]
+        picks += [actions.Weights(actions.recorded_model(f) or data[model], file=f) for f in data[files] or []]
         shown, failed = actions.compare(data[image], picks, data[size], data[settings.device],
                                         data[settings.precision], workspace)
         lines = [f"{len(picks) - len(failed)} of {len(picks)} done."] + [f"- {line}" for line in failed]

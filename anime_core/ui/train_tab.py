@@ -20,10 +20,12 @@ _NUMBERS = ("train.max_steps", "train.batch_size", "train.image_size", "train.sa
 _CHOICES = {"train.device": ["auto", "cpu", "cuda"], "train.precision": ["no", "fp16", "bf16"]}
 
 
-def _presets(model: str | None) -> list[str]:
+def _presets(model: str | None) -> list[tuple[str, str]]:
+    """``--config`` choices: none (the model's defaults) or one of its presets."""
     from anime_core.registry import get_registry
 
-    return ["", *sorted(get_registry().model(model).presets)] if model else [""]
+    names = sorted(get_registry().model(model).presets) if model else []
+    return [("none: the model's defaults", ""), *((name, name) for name in names)]
 
 
 def train_tab(job: training.TrainJob) -> None:
@@ -54,23 +56,32 @@ def train_tab(job: training.TrainJob) -> None:
                 go = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop = gr.Button("Stop (saves a checkpoint)", variant="stop", elem_id="train-stop")
             with gr.Row():
-                runs = gr.Dropdown(training.list_runs("runs"), label="Run to resume", allow_custom_value=True,
+                runs = gr.Dropdown(training.list_runs("runs"), value=None, label="Run to view or resume",
+                                   allow_custom_value=True,
                                    scale=3, elem_id="train-runs")
                 refresh = gr.Button("Refresh list", size="sm", scale=1)
                 resume = gr.Button("Resume", scale=1, elem_id="train-resume")
         with gr.Column(scale=3):
             status = gr.Markdown(job.status(), elem_id="train-status")
-            plot = gr.LinePlot(training.metrics(None), x="step", y="value", color="series", label="Losses",
-                               elem_id="train-plot", height=280)
+            # a picture of report.html's plots: Gradio 6's LinePlot keeps the colours of the first series it saw
+            plot = gr.Image(label="Losses", interactive=False, elem_id="train-plot", height=300)
+            plot_note = gr.Markdown("", elem_id="train-plot-note")
             sample = gr.Image(label="Latest samples", interactive=False, elem_id="train-sample")
             log = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, elem_id="train-log")
     timer = gr.Timer(REFRESH_SECONDS, active=False)
-    live = [status, plot, sample, log, timer]
+    live = [status, plot, plot_note, sample, log, timer]
 
     def refresh_view() -> list[Any]:
         run_dir = job.run_dir
-        return [job.status(), training.metrics(run_dir), training.latest_sample(run_dir), job.log(),
+        return [job.status(), *training.loss_plot(run_dir), training.latest_sample(run_dir), job.log(),
                 gr.Timer(active=job.running)]
+
+    def show_run(run_dir: str | None) -> list[Any]:
+        """A picked run folder's plot, samples and log (the run going now keeps the view while it runs)."""
+        if job.running or not run_dir:
+            return refresh_view()
+        return [f"Run folder `{run_dir}`: **Resume** continues it.", *training.loss_plot(run_dir),
+                training.latest_sample(run_dir), training.read_log(run_dir), gr.Timer(active=False)]
 
     def on_model(name: str) -> list[Any]:
         values = training.defaults(name)
@@ -90,7 +101,7 @@ def train_tab(job: training.TrainJob) -> None:
 
     def on_stop() -> list[Any]:
         message = job.stop()
-        return [message, gr.update(), gr.update(), job.log(), gr.Timer(active=job.running)]
+        return [message, gr.update(), gr.update(), gr.update(), job.log(), gr.Timer(active=job.running)]
 
     model.change(on_model, model, [preset, *settings.values()])
     form = {model, photo, anime, preset, extra, root, *settings.values()}
@@ -98,4 +109,5 @@ def train_tab(job: training.TrainJob) -> None:
     resume.click(guarded(on_resume, len(live), 0), {model, runs}, live)
     stop.click(on_stop, None, live)
     refresh.click(lambda folder: gr.update(choices=training.list_runs(folder)), root, runs)
+    runs.change(show_run, runs, live)
     timer.tick(refresh_view, None, live)

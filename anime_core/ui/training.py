@@ -10,7 +10,8 @@ this step, save a checkpoint, exit"; a second Stop kills the process. The loss p
 from __future__ import annotations
 
 import atexit
-import csv
+import io
+import math
 import os
 import signal
 import subprocess
@@ -27,10 +28,10 @@ from anime_core.errors import UsageError
 from anime_core.registry import get_registry
 
 if TYPE_CHECKING:
-    import pandas as pd
     from PIL import Image
 
 LOG_NAME = "train.log"  # the subprocess's output, in the run folder
+METRICS = "metrics.csv"
 #: the settings the form shows, with their labels; anything else goes in the extra key=value box
 SETTINGS = {
     "train.max_steps": "max steps (0: train.epochs)",
@@ -120,25 +121,33 @@ def model_of_run(run_dir: str | Path) -> str | None:
     return next((m for m in known if name.startswith(f"{m}-")), None)
 
 
-def metrics(run_dir: str | Path | None) -> pd.DataFrame:
-    """The run's scalar logs, long format (``step``, ``value``, ``series``) for a line plot."""
-    import pandas as pd
+def metrics(run_dir: str | Path | None) -> dict[str, list[tuple[float, float]]]:
+    """The run's logged losses as ``{name: [(step, value), ...]}`` (steps, epochs and learning rates left out)."""
+    from anime_core.training.report import read_metrics
 
-    rows: list[dict[str, Any]] = []
-    path = Path(run_dir) / "metrics.csv" if run_dir else None
-    if path is not None and path.is_file():
-        with path.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                if not (row.get("step") or "").isdigit():
-                    continue  # a row being written
-                for name, raw in row.items():
-                    if name in _NOT_PLOTTED or not name or name.startswith("lr") or raw in (None, ""):
-                        continue
-                    try:
-                        rows.append({"step": int(row["step"]), "value": float(raw), "series": name})
-                    except ValueError:
-                        continue
-    return pd.DataFrame(rows, columns=["step", "value", "series"])
+    rows = read_metrics(Path(run_dir) / METRICS) if run_dir else []
+    names = dict.fromkeys(k for row in rows for k in row if k not in _NOT_PLOTTED and not k.startswith("lr"))
+    series = {name: [(row["step"], row[name]) for row in rows if name in row and math.isfinite(row[name])]
+              for name in names}
+    return {name: points for name, points in series.items() if points}
+
+
+def loss_plot(run_dir: str | Path | None) -> tuple[Image.Image | None, str]:
+    """The loss curves as an image (the plots of ``report.html``) and a line saying what is shown."""
+    from PIL import Image
+
+    from anime_core.training.report import EXTRA, plot_png
+
+    series = metrics(run_dir)
+    if not series:
+        return None, "Nothing logged yet." if run_dir else ""
+    last = max(points[-1][0] for points in series.values())
+    try:
+        png = plot_png(series, "step", log_y=True)
+    except ImportError:  # matplotlib is the report extra: show the numbers instead
+        values = ", ".join(f"{name} {points[-1][1]:.4g}" for name, points in series.items())
+        return None, f"Step {last:g}: {values}. Plots need matplotlib: `{EXTRA}`."
+    return Image.open(io.BytesIO(png)), f"Losses up to step {last:g}."
 
 
 def latest_sample(run_dir: str | Path | None) -> Image.Image | None:
@@ -153,6 +162,22 @@ def latest_sample(run_dir: str | Path | None) -> Image.Image | None:
     with Image.open(samples[-1]) as im:
         im.load()
         return im.copy()
+
+
+def read_log(run_dir: str | Path | None, lines: int = 40) -> str:
+    """The last ``lines`` lines of a run's ``train.log`` (progress-bar redraws collapsed to the last one)."""
+    path = Path(run_dir) / LOG_NAME if run_dir else None
+    if path is None or not path.is_file():
+        return ""
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 64_000))
+        text = fh.read().decode("utf-8", "replace")
+    kept = []
+    for line in text.replace("\r\n", "\n").split("\n"):
+        redraws = [part for part in line.split("\r") if part.strip()]
+        if redraws:
+            kept.append(redraws[-1])
+    return "\n".join(kept[-lines:])
 
 
 @dataclass
@@ -234,21 +259,8 @@ class TrainJob:
         return f"Ended with exit code {code} in {where}" + (f": {last}" if last else ".")
 
     def log(self, lines: int = 40) -> str:
-        """The last ``lines`` lines of the run's output (progress-bar redraws collapsed)."""
-        if self._job is None:
-            return ""
-        path = self._job.run_dir / LOG_NAME
-        if not path.is_file():
-            return ""
-        with path.open("rb") as fh:
-            fh.seek(max(0, path.stat().st_size - 64_000))
-            text = fh.read().decode("utf-8", "replace")
-        kept = []
-        for line in text.replace("\r\n", "\n").split("\n"):
-            redraws = [part for part in line.split("\r") if part.strip()]
-            if redraws:
-                kept.append(redraws[-1])
-        return "\n".join(kept[-lines:])
+        """The last ``lines`` lines of the run's output."""
+        return read_log(self._job.run_dir, lines) if self._job else ""
 
     def shutdown(self) -> None:
         """Ask a running job to checkpoint and stop (the app is closing)."""

@@ -120,6 +120,30 @@ def test_pipelines_are_reused_until_the_weights_file_changes(tiny_weights):
     assert actions.pipeline(weights, {}) is not first
 
 
+def test_a_video_goes_through_anime_run_with_its_sound(tiny_weights, tmp_path):
+    pytest.importorskip("av")
+    from video_helpers import make_clip, read_video
+
+    clip = tmp_path / "clip.mp4"
+    make_clip(clip, n=6, size=(32, 24))
+    weights = Weights("tiny", file=str(tiny_weights))
+    ws = actions.Workspace(tmp_path / "o")
+    result = actions.video(str(clip), weights, deflicker=True, crf=20, workspace=ws)
+    [out] = result.files
+    frames, facts = read_video(out)
+    assert out.name == "clip-tiny-tiny_safetensors.mp4" and len(frames) == 6 and facts["size"] == (32, 24)
+    assert [codec for codec, _ in facts["audio"]] == ["aac"] and facts["rate"] == 24
+    with pytest.raises(UsageError, match="CRF must be a whole number from 0"):
+        actions.video(str(clip), weights, crf=64, workspace=ws)
+
+
+def test_a_native_file_names_its_model(tiny_weights, tmp_path):
+    assert actions.recorded_model(str(tiny_weights)) == "tiny"
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 16)
+    assert actions.recorded_model(str(junk)) is None and actions.recorded_model(str(tmp_path / "x.pt")) is None
+
+
 def test_video_tab_says_what_to_install(monkeypatch, tiny_weights):
     real = importlib.util.find_spec
     monkeypatch.setattr(actions.importlib.util, "find_spec", lambda name: None if name == "av" else real(name))

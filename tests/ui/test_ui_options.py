@@ -34,7 +34,7 @@ def test_values_are_checked_and_converted_by_click(registry, tmp_path):
     ae = registry.model("ae")
     assert convert(ae, {"strength": "0.25"})["strength"] == 0.25
     assert convert(ae, {"strength": None, "steps": 4.0}) == {"strength": 1.0, "interpolate": None, "steps": 4}
-    with pytest.raises(UsageError, match=r"--strength: .*2\.0 is not in the range"):
+    with pytest.raises(UsageError, match=r"Invalid value for '--strength': 2\.0 is not in the range"):
         convert(ae, {"strength": 2})
     a, b = tmp_path / "a.png", tmp_path / "b.png"
     a.write_bytes(b"x")
@@ -42,13 +42,13 @@ def test_values_are_checked_and_converted_by_click(registry, tmp_path):
     with pytest.raises(UsageError, match="--interpolate takes 2 files; 1 were given"):
         convert(ae, {"interpolate": [str(a)]})
     assert [p.name for p in convert(ae, {"interpolate": [str(a), str(b)]})["interpolate"]] == ["a.png", "b.png"]
-    with pytest.raises(UsageError, match="--interpolate: .*does not exist"):
+    with pytest.raises(UsageError, match="Invalid value for '--interpolate': .*does not exist"):
         convert(ae, {"interpolate": [str(a), str(tmp_path / "gone.png")]})
     dcgan = registry.model("dcgan")
     assert convert(dcgan, {"interpolate": "", "truncation": "0.7"}) == {
         "class_name": None, "interpolate": None, "truncation": 0.7
     }
-    with pytest.raises(UsageError, match="--interpolate: .*1 is not in the range x>=2"):
+    with pytest.raises(UsageError, match="Invalid value for '--interpolate': 1 is not in the range x>=2"):
         convert(dcgan, {"interpolate": "1"})
 
 

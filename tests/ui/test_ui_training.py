@@ -26,19 +26,34 @@ def test_overrides_pass_only_what_the_form_changed(registry, tmp_path):
         training.overrides(None, None, {}, "lr 0.1")
 
 
-def test_metrics_and_samples_of_a_run_folder(tmp_path):
+def test_losses_and_samples_of_a_run_folder(tmp_path):
     run = tmp_path / "run"
     (run / "samples").mkdir(parents=True)
     (run / "metrics.csv").write_text(
-        "step,epoch,loss_g,loss_d,lr_g\n1,0,2.5,0.5,0.001\n2,0,2.0,,0.001\n3,0,1.5,0.4,0.0"  # last row: half written
+        "step,epoch,loss_g,loss_d,lr_g\n1,0,2.5,0.5,0.001\n2,0,2.0,,0.001\n3,0,nan,0.4,0.0\n"
     )
-    frame = training.metrics(run)
-    assert sorted(set(frame["series"])) == ["loss_d", "loss_g"]  # step, epoch and learning rates are not plotted
-    assert frame[frame.series == "loss_g"][["step", "value"]].values.tolist() == [[1, 2.5], [2, 2.0], [3, 1.5]]
-    assert training.metrics(None).empty and training.latest_sample(run) is None
+    # steps, epochs and learning rates are not losses; an empty or non-finite cell is no point
+    assert training.metrics(run) == {"loss_g": [(1, 2.5), (2, 2.0)], "loss_d": [(1, 0.5), (3, 0.4)]}
+    image, note = training.loss_plot(run)
+    assert note == "Losses up to step 3." and image.width > 2 * image.height  # one panel per loss, side by side
+    assert training.loss_plot(None) == (None, "") and training.loss_plot(tmp_path) == (None, "Nothing logged yet.")
+    assert training.latest_sample(run) is None
     for step in (90, 120):
         make_image((8, 8), step).save(run / "samples" / f"step-{step:07d}.png")
     assert training.latest_sample(run).tobytes() == make_image((8, 8), 120).tobytes()
+
+
+def test_without_matplotlib_the_plot_is_the_latest_values(tmp_path, monkeypatch):
+    import anime_core.training.report as report
+
+    def no_matplotlib(*args, **kwargs):
+        raise ImportError("No module named 'matplotlib'")
+
+    monkeypatch.setattr(report, "plot_png", no_matplotlib)
+    (tmp_path / "metrics.csv").write_text("step,g_total\n5,1.25\n")
+    assert training.loss_plot(tmp_path) == (
+        None, 'Step 5: g_total 1.25. Plots need matplotlib: `pip install "anime-core[report]"`.'
+    )
 
 
 def test_start_checks_the_config_before_starting_anything(registry, tmp_path):
@@ -90,16 +105,16 @@ def test_start_stop_resume_a_real_subprocess(tiny_site, tmp_path, monkeypatch):
         args = training.overrides(str(tmp_path / "photo"), str(tmp_path / "anime"), {"train.max_steps": 100000})
         run = job.start("tiny", args, root=tmp_path / "runs")
         assert run.parent == tmp_path / "runs" and job.running and "Running in" in job.status()
-        _wait(lambda: len(training.metrics(run)) >= 2, LIMIT)
+        _wait(lambda: len(training.metrics(run).get("g", [])) >= 2, LIMIT)
         assert "Stopping" in job.stop()
         _wait(lambda: not job.running, LIMIT)
         assert job.status().startswith("Stopped; resume it"), job.log()
-        stopped_at = int(training.metrics(run)["step"].max())
+        stopped_at = int(training.metrics(run)["g"][-1][0])
         job.resume("tiny", run, [f"train.max_steps={stopped_at + 2}"])
         _wait(lambda: not job.running, LIMIT)
         assert job.status().startswith("Finished"), job.log()
         assert (run / "generator.safetensors").is_file() and "resumed from" in job.log()
-        assert int(training.metrics(run)["step"].max()) == stopped_at + 2
+        assert training.metrics(run)["g"][-1][0] == stopped_at + 2
     finally:
         job.shutdown()
         set_registry(None)
