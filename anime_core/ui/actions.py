@@ -129,7 +129,8 @@ def weights_note(model: str | None, style: str | None, file: str | None = None) 
     if status == "corrupt":
         return (f"The cached `{spec.key}` file {cached_path(spec.key, spec.source)} is corrupt: delete it and "
                 f"download again, or install a good copy with `anime weights import {spec.key} FILE`."), True
-    size = f" ({spec.source.size / 1e6:.1f} MB)" if spec.source.size else ""
+    total = sum(f.size or 0 for f in spec.source.files)  # a style may be several files (a TF checkpoint)
+    size = f" ({total / 1e6:.1f} MB)" if total else ""
     return (f"`{spec.key}` weights are not cached yet{size}: download them now, or they download on the "
             f"first run.{licence}"), True
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import importlib.util
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -101,6 +104,30 @@ def test_a_cached_style_is_picked_first_and_runs(tiny_weights, photo, tmp_path, 
     assert "cached" in note and "not cached" not in note and not pullable
     result = actions.translate(str(photo), Weights("tiny", style="demo"), workspace=actions.Workspace(tmp_path / "o"))
     assert Image.open(result.files[0]).size == (24, 17)  # the style's preprocess size: 24 px long side
+
+
+def test_the_download_button_fetches_and_verifies_a_style(tiny_weights, tmp_path, monkeypatch):
+    import tiny_anime_plugin
+
+    from anime_core.registry import load_registry, set_registry
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "tiny-style.safetensors").write_bytes(tiny_weights.read_bytes())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.delenv("ANIME_OFFLINE")
+        monkeypatch.setenv("TINY_STYLE_URL", f"http://127.0.0.1:{httpd.server_port}/tiny-style.safetensors")
+        monkeypatch.setenv("TINY_STYLE_SHA256", hashlib.sha256(tiny_weights.read_bytes()).hexdigest())
+        set_registry(load_registry(extra=[("tiny", tiny_anime_plugin)], entry_points=False, strict=True))
+        assert actions.weights_note("tiny", "demo")[1]  # not cached: the button shows
+        assert actions.pull_weights("tiny", "demo").startswith("`tiny:demo` weights downloaded and verified")
+        note, pullable = actions.weights_note("tiny", "demo")
+        assert note.startswith("`tiny:demo` weights are cached") and not pullable
+    finally:
+        httpd.shutdown()
 
 
 def test_compare_keeps_going_past_a_failing_choice(tiny_weights, photo, tmp_path):
