@@ -222,6 +222,9 @@ def test_publish_a_style_in_five_minutes(served, tmp_path):
     import anime_core
     from anime_core.weights import save_native
 
+    # pip builds the plugin with the venv's setuptools: without an index it cannot fetch one (Python >= 3.12
+    # venvs come without it; anime-core[dev] should bring it)
+    pytest.importorskip("setuptools", reason="setuptools is not installed, so pip cannot build the plugin offline")
     root, url = served
     walk = Walk(root, tmp_path / "site", tmp_path / "home", url, snippet_files())
     walk.env = _env(walk)
@@ -252,3 +255,41 @@ def _env(walk: Walk) -> dict[str, str]:
         PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
     return env
+
+
+def test_a_pt_of_our_own_state_dict_is_a_native_style(tmp_path):
+    """The guide, section 6: such a file takes layout="native", loads as "plain" into StyleSpec.generator's network."""
+    import dataclasses
+    import types
+
+    import torch
+
+    import anime_core
+    from anime_core import hookimpl
+    from anime_core.api import resolve
+    from anime_core.registry import load_registry, set_registry
+    from anime_core.specs import StyleSpec, WeightsSource
+    from anime_core.testing import check_plugin
+    from anime_core.weights import file_digests, import_file
+
+    torch.manual_seed(0)
+    net = anime_core.build("animegan", "generator", variant="v1")
+    path = tmp_path / "mine.pt"
+    torch.save(net.state_dict(), path)
+    style = StyleSpec("animegan", "plainpt", WeightsSource("https://example.org/mine.pt", layout="native",
+                      sha256=file_digests(path)["sha256"]), generator={"variant": "v1"}, license="CC0-1.0")
+    plugin = types.SimpleNamespace(anime_register_styles=hookimpl(lambda: [style]))
+    assert not check_plugin(plugin, name="plainpt", requires=["animegan"], checks=("styles",))
+    plain = dataclasses.replace(style, source=dataclasses.replace(style.source, layout="plain"))  # not a layout name
+    odd = types.SimpleNamespace(anime_register_styles=hookimpl(lambda: [plain]))
+    problems = check_plugin(odd, name="plainpt", requires=["animegan"], checks=("styles",))
+    assert any("layout 'plain' is neither 'native' nor a converter" in p for p in problems), problems
+    set_registry(load_registry(extra=[("plainpt", plugin)]))
+    try:
+        import_file(style.key, style.source, path)
+        assert resolve("animegan", style="plainpt").loaded.layout == "plain"
+        pipe = anime_core.load("animegan", style="plainpt", device="cpu")
+        loaded = pipe.generator.state_dict()
+        assert all(torch.equal(loaded[k], v) for k, v in net.state_dict().items())
+    finally:
+        set_registry(None)
