@@ -6,7 +6,11 @@ registry, so the tabs list whatever models and styles the installed plugins regi
 
 from __future__ import annotations
 
+import shutil
+import signal
 import sys
+import threading
+from types import FrameType
 
 import gradio as gr
 
@@ -24,7 +28,8 @@ def build_app(workspace: actions.Workspace | None = None, job: training.TrainJob
     """The app's page (not started); ``workspace`` holds its outputs, ``job`` runs its training."""
     workspace = workspace or actions.Workspace()
     job = job or training.TrainJob()
-    with gr.Blocks(title="anime-core", analytics_enabled=False) as app:
+    # uploads and results of a local app are the user's photos: gradio deletes its copies after an hour
+    with gr.Blocks(title="anime-core", analytics_enabled=False, delete_cache=(3600, 3600)) as app:
         with gr.Row(equal_height=True):
             gr.Markdown(
                 f"## anime-core {__version__}\nPhotos to anime, anime faces from noise, and training on your "
@@ -66,4 +71,13 @@ def launch(app: gr.Blocks, host: str, port: int | None, share: bool) -> None:
     print(f"anime ui: open {local} in a browser (Ctrl-C stops)", file=sys.stderr, flush=True)
     if public:
         print(f"anime ui: public link {public}", file=sys.stderr, flush=True)
-    app.block_thread()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop: close like Ctrl-C, cleaning up
+    try:
+        app.block_thread()  # returns on Ctrl-C, after closing the server
+    finally:
+        shutil.rmtree(workspace.root, ignore_errors=True)  # the outputs were served; downloads are the user's copy
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
