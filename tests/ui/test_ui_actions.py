@@ -55,7 +55,7 @@ def test_translate_refuses_with_one_sentence(tiny_weights, photo, tmp_path):
     junk = tmp_path / "junk.png"
     junk.write_bytes(b"not a picture")
     with pytest.raises(UsageError, match="not an image Pillow can read"):
-        actions.translate(str(junk), weights)
+        actions.translate(str(junk), weights, workspace=actions.Workspace(tmp_path / "o"))
     with pytest.raises(UsageError, match="use the Generate tab"):
         actions.translate(str(photo), Weights("tinygen", file=str(tiny_weights)))
     with pytest.raises(UsageError, match="size must be a whole number of at least 8"):
