@@ -7,6 +7,7 @@ third-party-like NHWC graph (AnimeGANv3 conventions) runs through ``anime run --
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -205,3 +206,19 @@ def test_missing_onnxruntime_names_the_extra(registry, tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert done.value.code == 2
     assert 'pip install "anime-core[onnx]"' in err and "Traceback" not in err
+
+
+def test_a_style_can_point_at_an_onnx_file(native, registry, tmp_path):
+    from anime_core.specs import StyleSpec, WeightsSource
+    from anime_core.weights.store import import_file
+
+    weights = native("pixelsake-sr", {"width": 4, "num_blocks": 1})
+    path = ox.export(anime_core.load("pixelsake-sr", weights=weights, device="cpu"), tmp_path / "sr.onnx").path
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    source = WeightsSource(url="https://example.invalid/sr.onnx", sha256=digest, layout="onnx")
+    registry.styles["pixelsake-sr:tiny-onnx"] = StyleSpec("pixelsake-sr", "tiny-onnx", source, preprocess={"size": 24})
+    import_file("pixelsake-sr:tiny-onnx", source, path)  # verified into the cache; ANIME_OFFLINE=1 in tests
+
+    pipe = anime_core.load("pixelsake-sr", style="tiny-onnx")
+    assert isinstance(pipe.generator, ox.OnnxGenerator)
+    assert pipe(make_image((40, 20), 1)).size == (96, 48)  # the style's size (long side 24), then x4
