@@ -81,7 +81,7 @@ def start_weights(
     source = source if source is not None else cfglib.get(cfg, "init.source")
     if not source:
         return None
-    paths, style_options = _locate(spec, str(source), registry)
+    paths, style_options, is_file = _locate(spec, str(source), registry)
     weights = load_weights(paths[0], spec.name, registry)
     sha256 = files_sha256(paths)
     if recorded and recorded.lower() != sha256:
@@ -94,7 +94,8 @@ def start_weights(
     explicit = user_keys(spec, config, overrides)
     notes = _adopt_options(spec, cfg, {**style_options, **_current_names(spec, weights.generator)}, source, explicit)
     notes += _finetune_defaults(spec, cfg, explicit)
-    cfg["init"] = {"source": str(source), "sha256": sha256}
+    # a file is recorded by its absolute path, so a copy of config.yaml finds it from any folder
+    cfg["init"] = {"source": str(Path(source).expanduser().absolute()) if is_file else str(source), "sha256": sha256}
     try:
         cfglib.validate(spec, cfg, registry)
     except ConfigError as exc:
@@ -164,13 +165,14 @@ def user_keys(spec: ModelSpec, config: str | Path | None, overrides: Sequence[st
 
 
 # -- internals ----------------------------------------------------------------------------------
-def _locate(spec: ModelSpec, source: str, registry: Registry) -> tuple[list[Path], dict[str, Any]]:
-    """The files of ``source`` (a weights file, a TF checkpoint, ``MODEL:STYLE`` or a style name) and its options."""
+def _locate(spec: ModelSpec, source: str, registry: Registry) -> tuple[list[Path], dict[str, Any], bool]:
+    """The files of ``source`` (a weights file, a TF checkpoint, ``MODEL:STYLE`` or a style name), the
+    generator options a style names, and whether the user named a file."""
     from anime_core.weights import fetch_style, tf1
 
     path = Path(source).expanduser()
     if path.is_file() or tf1.checkpoint_prefix(path) is not None:
-        return _files_of(path), {}
+        return _files_of(path), {}, True
     model, sep, name = source.partition(":")
     if not sep and source in registry.styles_of(spec.name):
         model, name = spec.name, source
@@ -181,7 +183,7 @@ def _locate(spec: ModelSpec, source: str, registry: Registry) -> tuple[list[Path
     if model != spec.name:
         raise UsageError(f"--init {source} is a style of '{model}', not of '{spec.name}'; train {model} to use it")
     style = registry.style(model, name)
-    return _files_of(fetch_style(style)), dict(style.generator)
+    return _files_of(fetch_style(style)), dict(style.generator), False
 
 
 def _files_of(path: Path) -> list[Path]:

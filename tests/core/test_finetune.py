@@ -48,12 +48,14 @@ def test_every_part_the_file_holds_starts_the_run_and_the_others_stay_fresh(regi
     assert "discriminator, discriminator_inverse from random weights (the file has none)" in notes[-1]
 
 
-def test_the_file_generator_options_are_adopted_and_said(registry, cyclegan_file):
+def test_the_file_generator_options_are_adopted_and_said(registry, cyclegan_file, monkeypatch):
     path, *_ = cyclegan_file
+    monkeypatch.chdir(path.parent)
     base = [o for o in CYCLE if not o.startswith(("generator.width", "generator.n_blocks"))]
-    _, notes, cfg = _task(registry, "cyclegan", base, init=str(path))
+    _, notes, cfg = _task(registry, "cyclegan", base, init=path.name)
     assert cfg["generator"]["width"] == 4 and cfg["generator"]["n_blocks"] == 1
     assert "takes the file's generator options" in notes[0] and "generator.width=4 (was 64)" in notes[0]
+    assert cfg["init"]["source"] == str(path)  # absolute: a copied config.yaml works from any folder
 
 
 def test_an_option_the_user_set_otherwise_is_an_error_and_a_misfit_is_named(registry, cyclegan_file, tmp_path):
