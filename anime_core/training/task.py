@@ -100,6 +100,10 @@ class TrainingTask(ABC):
         del epoch, ctx
         return None
 
+    def required_weights(self) -> list[str]:
+        """Backbone weights keys (``backbone:vgg19``) this run needs; fetched before any data is prepared."""
+        return []
+
     def dataset(self) -> Dataset:
         """The training dataset: the registered dataset kind the model names (``ModelSpec.dataset``)."""
         if not self.spec.dataset:

@@ -44,7 +44,8 @@ def anime_register_losses() -> list[LossSpec]:
 @hookimpl
 def anime_register_datasets() -> list[DatasetSpec]:
     return [DatasetSpec("ae.paired", f"{PKG}.data:paired_split",
-                        "paired folders with a seeded validation split (train=False) and optional denoising")]
+                        "paired folders with a seeded validation split (train=False) and optional denoising",
+                        keys=("data.photo", "data.anime"))]
 
 
 @hookimpl

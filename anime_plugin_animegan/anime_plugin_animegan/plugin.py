@@ -70,7 +70,8 @@ def anime_register_losses() -> list[LossSpec]:
 
 @hookimpl
 def anime_register_datasets() -> list[DatasetSpec]:
-    return [DatasetSpec("animegan", f"{PKG}.data:build_dataset", "photos + anime frames + gray/edge-smoothed copies")]
+    return [DatasetSpec("animegan", f"{PKG}.data:build_dataset", "photos + anime frames + gray/edge-smoothed copies",
+                        keys=("data.photo", "data.anime"))]
 
 
 @hookimpl

@@ -38,6 +38,11 @@ class AnimeGANTask(TrainingTask):
 
     finetune_defaults: ClassVar[dict[str, Any]] = {"train.init_epochs": 0}  # the generator is trained already
 
+    def required_weights(self) -> list[str]:
+        from anime_core.weights.known import VGG19_KEY
+
+        return [VGG19_KEY] if self.cfg.loss.vgg_pretrained else []
+
     def build(self, steps_per_epoch: int) -> None:
         cfg = self.cfg
         g = init_generator(self.build_net("generator"), cfg.generator.variant, cfg.train.weight_init)

@@ -71,7 +71,8 @@ def anime_register_losses() -> list[LossSpec]:
 
 @hookimpl
 def anime_register_datasets() -> list[DatasetSpec]:
-    return [DatasetSpec("cyclegan", f"{PKG}.data:build_dataset", "unpaired photos + anime, resize/crop/flip/jitter")]
+    return [DatasetSpec("cyclegan", f"{PKG}.data:build_dataset", "unpaired photos + anime, resize/crop/flip/jitter",
+                        keys=("data.photo", "data.anime"))]
 
 
 @hookimpl

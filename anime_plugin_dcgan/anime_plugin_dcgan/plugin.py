@@ -71,7 +71,8 @@ def anime_register_losses() -> list[LossSpec]:
 
 @hookimpl
 def anime_register_datasets() -> list[DatasetSpec]:
-    return [DatasetSpec("sr_pairs", f"{SR}.data:build_sr_pairs", "bicubic 4x down-sampled pairs of data.anime")]
+    return [DatasetSpec("sr_pairs", f"{SR}.data:build_sr_pairs", "bicubic 4x down-sampled pairs of data.anime",
+                        keys=("data.anime",))]
 
 
 @hookimpl

@@ -82,6 +82,11 @@ class DCGANTask(TrainingTask):
             d_opts["num_classes"] = len(self.classes)
         return g_opts, d_opts
 
+    def required_weights(self) -> list[str]:
+        from anime_core.weights.known import VGG19_KEY
+
+        return [VGG19_KEY] if self.cfg.loss.vgg_weight > 0 and self.cfg.loss.vgg_pretrained else []
+
     def build(self, steps_per_epoch: int) -> None:
         g_over, d_over = self.net_overrides()
         self.g_opts = {**self.cfg.generator, **g_over}

@@ -100,7 +100,7 @@ def test_animegan_checks_the_photo_folder_before_preparing_and_explains_missing_
     small = ["train.image_size=32", "train.batch_size=1", "data.num_workers=0", "train.device=cpu"]
     code, err = anime("train", "animegan", f"data.anime={tmp_path / 'frames'}", f"data.photo={tmp_path / 'none'}",
                       *small, capsys=capsys)
-    assert code == 2 and "photo folder (data.photo)" in err and "does not exist" in err
+    assert code == 2 and "data.photo" in err and "does not exist" in err
     assert not (tmp_path / "frames_prepared").exists() and not (tmp_path / "runs").exists()
 
     # offline and no VGG19 in the cache (the tests' ANIME_HOME is empty): the error offers the option
@@ -109,6 +109,7 @@ def test_animegan_checks_the_photo_folder_before_preparing_and_explains_missing_
     assert code == 3 and "anime weights import backbone:vgg19" in err
     assert "loss.vgg_pretrained=false, where the perceptual losses compare random VGG19 features" in err
     assert not (tmp_path / "runs").exists()
+    assert not (tmp_path / "frames_prepared").exists()  # the VGG19 check (required_weights) comes before preparing
 
 
 def test_random_perceptual_features_are_announced(registry, tmp_path):

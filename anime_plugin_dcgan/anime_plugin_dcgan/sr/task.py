@@ -40,6 +40,11 @@ class SRTask(TrainingTask):
             self.val = getattr(self._train, "held_out", None)
         return self._train
 
+    def required_weights(self) -> list[str]:
+        from anime_core.weights.known import VGG19_KEY
+
+        return [VGG19_KEY] if self.cfg.loss.perceptual_weight > 0 and self.cfg.loss.vgg_pretrained else []
+
     def build(self, steps_per_epoch: int) -> None:
         self.dataset()  # the held-out split for evaluate()
         g = self.build_net("generator")
