@@ -185,7 +185,11 @@ def test_backend_onnxruntime_exports_once_and_matches_torch(native, tmp_path, mo
     assert np.array_equal(np.asarray(again(img, tile=24), np.int16), got)
 
 
-def test_onnx_file_refuses_the_torch_backend_and_other_precisions(native, tmp_path):
+def test_an_exported_file_as_weights_and_as_a_style(native, registry, tmp_path):
+    """The graph refuses what it cannot honour, and a style whose source layout is onnx runs it."""
+    from anime_core.specs import StyleSpec, WeightsSource
+    from anime_core.weights.store import import_file
+
     weights = native("pixelsake-sr", {"width": 4, "num_blocks": 1})
     path = ox.export(anime_core.load("pixelsake-sr", weights=weights, device="cpu"), tmp_path / "sr.onnx").path
     with pytest.raises(UsageError, match="runs with --backend onnxruntime"):
@@ -194,6 +198,14 @@ def test_onnx_file_refuses_the_torch_backend_and_other_precisions(native, tmp_pa
         anime_core.load("pixelsake-sr", weights=path, precision="fp16")
     with pytest.raises(anime_core.AnimeError, match="exported from model 'pixelsake-sr'"):
         anime_core.load("animegan", weights=path)
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    source = WeightsSource(url="https://example.invalid/sr.onnx", sha256=digest, layout="onnx")
+    registry.styles["pixelsake-sr:tiny-onnx"] = StyleSpec("pixelsake-sr", "tiny-onnx", source, preprocess={"size": 24})
+    import_file("pixelsake-sr:tiny-onnx", source, path)  # verified into the cache; ANIME_OFFLINE=1 in tests
+    pipe = anime_core.load("pixelsake-sr", style="tiny-onnx")
+    assert isinstance(pipe.generator, ox.OnnxGenerator)
+    assert pipe(make_image((40, 20), 1)).size == (96, 48)  # the style's size (long side 24), then x4
 
 
 def test_missing_onnxruntime_names_the_extra(registry, tmp_path, monkeypatch, capsys):
@@ -206,19 +218,3 @@ def test_missing_onnxruntime_names_the_extra(registry, tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert done.value.code == 2
     assert 'pip install "anime-core[onnx]"' in err and "Traceback" not in err
-
-
-def test_a_style_can_point_at_an_onnx_file(native, registry, tmp_path):
-    from anime_core.specs import StyleSpec, WeightsSource
-    from anime_core.weights.store import import_file
-
-    weights = native("pixelsake-sr", {"width": 4, "num_blocks": 1})
-    path = ox.export(anime_core.load("pixelsake-sr", weights=weights, device="cpu"), tmp_path / "sr.onnx").path
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    source = WeightsSource(url="https://example.invalid/sr.onnx", sha256=digest, layout="onnx")
-    registry.styles["pixelsake-sr:tiny-onnx"] = StyleSpec("pixelsake-sr", "tiny-onnx", source, preprocess={"size": 24})
-    import_file("pixelsake-sr:tiny-onnx", source, path)  # verified into the cache; ANIME_OFFLINE=1 in tests
-
-    pipe = anime_core.load("pixelsake-sr", style="tiny-onnx")
-    assert isinstance(pipe.generator, ox.OnnxGenerator)
-    assert pipe(make_image((40, 20), 1)).size == (96, 48)  # the style's size (long side 24), then x4
