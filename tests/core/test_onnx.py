@@ -80,8 +80,8 @@ def test_export_matches_pytorch_and_runs_through_the_same_pipeline(native, tmp_p
     assert isinstance(onnx_pipe, pipeline_class(registry_model(model)))
     assert isinstance(onnx_pipe.generator, ox.OnnxGenerator)
     if torch_pipe.kind == "generate":
-        want = torch.stack([torch.from_numpy(np.asarray(i)) for i in torch_pipe.generate(n=4, seed=1)])
-        got = torch.stack([torch.from_numpy(np.asarray(i)) for i in onnx_pipe.generate(n=4, seed=1)])
+        want = torch.stack([torch.from_numpy(np.array(i, np.int16)) for i in torch_pipe.generate(n=4, seed=1)])
+        got = torch.stack([torch.from_numpy(np.array(i, np.int16)) for i in onnx_pipe.generate(n=4, seed=1)])
     else:
         assert meta["stride"] == str(torch_pipe.stride) and meta["out_scale"] == str(torch_pipe.out_scale)
         side = max(torch_pipe.stride, 40)
