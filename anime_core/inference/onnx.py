@@ -138,7 +138,8 @@ class OnnxGenerator(nn.Module):
             raise
         except Exception as exc:  # ORT raises its own exception types for unreadable graphs
             raise WeightsUnavailable(f"{what} is not a valid ONNX graph ({_first_line(exc)})") from None
-        self.meta: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map or {})
+        meta = dict(self.session.get_modelmeta().custom_metadata_map or {})
+        self.meta: dict[str, str] = meta if meta.get("format") == ONNX_FORMAT else {}  # others' keys mean other things
         inputs = self.session.get_inputs()
         self.input_names = [i.name for i in inputs]
         self.output_name = self.session.get_outputs()[0].name
@@ -161,7 +162,7 @@ class OnnxGenerator(nn.Module):
             self.latent_dim = shape[1]
         for name in ATTRIBUTES:
             if name in self.meta:
-                setattr(self, name, json.loads(self.meta[name]))
+                setattr(self, name, _attribute(name, self.meta[name], what))
 
     def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
         if self.fixed_size and tuple(x.shape[-2:]) != self.fixed_size:
@@ -183,6 +184,24 @@ class OnnxGenerator(nn.Module):
         if self.layout == "NHWC" and out.dim() == 4:
             out = out.permute(0, 3, 1, 2)
         return out.to(x.device)
+
+
+def _attribute(name: str, text: str, what: str) -> Any:
+    """A generator attribute from the metadata, bounded like options read from a weights file."""
+    from anime_core.weights.files import MAX_OPTION_INT, MAX_OPTION_ITEMS, MAX_OPTION_STR
+
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        value = None
+    if name == "class_names":
+        ok = isinstance(value, list) and len(value) <= MAX_OPTION_ITEMS and all(
+            isinstance(v, str) and len(v) <= MAX_OPTION_STR for v in value)
+    else:
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_OPTION_INT
+    if not ok:
+        raise WeightsUnavailable(f"{what} has corrupt metadata ({name}={text[:40]!r}); export it again")
+    return value
 
 
 def _first_line(exc: BaseException) -> str:
@@ -246,13 +265,27 @@ def onnx_pipeline(
     if precision != "fp32":
         raise UsageError(f"an ONNX graph keeps the precision it was exported with; drop --precision {precision} "
                          f"(export with 'anime export ... --precision fp16' for a half-precision graph)")
+    if not isinstance(graph, bytes) and not Path(graph).is_file():
+        raise WeightsUnavailable(f"weights file {graph} does not exist")
     dev = onnx_device(device)
     what = what or (f"ONNX file {graph}" if not isinstance(graph, bytes) else "the ONNX graph")
     gen = OnnxGenerator(graph, dev, threads, what)
     check_graph(gen, spec, cls.weights_part(options), cls.part_hint(options))
-    defaults = json.loads(gen.meta.get("preprocess_defaults", "{}"))
+    defaults = _defaults(gen)
     defaults.update(preprocess or {})
     return cls(spec, {"generator": gen}, device=dev, precision="fp32", preprocess=defaults, **options)
+
+
+def _defaults(gen: OnnxGenerator) -> dict[str, Any]:
+    """The resize defaults recorded at export (``size``, ``center_crop``), checked like any metadata."""
+    try:
+        value = json.loads(gen.meta.get("preprocess_defaults", "{}"))
+    except (json.JSONDecodeError, RecursionError):
+        value = None
+    size = value.get("size") if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not (size is None or (isinstance(size, int) and 0 < size <= 1 << 16)):
+        raise WeightsUnavailable(f"{gen.what} has corrupt metadata (preprocess_defaults); export it again")
+    return {k: v for k, v in value.items() if k in ("size", "center_crop")}
 
 
 def to_onnxruntime(pipe: Pipeline, cls: type[Pipeline], device: str | torch.device | None = None,
@@ -527,7 +560,9 @@ def build_verified(pipe: Pipeline, opset: int | None = None, precision: str = "f
     example, checks_in, names = _inputs(pipe)
     proto = _to_proto(_exportable(pipe.generator, precision), example, names, _dynamic_shapes(pipe, names), opset)
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset or 0)
-    checks = verify(proto.SerializeToString(), pipe.generator, checks_in, names, pipe.device)
+    # the reference runs in fp32 on the CPU: a CUDA generator may use TF32 convolutions
+    reference = copy.deepcopy(pipe.generator).to("cpu").float().eval()
+    checks = verify(proto.SerializeToString(), reference, checks_in, names, torch.device("cpu"))
     tolerance = FP32_TOLERANCE if precision == "fp32" else FP16_TOLERANCE
     worst = max(c.max_diff for c in checks)
     if not worst <= tolerance:

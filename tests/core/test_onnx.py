@@ -30,6 +30,7 @@ from anime_core.inference.tiling import pad_to_multiple
 from anime_core.weights.files import save_native
 
 pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
 
 # model, generator options (narrow where the builder allows it)
 GENERATORS = [
@@ -156,7 +157,7 @@ def test_third_party_nhwc_graph_runs_through_anime_run(registry, tmp_path, capsy
     assert done.value.code == 0, capsys.readouterr().err
     got = np.asarray(Image.open(tmp_path / "out.png"), np.int16)
 
-    x = torch.from_numpy(np.asarray(img)).permute(2, 0, 1)[None].float() / 255
+    x = torch.from_numpy(np.array(img)).permute(2, 0, 1)[None].float() / 255
     padded, _ = pad_to_multiple(x, 8)
     with torch.no_grad():
         y = net((padded * 2 - 1).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)[..., :37, :45]
@@ -198,6 +199,11 @@ def test_an_exported_file_as_weights_and_as_a_style(native, registry, tmp_path):
         anime_core.load("pixelsake-sr", weights=path, precision="fp16")
     with pytest.raises(anime_core.AnimeError, match="exported from model 'pixelsake-sr'"):
         anime_core.load("animegan", weights=path)
+    proto = onnx.load(str(path))
+    next(p for p in proto.metadata_props if p.key == "stride").value = "1000000000"  # would pad to 1e9 px
+    onnx.save(proto, str(tmp_path / "bad.onnx"))
+    with pytest.raises(anime_core.AnimeError, match="corrupt metadata"):
+        anime_core.load("pixelsake-sr", weights=tmp_path / "bad.onnx")
 
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     source = WeightsSource(url="https://example.invalid/sr.onnx", sha256=digest, layout="onnx")
