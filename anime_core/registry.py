@@ -113,7 +113,11 @@ class Registry:
         self.model(model)
         key = f"{model}:{name}"
         if key not in self.styles:
-            raise unknown(f"style of '{model}'", name, self.styles_of(model))
+            styles = self.styles_of(model)
+            if not styles:
+                raise UsageError(f"{model} has no pretrained styles installed; use --weights FILE (e.g. from "
+                                 f"'anime train {model}')")
+            raise UsageError(f"{model} has no style '{name}'{did_you_mean(name, styles)}")
         return self.styles[key]
 
     def styles_of(self, model: str) -> dict[str, StyleSpec]:

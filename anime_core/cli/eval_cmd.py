@@ -24,7 +24,6 @@ from anime_core.metrics import DISTRIBUTION, METRICS, PAIRED
 if TYPE_CHECKING:
     from anime_core.metrics.scoring import Report
 
-DEFAULT_CSV = Path("eval_per_image.csv")
 _DIR = click.Path(file_okay=False, path_type=Path)
 
 
@@ -119,7 +118,13 @@ def _callback(model: str | None, **kw: Any) -> int:
         return evaluate_run(Path(str(model)), kw)
     if kw["all_checkpoints"]:
         raise UsageError("--all-checkpoints scores a training run: anime eval RUN_DIR --all-checkpoints --real DIR")
-    metrics = parse_metrics(kw["metrics"])
+    metrics = parse_metrics(kw["metrics"]) if kw["metrics"] is not None else None  # None: see _default_metrics
+    if metrics and kw["csv"] and not any(m in PAIRED for m in metrics):
+        raise UsageError(f"--per-image writes the paired metrics ({', '.join(PAIRED)}); add one to --metrics")
+    if kw["weights"] is not None:
+        from anime_core.cli.run import check_weights_path
+
+        check_weights_path(kw["weights"])
     real, fake = kw["real"], kw["fake"]
     from anime_core.inference import io
 
@@ -142,10 +147,50 @@ def _callback(model: str | None, **kw: Any) -> int:
         return _score(kw["anime"], out, metrics, kw, model_failed)
 
 
-def _score(real: Path, fake: Path, metrics: tuple[str, ...], kw: dict[str, Any], failed: list) -> int:
+def _default_metrics(real: Path, fake: Path) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The metrics that run without downloading anything, and why each other one is left out.
+
+    Distribution metrics need the Inception weights (95 MB), LPIPS the AlexNet ones (244 MB): by
+    default they run only when cached. Paired metrics need files named alike in both folders.
+    """
+    from anime_core.metrics.folders import match_pairs
+    from anime_core.weights.known import ALEXNET_KEY, ALEXNET_SOURCE, INCEPTION_KEY, INCEPTION_SOURCE
+    from anime_core.weights.store import cache_status
+
+    def missing(key: str, source: Any, names: str) -> str | None:
+        if cache_status(key, source) == "cached":
+            return None
+        return f"the {key} weights are not cached (name {names} in --metrics to download them, or run " \
+               f"'anime weights pull {key}')"
+
+    skipped: dict[str, str] = dict.fromkeys(DISTRIBUTION, missing(INCEPTION_KEY, INCEPTION_SOURCE, "them"))
+    try:
+        match_pairs(real, fake)
+        skipped.update(psnr=None, ssim=None, lpips=missing(ALEXNET_KEY, ALEXNET_SOURCE, "lpips"))
+    except UsageError:
+        skipped.update(dict.fromkeys(PAIRED, "the files of the two folders are not named alike"))
+    chosen = tuple(m for m in METRICS if skipped[m] is None)
+    return chosen, {m: why for m, why in skipped.items() if why is not None}
+
+
+def _not_computed(skipped: dict[str, str]) -> str:
+    """``fid, kid: reason; lpips: other reason``."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in skipped.items():
+        by_reason.setdefault(why, []).append(name)
+    return "; ".join(f"{', '.join(names)}: {why}" for why, names in by_reason.items())
+
+
+def _score(real: Path, fake: Path, metrics: tuple[str, ...] | None, kw: dict[str, Any], failed: list) -> int:
     from anime_core.metrics.scoring import evaluate
 
-    csv_path = kw["csv"] or (DEFAULT_CSV if any(m in PAIRED for m in metrics) else None)
+    skipped: dict[str, str] = {}
+    if metrics is None:
+        metrics, skipped = _default_metrics(real, fake)
+        if not metrics:
+            raise WeightsUnavailable(f"no metric can run without downloading weights here: {_not_computed(skipped)}")
+    csv_path = kw["csv"]
+    replaced = csv_path is not None and csv_path.expanduser().exists()
     report = evaluate(
         real,
         fake,
@@ -159,11 +204,17 @@ def _score(real: Path, fake: Path, metrics: tuple[str, ...], kw: dict[str, Any],
     for path, reason in report.failed:
         click.echo(f"failed: {path}: {reason}", err=True)
     if kw["as_json"]:
-        click.echo(json.dumps({"real": str(real), "fake": str(fake), **report.to_dict()}, indent=2))
+        more = {"not_computed": skipped} if skipped else {}
+        click.echo(json.dumps({"real": str(real), "fake": str(fake), **report.to_dict(), **more}, indent=2))
     else:
         click.echo(render(report))
     if report.csv:
-        click.echo(f"per-image scores: {report.csv}", err=True)
+        click.echo(f"per-image scores: {report.csv}" + (" (replaced the file that was there)" if replaced else ""),
+                   err=True)
+    elif csv_path is not None:
+        click.echo(f"per-image scores: none written to {csv_path} (no paired metric was computed)", err=True)
+    if skipped:
+        click.echo(f"not computed: {_not_computed(skipped)}", err=True)
     if report.unavailable:
         reasons = list(dict.fromkeys(report.unavailable.values()))
         raise WeightsUnavailable(f"{', '.join(report.unavailable)} not computed: " + "; also ".join(reasons))
@@ -186,9 +237,8 @@ eval_command = click.Command(
         click.Option(["--fake"], type=_DIR, help="Folder of generated/translated images."),
         click.Option(
             ["--metrics", "-m"],
-            default=",".join(DISTRIBUTION),
-            show_default=True,
-            help="Comma-separated metrics, or 'all'.",
+            help="Comma-separated metrics, or 'all' [default: those that run offline: the ones whose weights are "
+                 "cached, paired ones when the files are named alike; the rest are named as not computed].",
         ),
         click.Option(["--style", "-s"], help="MODEL's pretrained style."),
         click.Option(["--weights", "-w"], type=click.Path(dir_okay=False, path_type=Path), help="MODEL's weights."),
@@ -222,9 +272,10 @@ eval_command = click.Command(
         ),
         click.Option(["--json", "as_json"], is_flag=True, help="Print the report as JSON."),
         click.Option(
-            ["--csv"],
+            ["--per-image", "--csv", "csv"],
             type=click.Path(dir_okay=False, path_type=Path),
-            help=f"Per-image CSV of paired metrics [default: {DEFAULT_CSV}].",
+            help="Write the paired metrics of each image to this CSV file (only when given; a file there is "
+                 "replaced, and the run says so).",
         ),
         click.Option(["--batch-size"], default=32, show_default=True, type=click.IntRange(1)),
         click.Option(

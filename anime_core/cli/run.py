@@ -7,13 +7,15 @@ callback loads the pipeline (compute) and hands it to :mod:`anime_core.cli.files
 from __future__ import annotations
 
 import functools
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 import click
 
 from anime_core.cli.common import warn_plugin_errors
-from anime_core.errors import unknown
+from anime_core.errors import UsageError, unknown
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
 
@@ -21,12 +23,19 @@ from anime_core.specs import ModelSpec
 def _common(spec: ModelSpec) -> list[click.Parameter]:
     from anime_core.inference.io import DEFAULT_MAX_PIXELS  # numpy and Pillow: not for 'anime --help'
 
+    styles = sorted(get_registry().styles_of(spec.name))
     params: list[click.Parameter] = [
-        click.Option(["--style", "-s"], help="Pretrained style (see 'anime info MODEL')."),
+        click.Option(
+            ["--style", "-s"],
+            hidden=not styles,  # a model with no styles installed does not offer one
+            help=f"Pretrained style: {', '.join(styles)} (see 'anime info {spec.name}').",
+        ),
         click.Option(
             ["--weights", "-w"],
             type=click.Path(dir_okay=False, path_type=Path),
-            help="Weights file: native .safetensors, a foreign .pt/.pth, or an .onnx graph.",
+            help="Weights file: native .safetensors (what 'anime train' exports), a foreign .pt/.pth, a TensorFlow 1 "
+                 "checkpoint (NAME.ckpt.index with its .data beside it), or an .onnx graph (needs anime-core[onnx]); "
+                 f"'anime info {spec.name}' lists the foreign layouts it recognises.",
         ),
         click.Option(["--backend"], type=click.Choice(["torch", "onnxruntime"]),
                      help="torch (default), or onnxruntime: the generator as a verified ONNX export (default "
@@ -34,12 +43,21 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
         click.Option(
             ["--device"], default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"])
         ),
-        click.Option(["--precision"], default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "bf16"])),
+        click.Option(
+            ["--precision"],
+            default="fp32",
+            show_default=True,
+            type=click.Choice(["fp32", "fp16", "bf16"]),
+            help="fp16/bf16 speed up CUDA GPUs (bf16 from Ampere on) and Apple MPS; a CPU without native fp16/bf16 "
+                 "instructions (AVX512-FP16/BF16, AMX) would be ~60x slower, so fp32 runs there, with a notice.",
+        ),
         click.Option(["--batch-size"], default=1, show_default=True, type=click.IntRange(1)),
         click.Option(
             ["-o", "--output"],
             type=click.Path(path_type=Path),
-            help="Output folder (or one file: .png/.jpg/.gif, or .mp4/.mkv/... for a video).",
+            help="Output folder [default: anime_out/], or one file: .png/.jpg/.gif, or .mp4/.mkv/... for a video."
+            if spec.kind == "translate"
+            else f"Output image (e.g. grid.png) or folder [default: {spec.name}-seedSEED.png in the current folder].",
         ),
         click.Option(["--quiet", "-q"], is_flag=True, help="No progress bar."),
     ]
@@ -47,7 +65,12 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
         params = [
             click.Argument(["inputs"], nargs=-1, required=False),
             *params,
-            click.Option(["--size"], type=click.IntRange(8), help="Resize so the long side is N px."),
+            click.Option(
+                ["--size"],
+                type=click.IntRange(8),
+                help="Resize so the long side is N px [default: original, or the style's preset]. On a CPU a photo of "
+                     "several megapixels at full size can take minutes; the run prints an estimate.",
+            ),
             click.Option(
                 ["--tile"],
                 type=click.IntRange(16),
@@ -65,8 +88,12 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
         ]
     else:
         params += [
-            click.Option(["--num", "-n"], default=16, show_default=True, type=click.IntRange(1)),
-            click.Option(["--seed"], default=0, show_default=True, type=int),
+            click.Option(
+                ["--num", "-n"], default=16, show_default=True, type=click.IntRange(1), help="Images to generate."
+            ),
+            click.Option(
+                ["--seed"], default=0, show_default=True, type=int, help="Random seed: same seed, same images."
+            ),
         ]
     return params
 
@@ -98,11 +125,14 @@ def _make_command(spec: ModelSpec) -> click.Command:
     own = {p.name for p in spec.run_options}
 
     def callback(**kw: Any) -> int:
+        from tqdm.auto import tqdm
+
         from anime_core.api import load
         from anime_core.cli import files
         from anime_core.inference import video
         from anime_core.inference.io import DEFAULT_MAX_PIXELS
         from anime_core.inference.modes import RunRequest, read_image
+        from anime_core.inference.pipeline import PrecisionFallback
 
         warn_plugin_errors()
         options = {k: kw.pop(k) for k in list(kw) if k in own}
@@ -113,15 +143,21 @@ def _make_command(spec: ModelSpec) -> click.Command:
             pix_fmt=kw.get("pix_fmt", video.DEFAULT_PIX_FMT),
         )
         video.check_options(encode)
-        pipe = load(
-            spec.name,
-            style=kw["style"],
-            weights=kw["weights"],
-            device=kw["device"],
-            precision=kw["precision"],
-            backend=kw["backend"],
-            **options,
-        )
+        if kw["weights"] is not None:
+            check_weights_path(kw["weights"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", PrecisionFallback)  # said once below, as a note
+            pipe = load(
+                spec.name,
+                style=kw["style"],
+                weights=kw["weights"],
+                device=kw["device"],
+                precision=kw["precision"],
+                backend=kw["backend"],
+                **options,
+            )
+        if pipe.precision_notice:
+            click.echo(f"note: {pipe.precision_notice}", err=True)
         max_pixels = kw.get("max_pixels") or DEFAULT_MAX_PIXELS
         request = RunRequest(
             inputs=tuple(kw.get("inputs", ())),
@@ -142,6 +178,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
             deflicker=kw.get("deflicker", False),
             keep_partial=kw.get("keep_partial", False),
             encode=encode,
+            announce=None if kw["quiet"] else lambda line: tqdm.write(line, file=sys.stderr),
         )
         report = files.run(pipe, request, file_options)
         for path, note in report.notes:
@@ -158,7 +195,19 @@ def _make_command(spec: ModelSpec) -> click.Command:
         params=[*_common(spec), *spec.run_options],
         callback=callback,
         help=f"{what} with {spec.name}. {spec.description}".strip(),
+        short_help=spec.description or what,  # the listing shows what differs between models, uncut
     )
+
+
+def check_weights_path(path: Path) -> None:
+    """A ``--weights`` file that does not exist is a usage error (exit 2), not unavailable weights (exit 3).
+
+    A TensorFlow 1 checkpoint may be named by its prefix ``NAME.ckpt`` (no such file; ``.index`` beside it).
+    """
+    path = path.expanduser()
+    if path.exists() or path.with_name(path.name + ".index").exists():
+        return
+    raise UsageError(f"--weights {path} does not exist; give the path of a weights file")
 
 
 class RunGroup(click.Group):

@@ -121,11 +121,24 @@ def verify_cmd(keys: tuple[str, ...]) -> int:
 @weights_group.command("path")
 @click.argument("key", required=False)
 def path_cmd(key: str | None) -> None:
-    """Print the cache folder, or where KEY's file lives."""
+    """Print the cache folder, or the path of KEY's cached file (exit 3 if it is not cached or corrupt)."""
     from anime_core.weights.catalog import entry
-    from anime_core.weights.store import anime_home, cached_path
+    from anime_core.weights.store import anime_home
 
     if key is None:
         click.echo(anime_home())
         return
-    click.echo(cached_path(key, entry(get_registry(), key).source))
+    source = entry(get_registry(), key).source
+    status, path = _status(key, source)
+    files = " ".join(f.file_name for f in source.files) if source.companions else "FILE"
+    if status == "missing":  # a path to a file that is not there would read as success in a script
+        raise WeightsUnavailable(
+            f"{key} is not cached (it would be {path}); run 'anime weights pull {key}', or "
+            f"'anime weights import {key} {files}' for a copy fetched elsewhere"
+        )
+    if status != "ok":
+        raise WeightsUnavailable(
+            f"cached {key} at {path} is corrupt; run 'anime weights pull {key}' after deleting it, or "
+            f"'anime weights import {key} {files}'"
+        )
+    click.echo(path)
