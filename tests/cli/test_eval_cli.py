@@ -73,7 +73,7 @@ def test_offline_distribution_metrics_exit_3_but_psnr_printed(folders, tmp_path,
     assert isinstance(out.exception, WeightsUnavailable) and out.exception.exit_code == 3
     assert "anime weights import backbone:inception" in str(out.exception)
     assert out.stdout.splitlines()[1].startswith("psnr ") and re.search(r"^fid +unavailable", out.stdout, re.M)
-    assert (tmp_path / "eval_per_image.csv").exists()  # paired metrics write the default CSV
+    assert not (tmp_path / "eval_per_image.csv").exists()  # per-image scores only with --per-image (issue 17)
 
 
 def test_usage_errors(folders, tmp_path):

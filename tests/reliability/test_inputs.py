@@ -84,7 +84,7 @@ def test_one_output_file_for_many_inputs_is_a_usage_error(anime, weights, tmp_pa
     a1 = save(make_image((20, 14), 1), tmp_path / "d1" / "a.png")
     a2 = save(make_image((22, 16), 2), tmp_path / "d2" / "b.png")
     code, err = anime("run", "tiny", "--weights", weights, a1, a2, "-o", tmp_path / "one.png")
-    assert code == 2 and "names one image but 2 inputs were given; give a folder" in err
+    assert code == 2 and "names one file but 2 inputs were given; give a folder" in err
     assert not (tmp_path / "one.png").exists()
 
 
@@ -186,7 +186,8 @@ def test_an_image_under_the_minimum_side_names_the_minimum(tiny_registry, tmp_pa
     assert [p.name for p in report.written] == ["fine.png"]
 
 
-def test_animated_gif_and_multipage_tiff_say_only_the_first_frame_is_used(anime, weights, tmp_path):
+def test_animated_gif_and_multipage_tiff_keep_every_frame(anime, weights, tmp_path):
+    """Item 18: multi-frame files no longer lose frames silently; every frame is translated (issue 14)."""
     frames = [make_image((16, 12), i) for i in range(3)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
     frames[0].save(tmp_path / "pages.tif", save_all=True, append_images=frames[1:2])
@@ -194,9 +195,9 @@ def test_animated_gif_and_multipage_tiff_say_only_the_first_frame_is_used(anime,
         "run", "tiny", "--weights", weights, tmp_path / "anim.gif", tmp_path / "pages.tif", "-o", tmp_path / "out", "-q"
     )
     assert code == 0, err
-    assert f"warning: {tmp_path / 'anim.gif'}: has 3 frames; only the first is used" in err
-    assert f"warning: {tmp_path / 'pages.tif'}: has 2 frames; only the first is used" in err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["anim.gif", "pages.tif"]
+    with Image.open(tmp_path / "out" / "anim.gif") as gif, Image.open(tmp_path / "out" / "pages.tif") as tif:
+        assert gif.n_frames == 3 and tif.n_frames == 2
 
 
 def _exploding_tiny(path):
