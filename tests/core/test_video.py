@@ -254,17 +254,20 @@ def test_flicker_counts_only_pixels_still_in_the_reference():
         temporal.flicker(out, ref[:2])
 
 
-def test_deflicker_smooths_still_regions_and_leaves_motion_alone():
+def test_deflicker_smooths_still_regions_and_leaves_motion_and_large_changes_alone():
     torch.manual_seed(0)
     x = torch.rand(3, 16, 16)
     moving = x.clone()
     moving[:, :8] = 1 - moving[:, :8]  # the top half changes a lot, the bottom half not at all
     d = temporal.Deflicker()
     d(x, torch.full((3, 16, 16), 0.5))
-    out = d(moving, torch.full((3, 16, 16), 0.7))
-    assert torch.allclose(out[:, :6], torch.tensor(0.7))  # motion (minus the blur's 1-px reach): no ghost
-    still = 0.8 * 0.5 + 0.2 * 0.7
-    assert torch.allclose(out[:, 10:], torch.tensor(still))  # still: strength 0.8 of the previous output
+    y = torch.full((3, 16, 16), 0.52)  # a 5-level flicker
+    y[:, :, 12:] = 0.7  # and, on the right, a change too large to be flicker
+    out = d(moving, y)
+    assert torch.allclose(out[:, :6], y[:, :6])  # motion (minus the blur's 1-px reach): the model's output
+    assert torch.allclose(out[:, 10:, 12:], torch.tensor(0.7))  # a large output change: kept
+    w = 0.8 * (1 - (0.02 * 255) / 16)  # still input, 5.1-level output change: strength x output gate
+    assert torch.allclose(out[:, 10:, :11], torch.tensor(w * 0.5 + (1 - w) * 0.52))
 
 
 def test_deflicker_reduces_the_measured_flicker_of_a_noisy_clip(pipe, tmp_path):
