@@ -14,7 +14,8 @@ for crops up to 128 px, 512 px for 256 px crops). The last two photos are held o
 others, random crops are drawn twice: one set stays photos (``photo/``), the filter is applied to
 another set of crops (``anime/``): unpaired, as the models expect. Each model trains for a fixed
 number of optimizer steps through the core loop (``anime_core.training.loop.train``, CPU, fp32),
-then translates held-out crops. Scores are PSNR (dB) and SSIM (torchmetrics, as ``anime eval``)
+then translates held-out crops (also at every ``every`` steps, from the checkpoints: a learning
+curve). Scores are PSNR (dB) and SSIM (torchmetrics, as ``anime eval``)
 between the model's output and the filter's output of the same crop, next to two baselines: the
 photo itself (identity: the score of doing nothing) and the same network untrained (the weights
 the run started from: same seed, same initialisation).
@@ -77,26 +78,31 @@ def cartoon(rgb: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Model:
-    """One benchmarked model: the registered name, its crop size, budget and config overrides."""
+    """One benchmarked model: the registered name, its crop size, budget, config overrides, and how often
+    (in steps) a checkpoint is scored for the learning curve (0: only the end)."""
 
     model: str
     size: int
     steps: int
     overrides: list[str]
     run_options: dict[str, Any] = field(default_factory=dict)
+    every: int = 0
 
 
 #: widths and batches are cut where the paper's would not train in minutes on a CPU (AnimeGAN's generator has
-#: no width option); everything else is each model's default recipe
+#: no width option); AnimeGAN's initialisation phase is 4 epochs of our 48 crops (48 steps: one epoch of the
+#: paper's 6,656 photos is 1,664); everything else is each model's default recipe
 MODELS = {
-    "animegan-v1": Model("animegan", 64, 100, ["generator.variant=v1", "loss.vgg_pretrained=false"]),
-    "animegan-v2": Model("animegan", 64, 100, ["generator.variant=v2", "loss.vgg_pretrained=false"]),
-    "cyclegan-resnet": Model("cyclegan", 64, 200, ["generator.arch=resnet", "generator.width=16",
+    "animegan-v1": Model("animegan", 64, 150, ["generator.variant=v1", "loss.vgg_pretrained=false",
+                                               "train.init_epochs=4"], every=25),
+    "animegan-v2": Model("animegan", 64, 150, ["generator.variant=v2", "loss.vgg_pretrained=false",
+                                               "train.init_epochs=4"], every=25),
+    "cyclegan-resnet": Model("cyclegan", 64, 300, ["generator.arch=resnet", "generator.width=16",
                                                    "generator.n_blocks=6", "discriminator.width=16",
-                                                   "train.batch_size=4"], {"direction": "photo2anime"}),
-    "cyclegan-unet": Model("cyclegan", 256, 60, ["generator.arch=unet", "generator.width=16",
+                                                   "train.batch_size=4"], {"direction": "photo2anime"}, every=75),
+    "cyclegan-unet": Model("cyclegan", 256, 150, ["generator.arch=unet", "generator.width=16",
                                                  "discriminator.width=16", "train.batch_size=2"],
-                           {"direction": "photo2anime"}),
+                           {"direction": "photo2anime"}, every=50),
 }
 
 
@@ -146,8 +152,8 @@ def read_folder(folder: Path) -> list[Image.Image]:
 def overrides(m: Model, domain: Path, steps: int, run_dir: Path, seed: int = 0) -> list[str]:
     return [f"data.photo={domain / 'photo'}", f"data.anime={domain / 'anime'}", f"train.image_size={m.size}",
             f"train.max_steps={steps}", f"output_dir={run_dir}", f"train.seed={seed}", "train.device=cpu",
-            "data.num_workers=0", "train.log_every=10", "train.sample_every=0", "train.checkpoint_every=0",
-            "train.tensorboard=false", *m.overrides]
+            "data.num_workers=0", "train.log_every=10", "train.sample_every=0", f"train.checkpoint_every={m.every}",
+            "train.keep_checkpoints=1000", "train.tensorboard=false", *m.overrides]
 
 
 def untrained_weights(m: Model, opts: list[str], path: Path) -> Path:
@@ -168,11 +174,25 @@ def untrained_weights(m: Model, opts: list[str], path: Path) -> Path:
     return path
 
 
-def translate(m: Model, weights: Path, photos: Sequence[Image.Image]) -> list[Image.Image]:
+def translate(m: Model, weights: Path, photos: Sequence[Image.Image], state: Path | None = None) -> list[Image.Image]:
+    """The model's outputs for ``photos``; ``state``: a checkpoint's generator (Accelerate's ``model.safetensors``)."""
     import anime_core
 
     pipe = anime_core.load(m.model, weights=weights, device="cpu", **m.run_options)
+    if state is not None:
+        from safetensors.torch import load_file
+
+        pipe.generator.load_state_dict(load_file(str(state)))
     return [pipe(p) for p in photos]
+
+
+def curve(m: Model, run_dir: Path, start: Path, photos: Sequence[Image.Image],
+          targets: Sequence[Image.Image]) -> list[tuple[int, float, float]]:
+    """(step, PSNR, SSIM) of every checkpoint's generator, the first net the task prepares (photo -> anime)."""
+    from anime_core.training.checkpoint import checkpoints
+
+    return [(c.step, *scores(translate(m, start, photos, c.path / "model.safetensors"), targets))
+            for c in checkpoints(run_dir)]
 
 
 def scores(outputs: Sequence[Image.Image], targets: Sequence[Image.Image]) -> tuple[float, float]:
@@ -217,7 +237,7 @@ def run_model(name: str, m: Model, domain: Path, work: Path, steps: int, out: Pa
     after = translate(m, run_dir / "generator.safetensors", photos)
     row = {"model": name, "crop": m.size, "steps": steps, "train_s": round(seconds, 1),
            "trained": scores(after, targets), "untrained": scores(before, targets),
-           "identity": scores(photos, targets)}
+           "identity": scores(photos, targets), "curve": curve(m, run_dir, start, photos, targets) if m.every else []}
     if out is not None:
         row["strip"] = str(strip([photos, targets, before, after], out / f"{name}.png"))
     return row
@@ -231,6 +251,10 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
             f"{r[k][1]:.3f}" for k in ("trained", "untrained", "identity"))
         lines.append(f"| {r['model']} | {r['crop']} | {r['steps']} | {r['train_s']:.0f} | " + " | ".join(p)
                      + " | " + " | ".join(s) + " |")
+    curves = [f"- {r['model']}: " + ", ".join(f"{step}: {p:.2f} dB / {s:.3f}" for step, p, s in r["curve"])
+              for r in rows if r.get("curve")]
+    if curves:
+        lines += ["", "PSNR / SSIM of the checkpoints, by step:", *curves]
     return "\n".join(lines)
 
 
