@@ -85,7 +85,9 @@ def run_config(
         raise UsageError(
             f"{run_dir} is a run of '{last.model}'; resume it with: anime train {last.model} --resume {run_dir}"
         )
-    cfg = cfglib.apply_overrides(cfglib.read_yaml(run_dir / CONFIG_NAME), overrides)
+    # keys added since the run was made (e.g. init:, train.freeze) take their defaults
+    saved = cfglib.deep_merge(cfglib.model_defaults(spec), cfglib.read_yaml(run_dir / CONFIG_NAME), check=False)
+    cfg = cfglib.apply_overrides(saved, overrides)
     cfglib.validate(spec, cfg)
     preflight.absolute_paths(cfg, keys)  # a relative path from an older run, or a new key=value
     preflight.check_data(spec.name, cfg, keys, resume_dir=run_dir)

@@ -91,7 +91,7 @@ def test_defaults_and_ablation_presets():
     assert cfglib.get(cfg, "train.epochs") - cfglib.get(cfg, "train.init_epochs") == 100  # 3.3
     changed = {"adv250": ("loss.adversarial_weight", 250.0), "adv350": ("loss.adversarial_weight", 350.0),
                "col50": ("loss.color_weight", 50.0), "no-gray-adv": ("loss.gray_adversarial_weight", 0.0),
-               "v2": ("generator.variant", "v2")}
+               "v2": ("generator.variant", "v2"), "edge-color": ("data.edge_images", "color")}
     assert set(changed) == set(spec.presets)
     keys = {key for key, _ in changed.values()}
     for preset, (key, value) in changed.items():
