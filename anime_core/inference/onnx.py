@@ -40,6 +40,7 @@ import math
 import time
 import types
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -61,6 +62,8 @@ FP32_TOLERANCE = 1e-3  # max |ORT - PyTorch| on the raw generator output, fp32 g
 FP16_TOLERANCE = 5e-2  # fp16 graphs: about 6/255 of the [-1, 1] range; the measured figure is printed
 FOREIGN_STRIDE = 8  # sides of a graph without our metadata are padded to this multiple (AnimeGANv3's)
 EXTRA = 'pip install "anime-core[onnx]"'
+#: bytes of self-attention scores a graph may hold at once; the graph's attention is unchunked
+ATTENTION_BUDGET = 1 << 30
 #: generator attributes the pipelines read; exported as metadata and restored on the ONNX generator
 ATTRIBUTES = ("stride", "min_side", "latent_dim", "in_channels", "out_channels", "scale", "num_classes",
               "class_names", "image_size")
@@ -163,8 +166,21 @@ class OnnxGenerator(nn.Module):
         for name in ATTRIBUTES:
             if name in self.meta:
                 setattr(self, name, _attribute(name, self.meta[name], what))
+        self.attention_strides: list[int] = _attribute("attention_strides", self.meta.get("attention_strides", "[]"),
+                                                       what)
+
+    def attention_bytes(self, n: int, h: int, w: int) -> int:
+        """Bytes of attention scores the graph holds for an (n, C, h, w) input (its attention is unchunked)."""
+        return max((4 * n * ((h // d) * (w // d)) ** 2 for d in self.attention_strides), default=0)
 
     def forward(self, x: torch.Tensor, label: torch.Tensor | None = None) -> torch.Tensor:
+        n, h, w = x.shape[0], x.shape[-2], x.shape[-1]
+        if x.dim() == 4 and self.attention_bytes(n, h, w) > ATTENTION_BUDGET:
+            d = min(self.attention_strides)
+            tile = max(self.stride, int(d * (ATTENTION_BUDGET / 4) ** 0.25) // self.stride * self.stride)
+            need = self.attention_bytes(n, h, w) / 2**30
+            raise io.BadImage(f"{self.what} would need {need:.1f} GiB for self-attention at {w}x{h} px on ONNX "
+                              f"Runtime; use --tile {tile} (or --batch-size 1, or --backend torch)")
         if self.fixed_size and tuple(x.shape[-2:]) != self.fixed_size:
             h, w = self.fixed_size
             raise io.BadImage(f"{self.what} takes only {w}x{h} px inputs (fixed in the graph), not "
@@ -186,19 +202,27 @@ class OnnxGenerator(nn.Module):
         return out.to(x.device)
 
 
+LIST_ATTRIBUTES = {"class_names": str, "attention_strides": int}
+
+
 def _attribute(name: str, text: str, what: str) -> Any:
     """A generator attribute from the metadata, bounded like options read from a weights file."""
     from anime_core.weights.files import MAX_OPTION_INT, MAX_OPTION_ITEMS, MAX_OPTION_STR
+
+    def fits(v: Any, kind: type) -> bool:
+        if kind is str:
+            return isinstance(v, str) and len(v) <= MAX_OPTION_STR
+        return isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_OPTION_INT
 
     try:
         value = json.loads(text)
     except (json.JSONDecodeError, RecursionError):
         value = None
-    if name == "class_names":
+    if name in LIST_ATTRIBUTES:
         ok = isinstance(value, list) and len(value) <= MAX_OPTION_ITEMS and all(
-            isinstance(v, str) and len(v) <= MAX_OPTION_STR for v in value)
+            fits(v, LIST_ATTRIBUTES[name]) for v in value)
     else:
-        ok = isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_OPTION_INT
+        ok = fits(value, int)
     if not ok:
         raise WeightsUnavailable(f"{what} has corrupt metadata ({name}={text[:40]!r}); export it again")
     return value
@@ -369,6 +393,23 @@ def _attention_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
     q, k, v = (proj(x).flatten(2).transpose(1, 2).unsqueeze(1) for proj in (self.query, self.key, self.value))
     o = F.scaled_dot_product_attention(q, k, v, scale=1.0)
     return x + self.gamma * o.squeeze(1).transpose(1, 2).reshape(n, c, h, w)
+
+
+@contextlib.contextmanager
+def _attention_sides(net: nn.Module) -> Iterator[list[int]]:
+    """The feature-map heights self-attention sees in ``net``'s first forward (to bound the graph's memory)."""
+    from anime_core.layers import SelfAttention
+
+    modules = [m for m in net.modules() if isinstance(m, SelfAttention)]
+    seen: list[int] = []
+    hooks = [m.register_forward_pre_hook(lambda _m, args: seen.append(int(args[0].shape[-2]))) for m in modules]
+    first: list[int] = []
+    try:
+        yield first
+    finally:
+        for hook in hooks:
+            hook.remove()
+        first.extend(seen[: len(modules)])
 
 
 def _exportable(generator: nn.Module, precision: str) -> nn.Module:
@@ -562,7 +603,8 @@ def build_verified(pipe: Pipeline, opset: int | None = None, precision: str = "f
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset or 0)
     # the reference runs in fp32 on the CPU: a CUDA generator may use TF32 convolutions
     reference = copy.deepcopy(pipe.generator).to("cpu").float().eval()
-    checks = verify(proto.SerializeToString(), reference, checks_in, names, torch.device("cpu"))
+    with _attention_sides(reference) as sides:
+        checks = verify(proto.SerializeToString(), reference, checks_in, names, torch.device("cpu"))
     tolerance = FP32_TOLERANCE if precision == "fp32" else FP16_TOLERANCE
     worst = max(c.max_diff for c in checks)
     if not worst <= tolerance:
@@ -571,6 +613,9 @@ def build_verified(pipe: Pipeline, opset: int | None = None, precision: str = "f
                           f"{tolerance:g}; {detail}); nothing was written"
                           + ("; export with --precision fp32" if precision == "fp16" else ""))
     meta = metadata(pipe, precision, opset_used, checks, generator_options, source)
+    if pipe.kind == "translate" and sides:
+        height = checks_in[0][0].shape[-2]
+        meta["attention_strides"] = json.dumps(sorted({max(1, height // h) for h in sides}))
     del proto.metadata_props[:]
     for key, value in meta.items():
         entry = proto.metadata_props.add()

@@ -25,6 +25,7 @@ import anime_core
 from anime_core.api import pipeline_class
 from anime_core.cli import main
 from anime_core.errors import UsageError
+from anime_core.inference import io
 from anime_core.inference import onnx as ox
 from anime_core.inference.tiling import pad_to_multiple
 from anime_core.weights.files import save_native
@@ -67,6 +68,7 @@ def native(registry, tmp_path):
 
 @pytest.mark.parametrize(("model", "options"), GENERATORS)
 def test_export_matches_pytorch_and_runs_through_the_same_pipeline(native, tmp_path, model, options):
+    """Parity at two sizes, then the same images through the model's pipeline on either backend."""
     weights = native(model, options)
     torch_pipe = anime_core.load(model, weights=weights, device="cpu")
     result = ox.export(torch_pipe, tmp_path / "g.onnx", generator_options=options)
@@ -91,6 +93,11 @@ def test_export_matches_pytorch_and_runs_through_the_same_pipeline(native, tmp_p
         got = torch.from_numpy(np.asarray(onnx_pipe(img), np.int16))
     assert got.shape == want.shape
     assert int((got - want).abs().max()) <= 1  # 8-bit rounding of outputs that differ by ~1e-6
+    if model == "cyclegan" and options["arch"] == "resnet":  # attention after two stride-2 convs
+        assert json.loads(meta["attention_strides"]) == [4]
+        assert onnx_pipe.generator.attention_bytes(1, 512, 512) == 2**30  # (128 * 128)^2 fp32 scores
+        with pytest.raises(io.BadImage, match=r"GiB for self-attention at 1024x1024 px.*--tile 512"):
+            onnx_pipe.forward(torch.zeros(1, 3, 1024, 1024))  # refused before ORT would allocate 16 GiB
 
 
 def registry_model(name: str):
