@@ -31,7 +31,7 @@ def anime_register_losses() -> list[LossSpec]:
 def anime_register_datasets() -> list[DatasetSpec]:
     return [
         DatasetSpec("images", f"{KINDS}:images", "one folder of images (data.anime); class sub-folders if conditional",
-                    keys=(ANIME,)),
+                    keys=(f"{ANIME}|{PHOTO}",)),  # data.anime, else data.photo (a style-transfer net trains on photos)
         DatasetSpec("unpaired", f"{KINDS}:unpaired", "photo and anime folders without correspondence",
                     keys=(PHOTO, ANIME)),
         DatasetSpec("paired", f"{KINDS}:paired", "photo and anime folders with matching file names",

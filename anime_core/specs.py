@@ -118,6 +118,7 @@ class DatasetSpec:
     ``torch.utils.data.Dataset`` whose items are dicts of tensors. ``keys`` names the config keys
     of the folders it reads (``("data.photo", "data.anime")``): ``anime train`` checks each one
     before it writes anything and stores them as absolute paths, and ``anime info`` lists them.
+    ``"data.anime|data.photo"`` means the first of them that is set.
     """
 
     name: str

@@ -65,7 +65,7 @@ def _data_keys(spec: Any) -> str:
         return "none"
     if not kind.keys:  # a kind that does not declare its keys: its description is all we know
         return kind.description or f"the '{kind.name}' dataset kind"
-    return " ".join(f"{key}=FOLDER" for key in kind.keys)
+    return " ".join(" or ".join(f"{k}=FOLDER" for k in entry.split("|")) for entry in kind.keys)
 
 
 @click.command("info")

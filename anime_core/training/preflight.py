@@ -48,7 +48,7 @@ def data_keys(spec: ModelSpec, registry: Registry) -> tuple[str, ...]:
 
 def absolute_paths(cfg: dict[str, Any], keys: tuple[str, ...]) -> None:
     """Store every folder key that is set as an absolute path (``~`` expanded), in place."""
-    for key in dict.fromkeys((*PATH_KEYS, *keys)):
+    for key in dict.fromkeys((*PATH_KEYS, *(k for alt in keys for k in alt.split("|")))):
         value = cfglib.get(cfg, key)
         if isinstance(value, str) and value:
             _set(cfg, key, str(Path(value).expanduser().absolute()))
@@ -58,10 +58,13 @@ def check_data(model: str, cfg: Mapping[str, Any], keys: tuple[str, ...], resume
     """Each of ``keys`` names an existing folder holding an image; a ConfigError naming the key otherwise."""
     from anime_core.training.data import IMAGE_EXTENSIONS
 
-    for key in keys:
+    for entry in keys:  # "data.anime|data.photo": the first that is set
+        choices = entry.split("|")
+        key = next((k for k in choices if cfglib.get(cfg, k)), choices[0])
         value = cfglib.get(cfg, key)
         if not value:
-            raise ConfigError(f"'{model}' reads its training images from {key}; pass {key}=FOLDER")
+            others = "".join(f" (or {k}=FOLDER)" for k in choices[1:])
+            raise ConfigError(f"'{model}' reads its training images from {key}; pass {key}=FOLDER{others}")
         folder = Path(str(value)).expanduser()
         if not folder.is_dir():
             if resume_dir is not None:

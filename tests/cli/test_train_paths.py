@@ -58,7 +58,8 @@ def test_a_model_without_its_data_names_the_key_and_anime_info_lists_it(registry
     monkeypatch.chdir(tmp_path)
     code, err = anime("train", "dcgan", "train.device=cpu", capsys=capsys)
     assert code == 2
-    assert err.strip() == "error: 'dcgan' reads its training images from data.anime; pass data.anime=FOLDER"
+    assert err.strip() == ("error: 'dcgan' reads its training images from data.anime; pass data.anime=FOLDER "
+                           "(or data.photo=FOLDER)")
     code, err = anime("train", "dcgan", f"data.anime={tmp_path / 'nope'}", capsys=capsys)
     assert code == 2 and "data.anime" in err and "does not exist" in err
     (tmp_path / "empty").mkdir()
@@ -67,7 +68,7 @@ def test_a_model_without_its_data_names_the_key_and_anime_info_lists_it(registry
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # no runs/ folder was made
     with pytest.raises(SystemExit):
         main(["info", "dcgan"])
-    assert "training data: data.anime=FOLDER" in capsys.readouterr().out.splitlines()
+    assert "training data: data.anime=FOLDER or data.photo=FOLDER" in capsys.readouterr().out.splitlines()
 
 
 def test_a_run_that_fails_before_its_first_step_leaves_no_folder(tiny_registry, tmp_path, monkeypatch):
