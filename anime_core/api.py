@@ -40,6 +40,9 @@ def build(model: str, part: str = "generator", **overrides: Any) -> nn.Module:
 
 
 BACKENDS = ("torch", "onnxruntime")
+#: torch, not onnxruntime, although ONNX Runtime measured faster on the CPU (benchmarks/RESULTS.md): its first
+#: use of a weights file costs a verified export (seconds to a minute, then cached), and torch runs on every device
+DEFAULT_BACKEND = "torch"
 
 
 @dataclass
@@ -124,7 +127,7 @@ def load(
         return onnx_pipeline(cls, spec, source.onnx, device, precision, source.preprocess, **options)
     pipe = cls.from_weights(spec, get_registry(), source.loaded, source.generator_options, device=device,
                             precision=precision, preprocess=source.preprocess, **options)
-    if backend == "onnxruntime":
+    if (backend or DEFAULT_BACKEND) == "onnxruntime":
         from anime_core.inference.onnx import to_onnxruntime
 
         return to_onnxruntime(pipe, cls, device, **options)
