@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import click
 
 
@@ -20,3 +23,28 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
     lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     return "\n".join(lines)
+
+
+class ModelGroup(click.Group):
+    """A command group whose sub-commands are the registered models (``anime run MODEL``, ``anime export MODEL``).
+
+    ``make(spec)`` builds the command of one model, so each model's own options appear in its help.
+    """
+
+    def __init__(self, name: str, make: Callable[[Any], click.Command], **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.make = make
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        from anime_core.registry import get_registry
+
+        return sorted(get_registry().models)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        from anime_core.errors import unknown
+        from anime_core.registry import get_registry
+
+        reg = get_registry()
+        if name not in reg.models:
+            raise unknown("model", name, reg.models)
+        return self.make(reg.models[name])

@@ -11,8 +11,8 @@ from typing import Any
 
 import click
 
-from anime_core.cli.common import warn_plugin_errors
-from anime_core.errors import UsageError, unknown
+from anime_core.cli.common import ModelGroup, warn_plugin_errors
+from anime_core.errors import UsageError
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
 
@@ -78,19 +78,6 @@ def _make_command(spec: ModelSpec) -> click.Command:
     )
 
 
-class ExportGroup(click.Group):
-    """Sub-commands are the registered models."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(get_registry().models)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        reg = get_registry()
-        if name not in reg.models:
-            raise unknown("model", name, reg.models)
-        return _make_command(reg.models[name])
-
-
-export_group = ExportGroup(
-    "export", help="Export a model's generator: anime export animegan --style paprika -o paprika.onnx"
+export_group = ModelGroup(
+    "export", _make_command, help="Export a model's generator: anime export animegan --style paprika -o paprika.onnx"
 )

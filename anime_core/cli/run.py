@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from anime_core.cli.common import warn_plugin_errors
-from anime_core.errors import UsageError, unknown
+from anime_core.cli.common import ModelGroup, warn_plugin_errors
+from anime_core.errors import UsageError
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
 
@@ -210,17 +210,6 @@ def check_weights_path(path: Path) -> None:
     raise UsageError(f"--weights {path} does not exist; give the path of a weights file")
 
 
-class RunGroup(click.Group):
-    """Sub-commands are the registered models."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(get_registry().models)
-
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        reg = get_registry()
-        if name not in reg.models:
-            raise unknown("model", name, reg.models)
-        return _make_command(reg.models[name])
-
-
-run_group = RunGroup("run", help="Run a model: anime run animegan --style paprika photo.jpg -o out/")
+run_group = ModelGroup(
+    "run", _make_command, help="Run a model: anime run animegan --style paprika photo.jpg -o out/"
+)
