@@ -574,7 +574,7 @@ def metadata(pipe: Pipeline, precision: str, opset: int, checks: list[Check],
         })
     for name in ATTRIBUTES:
         value = getattr(gen, name, None)
-        if isinstance(value, bool) or value is None or (name == "class_names" and not value):
+        if isinstance(value, bool) or value is None or not value:  # 0 or []: the pipelines' default
             continue
         if isinstance(value, (int, str, list, tuple)):
             meta[name] = json.dumps(list(value) if isinstance(value, tuple) else value)

@@ -43,6 +43,7 @@ GENERATORS = [
     pytest.param("pixelsake-sr", {"width": 4, "num_blocks": 1}, id="sr"),
     pytest.param("dcgan", {"image_size": 16, "width": 4, "attention": True, "num_classes": 3, "embed_dim": 4},
                  id="dcgan-cond"),
+    pytest.param("dcgan", {"image_size": 16, "width": 4}, id="dcgan"),  # num_classes 0 is no metadata
 ]
 
 
