@@ -1,8 +1,9 @@
 """Pipelines: what ``anime_core.load`` returns. They compute; the CLI (``anime_core.cli.files``) handles files.
 
 ``TranslatePipeline``: PIL image or (N, 3, H, W) tensor -> resize policy -> pad to the generator's
-stride (reflect) -> device/precision -> generator -> crop back. Large images go through
-overlapping tiles so memory stays bounded. ``GeneratePipeline``: seeded latents -> generator -> images.
+stride (reflect) -> device/precision -> generator -> crop back. Large images go through tiles
+that reproduce the untiled result with memory bounded by the tile (``translate``).
+``GeneratePipeline``: seeded latents -> generator -> images.
 
 A plugin customises a model's pipeline by subclassing and overriding ``preprocess`` /
 ``postprocess`` (value ranges, colour spaces), ``weights_part`` (which part of a weights file
@@ -30,7 +31,8 @@ from torch import nn
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.inference import io
 from anime_core.inference.modes import ModeOutput, RunRequest
-from anime_core.inference.tiling import pad_to_multiple, run_tiled
+from anime_core.inference.tileplan import TilePlan, plan_tiles
+from anime_core.inference.tiling import TilingReport, pad_to_multiple, run_faithful, run_tiled
 
 if TYPE_CHECKING:
     from anime_core.registry import Registry
@@ -283,17 +285,52 @@ class TranslatePipeline(Pipeline):
         y = torch.where(torch.isfinite(y), y, torch.nan)
         return self.postprocess(y, x).cpu()
 
+    @staticmethod
+    def tile_for(height: int, width: int, tile: int | None = None) -> int | None:
+        """The tile side :meth:`translate` uses for an image of this size, or None when it runs untiled.
+
+        ``tile``: a side in px, ``None`` for automatic (``DEFAULT_TILE`` above ``AUTO_TILE_PIXELS``),
+        0 for never. An image no larger than the tile is not tiled.
+        """
+        if tile is None:
+            tile = DEFAULT_TILE if height * width > AUTO_TILE_PIXELS else 0
+        return tile if tile and max(height, width) > tile else None
+
     def translate(self, image: torch.Tensor, tile: int | None = None) -> torch.Tensor:
-        """One (3, H, W) image, tiled when ``tile`` is set or the image is huge."""
+        """One (3, H, W) image, in tiles when :meth:`tile_for` says so.
+
+        Tiling reproduces the untiled output (see :mod:`anime_core.inference.tiling`); what it did,
+        and why it was approximate if it was, is left in :attr:`last_tiling`.
+        """
         _, h, w = image.shape
-        if tile is None and h * w > AUTO_TILE_PIXELS:
-            tile = DEFAULT_TILE
-        if tile and max(h, w) > tile:
-            tile = max(self.stride, tile // self.stride * self.stride)
-            overlap = min(tile // 2, max(MIN_OVERLAP, tile // 8))
+        self.last_tiling: TilingReport | None = None
+        side = self.tile_for(h, w, tile)
+        if side is None:
+            return self.forward(image.unsqueeze(0))[0]
+        plan = self._tile_plan(h, w, side)
+        if isinstance(plan, str):  # the generator could not be analysed: blended tiles, as before
+            overlap = min(side // 2, max(MIN_OVERLAP, side // 8))
+            side = max(self.stride, side // self.stride * self.stride)
             overlap = max(self.stride, -(-overlap // self.stride) * self.stride)
-            return run_tiled(self.forward, image, tile, overlap, scale=self.out_scale)
-        return self.forward(image.unsqueeze(0))[0]
+            self.last_tiling = TilingReport(0, 1, overlap, [plan])
+            return run_tiled(self.forward, image, side, overlap, scale=self.out_scale)
+        out, self.last_tiling = run_faithful(self, image, side, plan)
+        return out
+
+    def _tile_plan(self, h: int, w: int, side: int) -> TilePlan | str:
+        """The plan for this size (cached: video frames share it), or why there is none."""
+        cache: dict[tuple[int, int, int], TilePlan | str] = self.__dict__.setdefault("_tile_plans", {})
+        key = (h, w, side)
+        if key not in cache:
+            channels = int(self.preprocess(torch.zeros(1, 3, 2, 2, device=self.device)).shape[1])
+            try:
+                cache[key] = plan_tiles(self.generator, channels, torch.float32, (h, w), side, self.stride)
+            except Exception as exc:  # any generator code (an ONNX session, a .item()) may refuse meta tensors
+                cache[key] = (f"tiles are normalised on their own: the generator could not be traced on "
+                              f"shapes alone ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            while len(cache) > 4:
+                cache.pop(next(iter(cache)))
+        return cache[key]
 
     def prepare(self, img: Image.Image, size: int | None = None) -> Image.Image:
         """Apply the resize policy: ``size`` (long side), else the style's defaults."""

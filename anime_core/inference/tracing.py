@@ -1,0 +1,359 @@
+"""The instruments tiled inference uses to look inside a generator without knowing its code.
+
+- :class:`Intercept` routes every submodule call through a handler (by patching the instance's
+  ``forward`` for the duration of a ``with`` block, as Accelerate's hooks do), naming each call
+  ``(module name, call index)`` so the same call can be found again in every tile and pass.
+- :class:`Shadow` runs a generator on meta tensors (shapes only, no compute, no memory) and
+  follows every tensor: whether it depends on the image, how far its receptive field reaches in
+  input pixels, which whole-image feature maps it is computed from, and the largest tensor made.
+- :class:`Replay` runs the generator on the whole image where everything large stays on the meta
+  device: only small (low-resolution) tensors are computed for real.
+- :class:`TileGeometry` makes resizes with ``align_corners=True`` sample the same positions in a
+  tile as in the whole image (their sampling grid depends on the whole map's size).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten, tree_map_only
+
+Key = tuple[str, int]  # (module name, how many calls of that module came before in this forward)
+Handler = Callable[[Key, nn.Module, Callable[..., Any], tuple, dict], Any]
+
+INFINITE = math.inf
+_CHEAP = {"__get__", "dim", "size", "numel", "is_floating_point", "__len__", "element_size", "stride"}
+
+
+class Intercept:
+    """``with Intercept(root, handler):`` every call of a submodule of ``root`` goes through ``handler``.
+
+    ``handler(key, module, forward, args, kwargs)`` returns the call's result; ``forward`` is the
+    module's own. Inside :meth:`plain` calls run unhandled (and are not counted).
+    """
+
+    def __init__(self, root: nn.Module, handler: Handler) -> None:
+        self.root, self.handler = root, handler
+        self.counts: Counter[str] = Counter()
+        self._plain = 0
+        self._saved: list[tuple[nn.Module, Any]] = []
+
+    def __enter__(self) -> Intercept:
+        for name, module in self.root.named_modules():
+            if module is self.root:
+                continue
+            orig = module.forward
+            self._saved.append((module, module.__dict__.get("forward")))
+            module.forward = self._wrap(name, module, orig)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for module, saved in self._saved:
+            if saved is None:
+                del module.forward
+            else:
+                module.forward = saved
+        self._saved.clear()
+
+    def _wrap(self, name: str, module: nn.Module, orig: Callable[..., Any]) -> Callable[..., Any]:
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            if self._plain:
+                return orig(*args, **kwargs)
+            key = (name, self.counts[name])
+            self.counts[name] += 1
+            return self.handler(key, module, orig, args, kwargs)
+
+        return forward
+
+    def reset(self) -> None:
+        """Start a new forward: call indices count from 0 again."""
+        self.counts.clear()
+
+    @contextmanager
+    def plain(self) -> Iterator[None]:
+        self._plain += 1
+        try:
+            yield
+        finally:
+            self._plain -= 1
+
+
+def tensors(tree: Any) -> list[torch.Tensor]:
+    return [t for t in tree_flatten(tree)[0] if isinstance(t, torch.Tensor)]
+
+
+def to_meta(tree: Any) -> Any:
+    return tree_map_only(torch.Tensor, lambda t: t if t.is_meta else t.to("meta"), tree)
+
+
+_SAME_SHAPE = {"instance_norm", "group_norm", "batch_norm", "layer_norm", "dropout", "leaky_relu", "relu", "tanh"}
+
+
+def meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
+    """``func`` on meta copies of its arguments: the result's shape without computing it.
+
+    Norms, resizes and padding get their shapes directly: their meta kernels are Python
+    decompositions that cost milliseconds per call (and seconds to import on first use).
+    """
+    name = getattr(func, "__name__", "")
+    x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if x is not None and x.dim() == 4:
+        if name in _SAME_SHAPE:
+            return torch.empty(x.shape, dtype=x.dtype, device="meta")
+        if name == "interpolate":
+            return torch.empty((*x.shape[:2], *resized(x, _arg(args, kwargs, 1, "size", None),
+                                                      _arg(args, kwargs, 2, "scale_factor", None))),
+                               dtype=x.dtype, device="meta")
+        if name == "pad":
+            pads = list(_arg(args, kwargs, 1, "pad", ())) + [0] * 4
+            return torch.empty((*x.shape[:2], x.shape[2] + pads[2] + pads[3], x.shape[3] + pads[0] + pads[1]),
+                               dtype=x.dtype, device="meta")
+    return func(*to_meta(args), **to_meta(kwargs))
+
+
+def resized(x: torch.Tensor, size: Any, scale: Any) -> tuple[int, int]:
+    """The (h, w) that ``F.interpolate(x, size, scale_factor)`` returns."""
+    if size is not None:
+        return (size, size) if isinstance(size, int) else (int(size[0]), int(size[-1]))
+    sy, sx = _pair(scale)
+    return math.floor(x.shape[-2] * sy), math.floor(x.shape[-1] * sx)
+
+
+def nbytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
+def _hw(t: torch.Tensor) -> tuple[int, int] | None:
+    return (t.shape[-2], t.shape[-1]) if t.dim() == 4 else None
+
+
+def _pair(v: Any) -> tuple[float, float]:
+    if isinstance(v, (tuple, list)):
+        return float(v[0]), float(v[-1])
+    return float(v), float(v)
+
+
+def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any) -> Any:
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def spatial_extent(name: str, args: tuple, kwargs: dict, out: list[torch.Tensor]) -> float | None:
+    """How far (in pixels of its input map) one output pixel of a known spatial op reaches; None: not one.
+
+    Convolutions reach half their dilated kernel; a transposed convolution half its kernel divided
+    by its stride; pools half their window; resizes one (linear), two (cubic) or half (nearest)
+    input pixel. Padding reaches nothing: at an interior tile edge the halo covers it.
+    """
+    if name in ("conv1d", "conv2d", "conv3d"):
+        k = args[1].shape[-1], args[1].shape[-2]
+        d = _pair(_arg(args, kwargs, 5, "dilation", 1))
+        return max((k[0] - 1) * d[0], (k[1] - 1) * d[1]) / 2
+    if name in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
+        k = args[1].shape[-1], args[1].shape[-2]
+        s = _pair(_arg(args, kwargs, 3, "stride", 1))
+        return max(k[0] / s[0], k[1] / s[1]) / 2 + 0.5
+    if "pool" in name and "adaptive" not in name:
+        window = _pair(_arg(args, kwargs, 1, "kernel_size", 1))
+        return (max(window) - 1) / 2
+    if name == "interpolate":
+        mode = _arg(args, kwargs, 3, "mode", "nearest")
+        return {"nearest": 0.5, "nearest-exact": 0.5, "bicubic": 2.0}.get(mode, 1.0) + (
+            args[0].shape[-1] / out[0].shape[-1] if mode == "area" else 0.0)
+    if name == "index_select" and _arg(args, kwargs, 1, "dim", 0) in (-2, -1, 2, 3):
+        return 1.0  # gathering rows or columns: assumed a resampling (TF1's legacy resize), as in practice
+    if name in ("pixel_shuffle", "pixel_unshuffle", "pad", "__getitem__", "reflection_pad2d",
+                "replication_pad2d", "constant_pad_nd"):
+        return 0.0
+    return None
+
+
+@dataclass
+class Info:
+    """What :class:`Shadow` knows about one tensor."""
+
+    local: bool = False  # computed by tile work from the image (else: a constant, or from whole-image maps)
+    spatial: bool = False  # a feature map (of the image or of a whole-image map), not a parameter
+    radius: float = 0.0  # how far from its pixel a tile's value depends on the tile's content, in input px
+
+
+@dataclass(eq=False)
+class Shadow(TorchFunctionMode):
+    """Run on meta tensors, following locality, receptive field and sizes (see the module docstring).
+
+    ``tile``: the (h, w) of the input. ``budget``: in whole-image runs, a tensor larger than this
+    many bytes is never held whole, so it and all that depends on it count as tile work.
+    Every op is recorded, so :meth:`live` can tell which tensors the results depend on.
+    """
+
+    tile: tuple[int, int]
+    budget: float = INFINITE
+    max_bytes: int = 0
+    uses_aligned_resize: bool = False
+    _info: dict[int, Info] = field(default_factory=dict)
+    _keep: list[torch.Tensor] = field(default_factory=list)
+    _edges: list[tuple[list[int], list[int]]] = field(default_factory=list)
+    _quiet: int = 0
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """Shapes only, nothing followed (inside a module computed on the whole image)."""
+        self._quiet += 1
+        try:
+            yield
+        finally:
+            self._quiet -= 1
+
+    def info(self, t: torch.Tensor) -> Info:
+        return self._info.get(id(t), Info())
+
+    def mark(self, t: torch.Tensor, info: Info) -> None:
+        self._info[id(t)] = info
+        self._keep.append(t)  # keeps ids unique while the run lasts
+
+    def live(self, sinks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The tensors ``sinks`` were computed from (themselves included)."""
+        alive = {id(t) for t in sinks}
+        for ins, outs in reversed(self._edges):
+            if alive.intersection(outs):
+                alive.update(ins)
+        return [t for t in self._keep if id(t) in alive]
+
+    def scale(self, t: torch.Tensor) -> float:
+        """A feature map's height relative to the input's."""
+        return t.shape[-2] / self.tile[0]
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        name = getattr(func, "__name__", "")
+        if name in _CHEAP:
+            return func(*args, **kwargs)
+        out = meta_call(func, args, kwargs)
+        if self._quiet:
+            return out
+        inputs, outs = tensors((args, kwargs)), tensors(out)
+        if not outs:
+            return out
+        ins = [self.info(t) for t in inputs]
+        maps = [t for t, i in zip(inputs, ins) if i.spatial]
+        local = any(i.local for i in ins)
+        if not local and maps and max(nbytes(t) for t in outs) > self.budget:
+            local = True  # too large to hold whole: tiles compute it
+        radius = 0.0
+        if maps:
+            radius = max(self.info(t).radius for t in maps) + self._reach(name, args, kwargs, maps[0], outs)
+        for t in outs:
+            if local:
+                self.max_bytes = max(self.max_bytes, nbytes(t))
+            self.mark(t, Info(local, bool(maps), radius))
+        self._edges.append(([id(t) for t in inputs], [id(t) for t in outs]))
+        if name == "interpolate" and _arg(args, kwargs, 4, "align_corners", None):
+            self.uses_aligned_resize = True
+        return out
+
+    def _reach(self, name: str, args: tuple, kwargs: dict, first: torch.Tensor, outs: list[torch.Tensor]) -> float:
+        """Receptive-field growth of one op in input pixels (infinite for unknown ops that mix positions)."""
+        hw_in = _hw(first)
+        extent = spatial_extent(name, args, kwargs, outs)
+        if extent is not None:
+            return extent * (self.tile[0] / hw_in[0]) if hw_in else 0.0
+        # any other op is per pixel as long as it keeps its input's spatial size
+        if all(_hw(t) == hw_in for t in outs):
+            return 0.0
+        return INFINITE
+
+
+class Replay(TorchFunctionMode):
+    """Whole-image run in which tensors over ``budget`` bytes (and all that depend on them) stay meta.
+
+    Inside :meth:`real` (a whole-image map being computed) every op runs for real.
+    """
+
+    def __init__(self, budget: float) -> None:
+        super().__init__()
+        self.budget = budget
+        self._real = 0
+
+    @contextmanager
+    def real(self) -> Iterator[None]:
+        self._real += 1
+        try:
+            yield
+        finally:
+            self._real -= 1
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if self._real or getattr(func, "__name__", "") in _CHEAP:
+            return func(*args, **kwargs)
+        if any(t.is_meta for t in tensors((args, kwargs))):
+            return meta_call(func, args, kwargs)
+        shape_only = meta_call(func, args, kwargs)
+        if any(nbytes(t) > self.budget for t in tensors(shape_only)):
+            return shape_only
+        return func(*args, **kwargs)
+
+
+@dataclass(eq=False)
+class TileGeometry(TorchFunctionMode):
+    """Where the current tile lies in the whole (padded) image, for resizes with ``align_corners=True``.
+
+    Such a resize maps output pixel ``i`` to input position ``i * (n_in - 1) / (n_out - 1)`` with
+    the sizes of the *whole* map, which a tile cannot know; this mode recomputes it from the
+    tile's offset and the whole image's size. Feature maps are assumed to be the tile scaled by a
+    constant factor (what the tile layout's alignment guarantees).
+    """
+
+    offset: tuple[int, int]
+    tile: tuple[int, int]
+    whole: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        super().__init__()
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if func is F.interpolate and _arg(args, kwargs, 4, "align_corners", None):
+            mode = _arg(args, kwargs, 3, "mode", "nearest")
+            if mode == "bilinear" and args[0].dim() == 4:
+                size, scale = _arg(args, kwargs, 1, "size", None), _arg(args, kwargs, 2, "scale_factor", None)
+                return self._resize(args[0], size, scale)
+        return func(*args, **kwargs)
+
+    def _resize(self, x: torch.Tensor, size: Any, scale: Any) -> torch.Tensor:
+        out = resized(x, size, scale)
+        for dim, axis in ((2, 0), (3, 1)):
+            x = _lerp_axis(x, dim, self._source(axis, x.shape[dim], out[axis]))
+        return x
+
+    def _source(self, axis: int, n_in: int, n_out: int) -> torch.Tensor:
+        """Input positions (tile coordinates) of the ``n_out`` output pixels along ``axis``."""
+        tile, whole, offset = self.tile[axis], self.whole[axis], self.offset[axis]
+        s_in, s_out = n_in / tile, n_out / tile
+        big_in, big_out = round(whole * s_in), round(whole * s_out)
+        step = (big_in - 1) / (big_out - 1) if big_out > 1 else 0.0
+        pos = (torch.arange(n_out, dtype=torch.float64) + offset * s_out) * step - offset * s_in
+        return pos.clamp(0, n_in - 1)
+
+
+def _lerp_axis(x: torch.Tensor, dim: int, pos: torch.Tensor) -> torch.Tensor:
+    """Linear interpolation of ``x`` along ``dim`` at fractional positions ``pos``."""
+    n = x.shape[dim]
+    lo = pos.floor().long().clamp(0, n - 1)
+    hi = (lo + 1).clamp(max=n - 1)
+    frac = (pos - lo).to(x.dtype).to(x.device)
+    shape = [1] * x.dim()
+    shape[dim] = -1
+    a, b = x.index_select(dim, lo.to(x.device)), x.index_select(dim, hi.to(x.device))
+    return a + (b - a) * frac.view(shape)

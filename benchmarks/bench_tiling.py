@@ -1,0 +1,125 @@
+"""Faithful tiling on huge images: time, passes and peak memory at 4096x4096 and 8192x8192 (issue 18).
+
+Each case runs in a fresh subprocess so its peak RSS (``ru_maxrss``) is its own; the child also
+reports its RSS just before translating (interpreter, torch, model, decoded image), so the growth
+that tiling causes is visible. The input is a real photo (``/work/shared/photos`` by default)
+cropped square and resized to the size; weights are random (the speed and memory of a network do
+not depend on its values), so this runs offline. ``--compare`` also runs the untiled forward at
+the given sizes and reports the difference on the 8-bit output (and its own time and memory).
+
+    python benchmarks/bench_tiling.py                                  # animegan v2, 4096 and 8192, CPU
+    python benchmarks/bench_tiling.py --sizes 2048 --compare           # tiled vs untiled
+    python benchmarks/bench_tiling.py --case cyclegan:arch=resnet --tile 512
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
+
+CHILD = r"""
+import json, os, resource, sys, time
+import numpy as np
+import torch
+from PIL import Image
+from anime_core.inference import io
+model, opts, size, tile, photo, out, threads = json.loads(sys.argv[1])
+if threads:
+    torch.set_num_threads(threads)
+torch.manual_seed(0)
+from anime_core.inference.pipeline import TranslatePipeline
+from anime_core.registry import get_registry
+reg = get_registry()
+spec = reg.model(model)
+gen = reg.build(spec, "generator", **opts)
+pipe = (spec.pipeline_class() or TranslatePipeline)(spec, {"generator": gen}, device="cpu")
+img = Image.open(photo).convert("RGB")
+side = min(img.size)
+img = img.crop(((img.width - side) // 2, (img.height - side) // 2, (img.width + side) // 2, (img.height + side) // 2))
+x = io.to_tensor(img.resize((size, size), Image.Resampling.LANCZOS))
+del img
+rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+load0 = os.getloadavg()[0]
+t = time.perf_counter()
+y = pipe.translate(x, tile)
+seconds = time.perf_counter() - t
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+report = pipe.last_tiling
+if out:
+    np.save(out, (y.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
+print(json.dumps({"seconds": seconds, "rss_before_mb": rss0, "rss_mb": rss, "load": [load0, os.getloadavg()[0]],
+                  "threads": torch.get_num_threads(), "passes": report.passes if report else 0,
+                  "tiles": report.tiles if report else 1, "halo": report.halo if report else 0,
+                  "notes": report.notes if report else []}))
+"""
+
+
+def run_case(model: str, opts: dict, size: int, tile: int, photo: Path, out: str | None, threads: int) -> dict:
+    payload = json.dumps([model, opts, size, tile, str(photo), out, threads])
+    proc = subprocess.run([sys.executable, "-c", CHILD, payload], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _case(text: str) -> tuple[str, dict]:
+    model, _, rest = text.partition(":")
+    opts = {}
+    for item in filter(None, rest.split(",")):
+        key, _, value = item.partition("=")
+        opts[key] = json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
+    return model, opts
+
+
+def _diff(a: str, b: str) -> tuple[float, float]:
+    import numpy as np
+
+    d = np.abs(np.load(a).astype(np.int16) - np.load(b).astype(np.int16)).ravel()
+    return float(d.mean()), float(np.percentile(d, 99.9))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", default="animegan:variant=v2", help="MODEL[:key=value,...] generator options")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
+    parser.add_argument("--tile", type=int, default=1024)
+    parser.add_argument("--photo", type=Path, default=None, help="default: the first photo in /work/shared/photos")
+    parser.add_argument("--compare", action="store_true", help="also run untiled and compare the 8-bit outputs")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    photo = args.photo or sorted(PHOTOS.glob("*.jpg"))[0]
+    model, opts = _case(args.case)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {model} {opts}, "
+          f"photo {photo.name}, tile {args.tile}")
+    print("| size | mode | time | passes | tiles | halo | RSS before | peak RSS | load (1 min) | diff mean / p99.9 |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            outs = {}
+            for mode, tile in [("tiled", args.tile)] + ([("untiled", 0)] if args.compare else []):
+                outs[mode] = str(Path(tmp) / f"{mode}{size}.npy") if args.compare else None
+                r = run_case(model, opts, size, tile, photo, outs[mode], args.threads)
+                if "error" in r:
+                    print(f"| {size} | {mode} | {r['error']} |")
+                    outs[mode] = None
+                    continue
+                diff = ""
+                if mode == "untiled" and outs.get("tiled") and outs[mode]:
+                    mean, p999 = _diff(outs["tiled"], outs[mode])
+                    diff = f"{mean:.3f} / {p999:.0f} (/255)"
+                notes = f" ({'; '.join(r['notes'])})" if r["notes"] else ""
+                print(f"| {size}x{size} | {mode}{notes} | {r['seconds']:.0f} s | {r['passes']} | {r['tiles']} | "
+                      f"{r['halo']} | {r['rss_before_mb']:.0f} MB | {r['rss_mb']:.0f} MB | "
+                      f"{r['load'][0]:.1f} -> {r['load'][1]:.1f} ({r['threads']} threads) | {diff} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
