@@ -79,13 +79,13 @@ def _group(module: nn.GroupNorm) -> NormSpec:
 
 
 def moments(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """Per-group (count, sum, sum of squares) of (1, C, h, w) ``x`` in float64, shape (3, groups).
+    """Per-group (count, sum, sum of squares) of (1, C, h, w) ``x`` (a crop is fine) in float64, shape (3, groups).
 
     Mean and variance are taken in float32 (accurate: Welford-style), the sums of many tiles in float64.
     """
-    g = x.detach().reshape(groups, -1).float()
-    var, mean = torch.var_mean(g, dim=1, correction=0)
-    n = g.shape[1]
+    g = x.detach()[0].unflatten(0, (groups, -1)).float()  # a view even of a crop: no copy
+    var, mean = torch.var_mean(g, dim=(1, 2, 3), correction=0)
+    n = g[0].numel()
     mean, var = mean.double(), var.double()
     return torch.stack([torch.full_like(mean, n), mean * n, (var + mean * mean) * n])
 

@@ -332,28 +332,28 @@ class TileGeometry(TorchFunctionMode):
         return func(*args, **kwargs)
 
     def _resize(self, x: torch.Tensor, size: Any, scale: Any) -> torch.Tensor:
+        """Bilinear resampling at the whole map's positions: an affine grid (one grid_sample, no gathers)."""
         out = resized(x, size, scale)
-        for dim, axis in ((2, 0), (3, 1)):
-            x = _lerp_axis(x, dim, self._source(axis, x.shape[dim], out[axis]))
-        return x
+        theta = torch.zeros(1, 2, 3, dtype=torch.float64)
+        for row, axis in ((1, 0), (0, 1)):  # grid_sample's first coordinate is x (width)
+            theta[0, row, row], theta[0, row, 2] = self._axis(axis, x.shape[2 + axis], out[axis])
+        grid = F.affine_grid(theta.to(x.device, torch.float32), [1, 1, *out], align_corners=True)
+        return F.grid_sample(x, grid.expand(x.shape[0], -1, -1, -1).to(x.dtype), mode="bilinear",
+                             padding_mode="border", align_corners=True)
 
-    def _source(self, axis: int, n_in: int, n_out: int) -> torch.Tensor:
-        """Input positions (tile coordinates) of the ``n_out`` output pixels along ``axis``."""
+    def _axis(self, axis: int, n_in: int, n_out: int) -> tuple[float, float]:
+        """Scale and shift mapping normalised output to normalised input coordinates along ``axis``.
+
+        In pixels, output ``i`` of this tile samples input ``(offset_out + i) * step - offset_in``,
+        with ``step`` from the sizes of the whole image's maps (``align_corners=True`` semantics).
+        """
         tile, whole, offset = self.tile[axis], self.whole[axis], self.offset[axis]
         s_in, s_out = n_in / tile, n_out / tile
         big_in, big_out = round(whole * s_in), round(whole * s_out)
         step = (big_in - 1) / (big_out - 1) if big_out > 1 else 0.0
-        pos = (torch.arange(n_out, dtype=torch.float64) + offset * s_out) * step - offset * s_in
-        return pos.clamp(0, n_in - 1)
-
-
-def _lerp_axis(x: torch.Tensor, dim: int, pos: torch.Tensor) -> torch.Tensor:
-    """Linear interpolation of ``x`` along ``dim`` at fractional positions ``pos``."""
-    n = x.shape[dim]
-    lo = pos.floor().long().clamp(0, n - 1)
-    hi = (lo + 1).clamp(max=n - 1)
-    frac = (pos - lo).to(x.dtype).to(x.device)
-    shape = [1] * x.dim()
-    shape[dim] = -1
-    a, b = x.index_select(dim, lo.to(x.device)), x.index_select(dim, hi.to(x.device))
-    return a + (b - a) * frac.view(shape)
+        shift = offset * s_out * step - offset * s_in  # input position of output pixel 0
+        if n_in < 2:
+            return 0.0, 0.0
+        # normalised v in [-1, 1] <-> output pixel i = (v + 1) (n_out - 1) / 2; input u <-> 2 pos / (n_in - 1) - 1
+        a = step * (n_out - 1) / (n_in - 1)
+        return a, (step * (n_out - 1) + 2 * shift) / (n_in - 1) - 1
