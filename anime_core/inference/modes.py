@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     import torch
     from PIL import Image
 
+AUTO_TILE_PIXELS = 2048 * 2048  # larger images are tiled even without --tile (``TranslatePipeline.tile_for``)
+DEFAULT_TILE = 1024  # the tile side then
+
 
 def read_image(path: str | Path, max_pixels: int = io.DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode an image named by an option (e.g. ``--interpolate A B``); a bad one is a usage error naming it."""

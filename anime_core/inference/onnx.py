@@ -133,6 +133,8 @@ class OnnxGenerator(nn.Module):
         super().__init__()
         ort = require()
         self.what = what
+        #: why tiles cannot equal the whole image here (read by the pipelines' tiling)
+        self.opaque = "ONNX Runtime runs the graph as one black box (--backend torch tiles exactly)"
         try:
             source = graph if isinstance(graph, bytes) else str(graph)
             self.session = ort.InferenceSession(source, session_options(threads),

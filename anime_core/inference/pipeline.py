@@ -30,7 +30,7 @@ from torch import nn
 
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.inference import io
-from anime_core.inference.modes import ModeOutput, RunRequest
+from anime_core.inference.modes import AUTO_TILE_PIXELS, DEFAULT_TILE, ModeOutput, RunRequest
 from anime_core.inference.tileplan import TilePlan, plan_tiles
 from anime_core.inference.tiling import TilingReport, pad_to_multiple, run_faithful, run_tiled
 
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from anime_core.weights.files import LoadedWeights
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-AUTO_TILE_PIXELS = 2048 * 2048  # larger images are tiled even without --tile
-DEFAULT_TILE = 1024
 MIN_OVERLAP = 32  # px; seams are blended over the middle half of the overlap
 MAX_PROBE_SIDE = 1024  # min_side search gives up above this: the failure is not about size
 
@@ -321,6 +319,9 @@ class TranslatePipeline(Pipeline):
         """The plan for this size (cached: video frames share it), or why there is none."""
         cache: dict[tuple[int, int, int], TilePlan | str] = self.__dict__.setdefault("_tile_plans", {})
         key = (h, w, side)
+        opaque = getattr(self.generator, "opaque", None)  # e.g. an ONNX Runtime session: no layers to see
+        if opaque:
+            return f"tiles are normalised on their own: {opaque}"
         if key not in cache:
             channels = int(self.preprocess(torch.zeros(1, 3, 2, 2, device=self.device)).shape[1])
             try:
