@@ -26,8 +26,8 @@ from tqdm.auto import tqdm
 
 from anime_core.errors import UsageError
 from anime_core.inference import animated, io, video
-from anime_core.inference.modes import ModeOutput, RunRequest
-from anime_core.inference.pipeline import AUTO_TILE_PIXELS, Pipeline, TranslatePipeline, check_finite
+from anime_core.inference.modes import AUTO_TILE_PIXELS, ModeOutput, RunRequest
+from anime_core.inference.pipeline import Pipeline, TranslatePipeline, check_finite
 from anime_core.inference.temporal import Deflicker
 
 DEFAULT_OUTPUT = Path("anime_out")
@@ -253,7 +253,18 @@ def _decoded(
                 (str(item.path), f"has {frames} frames; only the first is written to {dest.suffix} ({keep})")
             )
         img = pipe.prepare(img, options.size)
-        yield _Job(item, dest, img, bool(options.tile) or img.width * img.height > AUTO_TILE_PIXELS)
+        tiled = _tiling(pipe, img.size, options, str(item.path))
+        yield _Job(item, dest, img, tiled)
+
+
+def _tiling(pipe: TranslatePipeline, size: tuple[int, int], options: FileOptions, source: str) -> bool:
+    """Whether an image of ``size`` (w, h) runs in tiles; automatic tiling is announced with its reason."""
+    w, h = size
+    side = pipe.tile_for(h, w, options.tile)
+    if side is not None and options.tile is None and options.announce:
+        options.announce(f"{source}: {w}x{h} is over {AUTO_TILE_PIXELS / 1e6:.1f} MP: tiling in {side} px tiles, "
+                         "which give the untiled result in bounded memory (--tile 0 turns this off)")
+    return side is not None
 
 
 def _duration(seconds: float) -> str:
@@ -322,16 +333,28 @@ def _groups(jobs: Iterable[_Job], batch_size: int) -> Iterator[list[_Job]]:
     yield from pending.values()
 
 
-def _forward(pipe: TranslatePipeline, images: list[Image.Image], tile: int | None, tiled: bool) -> list[torch.Tensor]:
-    """Prepared images of one size -> outputs (3, H, W) in [0, 1]: one batch, or one by one in tiles."""
-    if tiled:
-        return [pipe.translate(io.to_tensor(img), tile) for img in images]
-    return list(pipe.forward(torch.stack([io.to_tensor(img) for img in images])))
+def _forward(pipe: TranslatePipeline, images: list[Image.Image], tile: int | None, tiled: bool,
+             notes: list[str] | None = None) -> list[torch.Tensor]:
+    """Prepared images of one size -> outputs (3, H, W) in [0, 1]: one batch, or one by one in tiles.
+
+    Why a tiled result is approximate, if it is, is added to ``notes`` (once per distinct remark).
+    """
+    if not tiled:
+        return list(pipe.forward(torch.stack([io.to_tensor(img) for img in images])))
+    outs = []
+    for img in images:
+        outs.append(pipe.translate(io.to_tensor(img), tile))
+        report = getattr(pipe, "last_tiling", None)
+        for note in report.notes if report is not None and notes is not None else ():
+            if f"tiled output is approximate: {note}" not in notes:
+                notes.append(f"tiled output is approximate: {note}")
+    return outs
 
 
 def _translate(pipe: TranslatePipeline, group: list[_Job], options: FileOptions, report: Report) -> None:
+    notes: list[str] = []
     try:
-        outs = _forward(pipe, [job.image for job in group], options.tile, group[0].tiled)
+        outs = _forward(pipe, [job.image for job in group], options.tile, group[0].tiled, notes)
     except io.BadImage as exc:
         report.failed += [(str(job.item.path), str(exc)) for job in group]
         return
@@ -344,6 +367,7 @@ def _translate(pipe: TranslatePipeline, group: list[_Job], options: FileOptions,
         except io.BadImage as exc:
             report.failed.append((str(job.item.path), str(exc)))
             continue
+        report.notes += [(str(job.item.path), note) for note in notes]
         out = io.to_image(y)
         if options.side_by_side:
             out = _side_by_side(job.image, out)
@@ -351,16 +375,21 @@ def _translate(pipe: TranslatePipeline, group: list[_Job], options: FileOptions,
 
 
 # -- videos and animations ---------------------------------------------------------------------
-def _frame_fn(pipe: TranslatePipeline, options: FileOptions) -> video.FrameFn:
-    """Frames (RGB arrays) -> translated frames, as a still would be; ``--deflicker`` keeps state across calls."""
+def _frame_fn(pipe: TranslatePipeline, options: FileOptions, source: str, notes: list[str]) -> video.FrameFn:
+    """Frames (RGB arrays) -> translated frames, as a still would be; ``--deflicker`` keeps state across calls.
+
+    Automatic tiling is announced once per clip; remarks on approximate tiles go to ``notes``.
+    """
     deflicker = Deflicker() if options.deflicker else None
+    tiled: bool | None = None
 
     def fn(frames: list[np.ndarray]) -> list[np.ndarray]:
+        nonlocal tiled
         images = [pipe.prepare(Image.fromarray(f, "RGB"), options.size) for f in frames]
-        w, h = images[0].size
-        tiled = bool(options.tile) or w * h > AUTO_TILE_PIXELS
+        if tiled is None:  # every frame of a clip has one size
+            tiled = _tiling(pipe, images[0].size, options, source)
         results = []
-        for img, y in zip(images, _forward(pipe, images, options.tile, tiled)):
+        for img, y in zip(images, _forward(pipe, images, options.tile, tiled, notes)):
             check_finite(y, "this frame")
             if deflicker is not None:
                 y = deflicker(io.to_tensor(img), y)
@@ -374,12 +403,12 @@ def _frame_fn(pipe: TranslatePipeline, options: FileOptions) -> video.FrameFn:
 def _translate_video(
     pipe: TranslatePipeline, item: InputFile, dest: Path, options: FileOptions, report: Report
 ) -> None:
-    source = str(item.path)
+    source, notes = str(item.path), []
     try:
         result = video.transcode(
             item.path,
             dest,
-            _frame_fn(pipe, options),
+            _frame_fn(pipe, options, source, notes),
             batch_size=options.batch_size,
             options=options.encode,
             keep_partial=options.keep_partial,
@@ -394,7 +423,7 @@ def _translate_video(
     except OSError as exc:
         report.failed.append((source, f"cannot write {dest}: {exc}"))
         return
-    report.notes += [(source, note) for note in result.notes]
+    report.notes += [(source, note) for note in [*notes, *result.notes]]
     report.written.append(dest)
     if result.damage:
         report.failed.append((source, f"{result.damage}; kept the {result.frames} frames before it in {dest}"))
@@ -403,9 +432,10 @@ def _translate_video(
 def _translate_animated(
     pipe: TranslatePipeline, item: InputFile, dest: Path, options: FileOptions, report: Report
 ) -> None:
-    source = str(item.path)
+    source, notes = str(item.path), []
     try:
-        animated.translate(item.path, dest, _frame_fn(pipe, options), options.batch_size, options.max_pixels)
+        animated.translate(item.path, dest, _frame_fn(pipe, options, source, notes), options.batch_size,
+                           options.max_pixels)
     except io.BadImage as exc:
         report.failed.append((source, str(exc)))
     except RuntimeError as exc:
@@ -414,6 +444,7 @@ def _translate_animated(
         report.failed.append((source, f"cannot write {dest}: {exc}"))
     else:
         report.written.append(dest)
+        report.notes += [(source, note) for note in notes]
 
 
 def _side_by_side(left: Image.Image, right: Image.Image) -> Image.Image:

@@ -19,9 +19,12 @@ from anime_core.errors import UsageError
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
 
+MIN_TILE = 16  # px; --tile 0 turns tiling off
+
 
 def _common(spec: ModelSpec) -> list[click.Parameter]:
     from anime_core.inference.io import DEFAULT_MAX_PIXELS  # numpy and Pillow: not for 'anime --help'
+    from anime_core.inference.modes import AUTO_TILE_PIXELS, DEFAULT_TILE
 
     styles = sorted(get_registry().styles_of(spec.name))
     params: list[click.Parameter] = [
@@ -73,8 +76,10 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
             ),
             click.Option(
                 ["--tile"],
-                type=click.IntRange(16),
-                help="Process in overlapping N px tiles (bounded memory for huge images).",
+                type=click.IntRange(0),
+                callback=_tile_side,
+                help="Process in N px tiles: memory bounded by the tile, output equal to the untiled one. Images "
+                     f"over {AUTO_TILE_PIXELS / 1e6:.1f} MP are tiled at {DEFAULT_TILE} px unless --tile 0.",
             ),
             click.Option(["--side-by-side"], is_flag=True, help="Write input and output next to each other."),
             click.Option(
@@ -96,6 +101,12 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
             ),
         ]
     return params
+
+
+def _tile_side(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+    if value is not None and 0 < value < MIN_TILE:
+        raise click.BadParameter(f"{value} px is too small for a tile; use at least {MIN_TILE}, or 0 for no tiling")
+    return value
 
 
 def _video_options() -> list[click.Parameter]:

@@ -138,3 +138,51 @@ def test_a_generator_that_cannot_be_traced_falls_back_to_blended_tiles(registry)
     out = pipe.translate(image, tile=40)
     assert "could not be traced" in pipe.last_tiling.notes[0]
     assert torch.allclose(out, pipe.translate(image, tile=0), atol=1e-5)
+
+
+def _save_cyclegan(registry, path):
+    from anime_core.weights.files import save_native
+
+    options = {"arch": "resnet", "width": 8, "n_blocks": 1}
+    return save_native(path, {"generator": _liven(registry.build("cyclegan", **options))}, "cyclegan", options)
+
+
+def test_anime_run_says_why_it_tiles_and_tile_zero_turns_it_off(registry, tmp_path, monkeypatch, capsys):
+    """Automatic tiling (here above 0.05 MP, in 96 px tiles) is one announced line; the file equals the untiled one."""
+    import numpy as np
+    from PIL import Image
+
+    from anime_core.cli import main
+    from anime_core.inference import pipeline
+
+    monkeypatch.setattr(pipeline, "AUTO_TILE_PIXELS", 50_000)
+    monkeypatch.setattr(pipeline, "DEFAULT_TILE", 96)
+    monkeypatch.setattr("anime_core.cli.files.AUTO_TILE_PIXELS", 50_000)
+    weights = _save_cyclegan(registry, tmp_path / "w.safetensors")
+    make_image((320, 288), 3).save(tmp_path / "photo.png")
+    outs = {}
+    for name, extra in (("auto", []), ("off", ["--tile", "0"])):
+        with pytest.raises(SystemExit) as done:
+            main(["run", "cyclegan", "--weights", str(weights), str(tmp_path / "photo.png"),
+                  "-o", str(tmp_path / f"{name}.png"), *extra])
+        err = capsys.readouterr().err
+        assert done.value.code == 0, err
+        lines = [line for line in err.splitlines() if "tiling in" in line]
+        outs[name] = np.asarray(Image.open(tmp_path / f"{name}.png"), np.float64)
+        if name == "auto":
+            assert len(lines) == 1 and "320x288 is over 0.1 MP: tiling in 96 px tiles" in lines[0], err
+            assert "--tile 0 turns this off" in lines[0] and "warning" not in err
+        else:
+            assert lines == [], err
+    assert np.abs(outs["auto"] - outs["off"]).mean() <= MEAN_LIMIT
+    assert not np.array_equal(outs["auto"], outs["off"])  # float rounding differs: the tiled path did run
+
+
+def test_a_tile_under_16_px_is_a_usage_error(registry, tmp_path, capsys):
+    weights = _save_cyclegan(registry, tmp_path / "w.safetensors")
+    make_image((64, 64), 3).save(tmp_path / "photo.png")
+    from anime_core.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["run", "cyclegan", "--weights", str(weights), str(tmp_path / "photo.png"), "--tile", "8"])
+    assert done.value.code == 2 and "or 0 for no tiling" in capsys.readouterr().err
