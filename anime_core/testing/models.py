@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -92,3 +93,25 @@ def _check_task(s: Subject, spec: ModelSpec, report: Report) -> None:
             elif not isinstance(item, Mapping):
                 report.problems.append(f"{m}: {name}.dataset() items are {type(item).__name__}, expected dicts of "
                                        f"tensors")
+            elif spec.kind == "translate":
+                _check_sample_rows(task, item, m, report)
+
+
+def _check_sample_rows(task: Any, item: Mapping[str, Any], m: str, report: Report) -> None:
+    """A translate task's sample grid has a label per row (``sample_rows`` when it is not input/output)."""
+    from torch.utils.data import default_collate
+
+    from anime_core.training.outputs import row_labels
+
+    batch = default_collate([item, item])
+    for net in task.nets.values():
+        net.eval()
+    try:
+        with torch.no_grad():
+            images = task.sample(batch)
+    except Exception as exc:
+        report.problems.append(f"{m}: {type(task).__name__}.sample() fails on a batch of its dataset ({err(exc)})")
+        return
+    if images is not None and not row_labels(task, images.size(0), 2):
+        report.problems.append(f"{m}: {type(task).__name__}.sample() returns {images.size(0) // 2} rows of 2 images "
+                               "that cannot be labelled: set sample_rows to one name per row")

@@ -166,6 +166,8 @@ class AETask(TrainingTask):
             writer.writerow({k: (int(v) if k in ("epoch", "step") else v) for k, v in row.items()})
 
     # -- samples and resume -------------------------------------------------------------------
+    sample_rows = ("photo", "output", "anime")
+
     @torch.no_grad()
     def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Rows of photos, outputs and anime targets in [-1, 1]."""

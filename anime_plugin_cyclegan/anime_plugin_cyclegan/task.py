@@ -96,6 +96,8 @@ class CycleGANTask(TrainingTask):
                     for name in ENCODER_PARTS if isinstance(getattr(net, name, None), torch.nn.Module)]
         return {"encoder": encoders} if encoders else {}
 
+    sample_rows = ("photo", "G(photo)", "anime", "F(anime)")
+
     @torch.no_grad()
     def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Rows: photos, G(photos), anime images, F(anime images)."""

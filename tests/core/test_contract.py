@@ -157,3 +157,14 @@ def test_plugin_contract_is_one_pytest_line_per_check(tmp_path):
     assert list(results) == list(CHECKS), out.stdout[-2000:]
     assert {k for k, v in results.items() if v != "PASSED"} == {"converters"}
     assert "define contract_samples()" in out.stdout and out.returncode == 1
+
+
+def test_sample_grids_without_row_labels_are_a_problem(monkeypatch):
+    """CycleGAN's sample grid has four rows (photo, G(photo), anime, F(anime)): without names it fails the check."""
+    from anime_plugin_cyclegan.task import CycleGANTask
+
+    assert check_plugin("anime_plugin_cyclegan.plugin", checks=("models",)) == []
+    monkeypatch.setattr(CycleGANTask, "sample_rows", ())
+    problems = check_plugin("anime_plugin_cyclegan.plugin", checks=("models",))
+    assert problems == ["model 'cyclegan': CycleGANTask.sample() returns 4 rows of 2 images that cannot be "
+                        "labelled: set sample_rows to one name per row"]
