@@ -11,13 +11,17 @@ Videos (:mod:`anime_core.inference.video`) and animated or multi-page images
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import os
 import stat
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import torch
@@ -29,6 +33,12 @@ from anime_core.inference import animated, io, video
 from anime_core.inference.modes import AUTO_TILE_PIXELS, ModeOutput, RunRequest
 from anime_core.inference.pipeline import Pipeline, TranslatePipeline, check_finite
 from anime_core.inference.temporal import Deflicker
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 DEFAULT_OUTPUT = Path("anime_out")
 MEDIA_EXTENSIONS = io.IMAGE_EXTENSIONS | video.VIDEO_EXTENSIONS
@@ -60,6 +70,10 @@ class FileOptions:
     encode: video.EncodeOptions = field(default_factory=video.EncodeOptions)
     #: receives a line per image above ``ETA_PIXELS`` on a CPU (size and estimated time); ``None``: silent
     announce: Callable[[str], None] | None = None
+    #: batches decoded ahead (worker threads; outputs are written by others while the model runs); 0: one thread
+    prefetch: int = 2
+    #: accelerate's state under ``accelerate launch`` (see :func:`process_state`): this process does its share
+    processes: PartialState | None = None
 
 
 @dataclass
@@ -78,19 +92,30 @@ class Report:
     def summary(self) -> str:
         return f"{len(set(self.written))} written, {len(self.failed)} failed, {self.seconds:.1f} s"
 
+    def add(self, other: Report) -> None:
+        """Append what ``other`` wrote, failed and noted (its time is not added)."""
+        self.written += other.written
+        self.failed += other.failed
+        self.notes += other.notes
+
 
 def run(pipe: Pipeline, request: RunRequest, options: FileOptions) -> Report:
-    """What ``anime run`` does: the pipeline's run mode if its options chose one, else translate the inputs."""
+    """What ``anime run`` does: the pipeline's run mode if its options chose one, else translate the inputs.
+
+    Under ``accelerate launch`` (``options.processes``) every process translates its share of the inputs
+    and returns the report of all of them; a run mode's sheet is written by the main process only.
+    """
     start = time.perf_counter()
+    state = options.processes
     result = pipe.run_mode(request)
     if result is not None:
-        report = write_mode(result, options.output)
+        report = write_mode(result, options.output) if state is None or state.is_main_process else Report()
     elif isinstance(pipe, TranslatePipeline):
         report = translate_files(pipe, list(request.inputs), options)
     else:
         raise UsageError(f"'{pipe.spec.name}' has no run mode for these options")
     report.seconds = time.perf_counter() - start
-    return report
+    return report if state is None else gather_reports(report, state)
 
 
 # -- inputs and output names ------------------------------------------------------------------
@@ -205,56 +230,159 @@ class _Job:
 
 
 def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOptions) -> Report:
-    """Translate files, folders and globs into ``options.output``; bad files are reported and skipped."""
+    """Translate files, folders and globs into ``options.output``; bad files are reported and skipped.
+
+    Images are decoded ``options.prefetch`` batches ahead and written in other threads while the model
+    runs; the report lists everything in the order a single thread would (``prefetch=0``).
+    """
     items, failed = collect_inputs(inputs)
     if not items and not failed:
         raise UsageError("no input images given; pass files, folders or globs")
     if not items:  # nothing to run at all: a usage error (exit 2), not "0 written, N failed"
         shown = "; ".join(f"{arg}: {why}" for arg, why in failed[:3]) + (" ..." if len(failed) > 3 else "")
         raise UsageError(f"no input found ({shown}); check the paths")
-    jobs, clashes = plan_outputs(items, options.output)
+    jobs, clashes = plan_outputs(items, options.output)  # on the full list in every process: names agree
     report = Report(failed=failed + clashes)
     videos = [(item, dest) for item, dest in jobs if video.is_video(item.path)]
     stills = [(item, dest) for item, dest in jobs if not video.is_video(item.path)]
+    state = options.processes
+    if state is not None:
+        state.wait_for_everyone()  # no process writes before all have planned (NAME-1 looks at existing files)
+        stills, videos = _share(stills, state), _share(videos, state)  # a video is one unit
+        if not state.is_main_process:
+            report.failed = []  # bad arguments and clashes are reported once, by the main process
     bar = tqdm(total=len(stills), unit="img", disable=not options.progress or len(stills) < 2, desc=pipe.spec.name)
     eta = _Eta(pipe, options.announce) if options.announce and pipe.device.type == "cpu" else None
-    for group in _groups(_decoded(pipe, stills, options, report, bar), options.batch_size):
-        if eta:
-            eta.before(group)
-        start = time.perf_counter()
-        _translate(pipe, group, options, report)
-        if eta:
-            eta.after(group, time.perf_counter() - start)
-        bar.update(len(group))
+    workers = 1 if pipe.device.type == "cpu" else min(4, os.cpu_count() or 1)  # on a CPU the model wants the cores
+    with contextlib.ExitStack() as stack:
+        writers = readers = None
+        if options.prefetch > 0:
+            # outputs already computed are still written on Ctrl-C or an error (shutdown waits for them) ...
+            writers = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="anime-write"))
+            readers = ThreadPoolExecutor(workers, thread_name_prefix="anime-read")
+            # ... while images decoded ahead are dropped
+            stack.callback(functools.partial(readers.shutdown, cancel_futures=True))
+        ledger = _Ledger(report, writers, ahead=2 * workers * options.batch_size)
+        ahead = options.prefetch * options.batch_size
+        decoded = stack.enter_context(contextlib.closing(_decoded(pipe, stills, options, ledger, bar, readers, ahead)))
+        for group in _groups(decoded, options.batch_size):
+            if eta:
+                eta.before(group)
+            start = time.perf_counter()
+            _translate(pipe, group, options, report, ledger)
+            if eta:
+                eta.after(group, time.perf_counter() - start)
+            bar.update(len(group))
+        ledger.drain()
     bar.close()
     for item, dest in videos:
         _translate_video(pipe, item, dest, options, report)
     return report
 
 
+class _Ledger:
+    """The report of a run whose outputs are written in worker threads, kept in the order of a serial run.
+
+    ``then(fn, ...)`` runs ``fn`` (which returns a :class:`Report` of what it did) in a writer thread, or at
+    once without one; the parts are added to the run's report in the order they were asked for, by the
+    calling thread only. At most ``ahead`` parts wait, which bounds the outputs held in memory.
+    """
+
+    def __init__(self, report: Report, pool: ThreadPoolExecutor | None = None, ahead: int = 2) -> None:
+        self.report, self.pool, self.ahead = report, pool, ahead
+        self.pending: deque[Future[Report] | Report] = deque()
+
+    def then(self, fn: Callable[..., Report], *args: Any) -> None:
+        self.pending.append(fn(*args) if self.pool is None else self.pool.submit(fn, *args))
+        self._settle(self.ahead)
+
+    def add(self, part: Report) -> None:
+        self.pending.append(part)
+        self._settle(self.ahead)
+
+    def drain(self) -> None:
+        """Wait for every pending part; after this the report may be changed directly."""
+        self._settle(0)
+
+    def _settle(self, keep: int) -> None:
+        while self.pending and (len(self.pending) > keep or _done(self.pending[0])):
+            part = self.pending.popleft()
+            self.report.add(part.result() if isinstance(part, Future) else part)  # re-raises a writer's error
+
+
+def _done(part: Future[Report] | Report) -> bool:
+    return not isinstance(part, Future) or part.done()
+
+
+def _prefetched(fn: Callable[[T], R], items: Iterable[T], pool: ThreadPoolExecutor | None, ahead: int) -> Iterator[R]:
+    """``map(fn, items)``, computed up to ``ahead`` items in advance in ``pool`` (in order; None: no threads)."""
+    if pool is None or ahead < 1:
+        yield from map(fn, items)
+        return
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:  # the caller stopped early
+            future.cancel()
+
+
+@dataclass
+class _Decoded:
+    """An input as a decode thread leaves it: a prepared image, or why not (``error``), or an animation."""
+
+    item: InputFile
+    dest: Path
+    image: Image.Image | None = None  # None: failed, or an animation to translate frame by frame
+    error: str | None = None
+    frames: int = 1
+
+
+def _decode(pipe: TranslatePipeline, options: FileOptions, job: tuple[InputFile, Path]) -> _Decoded:
+    """Decode and resize one input (in a worker thread: Pillow releases the GIL while it decodes and resizes)."""
+    item, dest = job
+    try:
+        img = io.decode(item.path, options.max_pixels)
+    except io.BadImage as exc:
+        return _Decoded(item, dest, error=str(exc))
+    frames = img.info.get("n_frames", 1)
+    if frames > 1 and animated.can_write(item.path, dest):
+        return _Decoded(item, dest, frames=frames)
+    return _Decoded(item, dest, pipe.prepare(img, options.size), frames=frames)
+
+
 def _decoded(
-    pipe: TranslatePipeline, jobs: list[tuple[InputFile, Path]], options: FileOptions, report: Report, bar: tqdm
+    pipe: TranslatePipeline,
+    jobs: list[tuple[InputFile, Path]],
+    options: FileOptions,
+    ledger: _Ledger,
+    bar: tqdm,
+    pool: ThreadPoolExecutor | None = None,
+    ahead: int = 0,
 ) -> Iterator[_Job]:
-    for item, dest in jobs:
-        try:
-            img = io.decode(item.path, options.max_pixels)
-        except io.BadImage as exc:
-            report.failed.append((str(item.path), str(exc)))
+    """Jobs to translate, in input order; failures and animations are handled here, in the calling thread."""
+    for got in _prefetched(functools.partial(_decode, pipe, options), jobs, pool, ahead):
+        item, dest = got.item, got.dest
+        if got.error is not None:
+            ledger.add(Report(failed=[(str(item.path), got.error)]))
             bar.update(1)
             continue
-        frames = img.info.get("n_frames", 1)
-        if frames > 1 and animated.can_write(item.path, dest):
-            _translate_animated(pipe, item, dest, options, report)
+        if got.image is None:
+            ledger.drain()
+            _translate_animated(pipe, item, dest, options, ledger.report)
             bar.update(1)
             continue
-        if frames > 1:
+        if got.frames > 1:
             keep = f"a {item.path.suffix} output keeps them all"
-            report.notes.append(
-                (str(item.path), f"has {frames} frames; only the first is written to {dest.suffix} ({keep})")
-            )
-        img = pipe.prepare(img, options.size)
-        tiled = _tiling(pipe, img.size, options, str(item.path))
-        yield _Job(item, dest, img, tiled)
+            note = f"has {got.frames} frames; only the first is written to {dest.suffix} ({keep})"
+            ledger.add(Report(notes=[(str(item.path), note)]))
+        tiled = _tiling(pipe, got.image.size, options, str(item.path))
+        yield _Job(item, dest, got.image, tiled)
 
 
 def _tiling(pipe: TranslatePipeline, size: tuple[int, int], options: FileOptions, source: str) -> bool:
@@ -340,7 +468,12 @@ def _forward(pipe: TranslatePipeline, images: list[Image.Image], tile: int | Non
     Why a tiled result is approximate, if it is, is added to ``notes`` (once per distinct remark).
     """
     if not tiled:
-        return list(pipe.forward(torch.stack([io.to_tensor(img) for img in images])))
+        tensors = [io.to_tensor(img) for img in images]
+        if pipe.device.type != "cuda":
+            return list(pipe.forward(torch.stack(tensors)))
+        # page-locked host memory: the forward's non_blocking copy goes by DMA, without a staging copy
+        batch = torch.empty((len(tensors), *tensors[0].shape), dtype=torch.uint8, pin_memory=True)
+        return list(pipe.forward(torch.stack(tensors, out=batch)))
     outs = []
     for img in images:
         outs.append(pipe.translate(io.to_tensor(img), tile))
@@ -351,27 +484,38 @@ def _forward(pipe: TranslatePipeline, images: list[Image.Image], tile: int | Non
     return outs
 
 
-def _translate(pipe: TranslatePipeline, group: list[_Job], options: FileOptions, report: Report) -> None:
+def _translate(
+    pipe: TranslatePipeline, group: list[_Job], options: FileOptions, report: Report, ledger: _Ledger | None = None
+) -> None:
+    """One group through the model; its outputs are checked, encoded and written through ``ledger``."""
+    ledger = ledger or _Ledger(report)
     notes: list[str] = []
     try:
         outs = _forward(pipe, [job.image for job in group], options.tile, group[0].tiled, notes)
     except io.BadImage as exc:
-        report.failed += [(str(job.item.path), str(exc)) for job in group]
+        ledger.add(Report(failed=[(str(job.item.path), str(exc)) for job in group]))
         return
     except RuntimeError as exc:  # e.g. out of memory: report each file, keep going
-        report.failed += [(str(job.item.path), f"generator failed: {exc}") for job in group]
+        ledger.add(Report(failed=[(str(job.item.path), f"generator failed: {exc}") for job in group]))
         return
     for job, y in zip(group, outs):
-        try:
-            check_finite(y)
-        except io.BadImage as exc:
-            report.failed.append((str(job.item.path), str(exc)))
-            continue
-        report.notes += [(str(job.item.path), note) for note in notes]
-        out = io.to_image(y)
-        if options.side_by_side:
-            out = _side_by_side(job.image, out)
-        _write(out, job.dest, str(job.item.path), report)
+        ledger.then(_finish, job, y, notes, options)
+
+
+def _finish(job: _Job, y: torch.Tensor, notes: list[str], options: FileOptions) -> Report:
+    """Check, encode and write one output (in a writer thread: Pillow releases the GIL while it encodes)."""
+    part = Report()
+    try:
+        check_finite(y)
+    except io.BadImage as exc:
+        part.failed.append((str(job.item.path), str(exc)))
+        return part
+    part.notes += [(str(job.item.path), note) for note in notes]
+    out = io.to_image(y)
+    if options.side_by_side:
+        out = _side_by_side(job.image, out)
+    _write(out, job.dest, str(job.item.path), part)
+    return part
 
 
 # -- videos and animations ---------------------------------------------------------------------
@@ -463,6 +607,36 @@ def _write(img: Image.Image, dest: Path, source: str, report: Report) -> None:
         report.failed.append((source, f"cannot write {dest}: {exc}"))
         return
     report.written.append(dest)
+
+
+# -- many processes (accelerate launch) -------------------------------------------------------
+def process_state() -> PartialState | None:
+    """accelerate's state when this is one of several processes (``accelerate launch``), else None.
+
+    A single process imports no accelerate and creates no process group.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) < 2:
+        return None
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def _share(jobs: list[T], state: PartialState) -> list[T]:
+    """This process's contiguous share of ``jobs`` (accelerate's ``split_between_processes``)."""
+    with state.split_between_processes(jobs) as mine:
+        return list(mine)
+
+
+def gather_reports(report: Report, state: PartialState) -> Report:
+    """Every process's report, merged in process order (each process gets the whole); time: the slowest."""
+    from accelerate.utils import gather_object
+
+    parts: list[Report] = gather_object([report])
+    merged = Report(seconds=max(part.seconds for part in parts))
+    for part in parts:
+        merged.add(part)
+    return merged
 
 
 # -- run modes ---------------------------------------------------------------------------------
