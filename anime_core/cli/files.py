@@ -610,16 +610,18 @@ def _write(img: Image.Image, dest: Path, source: str, report: Report) -> None:
 
 
 # -- many processes (accelerate launch) -------------------------------------------------------
-def process_state() -> PartialState | None:
+def process_state(device: str = "auto") -> PartialState | None:
     """accelerate's state when this is one of several processes (``accelerate launch``), else None.
 
-    A single process imports no accelerate and creates no process group.
+    ``device`` is ``--device``: on a CPU the processes talk through gloo (accelerate's ``cpu=True``;
+    without it, CPU-only processes would each take the whole run). A single process imports no
+    accelerate and creates no process group.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) < 2:
         return None
     from accelerate import PartialState
 
-    return PartialState()
+    return PartialState(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
 
 
 def _share(jobs: list[T], state: PartialState) -> list[T]:
