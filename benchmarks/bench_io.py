@@ -4,7 +4,8 @@ Both paths run in one process, interleaved round by round, on the same photos wi
 random-weight generator (speed does not depend on the weight values), so machine load hits both
 alike. ``prefetch=0`` is the single-thread path (decode, model, encode, write, one after another);
 ``prefetch=2`` decodes two batches ahead and writes finished images while the model runs. Also
-prints what decoding and writing cost on their own (the most overlap can save) and ``uptime``.
+prints what decoding and writing cost on their own and the model alone on decoded images (the
+ceiling overlap can approach), each round with ``uptime``.
 
     python benchmarks/bench_io.py                                  # ../shared/photos, animegan v2, 512 px
     python benchmarks/bench_io.py --batch-sizes 1 4 --rounds 4 --device cuda --precision bf16
@@ -73,8 +74,14 @@ def main() -> None:
         print(f"# one thread: decode+resize {read * 1e3:.0f} ms/img, encode+write {write * 1e3:.0f} ms/img")
         files.translate_files(pipe, [str(photos[0])], files.FileOptions(output=Path(tmp) / "warm", size=args.size,
                                                                          progress=False))
+        prepared = [io.to_tensor(pipe.prepare(io.decode(p), args.size)) for p in photos]
         rates: dict[tuple[int, int], list[float]] = {}
         for r in range(args.rounds):
+            start = time.perf_counter()  # the ceiling: the model alone on decoded images, nothing written
+            for x in prepared:
+                pipe.forward(x[None])
+            rates.setdefault((0, -1), []).append(len(photos) / (time.perf_counter() - start))
+            print(f"round {r} model only: {rates[(0, -1)][-1]:.3f} img/s ({uptime()})", flush=True)
             for batch in args.batch_sizes:
                 for prefetch in args.prefetch if r % 2 == 0 else args.prefetch[::-1]:  # ABBA: drift hits both
                     out = Path(tmp) / f"out-{r}-{batch}-{prefetch}"
@@ -91,6 +98,9 @@ def main() -> None:
           "(median of per-round ratios) |")
     print("| --- | --- | --- | --- |")
     for (batch, prefetch), values in sorted(rates.items()):
+        if prefetch < 0:
+            print(f"| model only | - | {statistics.median(values):.3f} | (the ceiling) |")
+            continue
         ratios = [a / b for a, b in zip(values, rates[(batch, args.prefetch[0])])]
         print(f"| {batch} | {prefetch} | {statistics.median(values):.3f} | {statistics.median(ratios):.3f}x |")
     print(f"\n{uptime()}")
