@@ -10,11 +10,15 @@ pipe.generate(n=16, seed=0)     # generate models
 
 from __future__ import annotations
 
+import functools
+import inspect
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from anime_core.errors import UsageError
+from anime_core.errors import AnimeError, UsageError, WeightsUnavailable, did_you_mean
 from anime_core.registry import Registry, get_registry
 
 if TYPE_CHECKING:  # torch loads with the first build or load, not with ``import anime_core``
@@ -54,6 +58,7 @@ class Source:
     generator_options: dict[str, Any] = field(default_factory=dict)
     preprocess: dict[str, Any] = field(default_factory=dict)
     label: str = ""  # the style key or the file name, for messages and export metadata
+    style: bool = False  # ``generator_options`` are the style's (else the weights file's own)
 
 
 def is_onnx(path: str | Path) -> bool:
@@ -73,7 +78,7 @@ def resolve(model: str, style: str | None = None, weights: str | Path | None = N
     if style:
         st = reg.style(model, style)
         path = fetch_style(st)
-        source = Source(generator_options=dict(st.generator), preprocess=dict(st.preprocess), label=st.key)
+        source = Source(generator_options=dict(st.generator), preprocess=dict(st.preprocess), label=st.key, style=True)
         if st.source.layout == "onnx" or is_onnx(path):
             source.onnx = Path(path)
         else:
@@ -87,6 +92,168 @@ def resolve(model: str, style: str | None = None, weights: str | Path | None = N
     styles = sorted(reg.styles_of(model))
     hint = f"--style ({', '.join(styles)}) or " if styles else ""
     raise UsageError(f"'{model}' needs pretrained weights: pass {hint}--weights FILE (e.g. from 'anime train {model}')")
+
+
+@dataclass(frozen=True)
+class ArchitectureOption:
+    """The generator option that picks the network of a model with several (``animegan`` variant, ``cyclegan`` arch)."""
+
+    name: str
+    choices: tuple[str, ...]
+    default: str
+
+
+def architecture_option(spec: ModelSpec, registry: Registry | None = None) -> ArchitectureOption | None:
+    """The generator option whose value names one of the model's registered sub-generators, if it has one.
+
+    Generic, from what a plugin registers anyway: builders named ``<generator>.<choice>``
+    (``animegan.v1``, ``animegan.v2``) and a default config whose ``generator:`` section sets an
+    option to one of those choices (``variant: v1``). A typed generator schema's ``one_of`` choices
+    for that option win over the builder names. Reads YAML and dataclasses only: no torch, so
+    ``anime run MODEL --help`` can show it.
+    """
+    from anime_core.config import model_defaults
+
+    reg = registry or get_registry()
+    prefix = f"{spec.generator}."
+    builders = tuple(name[len(prefix):] for name in reg.generators if name.startswith(prefix))
+    if not builders:
+        return None
+    defaults = model_defaults(spec).get("generator") or {}
+    for name, value in defaults.items():
+        if isinstance(value, str) and value in builders:
+            return ArchitectureOption(name, _schema_choices(spec, name) or builders, value)
+    return None
+
+
+def _schema_choices(spec: ModelSpec, option: str) -> tuple[str, ...]:
+    """The ``one_of`` choices a typed ``generator`` section declares for ``option``, else ``()``."""
+    import dataclasses
+
+    schema = spec.schema_class()
+    if schema is None or not dataclasses.is_dataclass(schema):
+        return ()
+    section = typing.get_type_hints(schema).get("generator")
+    if not dataclasses.is_dataclass(section):
+        return ()
+    rules = {f.name: f.metadata for f in dataclasses.fields(section)}
+    return tuple(str(c) for c in (rules.get(option) or {}).get("choices") or ())
+
+
+#: keywords the core's own translate pipeline reads (``Pipeline.options``) beside a model's run options
+CORE_PIPELINE_OPTIONS = {"translate": ("no_crop",), "generate": ()}
+_PIPELINE_ARGS = {"self", "spec", "nets", "device", "precision", "preprocess", "args", "kwargs", "options"}
+
+
+def pipeline_keywords(spec: ModelSpec, cls: type[Pipeline]) -> list[str]:
+    """Keywords ``cls`` takes: the model's ``run_options``, its constructors' named parameters, the core's own."""
+    names = [str(p.name) for p in spec.run_options if p.name]
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is not None:
+            names += [n for n, p in inspect.signature(init).parameters.items()
+                      if n not in _PIPELINE_ARGS and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names += CORE_PIPELINE_OPTIONS.get(spec.kind, ())
+    return list(dict.fromkeys(names))
+
+
+def generator_keywords(spec: ModelSpec, registry: Registry) -> list[str] | None:
+    """Keywords the model's generator builder takes; ``None`` when it takes any (``**options``)."""
+    params = inspect.signature(registry.generator(spec.generator).builder()).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return None
+    return [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def split_options(spec: ModelSpec, cls: type[Pipeline], registry: Registry,
+                  options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``load``'s keywords as (generator options, pipeline options); any other keyword is a :class:`UsageError`.
+
+    A keyword both take goes to the pipeline, which declared it for runs. The architecture
+    option's value is checked against its choices here, so a typo is a usage error (exit 2), not a
+    file that "does not fit" (exit 3).
+    """
+    taken = pipeline_keywords(spec, cls)
+    gen_names = generator_keywords(spec, registry)
+    generator: dict[str, Any] = {}
+    pipeline: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in taken:
+            pipeline[key] = value
+        elif gen_names is None or key in gen_names:
+            generator[key] = value
+        else:
+            close = did_you_mean(key, [*gen_names, *taken])
+            close = close if close.startswith("; did you mean") else ""
+            raise UsageError(f"{spec.name}'s generator takes no '{key}'{close} (it takes {', '.join(gen_names)}; "
+                             f"its pipeline takes {', '.join(taken) or 'none'})")
+    arch = architecture_option(spec, registry)
+    if arch is not None and arch.name in generator and generator[arch.name] not in arch.choices:
+        raise UsageError(
+            f"{spec.name} has no {arch.name} {generator[arch.name]!r}; use one of {', '.join(arch.choices)}"
+        )
+    return generator, pipeline
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as the values a config holds (a tuple and a list of the same items are the same option)."""
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+def merge_chosen(spec: ModelSpec, source: Source, chosen: Mapping[str, Any]) -> dict[str, Any]:
+    """The source's generator options with the caller's ``chosen`` ones added; a contradiction is a UsageError.
+
+    What a style, a native file's metadata or a converter's reading of a foreign file says about
+    the architecture is a fact about its tensors: a keyword that says otherwise names both values.
+    """
+    from anime_core.inference.pipeline import _current_names
+
+    recorded: dict[str, tuple[Any, str]] = {}
+    if source.style:
+        style = _current_names(spec, source.generator_options)
+        recorded.update({k: (v, f"style {source.label} is") for k, v in style.items()})
+    loaded = source.loaded
+    if loaded is not None:
+        name = loaded.path.name if loaded.path is not None else source.label
+        what = (f"{name} records" if loaded.layout == "native"
+                else f"{name}, read as a '{loaded.layout}' checkpoint, needs")
+        recorded.update({k: (v, what) for k, v in _current_names(spec, loaded.generator).items()})
+    for key, value in chosen.items():
+        if key in recorded and not _same(recorded[key][0], value):
+            held, what = recorded[key]
+            raise UsageError(
+                f"{key}={value!r} contradicts the weights: {what} {key}={held!r}; leave {key} out (the weights decide "
+                f"it) or give weights of {key} {value!r}"
+            )
+    return {**source.generator_options, **chosen}
+
+
+def _fitting_choice(spec: ModelSpec, registry: Registry, source: Source, options: Mapping[str, Any],
+                    chosen: Mapping[str, Any]) -> str | None:
+    """For a file no converter read that does not fit: the architecture choice its tensors do fit, as advice.
+
+    Only a plain state dict (no converter, no metadata) leaves the architecture open; the check
+    builds on the meta device (no memory) for each other choice.
+    """
+    from anime_core.weights.files import check_options
+
+    arch = architecture_option(spec, registry)
+    loaded = source.loaded
+    if arch is None or arch.name in chosen or loaded is None or loaded.layout != "plain" or source.style:
+        return None
+    state = loaded.parts.get("generator") or {}
+    for choice in arch.choices:
+        if choice == options.get(arch.name, arch.default):
+            continue
+        try:
+            check_options(functools.partial(registry.build, spec, "generator"), {**options, arch.name: choice},
+                          state, "the file")
+        except AnimeError:
+            continue
+        return f"{arch.name}={choice}: pass {arch.name}={choice!r} (anime run: --{arch.name} {choice})"
+    return None
 
 
 def pipeline_class(spec: ModelSpec) -> type[Pipeline]:
@@ -111,24 +278,48 @@ def load(
     ``.pt``/``.pth`` whose layout a plugin converter recognises, or an ``.onnx`` graph (exported by
     ``anime export`` or a third party's). ``backend``: ``torch`` (default) or ``onnxruntime``, which
     runs the same pipeline on an ONNX export of the generator (made and verified once, then cached);
-    ONNX graphs always run on onnxruntime. ``options`` go to the model's pipeline (e.g.
-    ``strength=0.5`` for ``ae``, ``direction="anime2photo"`` for ``cyclegan``).
+    ONNX graphs always run on onnxruntime.
+
+    ``options`` are keywords of the model's pipeline or of its generator, never anything else:
+
+    - pipeline keywords (``anime run MODEL``'s own options): e.g. ``strength=0.5`` for ``ae``,
+      ``direction="anime2photo"`` for ``cyclegan``, ``class_name="green"`` for ``dcgan``;
+    - generator keywords (the builder's, as in ``anime_core.build``): the architecture of a file
+      whose tensors do not decide it, e.g. ``variant="v2"`` for ``animegan`` or ``ae``,
+      ``arch="resnet", n_blocks=6`` for ``cyclegan``, ``resize="tf1_legacy"`` for animegan v1.
+      They are merged with the options the weights record (a native file's metadata, a style, or
+      what a converter read from a foreign file); a keyword that contradicts those is a
+      :class:`~anime_core.errors.UsageError` naming both values, and ONNX graphs take none.
+
+    Any other keyword is a :class:`~anime_core.errors.UsageError` listing what the model takes.
     """
     if backend not in (None, *BACKENDS):
         raise UsageError(f"unknown backend '{backend}'; use torch or onnxruntime")
-    spec = get_registry().model(model)
-    source = resolve(model, style, weights)
+    reg = get_registry()
+    spec = reg.model(model)
     cls = pipeline_class(spec)
+    chosen, pipe_options = split_options(spec, cls, reg, options)
+    source = resolve(model, style, weights)
     if source.onnx is not None:
         if backend == "torch":
             raise UsageError(f"{source.label} is an ONNX graph, which runs with --backend onnxruntime, not torch")
+        if chosen:
+            raise UsageError(f"{source.label} is an ONNX graph, whose network is fixed; leave out "
+                             f"{', '.join(sorted(chosen))}")
         from anime_core.inference.onnx import onnx_pipeline
 
-        return onnx_pipeline(cls, spec, source.onnx, device, precision, source.preprocess, **options)
-    pipe = cls.from_weights(spec, get_registry(), source.loaded, source.generator_options, device=device,
-                            precision=precision, preprocess=source.preprocess, **options)
+        return onnx_pipeline(cls, spec, source.onnx, device, precision, source.preprocess, **pipe_options)
+    gen_options = merge_chosen(spec, source, chosen)
+    try:
+        pipe = cls.from_weights(spec, reg, source.loaded, gen_options, device=device, precision=precision,
+                                preprocess=source.preprocess, **pipe_options)
+    except WeightsUnavailable as exc:
+        fits = _fitting_choice(spec, reg, source, gen_options, chosen)
+        if fits is None:
+            raise
+        raise WeightsUnavailable(f"{str(exc).rstrip('.')}; its tensors fit {fits}") from exc
     if (backend or DEFAULT_BACKEND) == "onnxruntime":
         from anime_core.inference.onnx import to_onnxruntime
 
-        return to_onnxruntime(pipe, cls, device, **options)
+        return to_onnxruntime(pipe, cls, device, **pipe_options)
     return pipe
