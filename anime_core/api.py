@@ -230,6 +230,20 @@ def merge_chosen(spec: ModelSpec, source: Source, chosen: Mapping[str, Any]) -> 
     return {**source.generator_options, **chosen}
 
 
+def _check_chosen(spec: ModelSpec, registry: Registry, options: Mapping[str, Any], chosen: Mapping[str, Any]) -> None:
+    """A generator the caller's keywords cannot build is their usage error (exit 2), not a faulty file (exit 3).
+
+    Built on the meta device (shapes only), before the weights' own check blames the file.
+    """
+    from anime_core.weights.files import _build_on_meta
+
+    try:
+        _build_on_meta(functools.partial(registry.build, spec, "generator"), options)
+    except AnimeError as exc:
+        given = ", ".join(f"{k}={v!r}" for k, v in chosen.items())
+        raise UsageError(f"{given} does not build {spec.name}'s generator: {str(exc).rstrip('.')}") from None
+
+
 def _fitting_choice(spec: ModelSpec, registry: Registry, source: Source, options: Mapping[str, Any],
                     chosen: Mapping[str, Any]) -> str | None:
     """For a file no converter read that does not fit: the architecture choice its tensors do fit, as advice.
@@ -310,6 +324,8 @@ def load(
 
         return onnx_pipeline(cls, spec, source.onnx, device, precision, source.preprocess, **pipe_options)
     gen_options = merge_chosen(spec, source, chosen)
+    if chosen:
+        _check_chosen(spec, reg, gen_options, chosen)
     try:
         pipe = cls.from_weights(spec, reg, source.loaded, gen_options, device=device, precision=precision,
                                 preprocess=source.preprocess, **pipe_options)
