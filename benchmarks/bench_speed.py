@@ -5,7 +5,10 @@ path alike:
 
 - ``eager``: the plain reference, ``generator(x)`` under ``torch.no_grad`` on a prepared tensor;
 - ``pipeline``: our default path, ``TranslatePipeline.translate`` on a uint8 image (value
-  mapping, stride padding, cropping, the copy back to the CPU included) or ``decode_latents``;
+  mapping, stride padding, cropping, the copy back to the CPU included) or ``decode_latents``,
+  with the device's speed settings (CPU: channels-last and freed-memory reuse; CUDA: channels-last,
+  cuDNN autotuning once a shape repeats, autocast with ``--precision``);
+- ``pipeline-plain``: the same pipeline with those settings off (NCHW, glibc's default allocation);
 - ``onnxruntime``: ``session.run`` on the verified export with tuned session options (every
   graph optimisation, intra-op threads = torch's) and ``ort-default`` with ONNX Runtime's defaults;
 - ``pipeline-ort``: our pipeline with the ONNX Runtime generator (``anime run --backend onnxruntime``);
@@ -13,23 +16,31 @@ path alike:
 - ``channels-last``: eager with NHWC weights and input;
 - ``compile``: ``torch.compile`` (inductor) after its warm-up, whose time is printed.
 
-The default paths are eager, pipeline, onnxruntime, pipeline-ort and channels-last; add
-ort-default, jit-frozen and compile with ``--methods`` (compile costs minutes per size on two
-cores). It prints achieved GFLOP/s (FLOPs counted by ``torch.utils.flop_counter`` on the eager
-forward) against the machine's measured fp32 matmul GFLOP/s (2048x2048), the load average, each
-path's time relative to eager, and the process CPU seconds of the fastest call (with
-``--threads 1`` the figure that other jobs on a shared machine disturb least). Weights are
-random: speed does not depend on their values.
+The default paths are eager, pipeline, pipeline-plain, onnxruntime, pipeline-ort and
+channels-last; add ort-default, ort-int8 (``quantize_dynamic``), jit-frozen and compile with
+``--methods`` (compile costs minutes per size on two cores). It prints achieved GFLOP/s (FLOPs
+counted by ``torch.utils.flop_counter`` on the eager forward) against the machine's measured matmul
+GFLOP/s (2048x2048), the load average, each path's time relative to eager, the process CPU
+seconds of the fastest call (with ``--threads 1`` the figure that other jobs on a shared machine
+disturb least), the first call's time (what a single image pays) and the largest difference of
+each path's output from eager's, in 8-bit levels on the [0, 255] image. Weights are random (speed
+does not depend on their values); ``--photo`` times a real photo instead of noise.
+
+``--device cuda`` runs the same table on the GPU (fp32 matmul peak on the GPU, synchronised
+timings, ``--precision fp16|bf16`` autocast in the pipeline); without a GPU it prints one line
+saying so and exits 0. The CPU-only paths (ONNX Runtime's CPU sessions, jit-frozen) are left out there.
 
     python benchmarks/bench_speed.py                                  # every generator, 256/512/1024
     python benchmarks/bench_speed.py --models animegan-v2 --sizes 512 --reps 7
     python benchmarks/bench_speed.py --methods eager,pipeline,onnxruntime --threads 2
+    python benchmarks/bench_speed.py --device cuda --precision fp16   # a GPU, when there is one
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import gc
 import os
 import platform
@@ -37,6 +48,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -51,29 +63,41 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "pixelsake-sr": ("pixelsake-sr", {}),  # SIZE is the output side: the input is SIZE / 4
     "dcgan": ("dcgan", {}),  # generate: SIZE is ignored, a batch of 64 latents is timed
 }
-METHODS = ["eager", "pipeline", "onnxruntime", "ort-default", "pipeline-ort", "jit-frozen", "channels-last",
-           "compile"]
-DEFAULT_METHODS = ["eager", "pipeline", "onnxruntime", "pipeline-ort", "channels-last"]
+METHODS = ["eager", "pipeline", "pipeline-plain", "onnxruntime", "ort-default", "ort-int8", "pipeline-ort",
+           "jit-frozen", "channels-last", "compile"]
+DEFAULT_METHODS = ["eager", "pipeline", "pipeline-plain", "onnxruntime", "pipeline-ort", "channels-last"]
+CPU_ONLY = {"onnxruntime", "ort-default", "ort-int8", "jit-frozen"}  # ORT's CPU sessions; TorchScript's oneDNN passes
+RAW = {"eager", "onnxruntime", "ort-default", "ort-int8", "jit-frozen", "channels-last", "compile"}  # generator output
 
 
-def matmul_gflops(n: int = 2048, reps: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float32, reps: int = 5) -> float:
+    n = 2048 if device.type == "cpu" else 8192
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     a @ b
-    best = min(_timed(lambda: a @ b) for _ in range(reps))
+    best = min(_timed(lambda: a @ b, device) for _ in range(reps))
     return 2 * n**3 / best / 1e9
 
 
-def _timed(fn: Callable[[], Any]) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], Any], device: torch.device) -> float:
+    _sync(device)
     start = time.perf_counter()
     fn()
+    _sync(device)
     return time.perf_counter() - start
 
 
-def _timed_both(fn: Callable[[], Any]) -> tuple[float, float]:
-    """(wall, process CPU) seconds: with one thread the CPU time barely depends on other jobs' load."""
+def _timed_both(fn: Callable[[], Any], device: torch.device) -> tuple[float, float, Any]:
+    """(wall, process CPU) seconds and the result: with one thread the CPU time barely depends on others' load."""
+    _sync(device)
     wall, cpu = time.perf_counter(), time.process_time()
-    fn()
-    return time.perf_counter() - wall, time.process_time() - cpu
+    out = fn()
+    _sync(device)
+    return time.perf_counter() - wall, time.process_time() - cpu, out
 
 
 def count_flops(fn: Callable[[], Any]) -> float:
@@ -84,10 +108,26 @@ def count_flops(fn: Callable[[], Any]) -> float:
     return counter.get_total_flops()
 
 
-class Case:
-    """One generator at one size: its pipeline, inputs, and a callable per method."""
+def plain(cls: type) -> type:
+    """The pipeline class with the speed settings off: NCHW memory and glibc's default allocation."""
+    return type(f"Plain{cls.__name__}", (cls,), {"channels_last_policy": False, "reuse_cpu_memory": False})
 
-    def __init__(self, name: str, size: int, threads: int) -> None:
+
+def photo_tensor(path: Path, side: int) -> torch.Tensor:
+    """A real photo, centre-cropped to a ``side`` square, as (3, side, side) uint8."""
+    from PIL import Image
+
+    from anime_core.inference import io
+
+    with Image.open(path) as im:
+        return io.to_tensor(io.resize_long_side(io.to_rgb(im), side, center_crop=True)).mul(255).round().byte()
+
+
+class Case:
+    """One generator at one size: its pipelines, inputs, and a callable per method."""
+
+    def __init__(self, name: str, size: int, threads: int, device: torch.device, precision: str,
+                 photo: Path | None) -> None:
         from anime_core.api import pipeline_class
         from anime_core.registry import get_registry
 
@@ -95,27 +135,42 @@ class Case:
         reg = get_registry()
         spec = reg.model(model)
         torch.manual_seed(0)
-        self.generator = reg.build(spec, "generator", **options).eval().requires_grad_(False)
-        self.pipe = pipeline_class(spec)(spec, {"generator": self.generator}, device="cpu")
-        self.name, self.size, self.threads = name, size, threads
+        self.generator = reg.build(spec, "generator", **options).eval().requires_grad_(False).to(device)
+        cls = pipeline_class(spec)
+        # each pipeline gets its own copy: a pipeline converts its nets' memory format in place
+        self.pipe = cls(spec, {"generator": copy.deepcopy(self.generator)}, device=device, precision=precision)
+        self.plain = plain(cls)(spec, {"generator": copy.deepcopy(self.generator)}, device=device,
+                                precision=precision)
+        self.name, self.size, self.threads, self.device = name, size, threads, device
         if self.pipe.kind == "generate":
             self.image = None
-            self.args: tuple[torch.Tensor, ...] = (self.pipe.latents(64, 0),)
+            self.args: tuple[torch.Tensor, ...] = (self.pipe.latents(64, 0).to(device),)
+            self.x01 = None
         else:
             side = size // int(getattr(self.generator, "scale", 1) or 1)
-            self.image = torch.randint(0, 256, (3, side, side), dtype=torch.uint8)
-            x = self.image[None].float() / 255
-            self.args = (self.pipe.preprocess(x).contiguous(),)
+            self.image = (photo_tensor(photo, side) if photo else
+                          torch.randint(0, 256, (3, side, side), dtype=torch.uint8))
+            self.x01 = self.image[None].float().to(device) / 255
+            self.args = (self.pipe.preprocess(self.x01).contiguous(),)
         self.graph: bytes | None = None
         self._ort_pipe: Any = None
         self.export_s = 0.0
+
+    def image01(self, out: Any, method: str) -> torch.Tensor:
+        """A method's output as the [0, 1] image the pipeline writes, to compare paths."""
+        y = torch.as_tensor(out[0] if isinstance(out, list) else out).float().to(self.device)
+        if method not in RAW:
+            return y if y.dim() == 4 else y[None]
+        if self.x01 is None:
+            return self.pipe.postprocess(y)
+        return self.pipe.postprocess(y, self.x01)
 
     def onnx_graph(self) -> bytes:
         if self.graph is None:
             from anime_core.inference import onnx
 
             start = time.perf_counter()
-            proto, _ = onnx.build_verified(self.pipe)
+            proto, _ = onnx.build_verified(self.plain)
             self.graph = proto.SerializeToString()
             self.export_s = time.perf_counter() - start
         return self.graph
@@ -125,32 +180,43 @@ class Case:
         if self._ort_pipe is None:
             from anime_core.inference import onnx
 
-            self._ort_pipe = onnx.onnx_pipeline(type(self.pipe), self.pipe.spec, self.onnx_graph(), "cpu",
+            self._ort_pipe = onnx.onnx_pipeline(type(self.pipe), self.pipe.spec, self.onnx_graph(), self.device,
                                                 threads=self.threads)
         return self._ort_pipe
 
     def method(self, name: str) -> tuple[Callable[[], Any], str]:
         """The callable for ``name`` and a note (set-up time, when it matters)."""
         g, args = self.generator, self.args
+        if name in CPU_ONLY and self.device.type != "cpu":
+            raise RuntimeError("a CPU path")
         if name == "eager":
             def eager() -> Any:
                 with torch.no_grad():
                     return g(*args)
             return eager, ""
-        if name == "pipeline":
+        if name in ("pipeline", "pipeline-plain"):
+            pipe = self.pipe if name == "pipeline" else self.plain
             if self.image is None:
-                return (lambda: self.pipe.decode_latents(args[0])), ""
-            return (lambda: self.pipe.translate(self.image)), ""
-        if name in ("onnxruntime", "ort-default"):
+                return (lambda: pipe.decode_latents(args[0])), ""
+            return (lambda: pipe.translate(self.image)), ""
+        if name in ("onnxruntime", "ort-default", "ort-int8"):
             import onnxruntime as ort
 
             # the tuned session is the pipeline's own (one memory arena fewer: 1024 px cases need GiBs each)
             session = self.ort_pipe().generator.session
+            note = f"export+verify {self.export_s:.0f} s"
             if name == "ort-default":
                 session = ort.InferenceSession(self.onnx_graph(), ort.SessionOptions(),
                                                providers=["CPUExecutionProvider"])
-            feed = {i.name: a.numpy() for i, a in zip(session.get_inputs(), args)}
-            return (lambda: session.run(None, feed)), f"export+verify {self.export_s:.0f} s"
+            if name == "ort-int8":
+                from anime_core.inference import onnx
+
+                start = time.perf_counter()
+                session = ort.InferenceSession(int8_graph(self.onnx_graph()), onnx.session_options(self.threads),
+                                               providers=["CPUExecutionProvider"])
+                note += f", quantize {time.perf_counter() - start:.0f} s"
+            feed = {i.name: a.cpu().numpy() for i, a in zip(session.get_inputs(), args)}
+            return (lambda: session.run(None, feed)), note
         if name == "pipeline-ort":
             pipe = self.ort_pipe()
             if self.image is None:
@@ -165,10 +231,8 @@ class Case:
             def jit() -> Any:
                 with torch.no_grad():
                     return frozen(*args)
-            return jit, f"trace+freeze+first call {time.perf_counter() - start:.0f} s"
+            return jit, f"trace+freeze {time.perf_counter() - start:.0f} s"
         if name == "channels-last":
-            import copy
-
             net = copy.deepcopy(g).to(memory_format=torch.channels_last)
             cl = tuple(a.contiguous(memory_format=torch.channels_last) if a.dim() == 4 else a for a in args)
 
@@ -185,21 +249,41 @@ class Case:
             def comp() -> Any:
                 with torch.no_grad():
                     return compiled(*args)
-            return comp, f"compile+first call {time.perf_counter() - start:.0f} s"
+            return comp, f"compile {time.perf_counter() - start:.0f} s"
         raise SystemExit(f"unknown method {name}; use {', '.join(METHODS)}")
 
 
-def run_case(name: str, size: int, methods: list[str], reps: int, threads: int, peak: float) -> list[dict]:
-    case = Case(name, size, threads)
+def int8_graph(graph: bytes) -> bytes:
+    """ONNX Runtime's dynamic int8 quantization of the graph's convolutions and matmuls (weights int8)."""
+    import tempfile
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(graph)
+        quantize_dynamic(src, dst, weight_type=QuantType.QUInt8)
+        return dst.read_bytes()
+
+
+def run_case(case: Case, methods: list[str], reps: int, peak: float) -> list[dict]:
+    device = case.device
     eager_fn, _ = case.method("eager")
     flops = count_flops(eager_fn)
     load_before = os.getloadavg()[0]
     fns: dict[str, Callable[[], Any]] = {}
     notes: dict[str, str] = {}
+    first: dict[str, float] = {}
+    diffs: dict[str, float] = {}
+    reference = None
     for m in methods:
         try:
             fns[m], notes[m] = case.method(m)
-            fns[m]()  # warm-up
+            first[m], _, out = _timed_both(fns[m], device)
+            image = case.image01(out, m)
+            if reference is None:
+                reference = image
+            diffs[m] = float((image - reference).abs().max()) * 255
         except Exception as exc:  # a path that cannot run this generator is a result too
             notes[m] = f"failed: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
             fns.pop(m, None)
@@ -207,20 +291,23 @@ def run_case(name: str, size: int, methods: list[str], reps: int, threads: int, 
     cpu: dict[str, list[float]] = {m: [] for m in fns}
     for _ in range(reps):
         for m, fn in fns.items():
-            wall, used = _timed_both(fn)
+            wall, used, _ = _timed_both(fn, device)
             times[m].append(wall)
             cpu[m].append(used)
     load_after = os.getloadavg()[0]
     base = min(times["eager"]) if times.get("eager") else None
+    base_cpu = min(cpu["eager"]) if cpu.get("eager") else None
     rows = []
     for m in methods:
         t = times.get(m)
-        row = {"model": name, "size": size, "method": m, "gflop": flops / 1e9, "note": notes.get(m, ""),
+        row = {"model": case.name, "size": case.size, "method": m, "gflop": flops / 1e9, "note": notes.get(m, ""),
                "load": f"{load_before:.1f}-{load_after:.1f}"}
         if t:
             best = min(t)
             row.update(min_s=best, median_s=statistics.median(t), cpu_s=min(cpu[m]), gflops=flops / best / 1e9,
-                       of_peak=flops / best / 1e9 / peak, vs_eager=best / base if base else float("nan"))
+                       of_peak=flops / best / 1e9 / peak, vs_eager=best / base if base else float("nan"),
+                       cpu_vs_eager=min(cpu[m]) / base_cpu if base_cpu else float("nan"), first_s=first[m],
+                       diff=diffs[m])
         rows.append(row)
     return rows
 
@@ -232,33 +319,49 @@ def main() -> None:
     ap.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"comma list of {', '.join(METHODS)}")
     ap.add_argument("--reps", type=int, default=3, help="timed rounds after one warm-up (min and median shown)")
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
+                    help="the pipeline paths' precision (autocast); eager stays fp32, the reference")
+    ap.add_argument("--photo", type=Path, help="time this photo (centre-cropped square) instead of random pixels")
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("# --device cuda: no CUDA GPU on this machine (torch.cuda.is_available() is False); "
+              "no GPU figure measured")
+        return
     warnings.simplefilter("ignore", FutureWarning)  # torch.jit's deprecation notices, once per call
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     methods = args.methods.split(",")
     if "eager" not in methods:
         methods.insert(0, "eager")
-    peak = matmul_gflops()
-    print(f"# {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, "
-          f"load average {os.getloadavg()[0]:.1f}; fp32 2048x2048 matmul: {peak:.0f} GFLOP/s\n")
+    peak_dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[args.precision]
+    peak = matmul_gflops(device, peak_dtype if device.type == "cuda" else torch.float32)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{os.cpu_count()} CPUs"
+    peak_name = args.precision if device.type == "cuda" else "fp32"
+    print(f"# {platform.machine()}, {where}, torch {torch.__version__}, {args.threads} threads, pipeline precision "
+          f"{args.precision}, load average {os.getloadavg()[0]:.1f}; {peak_name} matmul: {peak:.0f} GFLOP/s\n")
     with contextlib.suppress(ImportError):
         import onnxruntime
 
         print(f"# onnxruntime {onnxruntime.__version__}\n")
-    print("| model | size | GFLOP | path | min s | median s | CPU s | GFLOP/s | % of matmul | vs eager | load | note |")
-    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    print("| model | size | GFLOP | path | min s | median s | CPU s | CPU vs eager | first s | GFLOP/s | % of matmul "
+          "| vs eager | max diff /255 | load | note |")
+    print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
     for name in args.models.split(","):
         sizes = [0] if MODELS[name][0] == "dcgan" else [int(s) for s in args.sizes.split(",")]
         for size in sizes:
             gc.collect()  # the previous case's nets, sessions and outputs
-            for r in run_case(name, size, methods, args.reps, args.threads, peak):
+            case = Case(name, size, args.threads, device, args.precision, args.photo)
+            for r in run_case(case, methods, args.reps, peak):
                 if "min_s" in r:
-                    cells = (f"{r['min_s']:.3f} | {r['median_s']:.3f} | {r['cpu_s']:.3f} | {r['gflops']:.0f} | "
-                             f"{100 * r['of_peak']:.0f}% | {r['vs_eager']:.2f}x")
+                    cells = (f"{r['min_s']:.3f} | {r['median_s']:.3f} | {r['cpu_s']:.3f} | {r['cpu_vs_eager']:.2f}x | "
+                             f"{r['first_s']:.2f} | {r['gflops']:.0f} | {100 * r['of_peak']:.0f}% | "
+                             f"{r['vs_eager']:.2f}x | {r['diff']:.2f}")
                 else:
-                    cells = "- | - | - | - | - | -"
+                    cells = "- | - | - | - | - | - | - | - | -"
                 print(f"| {name} | {size or '64x64 x64'} | {r['gflop']:.1f} | {r['method']} | {cells} | "
                       f"{r['load']} | {r['note']} |", flush=True)
+            del case
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ from PIL import Image
 from torch import nn
 
 from anime_core.errors import UsageError, WeightsUnavailable
-from anime_core.inference import io
+from anime_core.inference import io, speed
 from anime_core.inference.modes import AUTO_TILE_PIXELS, DEFAULT_TILE, ModeOutput, RunRequest
 from anime_core.inference.tileplan import TilePlan, plan_tiles
 from anime_core.inference.tiling import TilingReport, pad_to_multiple, run_faithful, run_tiled
@@ -61,6 +61,23 @@ def pick_device(device: str | torch.device | None) -> torch.device:
         return torch.device(name)
     except RuntimeError:
         raise UsageError(f"unknown device '{name}'; use auto, cpu, cuda or mps") from None
+
+
+def use_channels_last(device: torch.device, nets: Sequence[nn.Module], policy: bool | None = None) -> bool:
+    """Channels-last (NHWC) memory for ``nets`` on ``device``, unless ``policy`` forces it on or off.
+
+    On CUDA and the CPU unless a net has instance norms: their kernels return NCHW and run on a
+    reshaped copy (3x slower than NCHW on the CPU), which undoes the gain of the convolutions around
+    them. Measured on the CPU (benchmarks/RESULTS.md): depthwise 3x3 convs 5.7x and 3x3 convs 1.5x
+    faster in NHWC; AnimeGAN v2, ae, PixelSake SR and DCGAN faster, AnimeGAN v1 and both CycleGANs
+    (instance norms) 10-40% slower. Other devices keep NCHW.
+    """
+    if policy is not None:
+        return policy
+    if device.type not in ("cuda", "cpu"):
+        return False
+    instance = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
+    return not any(isinstance(m, instance) for net in nets for m in net.modules())
 
 
 class PrecisionFallback(UserWarning):
@@ -118,10 +135,11 @@ class Pipeline(ABC):
     """Base: holds the nets on a device and the precision; see subclasses."""
 
     kind: ClassVar[str] = ""
-    #: keep conv weights and inputs in channels-last (NHWC) memory. Off by default: on the CPU it
-    #: measured 7% slower for AnimeGAN v2 at 512 px (benchmarks/RESULTS.md); a subclass or a GPU
-    #: deployment, where cuDNN's NHWC kernels usually win in fp16/bf16, can turn it on.
-    channels_last: ClassVar[bool] = False
+    #: keep conv weights and inputs in channels-last (NHWC) memory: ``None`` decides by device
+    #: (:func:`use_channels_last`), True/False forces it (a subclass whose layers are slower in NHWC)
+    channels_last_policy: ClassVar[bool | None] = None
+    #: serve large CPU allocations from the heap during a call (:func:`anime_core.inference.speed.reuse_cpu_memory`)
+    reuse_cpu_memory: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -141,9 +159,12 @@ class Pipeline(ABC):
         self.defaults = dict(preprocess or {})
         self.options = options
         self.nets = {k: v.eval().requires_grad_(False).to(self.device) for k, v in nets.items()}
+        #: whether conv weights and image inputs are channels-last (NHWC) in memory
+        self.channels_last = use_channels_last(self.device, list(self.nets.values()), self.channels_last_policy)
         if self.channels_last:
             for net in self.nets.values():
                 net.to(memory_format=torch.channels_last)
+        self._shapes_seen: set[tuple[int, ...]] = set()
 
     @property
     def generator(self) -> nn.Module:
@@ -201,6 +222,14 @@ class Pipeline(ABC):
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
+    def speed_scope(self) -> Any:
+        """Around a whole call: on the CPU, freed activations are reused instead of page-faulted anew."""
+        return speed.reuse_cpu_memory(self.device.type == "cpu" and self.reuse_cpu_memory)
+
+    def _autotune(self, x: torch.Tensor) -> None:
+        """cuDNN autotuning once an input shape repeats on CUDA (see :func:`speed.cudnn_autotune`)."""
+        speed.cudnn_autotune(self.device, tuple(x.shape), self._shapes_seen)
+
     @abstractmethod
     def run_mode(self, request: RunRequest) -> ModeOutput | None:
         """The images ``anime run`` writes for these options; ``None``: translate the input files."""
@@ -248,6 +277,7 @@ class TranslatePipeline(Pipeline):
         padded, _ = pad_to_multiple(x, self.stride)
         if self.channels_last:
             padded = padded.contiguous(memory_format=torch.channels_last)
+        self._autotune(padded)
         with self.autocast():
             return self.generator(self.preprocess(padded))
 
@@ -266,6 +296,10 @@ class TranslatePipeline(Pipeline):
         Non-finite generator outputs come back as NaN (not clamped into plausible pixels), so
         :func:`check_finite` can refuse them; an input under :attr:`min_side` raises ``BadImage``.
         """
+        with self.speed_scope():
+            return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
         x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
         h, w = x.shape[-2:]
@@ -300,6 +334,10 @@ class TranslatePipeline(Pipeline):
         Tiling reproduces the untiled output (see :mod:`anime_core.inference.tiling`); what it did,
         and why it was approximate if it was, is left in :attr:`last_tiling`.
         """
+        with self.speed_scope():
+            return self._translate(image, tile)
+
+    def _translate(self, image: torch.Tensor, tile: int | None) -> torch.Tensor:
         _, h, w = image.shape
         self.last_tiling: TilingReport | None = None
         side = self.tile_for(h, w, tile)
@@ -373,7 +411,8 @@ class GeneratePipeline(Pipeline):
         """(N, latent_dim) -> (N, 3, H, W) in [0, 1] on the CPU."""
         outs = []
         for chunk in z.split(batch_size):
-            with self.autocast():
+            self._autotune(chunk)
+            with self.speed_scope(), self.autocast():
                 outs.append(self.postprocess(self.generator(chunk.to(self.device), **kwargs)).cpu())
         return torch.cat(outs)
 

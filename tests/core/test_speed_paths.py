@@ -1,0 +1,157 @@
+"""Speed decisions of the pipelines: CPU memory reuse, channels-last by device and net, cuDNN autotuning.
+
+The CUDA-only decisions are tested with the device check faked (no GPU is needed or used).
+"""
+
+from __future__ import annotations
+
+import copy
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from anime_core.inference import speed
+from anime_core.inference.pipeline import TranslatePipeline, use_channels_last
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_speed.py"
+
+
+class NormNet(nn.Module):
+    """Conv, depthwise conv, GroupNorm or InstanceNorm, LeakyReLU: the layer kinds the decisions are about."""
+
+    stride = 1
+
+    def __init__(self, norm: str = "group") -> None:
+        super().__init__()
+        layer = nn.GroupNorm(1, 8) if norm == "group" else nn.InstanceNorm2d(8, affine=True)
+        self.body = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1, groups=8), layer,
+                                  nn.LeakyReLU(0.2), nn.Conv2d(8, 3, 1), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+class FakeLibc:
+    """Records mallopt/malloc_trim calls instead of changing the process's allocator."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def mallopt(self, param: int, value: int) -> int:
+        self.calls.append(("mallopt", param, value))
+        return 1
+
+    def malloc_trim(self, pad: int) -> int:
+        self.calls.append(("trim", pad))
+        return 1
+
+
+@pytest.fixture
+def fake_libc(monkeypatch):
+    libc = FakeLibc()
+    monkeypatch.setattr(speed, "_glibc", lambda: libc)
+    return libc
+
+
+def _pipe(cls: type[TranslatePipeline], tiny_registry, net: nn.Module) -> TranslatePipeline:
+    return cls(tiny_registry.model("tiny"), {"generator": copy.deepcopy(net)}, "cpu")
+
+
+def test_memory_reuse_is_scoped_reentrant_and_restored(fake_libc):
+    with speed.reuse_cpu_memory():
+        assert fake_libc.calls == [("mallopt", speed.M_MMAP_THRESHOLD, speed.SCOPE_MMAP_THRESHOLD),
+                                   ("mallopt", speed.M_TRIM_THRESHOLD, 2**31 - 1)]
+        with speed.reuse_cpu_memory():  # a tiled translate calls forward inside translate
+            pass
+        assert len(fake_libc.calls) == 2, "an inner scope must not restore the thresholds"
+    assert fake_libc.calls[2:] == [("mallopt", speed.M_MMAP_THRESHOLD, speed.RESTORE_MMAP_THRESHOLD),
+                                   ("mallopt", speed.M_TRIM_THRESHOLD, speed.RESTORE_TRIM_THRESHOLD),
+                                   ("trim", 0)]
+    with pytest.raises(ValueError), speed.reuse_cpu_memory():
+        raise ValueError("a failing forward still restores")
+    assert fake_libc.calls[-1] == ("trim", 0) and speed._depth == 0
+    fake_libc.calls.clear()
+    with speed.reuse_cpu_memory(enabled=False):
+        pass
+    assert fake_libc.calls == []
+
+
+def test_real_glibc_scope_gives_identical_outputs(tiny_registry):
+    if not speed.reuse_available():
+        pytest.skip("not glibc: the scope does nothing here")
+    torch.manual_seed(0)
+    net = NormNet()
+    image = torch.randint(0, 256, (3, 40, 52), dtype=torch.uint8)
+    plain = type("Plain", (TranslatePipeline,), {"reuse_cpu_memory": False, "channels_last_policy": False})
+    reuse_nchw = type("ReuseNCHW", (TranslatePipeline,), {"channels_last_policy": False})
+    want = _pipe(plain, tiny_registry, net).translate(image)
+    assert torch.equal(_pipe(reuse_nchw, tiny_registry, net).translate(image), want)  # only where memory comes from
+    fast = _pipe(TranslatePipeline, tiny_registry, net)
+    assert fast.channels_last and (fast.translate(image) - want).abs().max() < 1e-5
+
+
+def test_pipeline_calls_run_inside_the_scope_on_cpu_only(tiny_registry, fake_libc):
+    pipe = _pipe(TranslatePipeline, tiny_registry, NormNet())
+    pipe.translate(torch.zeros(3, 16, 16, dtype=torch.uint8))
+    assert [c[0] for c in fake_libc.calls].count("trim") == 1  # one outermost scope per call
+    fake_libc.calls.clear()
+    pipe.reuse_cpu_memory = False
+    pipe.translate(torch.zeros(3, 16, 16, dtype=torch.uint8))
+    assert fake_libc.calls == []
+
+
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_channels_last_unless_instance_norm(device):
+    dev = torch.device(device)
+    assert use_channels_last(dev, [NormNet("group")])
+    assert not use_channels_last(dev, [NormNet("instance")])  # CPU: 3x slower and NCHW out (measured)
+    assert not use_channels_last(dev, [NormNet("group"), NormNet("instance")])
+    assert use_channels_last(dev, [NormNet("instance")], policy=True)
+    assert not use_channels_last(dev, [NormNet("group")], policy=False)
+    assert not use_channels_last(torch.device("mps"), [NormNet("group")])
+
+
+def test_pipeline_converts_weights_to_channels_last(tiny_registry):
+    pipe = _pipe(TranslatePipeline, tiny_registry, NormNet())
+    conv = pipe.generator.body[0]
+    assert pipe.channels_last and conv.weight.is_contiguous(memory_format=torch.channels_last)
+    instance = _pipe(TranslatePipeline, tiny_registry, NormNet("instance"))
+    assert not instance.channels_last and instance.generator.body[0].weight.is_contiguous()
+
+
+def test_cudnn_autotune_once_a_cuda_shape_repeats(monkeypatch):
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    seen: set[tuple[int, ...]] = set()
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert not speed.cudnn_autotune(cuda, (1, 3, 64, 64), seen)
+    assert not speed.cudnn_autotune(cuda, (1, 3, 64, 96), seen) and not torch.backends.cudnn.benchmark
+    assert speed.cudnn_autotune(cuda, (1, 3, 64, 64), seen) and torch.backends.cudnn.benchmark
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    other: set[tuple[int, ...]] = set()
+    for _ in range(3):
+        assert not speed.cudnn_autotune(cpu, (1, 3, 64, 64), other)
+    assert not torch.backends.cudnn.benchmark and not other
+    many: set[tuple[int, ...]] = set()
+    for side in range(speed.MAX_SHAPES_SEEN + 50):
+        speed.cudnn_autotune(cuda, (1, 3, side, side), many)
+    assert len(many) == speed.MAX_SHAPES_SEEN
+
+
+def test_pipeline_autotunes_repeated_shapes_through_its_device(tiny_registry, monkeypatch):
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    monkeypatch.setattr(speed, "cudnn_autotune", lambda device, shape, seen: calls.append((device.type, shape)))
+    pipe = _pipe(TranslatePipeline, tiny_registry, NormNet())
+    pipe.translate(torch.zeros(3, 16, 20, dtype=torch.uint8))
+    assert calls == [("cpu", (1, 3, 16, 20))]
+
+
+def test_bench_gpu_mode_says_plainly_when_there_is_no_gpu(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(sys, "argv", ["bench_speed.py", "--device", "cuda"])
+    runpy.run_path(str(BENCH), run_name="__main__")
+    out = capsys.readouterr().out
+    assert "no CUDA GPU" in out and "no GPU figure measured" in out and "|" not in out
