@@ -262,7 +262,7 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
             readers = ThreadPoolExecutor(workers, thread_name_prefix="anime-read")
             # ... while images decoded ahead are dropped
             stack.callback(functools.partial(readers.shutdown, cancel_futures=True))
-        ledger = _Ledger(report, writers, ahead=2 * workers * options.batch_size)
+        ledger = _Ledger(report, writers, ahead=2 * options.batch_size + workers)  # outputs of about two batches
         ahead = options.prefetch * options.batch_size
         decoded = stack.enter_context(contextlib.closing(_decoded(pipe, stills, options, ledger, bar, readers, ahead)))
         for group in _groups(decoded, options.batch_size):
