@@ -133,7 +133,10 @@ class SeededDataset(Dataset, ABC):
         for attempt in range(self.max_retries):
             i = (index + attempt) % len(self)
             with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(item_seed(self.seed, self.epoch, i))
+                # the CPU generator only, the one fork_rng restores: torch.manual_seed would also queue a
+                # seed for every accelerator backend (a Python stack trace each, ~1 ms an item) and
+                # reseed a CUDA generator that fork_rng(devices=[]) does not restore
+                torch.random.default_generator.manual_seed(item_seed(self.seed, self.epoch, i))
                 try:
                     return self.load(i)
                 except UNREADABLE as exc:

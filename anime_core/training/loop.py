@@ -124,8 +124,9 @@ def train(
                             continue  # inside an accumulation window
                         values = _step_done(acc, task, logs, state, model, run.dir)
                         run.report.tick(state.step)
+                        # drawn with the step at tqdm's own rate: a forced redraw per step is pure overhead
+                        bar.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]}, refresh=False)
                         bar.update(1)
-                        bar.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]})
                         epoch_values = {}
                         if state.batch_in_epoch == plan.batches_per_epoch:  # the epoch's last step
                             epoch_values = task.on_epoch_end(state.epoch, ctx) or {}
@@ -240,6 +241,7 @@ def _accelerator(cfg: dict[str, Any], run: Run, log_with: list[Any]) -> Accelera
         iteration=run.next_checkpoint,
     )
     logging.getLogger("accelerate.accelerator").addFilter(_QUIET_ROTATION)
+    _cache_lomo_check()
     return Accelerator(
         cpu=_device(cfg) == "cpu",
         mixed_precision=cfglib.get(cfg, "train.precision", "no"),
@@ -247,6 +249,20 @@ def _accelerator(cfg: dict[str, Any], run: Run, log_with: list[Any]) -> Accelera
         project_config=project,
         log_with=log_with,
     )
+
+
+def _cache_lomo_check() -> None:
+    """Accelerate's ``AcceleratedOptimizer.step`` asks ``is_lomo_available()`` twice per call, and each
+    answer is an ``importlib`` search of ``sys.path`` (0.3-1 ms): with two optimizers, 1-4 ms a step,
+    the largest part of the loop's own cost on a small net (``benchmarks/bench_train.py``). Whether
+    the package is installed does not change during a run, so the answer is cached."""
+    import functools
+
+    import accelerate.optimizer as accelerated
+
+    check = getattr(accelerated, "is_lomo_available", None)
+    if callable(check) and not hasattr(check, "cache_info"):
+        accelerated.is_lomo_available = functools.cache(check)
 
 
 def _prepare(acc: Accelerator, task: TrainingTask, model: str) -> None:
@@ -312,11 +328,16 @@ def _step_done(
 
 
 def _finite_scalars(acc: Accelerator, logs: dict[str, Any], step: int, model: str, run_dir: Path) -> dict[str, float]:
-    """The step's logs as floats (averaged over processes, so all stop together); a NaN stops the run."""
-    values = {k: float(v.detach().float().mean()) if isinstance(v, torch.Tensor) else float(v) for k, v in logs.items()}
-    if acc.num_processes > 1 and values:
-        mean = acc.reduce(torch.tensor(list(values.values()), device=acc.device), "mean")
-        values = dict(zip(values, mean.tolist()))
+    """The step's logs as floats (averaged over processes, so all stop together); a NaN stops the run.
+
+    The tensors come to the host in one copy: a ``float()`` each would wait for the GPU once per loss.
+    """
+    if not logs:
+        return {}
+    stacked = torch.stack([torch.as_tensor(v, device=acc.device).detach().float().mean() for v in logs.values()])
+    if acc.num_processes > 1:
+        stacked = acc.reduce(stacked, "mean")
+    values = dict(zip(logs, stacked.tolist()))
     for key, value in values.items():
         if not math.isfinite(value):
             raise TrainingError(
@@ -369,7 +390,12 @@ def _lrs(task: TrainingTask) -> dict[str, float]:
 
 
 def _agree_to_stop(acc: Accelerator, stop: StopRequest) -> bool:
-    """Whether any process was asked to stop (all processes stop at the same step)."""
+    """Whether any process was asked to stop (all processes stop at the same step).
+
+    One process needs no agreement: ``check_trigger`` would copy a device flag to the host at every step.
+    """
+    if acc.num_processes == 1:
+        return stop.signal is not None
     if stop.signal:
         acc.set_trigger()
     return acc.check_trigger()
