@@ -120,7 +120,7 @@ def photo_tensor(path: Path, side: int) -> torch.Tensor:
     from anime_core.inference import io
 
     with Image.open(path) as im:
-        return io.to_tensor(io.resize_long_side(io.to_rgb(im), side, center_crop=True)).mul(255).round().byte()
+        return io.to_tensor(io.resize_long_side(io.to_rgb(im), side, center_crop=True))
 
 
 class Case:

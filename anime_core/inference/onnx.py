@@ -36,6 +36,7 @@ import hashlib
 import inspect
 import io as _io
 import json
+import logging
 import math
 import time
 import types
@@ -60,6 +61,7 @@ ONNX_FORMAT = "anime-core-onnx"
 FORMAT_VERSION = "1"
 FP32_TOLERANCE = 1e-3  # max |ORT - PyTorch| on the raw generator output, fp32 graphs
 FP16_TOLERANCE = 5e-2  # fp16 graphs: about 6/255 of the [-1, 1] range; the measured figure is printed
+INT8_MIN_PSNR = 35.0  # dB of the int8 graph's 8-bit image against the fp32 graph's, on every calibration image
 FOREIGN_STRIDE = 8  # sides of a graph without our metadata are padded to this multiple (AnimeGANv3's)
 EXTRA = 'pip install "anime-core[onnx]"'
 #: bytes of self-attention scores a graph may hold at once; the graph's attention is unchunked
@@ -599,7 +601,7 @@ def build_verified(pipe: Pipeline, opset: int | None = None, precision: str = "f
                    generator_options: dict[str, Any] | None = None, source: str = "") -> tuple[Any, list[Check]]:
     """The ModelProto of ``pipe``'s generator with metadata, after it passed the parity checks."""
     if precision not in ("fp32", "fp16"):
-        raise UsageError(f"ONNX export supports --precision fp32 or fp16, not {precision}")
+        raise UsageError(f"ONNX export supports --precision fp32, fp16 or int8, not {precision}")
     example, checks_in, names = _inputs(pipe)
     proto = _to_proto(_exportable(pipe.generator, precision), example, names, _dynamic_shapes(pipe, names), opset)
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset or 0)
@@ -628,12 +630,105 @@ def build_verified(pipe: Pipeline, opset: int | None = None, precision: str = "f
     return proto, checks
 
 
+def _unique_initializer_names(proto: Any) -> None:
+    """Rename initializers apart from node outputs: the dynamo exporter may give a GroupNorm constant and a
+    node output the same name, and ONNX Runtime's quantizer then feeds the constant to the next Conv."""
+    rename = {i.name: f"init::{i.name}" for i in proto.graph.initializer}
+    for init in proto.graph.initializer:
+        init.name = rename[init.name]
+    for node in proto.graph.node:
+        for k, name in enumerate(node.input):
+            if name in rename:
+                node.input[k] = rename[name]
+
+
+def quantize_int8(pipe: Pipeline, proto: Any, calibration: list[torch.Tensor]) -> tuple[Any, list[float]]:
+    """Static int8 (QDQ, per-channel weights) of a verified fp32 graph, calibrated and checked on real images.
+
+    ``calibration``: (3, H, W) uint8 images as the pipeline would run them (resized). Each goes
+    through both graphs and the pipeline's pre/post-processing; below :data:`INT8_MIN_PSNR` dB on
+    any image the export fails. Returns the int8 ModelProto and the PSNR of each image.
+    """
+    import tempfile
+
+    from anime_core.inference.pipeline import TranslatePipeline
+    from anime_core.inference.tiling import pad_to_multiple
+    from anime_core.ops import psnr
+
+    if not isinstance(pipe, TranslatePipeline):
+        raise UsageError("--precision int8 is for image-to-image models (it is calibrated on photos)")
+    if not calibration:
+        raise UsageError("--precision int8 needs calibration photos: add --calibrate FOLDER (a few typical inputs)")
+    require("onnx")
+    quantization = require("onnxruntime.quantization")
+    ort = require()
+    feeds = []
+    for image in calibration:
+        x = image[None].float() / 255
+        padded, _ = pad_to_multiple(x, pipe.stride)
+        feeds.append((x, pipe.preprocess(padded).float().numpy()))
+
+    class Reader(quantization.CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"input": feed} for _, feed in feeds])
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.items, None)
+
+    fp32 = copy.deepcopy(proto)
+    del fp32.metadata_props[:]
+    _unique_initializer_names(fp32)
+    chatter = _io.StringIO()
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings(), contextlib.redirect_stdout(chatter):
+        warnings.simplefilter("ignore")
+        src, dst = Path(tmp, "fp32.onnx"), Path(tmp, "int8.onnx")
+        src.write_bytes(fp32.SerializeToString())
+        logging.disable(logging.WARNING)  # the quantizer logs a line per bias and norm constant on the root logger
+        try:
+            quantization.quantize_static(src, dst, Reader(), quant_format=quantization.QuantFormat.QDQ,
+                                         per_channel=True, activation_type=quantization.QuantType.QUInt8,
+                                         weight_type=quantization.QuantType.QInt8)
+        finally:
+            logging.disable(logging.NOTSET)
+        data = dst.read_bytes()
+    sessions = [ort.InferenceSession(g, session_options(), providers=["CPUExecutionProvider"])
+                for g in (fp32.SerializeToString(), data)]
+    scores = []
+    for x, feed in feeds:
+        h, w = x.shape[-2:]
+        s = pipe.out_scale
+        images = [(pipe.postprocess(torch.from_numpy(sess.run(None, {"input": feed})[0])[..., : h * s, : w * s], x)
+                   * 255).round() / 255 for sess in sessions]
+        scores.append(float(psnr(images[1], images[0])[0]))
+    if min(scores) < INT8_MIN_PSNR:
+        raise ExportError(f"the int8 graph's images are {min(scores):.1f} dB from fp32's on the worst calibration "
+                          f"photo (at least {INT8_MIN_PSNR:g} dB needed; "
+                          f"{', '.join(f'{v:.1f}' for v in scores)}); export with --precision fp32")
+    onnx = require("onnx")
+    return onnx.load_from_string(data), scores
+
+
 def export(pipe: Pipeline, path: str | Path, opset: int | None = None, precision: str = "fp32",
-           generator_options: dict[str, Any] | None = None, source: str = "") -> ExportResult:
-    """Export ``pipe``'s generator to ``path`` (atomically) once ONNX Runtime matched PyTorch at two sizes."""
+           generator_options: dict[str, Any] | None = None, source: str = "",
+           calibration: list[torch.Tensor] | None = None) -> ExportResult:
+    """Export ``pipe``'s generator to ``path`` (atomically) once ONNX Runtime matched PyTorch at two sizes.
+
+    ``precision="int8"``: the verified fp32 graph quantized on ``calibration`` images (:func:`quantize_int8`).
+    """
     start = time.perf_counter()
-    proto, checks = build_verified(pipe, opset, precision, generator_options, source)
+    proto, checks = build_verified(pipe, opset, "fp32" if precision == "int8" else precision, generator_options,
+                                   source)
+    if precision == "int8":
+        meta = {p.key: p.value for p in proto.metadata_props}
+        proto, scores = quantize_int8(pipe, proto, list(calibration or []))
+        meta.update(precision="int8", int8_psnr_db=json.dumps([round(v, 2) for v in scores]),
+                    int8="static QDQ (onnxruntime.quantization), uint8 activations, per-channel int8 weights")
+        for key, value in meta.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        proto.producer_name = "anime-core"
     path = Path(path)
     _write(proto.SerializeToString(), path)
     meta = {p.key: p.value for p in proto.metadata_props}
-    return ExportResult(path, precision, int(meta["opset"]), checks, time.perf_counter() - start, meta)
+    return ExportResult(path, meta.get("precision", precision), int(meta["opset"]), checks,
+                        time.perf_counter() - start, meta)

@@ -28,6 +28,7 @@ from anime_core.errors import UsageError
 from anime_core.inference import io
 from anime_core.inference import onnx as ox
 from anime_core.inference.tiling import pad_to_multiple
+from anime_core.ops import psnr
 from anime_core.weights.files import save_native
 
 pytest.importorskip("onnxruntime")
@@ -239,3 +240,41 @@ def test_missing_onnxruntime_names_the_extra(registry, tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert done.value.code == 2
     assert 'pip install "anime-core[onnx]"' in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_int8_export_is_calibrated_on_photos_and_checked_against_fp32(native, tmp_path, capsys, monkeypatch):
+    weights = native("pixelsake-sr", {"width": 4, "num_blocks": 1})
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        make_image((72, 56), i).save(photos / f"p{i}.png")
+    (photos / "notes.txt").write_text("not an image: skipped")
+    out = tmp_path / "g-int8.onnx"
+    with pytest.raises(SystemExit) as done:
+        main(["export", "pixelsake-sr", "--weights", str(weights), "--precision", "int8", "--calibrate", str(photos),
+              "--size", "32", "-o", str(out)])
+    assert done.value.code == 0, capsys.readouterr().err
+    assert "int8 vs fp32 PSNR" in capsys.readouterr().err
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    scores = json.loads(meta["int8_psnr_db"])
+    assert meta["precision"] == "int8" and len(scores) == 2 and min(scores) >= ox.INT8_MIN_PSNR
+    graph = onnx.load(str(out)).graph
+    assert any(n.op_type == "QuantizeLinear" for n in graph.node)  # really quantized, not the fp32 graph renamed
+
+    img = make_image((32, 24), 0)
+    fp32 = anime_core.load("pixelsake-sr", weights=weights, device="cpu")(img)
+    int8 = anime_core.load("pixelsake-sr", weights=out, device="cpu")(img)
+    a, b = (torch.from_numpy(np.asarray(i, np.float32)).permute(2, 0, 1)[None] / 255 for i in (fp32, int8))
+    assert float(psnr(b, a)[0]) >= 30  # the int8 graph runs through the same pipeline, close to torch's fp32
+
+    monkeypatch.setattr(ox, "INT8_MIN_PSNR", 1000.0)
+    refused = tmp_path / "refused.onnx"
+    with pytest.raises(SystemExit) as done:
+        main(["export", "pixelsake-sr", "--weights", str(weights), "--precision", "int8", "--calibrate", str(photos),
+              "--size", "32", "-o", str(refused)])
+    assert done.value.code == 1 and "dB from fp32" in capsys.readouterr().err and not refused.exists()
+
+    with pytest.raises(SystemExit) as done:
+        main(["export", "pixelsake-sr", "--weights", str(weights), "--precision", "int8", "-o", str(refused)])
+    assert done.value.code == 2 and "--calibrate" in capsys.readouterr().err
