@@ -132,8 +132,24 @@ def _video_options() -> list[click.Parameter]:
     ]
 
 
+def _architecture_params(spec: ModelSpec) -> list[click.Parameter]:
+    """``--variant``/``--arch``...: the generator option that picks the network, for models that have one."""
+    from anime_core.api import architecture_option  # YAML and dataclasses only, no torch
+
+    arch = architecture_option(spec)
+    if arch is None or arch.name in {p.name for p in spec.run_options}:
+        return []
+    return [click.Option(
+        [f"--{arch.name.replace('_', '-')}", arch.name],
+        type=click.Choice(arch.choices),
+        help=f"The generator's {arch.name}, for a weights file whose tensors do not decide it (e.g. a plain state "
+             f"dict) [default: what the file or style records, else {arch.default}]; contradicting them is an error.",
+    )]
+
+
 def _make_command(spec: ModelSpec) -> click.Command:
     own = {p.name for p in spec.run_options}
+    arch_params = _architecture_params(spec)
 
     def callback(**kw: Any) -> int:
         from tqdm.auto import tqdm
@@ -145,8 +161,12 @@ def _make_command(spec: ModelSpec) -> click.Command:
         from anime_core.inference.modes import RunRequest, read_image
         from anime_core.inference.pipeline import PrecisionFallback
 
-        warn_plugin_errors()
+        state = files.process_state(kw["device"])  # accelerate launch: each process translates its share of the inputs
+        main = state is None or state.is_main_process  # only the main process speaks
+        if main:
+            warn_plugin_errors()
         options = {k: kw.pop(k) for k in list(kw) if k in own}
+        options.update({p.name: v for p in arch_params if p.name and (v := kw.pop(p.name, None)) is not None})
         encode = video.EncodeOptions(  # checked before the model loads: a typo fails at once
             codec=kw.get("codec", "auto"),
             crf=kw.get("crf", video.DEFAULT_CRF),
@@ -156,18 +176,21 @@ def _make_command(spec: ModelSpec) -> click.Command:
         video.check_options(encode)
         if kw["weights"] is not None:
             check_weights_path(kw["weights"])
+        device = kw["device"]
+        if state is not None and state.device.type != "cpu" and device in ("auto", state.device.type):
+            device = str(state.device)  # one accelerator per process (cuda:LOCAL_RANK), not all on the first
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", PrecisionFallback)  # said once below, as a note
             pipe = load(
                 spec.name,
                 style=kw["style"],
                 weights=kw["weights"],
-                device=kw["device"],
+                device=device,
                 precision=kw["precision"],
                 backend=kw["backend"],
                 **options,
             )
-        if pipe.precision_notice:
+        if pipe.precision_notice and main:
             click.echo(f"note: {pipe.precision_notice}", err=True)
         max_pixels = kw.get("max_pixels") or DEFAULT_MAX_PIXELS
         request = RunRequest(
@@ -185,13 +208,16 @@ def _make_command(spec: ModelSpec) -> click.Command:
             batch_size=kw["batch_size"],
             side_by_side=kw.get("side_by_side", False),
             max_pixels=max_pixels,
-            progress=not kw["quiet"],
+            progress=not kw["quiet"] and main,
             deflicker=kw.get("deflicker", False),
             keep_partial=kw.get("keep_partial", False),
             encode=encode,
             announce=None if kw["quiet"] else lambda line: tqdm.write(line, file=sys.stderr),
+            processes=state,
         )
-        report = files.run(pipe, request, file_options)
+        report = files.run(pipe, request, file_options)  # under accelerate launch: every process's, merged
+        if not main:
+            return report.exit_code
         for path, note in report.notes:
             click.echo(f"warning: {path}: {note}", err=True)
         for path, reason in report.failed:
@@ -203,7 +229,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
     what = "Translate INPUTS (files, folders, globs)" if spec.kind == "translate" else "Generate a grid of samples"
     return click.Command(
         spec.name,
-        params=[*_common(spec), *spec.run_options],
+        params=[*_common(spec), *arch_params, *spec.run_options],
         callback=callback,
         help=f"{what} with {spec.name}. {spec.description}".strip(),
         short_help=spec.description or what,  # the listing shows what differs between models, uncut
