@@ -44,8 +44,9 @@ def build(model: str, part: str = "generator", **overrides: Any) -> nn.Module:
 
 
 BACKENDS = ("torch", "onnxruntime")
-#: torch, not onnxruntime, although ONNX Runtime measured faster on the CPU (benchmarks/RESULTS.md): its first
-#: use of a weights file costs a verified export (seconds to a minute, then cached), and torch runs on every device
+#: torch: the default torch path is 0.66x of eager at 512 px for AnimeGAN v2, ONNX Runtime 0.82x (benchmarks/RESULTS.md,
+#: "Inference speed"); ORT is faster at 256 px and for PixelSake SR, but its first use of a weights file costs a
+#: verified export (13-47 s on 2 cores), and torch runs on every device
 DEFAULT_BACKEND = "torch"
 
 
