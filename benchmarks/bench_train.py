@@ -119,6 +119,14 @@ class Clock:
     ours: list[tuple[float, float]] = field(default_factory=list)
     plain: list[tuple[float, float]] = field(default_factory=list)
     writes: dict[str, list[float]] = field(default_factory=dict)
+    first: tuple[dict[str, float], dict[str, float]] = field(default_factory=lambda: ({}, {}))  # ours, plain
+
+    def first_difference(self) -> float:
+        """Largest relative difference between the two loops' first-step losses (0: the same arithmetic)."""
+        ours, plain = self.first
+        if not ours or set(ours) != set(plain):
+            return math.inf
+        return max(abs(ours[k] - plain[k]) / max(abs(plain[k]), 1e-12) for k in ours)
 
     def timed(self, name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -175,15 +183,24 @@ class PlainAccelerator:
         print(*args)
 
 
-def plain_steps(case: Case, overrides: list[str], log_every: int, workers: int, seed: int = 0
-                ) -> Iterator[tuple[float, float]]:
+def plain_steps(case: Case, overrides: list[str], log_every: int, workers: int, seed: int = 0,
+                first: dict[str, float] | None = None) -> Iterator[tuple[float, float]]:
     """The task's step in a plain loop; yields each step's (wall, CPU) seconds, batch loading included.
+
+    Built at once, not at the first ``next``: the task, and the loader's worker processes started.
+    Starting workers forks this process, and every page either loop writes afterwards is copied
+    once (copy-on-write faults, ~20k faults and 0.1-0.4 s on pixelsake-sr's next step). Forked
+    lazily, in the plain loop's first step, those copies fell on our loop's first timed step (the
+    +6-16% of the first figures); forked before our loop starts, both loops pay theirs in the warm-up.
+    The batches are those of our loop (a ``DistributedSampler`` with the same seed and epoch), and
+    the nets start from the same seed, so both loops do the same arithmetic on the same numbers:
+    ``first`` receives the losses of the first step, to compare.
 
     Per step: next batch, ``zero_grad`` of every net, the task's ``step``, the schedulers, and every
     ``log_every`` steps the losses as floats (what a loop that prints them does).
     """
     import torch
-    from torch.utils.data import DataLoader
+    from torch.utils.data import DataLoader, DistributedSampler
 
     from anime_core import config as cfglib
     from anime_core.registry import get_registry
@@ -199,26 +216,39 @@ def plain_steps(case: Case, overrides: list[str], log_every: int, workers: int, 
     steps_per_epoch = len(dataset) // batch_size
     task.build(steps_per_epoch)
     acc = PlainAccelerator()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, num_workers=workers,
-                        generator=torch.Generator().manual_seed(seed))
-    step, batches = 0, iter(loader)
-    while True:
-        start = now()
-        batch = next(batches, None)
-        if batch is None:  # a new epoch
-            batches = iter(loader)
-            batch = next(batches)
-        for net in task.nets.values():
-            net.zero_grad(set_to_none=True)
-        logs = task.step(batch, StepContext(acc, step, step // steps_per_epoch, steps_per_epoch))  # type: ignore[arg-type]
-        for sched in task.schedulers.values():
-            sched.step()
-        step += 1
-        if step % log_every == 0:
-            values = {k: float(v) for k, v in logs.items()}
-            if not all(math.isfinite(v) for v in values.values()):
-                raise RuntimeError(f"plain loop: a loss is not finite at step {step}: {values}")
-        yield since(start)
+    sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed, drop_last=True)
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers)
+
+    def epoch(number: int) -> Iterator[Any]:
+        sampler.set_epoch(number)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(number)
+        return iter(loader)  # starts the workers
+
+    def steps(batches: Iterator[Any]) -> Iterator[tuple[float, float]]:
+        step = 0
+        while True:
+            start = now()
+            batch = next(batches, None)
+            if batch is None:  # a new epoch
+                batches = epoch(step // steps_per_epoch)
+                batch = next(batches)
+            for net in task.nets.values():
+                net.zero_grad(set_to_none=True)
+            logs = task.step(batch, StepContext(acc, step, step // steps_per_epoch, steps_per_epoch))  # type: ignore[arg-type]
+            for sched in task.schedulers.values():
+                sched.step()
+            step += 1
+            if step % log_every == 0:
+                values = {k: float(v) for k, v in logs.items()}
+                if not all(math.isfinite(v) for v in values.values()):
+                    raise RuntimeError(f"plain loop: a loss is not finite at step {step}: {values}")
+            elapsed = since(start)
+            if step == 1 and first is not None:  # untimed: the warm-up's first step
+                first.update({k: float(v) for k, v in logs.items()})
+            yield elapsed
+
+    return steps(epoch(0))
 
 
 # -- (a) our loop, with (b) in lock step ------------------------------------------------------------
@@ -237,13 +267,15 @@ def lockstep(case: Case, overrides: list[str], run_dir: Path, total: int, log_ev
     from anime_core.training.report import RunReport
 
     clock = Clock()
-    plain = plain_steps(case, overrides, log_every, workers)
+    plain = plain_steps(case, overrides, log_every, workers, first=clock.first[1])  # its workers start now
     original = loop._step_done
     resumed = [now()]
 
     def step_done(*args: Any, **kwargs: Any) -> Any:
         values = original(*args, **kwargs)
         clock.ours.append(since(resumed[0]))
+        if not clock.ours[1:]:
+            clock.first[0].update(values)
         clock.plain.append(next(plain))
         if len(clock.ours) == warmup:  # the set-up's garbage, collected once: not charged to a random timed step
             gc.collect()
@@ -334,7 +366,8 @@ def bench(name: str, case: Case, args: argparse.Namespace, root: Path) -> Result
             result.writes.setdefault(key, []).extend(times[-1:])  # the end-of-run write
         (o, oc), (p, pc) = result.ours[-1], result.plain[-1]
         print(f"  {name} repeat {rep + 1}: ours {steps / o:.4g} steps/s, plain {steps / p:.4g} steps/s, "
-              f"wall {100 * (o / p - 1):+.1f}%, cpu {100 * (oc / pc - 1):+.1f}% (load {load():.2f})",
+              f"wall {100 * (o / p - 1):+.1f}%, cpu {100 * (oc / pc - 1):+.1f}% (load {load():.2f}); "
+              f"first-step losses differ by {clock.first_difference():.2g} (relative)",
               file=sys.stderr, flush=True)
     return result
 
