@@ -278,6 +278,28 @@ def pipeline_class(spec: ModelSpec) -> type[Pipeline]:
     return spec.pipeline_class() or (TranslatePipeline if spec.kind == "translate" else GeneratePipeline)
 
 
+def torch_pipeline(spec: ModelSpec, cls: type[Pipeline], source: Source, chosen: Mapping[str, Any],
+                   pipe_options: Mapping[str, Any], device: str | None = None,
+                   precision: str = "fp32") -> tuple[Pipeline, dict[str, Any]]:
+    """``cls`` around the torch generator of ``source`` with the caller's ``chosen`` generator keywords.
+
+    Returns the pipeline and the generator options it was built with (``anime export`` records them).
+    """
+    reg = get_registry()
+    gen_options = merge_chosen(spec, source, chosen)
+    if chosen:
+        _check_chosen(spec, reg, gen_options, chosen)
+    try:
+        pipe = cls.from_weights(spec, reg, source.loaded, gen_options, device=device, precision=precision,
+                                preprocess=source.preprocess, **pipe_options)
+    except WeightsUnavailable as exc:
+        fits = _fitting_choice(spec, reg, source, gen_options, chosen)
+        if fits is None:
+            raise
+        raise WeightsUnavailable(f"{str(exc).rstrip('.')}; its tensors fit {fits}") from exc
+    return pipe, gen_options
+
+
 def load(
     model: str,
     style: str | None = None,
@@ -324,17 +346,7 @@ def load(
         from anime_core.inference.onnx import onnx_pipeline
 
         return onnx_pipeline(cls, spec, source.onnx, device, precision, source.preprocess, **pipe_options)
-    gen_options = merge_chosen(spec, source, chosen)
-    if chosen:
-        _check_chosen(spec, reg, gen_options, chosen)
-    try:
-        pipe = cls.from_weights(spec, reg, source.loaded, gen_options, device=device, precision=precision,
-                                preprocess=source.preprocess, **pipe_options)
-    except WeightsUnavailable as exc:
-        fits = _fitting_choice(spec, reg, source, gen_options, chosen)
-        if fits is None:
-            raise
-        raise WeightsUnavailable(f"{str(exc).rstrip('.')}; its tensors fit {fits}") from exc
+    pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device, precision)
     if (backend or DEFAULT_BACKEND) == "onnxruntime":
         from anime_core.inference.onnx import to_onnxruntime
 

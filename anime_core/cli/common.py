@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from anime_core.specs import ModelSpec
 
 
 def warn_plugin_errors() -> None:
@@ -48,3 +51,18 @@ class ModelGroup(click.Group):
         if name not in reg.models:
             raise unknown("model", name, reg.models)
         return self.make(reg.models[name])
+
+
+def architecture_params(spec: ModelSpec) -> list[click.Parameter]:
+    """``--variant``/``--arch``...: the generator option that picks the network, for models that have one."""
+    from anime_core.api import architecture_option  # YAML and dataclasses only, no torch
+
+    arch = architecture_option(spec)
+    if arch is None or arch.name in {p.name for p in spec.run_options}:
+        return []
+    return [click.Option(
+        [f"--{arch.name.replace('_', '-')}", arch.name],
+        type=click.Choice(arch.choices),
+        help=f"The generator's {arch.name}, for a weights file whose tensors do not decide it (e.g. a plain state "
+             f"dict) [default: what the file or style records, else {arch.default}]; contradicting them is an error.",
+    )]

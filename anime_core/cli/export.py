@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from anime_core.cli.common import ModelGroup, warn_plugin_errors
+from anime_core.cli.common import ModelGroup, architecture_params, warn_plugin_errors
 from anime_core.errors import UsageError
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
@@ -76,13 +76,15 @@ def _calibration(paths: tuple[Path, ...], pipe: Any, size: int) -> list[Any]:
 
 def _make_command(spec: ModelSpec) -> click.Command:
     own = {p.name for p in spec.run_options}
+    arch_params = architecture_params(spec)
 
     def callback(**kw: Any) -> None:
-        from anime_core.api import is_onnx, pipeline_class, resolve
+        from anime_core.api import is_onnx, pipeline_class, resolve, split_options, torch_pipeline
         from anime_core.inference import onnx
 
         warn_plugin_errors()
         options = {k: kw.pop(k) for k in list(kw) if k in own}
+        options.update({p.name: v for p in arch_params if p.name and (v := kw.pop(p.name, None)) is not None})
         if kw["weights"] is not None and is_onnx(kw["weights"]):
             raise UsageError(f"{kw['weights']} is already an ONNX graph; export from .safetensors or .pt weights")
         onnx.require("onnxruntime")  # verification needs it: fail before the weights download
@@ -91,12 +93,12 @@ def _make_command(spec: ModelSpec) -> click.Command:
             raise UsageError(f"style '{kw['style']}' is already an ONNX graph: {source.onnx}")
         dest = _destination(kw["output"], spec, source.label, kw["precision"])
         cls = pipeline_class(spec)
-        pipe = cls.from_weights(spec, get_registry(), source.loaded, source.generator_options, device="cpu",
-                                preprocess=source.preprocess, **options)
+        chosen, pipe_options = split_options(spec, cls, get_registry(), options)
+        pipe, generator_options = torch_pipeline(spec, cls, source, chosen, pipe_options, device="cpu")
         if kw["calibrate"] and kw["precision"] != "int8":
             raise UsageError("--calibrate is for --precision int8")
         calibration = _calibration(kw["calibrate"], pipe, kw["size"]) if kw["precision"] == "int8" else None
-        result = onnx.export(pipe, dest, kw["opset"], kw["precision"], source.generator_options, source.label,
+        result = onnx.export(pipe, dest, kw["opset"], kw["precision"], generator_options, source.label,
                              calibration=calibration)
         size = dest.stat().st_size / 2**20
         checks = ", ".join(map(str, result.checks))
@@ -107,7 +109,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
 
     return click.Command(
         spec.name,
-        params=_params(spec),
+        params=[*_params(spec), *arch_params],
         callback=callback,
         help=f"Export the {spec.name} generator to ONNX (dynamic batch and sizes; pre/post-processing in the "
         f"graph's metadata), verified against PyTorch at two input sizes before it is written.",

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from anime_core.cli.common import ModelGroup, warn_plugin_errors
+from anime_core.cli.common import ModelGroup, architecture_params, warn_plugin_errors
 from anime_core.errors import UsageError
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
@@ -132,24 +132,9 @@ def _video_options() -> list[click.Parameter]:
     ]
 
 
-def _architecture_params(spec: ModelSpec) -> list[click.Parameter]:
-    """``--variant``/``--arch``...: the generator option that picks the network, for models that have one."""
-    from anime_core.api import architecture_option  # YAML and dataclasses only, no torch
-
-    arch = architecture_option(spec)
-    if arch is None or arch.name in {p.name for p in spec.run_options}:
-        return []
-    return [click.Option(
-        [f"--{arch.name.replace('_', '-')}", arch.name],
-        type=click.Choice(arch.choices),
-        help=f"The generator's {arch.name}, for a weights file whose tensors do not decide it (e.g. a plain state "
-             f"dict) [default: what the file or style records, else {arch.default}]; contradicting them is an error.",
-    )]
-
-
 def _make_command(spec: ModelSpec) -> click.Command:
     own = {p.name for p in spec.run_options}
-    arch_params = _architecture_params(spec)
+    arch_params = architecture_params(spec)
 
     def callback(**kw: Any) -> int:
         from tqdm.auto import tqdm

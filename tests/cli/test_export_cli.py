@@ -112,3 +112,21 @@ def test_export_without_onnxruntime_names_the_extra(anime, registry, tmp_path, m
     code, err = anime("export", "pixelsake-sr", "--weights", w, "-o", tmp_path / "x.onnx")
     assert code == 2 and 'pip install "anime-core[onnx]"' in err
     assert not (tmp_path / "x.onnx").exists()
+
+
+@pytest.mark.slow  # ~30 s: a full-size ae generator is exported and verified at two sizes
+def test_export_takes_the_architecture_choice_a_plain_state_dict_needs(anime, registry, tmp_path):
+    """A bare ae state dict of the rgb variant: refused with the hint, exported with --variant rgb, recorded."""
+    import json
+
+    torch.manual_seed(0)
+    path = tmp_path / "rgb.pt"
+    torch.save(registry.build("ae", "generator", variant="rgb").state_dict(), path)
+    code, err = anime("export", "ae", "--weights", path, "-o", tmp_path / "a.onnx")
+    assert code == 3 and "--variant rgb" in err, err
+    code, err = anime("export", "ae", "--weights", path, "--variant", "rgb", "-o", tmp_path / "a.onnx")
+    assert code == 0, err
+    meta = {p.key: p.value for p in onnx.load(str(tmp_path / "a.onnx")).metadata_props}
+    assert json.loads(meta["variant"])["variant"] == "rgb"
+    code, err = anime("export", "pixelsake-sr", "--weights", path, "--variant", "rgb")
+    assert code == 2 and "--variant" in err  # pixelsake-sr has no architecture choice: no such option
