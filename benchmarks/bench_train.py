@@ -192,8 +192,9 @@ def plain_steps(case: Case, overrides: list[str], log_every: int, workers: int, 
     once (copy-on-write faults, ~20k faults and 0.1-0.4 s on pixelsake-sr's next step). Forked
     lazily, in the plain loop's first step, those copies fell on our loop's first timed step (the
     +6-16% of the first figures); forked before our loop starts, both loops pay theirs in the warm-up.
-    The batches are those of our loop (a ``DistributedSampler`` with the same seed and epoch), and
-    the nets start from the same seed, so both loops do the same arithmetic on the same numbers:
+    The batches are those of our loop (a ``DistributedSampler`` with the same seed and epoch), the
+    nets start from the same seed and the step draws from its own copy of torch's generator (the
+    two loops share one process), so both loops do the same arithmetic on the same numbers:
     ``first`` receives the losses of the first step, to compare.
 
     Per step: next batch, ``zero_grad`` of every net, the task's ``step``, the schedulers, and every
@@ -225,7 +226,7 @@ def plain_steps(case: Case, overrides: list[str], log_every: int, workers: int, 
             dataset.set_epoch(number)
         return iter(loader)  # starts the workers
 
-    def steps(batches: Iterator[Any]) -> Iterator[tuple[float, float]]:
+    def steps(batches: Iterator[Any], rng: torch.Tensor) -> Iterator[tuple[float, float]]:
         step = 0
         while True:
             start = now()
@@ -235,7 +236,10 @@ def plain_steps(case: Case, overrides: list[str], log_every: int, workers: int, 
                 batch = next(batches)
             for net in task.nets.values():
                 net.zero_grad(set_to_none=True)
-            logs = task.step(batch, StepContext(acc, step, step // steps_per_epoch, steps_per_epoch))  # type: ignore[arg-type]
+            with torch.random.fork_rng(devices=[]):  # its own draws (noise, pools), as in a process of its own
+                torch.set_rng_state(rng)
+                logs = task.step(batch, StepContext(acc, step, step // steps_per_epoch, steps_per_epoch))  # type: ignore[arg-type]
+                rng = torch.get_rng_state()
             for sched in task.schedulers.values():
                 sched.step()
             step += 1
@@ -248,7 +252,9 @@ def plain_steps(case: Case, overrides: list[str], log_every: int, workers: int, 
                 first.update({k: float(v) for k, v in logs.items()})
             yield elapsed
 
-    return steps(epoch(0))
+    batches = epoch(0)
+    # the generator state our loop's step 0 sees too (seeded, the nets built, the loader's base seed drawn)
+    return steps(batches, torch.get_rng_state())
 
 
 # -- (a) our loop, with (b) in lock step ------------------------------------------------------------
