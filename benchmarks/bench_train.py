@@ -10,7 +10,7 @@ config) with a small batch on the CPU, two loops run the same work:
     ``DataLoader`` and, per step, ``zero_grad`` + the task's own ``step`` + the schedulers + the
     losses as floats. No Accelerate: ``backward`` is ``loss.backward()``.
 
-The two are interleaved in one process (a, b, then b, a, ...), so they see the same load. Each
+The two are interleaved step by step in one process (a, b, b, a, a, b, ...), so they see the same load. Each
 timed figure is ``steps / (time of the last step - time of the last warm-up step)``, taken after
 each optimizer step (in (a), a wrapper around the loop's ``_step_done``), so data loading,
 logging and everything else the loop does between two steps is inside. Reported: the median over
@@ -22,12 +22,18 @@ the run ends; those writes are timed and added to (a) at the default rate (cost 
 step), with the report page rewritten at each sample step. The overhead is
 ``plain steps/s / ours steps/s - 1``; the goal is below 5%.
 
+Both loops start from the same seed on the same batches and draw the same noise: the first
+step's losses are compared and printed (0: the same arithmetic). The plain steps run inside our
+loop, so under its CPU heap reuse too (``reuse_cpu_memory``): the overhead compares the loops'
+own work. ``--heap-ab ROUNDS`` measures what the heap reuse gains over glibc's defaults instead
+(the plain step alone, the two settings alternated ABBA).
+
 ``loss.vgg_pretrained=false`` (where a model has it): a random VGG19 has the cost of the trained
 one and needs no download.
 
     .venv/bin/python benchmarks/bench_train.py [--models animegan-v1 dcgan ...] [--steps N] [--warmup N]
         [--repeats N] [--batch N] [--size N] [--workers N] [--threads N] [--set KEY=VALUE ...] [--quick]
-        [--json out.json]
+        [--json out.json] [--heap-ab ROUNDS]
 
 ``--quick``: one repeat of fewer steps (a smoke run: a few minutes). Without it, about 10 minutes
 on 2 lightly loaded cores.
@@ -265,9 +271,12 @@ def lockstep(case: Case, overrides: list[str], run_dir: Path, total: int, log_ev
     Our step's time runs from the end of the plain step before it to the end of the loop's
     ``_step_done``: it holds the rest of the previous iteration (logging, progress bar, report,
     sample and checkpoint checks), the batch, the accumulation context and the task's step. The
-    two loops alternate step by step, so both see the same load. The progress bar is drawn into a
-    buffer: its cost stays, its lines go. After the warm-up, one ``gc.collect()`` (untimed): a full
-    collection of the set-up's objects takes ~0.3 s and would land on whichever loop's step set it off.
+    two loops alternate step by step in ABBA order (ours, plain, plain, ours, ...), so both see the
+    same load, and a trend (steps still getting faster after the warm-up: animegan-v1's fell from 6.1
+    to 5.6 s) favours neither; with a fixed order the loop going first paid it (+4-10%). The progress
+    bar is drawn into a buffer: its cost stays, its lines go. After the warm-up, one ``gc.collect()``
+    (untimed): a full collection of the set-up's objects takes ~0.3 s and would land on whichever
+    loop's step set it off.
     """
     from anime_core.training import loop
     from anime_core.training.report import RunReport
@@ -277,14 +286,25 @@ def lockstep(case: Case, overrides: list[str], run_dir: Path, total: int, log_ev
     original = loop._step_done
     resumed = [now()]
 
+    collected = [False]
+
+    def settle() -> None:
+        """Once both loops are past the warm-up: the set-up's garbage, collected untimed."""
+        if not collected[0] and min(len(clock.ours), len(clock.plain)) >= warmup:
+            gc.collect()
+            collected[0] = True
+
     def step_done(*args: Any, **kwargs: Any) -> Any:
         values = original(*args, **kwargs)
         clock.ours.append(since(resumed[0]))
-        if not clock.ours[1:]:
+        k = len(clock.ours) - 1
+        if k == 0:
             clock.first[0].update(values)
-        clock.plain.append(next(plain))
-        if len(clock.ours) == warmup:  # the set-up's garbage, collected once: not charged to a random timed step
-            gc.collect()
+        settle()
+        if k % 2 == 0:  # ABBA: ours 0, plain 0, plain 1, ours 1, ours 2, plain 2, plain 3, ours 3...
+            for _ in range(min(2, total - k)):
+                clock.plain.append(next(plain))
+                settle()
         resumed[0] = now()
         return values
 
@@ -339,7 +359,19 @@ class Result:
         return statistics.median((o[i] + extra) / p[i] - 1 for o, p in zip(self.ours, self.plain))
 
 
-def bench(name: str, case: Case, args: argparse.Namespace, root: Path) -> Result:
+@dataclass
+class Setup:
+    """One case's run: the config overrides both loops get, and the intervals they resolve to."""
+
+    size: int
+    batch: int
+    workers: int
+    overrides: list[str]
+    every: dict[str, int]
+
+
+def setup(name: str, case: Case, args: argparse.Namespace, root: Path, total: int) -> Setup:
+    """Write the case's data (enough for ``total`` steps in one epoch) and resolve its overrides."""
     from anime_core import config as cfglib
     from anime_core.registry import get_registry
 
@@ -347,8 +379,6 @@ def bench(name: str, case: Case, args: argparse.Namespace, root: Path) -> Result
     defaults = cfglib.resolve(spec, None, case.overrides)
     size = args.size or int(cfglib.get(defaults, "train.image_size"))
     batch = args.batch or case.batch
-    steps = args.steps or (max(2, case.steps // 2) if args.quick else case.steps)
-    total = args.warmup + steps
     workers = int(cfglib.get(defaults, "data.num_workers")) if args.workers is None else args.workers
     items = batch * (total + 1)  # one epoch holds the run: no epoch end inside the window
     if case.data == "paired" or case.model == "pixelsake-sr":  # these hold out data.val_fraction
@@ -362,7 +392,15 @@ def bench(name: str, case: Case, args: argparse.Namespace, root: Path) -> Result
             common.append(f"{part}.image_size={size}")
     cfg = cfglib.resolve(spec, None, common)
     every = {k: int(cfglib.get(cfg, f"train.{k}_every", 0) or 0) for k in ("log", "sample", "checkpoint")}
-    result = Result(name, size, batch, steps, every=every)
+    return Setup(size, batch, workers, common, every)
+
+
+def bench(name: str, case: Case, args: argparse.Namespace, root: Path) -> Result:
+    steps = args.steps or (max(2, case.steps // 2) if args.quick else case.steps)
+    total = args.warmup + steps
+    run = setup(name, case, args, root, total)
+    common, every, workers = run.overrides, run.every, run.workers
+    result = Result(name, run.size, run.batch, steps, every=every)
     for rep in range(args.repeats):
         clock = lockstep(case, common, root / name / f"run{rep}", total, max(1, every["log"]), workers, args.warmup)
         for mine, theirs in ((result.ours, clock.ours), (result.plain, clock.plain)):
@@ -376,6 +414,37 @@ def bench(name: str, case: Case, args: argparse.Namespace, root: Path) -> Result
               f"first-step losses differ by {clock.first_difference():.2g} (relative)",
               file=sys.stderr, flush=True)
     return result
+
+
+def heap_ab(name: str, case: Case, args: argparse.Namespace, root: Path
+            ) -> tuple[Setup, dict[str, list[tuple[float, int]]]]:
+    """The plain loop's step under glibc's default allocation and under the loop's heap reuse, alternated.
+
+    Our loop serves large CPU blocks from the heap while it trains
+    (:func:`anime_core.inference.speed.reuse_cpu_memory`); the lock-step figures cannot show it,
+    because the plain steps run inside our loop and so inside the same setting. Here the plain
+    loop alone runs ``args.heap_ab`` rounds of (glibc, heap) in ABBA order; after each switch one
+    step settles (the heap grows, or is trimmed), the next is timed. Returns the set-up and per
+    mode the timed steps' (wall seconds, minor page faults).
+    """
+    import resource
+
+    from anime_core.inference.speed import reuse_cpu_memory
+
+    rounds = args.heap_ab
+    run = setup(f"{name}-heap", case, args, root, 2 + 4 * rounds)
+    steps = plain_steps(case, run.overrides, max(1, run.every["log"]), run.workers)
+    next(steps), next(steps)  # warm-up
+    out: dict[str, list[tuple[float, int]]] = {"glibc": [], "heap": []}
+    for i in range(rounds):
+        for mode in ("glibc", "heap") if i % 2 == 0 else ("heap", "glibc"):
+            with reuse_cpu_memory(mode == "heap"):
+                next(steps)
+                faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                wall, _ = next(steps)
+                out[mode].append((wall, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults))
+    steps.close()
+    return run, out
 
 
 def load() -> float:
@@ -395,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE",
                         help="extra config overrides for every model (e.g. generator.width=8: the loop's cost alone)")
     parser.add_argument("--quick", action="store_true", help="one repeat, half the steps")
+    parser.add_argument("--heap-ab", type=int, metavar="ROUNDS",
+                        help="instead: the plain step under glibc's defaults vs our loop's heap reuse, ROUNDS pairs")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     if args.quick:
@@ -412,6 +483,8 @@ def main(argv: list[str] | None = None) -> int:
     names = args.models or [n for n, c in CASES.items() if c.model in known]
     print(f"# {platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, load {load():.2f}", file=sys.stderr, flush=True)
+    if args.heap_ab:
+        return main_heap_ab(names, args)
     results, loads = [], []
     with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
         for name in names:
@@ -435,6 +508,20 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps([{**r.__dict__, "ours_rate": r.ours_rate(), "plain_rate": r.plain_rate(),
                                           "overhead": r.overhead(), "cpu_overhead": r.overhead(cpu=True)}
                                          for r in results], indent=1))
+    return 0
+
+
+def main_heap_ab(names: list[str], args: argparse.Namespace) -> int:
+    print("| model | size | batch | glibc s/step | heap reuse s/step | speed-up | faults/step glibc | heap | load |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    with tempfile.TemporaryDirectory(prefix="bench_train_") as tmp:
+        for name in names:
+            before = load()
+            run, out = heap_ab(name, CASES[name], args, Path(tmp))
+            glibc, heap = (statistics.median(w for w, _ in out[k]) for k in ("glibc", "heap"))
+            faults = {k: int(statistics.median(f for _, f in v)) for k, v in out.items()}
+            print(f"| {name} | {run.size} | {run.batch} | {glibc:.3g} | {heap:.3g} | {glibc / heap:.2f}x | "
+                  f"{faults['glibc']} | {faults['heap']} | {(before + load()) / 2:.1f} |", flush=True)
     return 0
 
 
