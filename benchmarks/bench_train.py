@@ -196,8 +196,8 @@ def plain_steps(case: Case, overrides: list[str], log_every: int, workers: int, 
     Built at once, not at the first ``next``: the task, and the loader's worker processes started.
     Starting workers forks this process, and every page either loop writes afterwards is copied
     once (copy-on-write faults, ~20k faults and 0.1-0.4 s on pixelsake-sr's next step). Forked
-    lazily, in the plain loop's first step, those copies fell on our loop's first timed step (the
-    +6-16% of the first figures); forked before our loop starts, both loops pay theirs in the warm-up.
+    lazily, in the plain loop's first step, those copies fell on our loop's first timed step (part
+    of the +6-16% first measured); forked before our loop starts, both loops pay theirs in the warm-up.
     The batches are those of our loop (a ``DistributedSampler`` with the same seed and epoch), the
     nets start from the same seed and the step draws from its own copy of torch's generator (the
     two loops share one process), so both loops do the same arithmetic on the same numbers:
