@@ -198,3 +198,36 @@ def test_two_cpu_processes_end_with_identical_generators(tiny_site, data, tmp_pa
     exported = load_file(tmp_path / "run" / "generator.safetensors")
     assert all(k.startswith("module.") for k in r0)  # really wrapped in DistributedDataParallel
     assert all(torch.equal(exported[f"generator.{k.removeprefix('module.')}"], r0[k]) for k in r0)
+
+
+def test_cpu_training_steps_reuse_heap_memory_and_restore_the_allocator(tiny_registry, data, tmp_path, monkeypatch):
+    """The steps run inside ``reuse_cpu_memory`` (large blocks from the heap); at the end glibc's settings come back."""
+    from anime_core.inference import speed
+
+    calls: list[tuple] = []
+    depth_in_steps: list[int] = []
+
+    class FakeLibc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append(("mallopt", param, value))
+            return 1
+
+        def malloc_trim(self, pad: int) -> int:
+            calls.append(("trim", pad))
+            return 1
+
+    monkeypatch.setattr(speed, "_glibc", lambda: FakeLibc())
+    task_cls = tiny_registry.model("tiny").task_class()
+    step = task_cls.step
+
+    def recording_step(self, *args, **kwargs):
+        depth_in_steps.append(speed._depth)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(task_cls, "step", recording_step)
+    train("tiny", overrides=[*data, f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.device=cpu"],
+          progress=False)
+    assert depth_in_steps and set(depth_in_steps) == {1} and speed._depth == 0
+    assert calls[0] == ("mallopt", speed.M_MMAP_THRESHOLD, speed.SCOPE_MMAP_THRESHOLD)
+    assert calls[-3:] == [("mallopt", speed.M_MMAP_THRESHOLD, speed.RESTORE_MMAP_THRESHOLD),
+                          ("mallopt", speed.M_TRIM_THRESHOLD, speed.RESTORE_TRIM_THRESHOLD), ("trim", 0)]
