@@ -63,6 +63,7 @@ def architecture_params(spec: ModelSpec) -> list[click.Parameter]:
     return [click.Option(
         [f"--{arch.name.replace('_', '-')}", arch.name],
         type=click.Choice(arch.choices),
+        default=None,  # not given: the file or style decides
         help=f"The generator's {arch.name}, for a weights file whose tensors do not decide it (e.g. a plain state "
              f"dict) [default: what the file or style records, else {arch.default}]; contradicting them is an error.",
     )]

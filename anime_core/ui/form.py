@@ -54,6 +54,9 @@ def guarded(fn: Callable[[dict[Any, Any]], list[Any]], outputs: int, status: int
 def option_component(f: Field) -> gr.components.Component:
     """The input for one of a model's own options."""
     label, info = f.label.lstrip("-").replace("-", " "), f.help or None
+    if f.kind == "choice" and f.default is None:  # --variant/--arch: blank lets the weights file decide
+        choices = [("what the weights record", ""), *((c, c) for c in f.choices)]
+        return gr.Dropdown(choices, value="", label=label, info=info)
     if f.kind == "choice":
         return gr.Dropdown(list(f.choices), value=f.default, label=label, info=info)
     if f.kind == "bool":

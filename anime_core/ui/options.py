@@ -3,7 +3,10 @@
 The app has no UI code per model: each click option becomes a :class:`Field` (a choice, a
 number, a checkbox, a file upload or a text box) and the values a form sends back are checked
 and converted by click itself (:func:`convert`), so a value the command line refuses is refused
-here with the same message. No gradio and no torch here: the mapping is tested on its own.
+here with the same message. The architecture choice of ``anime run --variant/--arch``
+(:func:`anime_core.cli.common.architecture_params`) comes first, as on the command line; left
+blank, the weights file or style decides. No gradio and no torch here: the mapping is tested on
+its own.
 """
 
 from __future__ import annotations
@@ -87,9 +90,23 @@ def field_of(option: click.Option) -> Field:
     )
 
 
+def _chosen(spec: ModelSpec) -> list[click.Option]:
+    """``--variant``/``--arch`` (if the model has a choice of network), then the model's own options."""
+    from anime_core.cli.common import architecture_params  # click and YAML only
+
+    params = [*architecture_params(spec), *spec.run_options]
+    return [p for p in params if isinstance(p, click.Option) and p.name]
+
+
+def _architecture_names(spec: ModelSpec) -> set[str]:
+    from anime_core.cli.common import architecture_params
+
+    return {str(p.name) for p in architecture_params(spec)}
+
+
 def fields(spec: ModelSpec) -> list[Field]:
     """The fields of every option ``spec`` adds to ``anime run``, in its order."""
-    return [field_of(o) for o in spec.run_options if isinstance(o, click.Option) and o.name]
+    return [field_of(o) for o in _chosen(spec)]
 
 
 def _blank(value: Any) -> bool:
@@ -110,9 +127,8 @@ def convert(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Any]:
     """
     ctx = _context()
     out: dict[str, Any] = {}
-    for option in spec.run_options:
-        if not isinstance(option, click.Option) or not option.name:
-            continue
+    optional = _architecture_names(spec)  # left out unless chosen, as ``anime run`` leaves it out
+    for option in _chosen(spec):
         field = field_of(option)
         value = values.get(field.name)
         if field.kind == "file" and not _blank(value):
@@ -126,7 +142,9 @@ def convert(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Any]:
         if _blank(value):
             value = option.get_default(ctx, call=True)  # as if the flag were left out
         try:
-            out[field.name] = option.process_value(ctx, value)
+            value = option.process_value(ctx, value)
         except click.BadParameter as exc:  # "Invalid value for '--flag': ..." as on the command line
             raise UsageError(exc.format_message()) from None
+        if value is not None or field.name not in optional:
+            out[field.name] = value
     return out

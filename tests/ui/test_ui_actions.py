@@ -177,3 +177,18 @@ def test_video_tab_says_what_to_install(monkeypatch, tiny_weights):
     assert actions.video_support() == actions.VIDEO_NOTE
     with pytest.raises(UsageError, match=r'pip install "anime-core\[video\]"'):
         actions.video("clip.mp4", Weights("tiny", file=str(tiny_weights)))
+
+
+def test_the_variant_field_runs_a_plain_state_dict(registry, photo, tmp_path):
+    """The form's ``--variant`` reaches ``load``: a bare ae ``rgb`` state dict fails blank and runs when chosen."""
+    import torch
+
+    torch.manual_seed(0)
+    path = tmp_path / "rgb.pt"
+    torch.save(anime_core.build("ae", variant="rgb").state_dict(), path)
+    weights = Weights("ae", file=str(path))
+    with pytest.raises(WeightsUnavailable, match="variant=rgb"):
+        actions.translate(str(photo), weights, {"variant": ""}, workspace=actions.Workspace(tmp_path / "a"))
+    result = actions.translate(str(photo), weights, {"variant": "rgb"}, workspace=actions.Workspace(tmp_path / "b"))
+    expected = anime_core.load("ae", weights=path, variant="rgb")(Image.open(photo))
+    assert np.array_equal(np.asarray(Image.open(result.files[0])), np.asarray(expected))

@@ -67,3 +67,17 @@ def test_a_third_party_option_becomes_a_field_without_ui_code(registry):
     assert convert(spec, {"glow_radius": 5.0, "warm": True}) == {"glow_radius": 5, "warm": True}
     with pytest.raises(UsageError, match="--glow-radius"):
         convert(spec, {"glow_radius": 12})
+
+
+def test_the_architecture_choice_is_a_field_left_out_when_blank(registry):
+    """``anime run --variant/--arch`` in the form: blank lets the file decide, a choice reaches ``load``."""
+    ae = registry.model("ae")
+    variant = _by_name(ae)["variant"]
+    assert variant.kind == "choice" and set(variant.choices) == {"lab", "rgb", "skip", "vae"}
+    assert variant.default is None and variant.label == "--variant" and fields(ae)[0] == variant
+    assert "variant" not in convert(ae, {"variant": ""}) and "variant" not in convert(ae, {})
+    assert convert(ae, {"variant": "rgb"})["variant"] == "rgb"
+    with pytest.raises(UsageError, match="Invalid value for '--variant': 'hsv' is not one of"):
+        convert(ae, {"variant": "hsv"})
+    assert _by_name(registry.model("cyclegan"))["arch"].label == "--arch"
+    assert not {"variant", "arch"} & set(_by_name(registry.model("dcgan")))  # one network: no field
