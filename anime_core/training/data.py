@@ -24,10 +24,10 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from anime_core.errors import ConfigError
+from anime_core.inference.io import IMAGE_EXTENSIONS  # one list: what 'anime run' reads, training reads
 
 log = logging.getLogger("anime.data")
 
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 #: what reading one bad image raises: skipped, never fatal (DecompressionBombError is no OSError)
 UNREADABLE = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
 

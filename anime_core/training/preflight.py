@@ -56,7 +56,7 @@ def absolute_paths(cfg: dict[str, Any], keys: tuple[str, ...]) -> None:
 
 def check_data(model: str, cfg: Mapping[str, Any], keys: tuple[str, ...], resume_dir: Path | None = None) -> None:
     """Each of ``keys`` names an existing folder holding an image; a ConfigError naming the key otherwise."""
-    from anime_core.training.data import IMAGE_EXTENSIONS
+    from anime_core.inference.io import IMAGE_EXTENSIONS
 
     for entry in keys:  # "data.anime|data.photo": the first that is set
         choices = entry.split("|")
