@@ -340,13 +340,16 @@ def small_copy(model: TileModel, image: torch.Tensor, pixels: int) -> torch.Tens
     """The image shrunk (area average) to at most about ``pixels`` pixels, padded and preprocessed."""
     h, w = image.shape[-2:]
     f = max(2.0, math.sqrt(h * w / pixels))
-    x = _unit(image.unsqueeze(0).to(model.device))
-    x = F.interpolate(x, size=(max(1, round(h / f)), max(1, round(w / f))), mode="area")
+    size = (max(1, round(h / f)), max(1, round(w / f)))
+    # a channel at a time: the whole image in float is 12 bytes a pixel (2.3 GB of transient copies at 8192 px)
+    x = torch.cat([F.interpolate(_unit(image[c : c + 1].unsqueeze(0).to(model.device)), size=size, mode="area")
+                   for c in range(image.shape[0])], dim=1)
     return model.preprocess(pad_to_multiple(x, model.stride)[0])
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
-    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
+    """uint8 or float -> float in [0, 1]; a new tensor divided in place, so one copy of ``x`` at most."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
 
 def _log_std(var: torch.Tensor) -> torch.Tensor:
