@@ -90,23 +90,19 @@ def field_of(option: click.Option) -> Field:
     )
 
 
-def _chosen(spec: ModelSpec) -> list[click.Option]:
-    """``--variant``/``--arch`` (if the model has a choice of network), then the model's own options."""
+def _chosen(spec: ModelSpec) -> tuple[list[click.Option], set[str]]:
+    """``--variant``/``--arch`` (if the model has a choice of network), then the model's own options;
+    and the names of the first kind, which are left out unless chosen, as ``anime run`` leaves them out."""
     from anime_core.cli.common import architecture_params  # click and YAML only
 
-    params = [*architecture_params(spec), *spec.run_options]
-    return [p for p in params if isinstance(p, click.Option) and p.name]
-
-
-def _architecture_names(spec: ModelSpec) -> set[str]:
-    from anime_core.cli.common import architecture_params
-
-    return {str(p.name) for p in architecture_params(spec)}
+    arch = architecture_params(spec)
+    params = [p for p in [*arch, *spec.run_options] if isinstance(p, click.Option) and p.name]
+    return params, {str(p.name) for p in arch}
 
 
 def fields(spec: ModelSpec) -> list[Field]:
     """The fields of every option ``spec`` adds to ``anime run``, in its order."""
-    return [field_of(o) for o in _chosen(spec)]
+    return [field_of(o) for o in _chosen(spec)[0]]
 
 
 def _blank(value: Any) -> bool:
@@ -127,8 +123,8 @@ def convert(spec: ModelSpec, values: Mapping[str, Any]) -> dict[str, Any]:
     """
     ctx = _context()
     out: dict[str, Any] = {}
-    optional = _architecture_names(spec)  # left out unless chosen, as ``anime run`` leaves it out
-    for option in _chosen(spec):
+    params, optional = _chosen(spec)
+    for option in params:
         field = field_of(option)
         value = values.get(field.name)
         if field.kind == "file" and not _blank(value):
