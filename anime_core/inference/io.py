@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from anime_core import budget
 from anime_core.errors import AnimeError, UsageError
 from anime_core.fsutil import atomic_path
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     import torch
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-DEFAULT_MAX_PIXELS = 100_000_000  # 10k x 10k; larger inputs are refused as likely bombs
+DEFAULT_MAX_PIXELS = budget.DEFAULT_MAX_PIXELS
 
 # Pillow's decompression-bomb limit is one process-wide setting; decode sets it to its own
 # ``max_pixels`` while it works, so this lock keeps two threads from changing it under each other.

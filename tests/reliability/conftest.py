@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,54 @@ def background_train(tiny_site, train_data):
         if proc.poll() is None:
             proc.kill()
         proc.communicate(timeout=30)
+
+
+# Runs ``anime ARGS`` in a fresh interpreter whose address space is capped at what it uses after
+# importing torch and the readers, plus ``headroom``: RLIMIT_AS itself cannot be set before the
+# imports, since torch alone maps more than 2 GB of address space. Preloaded, not lazily imported,
+# so the cap measures the work, not the imports.
+_BOUNDED = """
+import resource, sys
+import numpy, torch, safetensors.torch, PIL.Image  # noqa
+for mod in ("onnx", "onnxruntime", "av"):
+    try:
+        __import__(mod)
+    except ImportError:
+        pass
+import anime_core.cli
+from anime_core.budget import _address_space_in_use
+headroom = int(sys.argv[1])
+limit = _address_space_in_use() + headroom
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+sys.argv = ["anime", *sys.argv[2:]]
+anime_core.cli.main()
+"""
+
+
+@dataclass
+class Bounded:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def _run_bounded(args: list[str], headroom: int = 2 << 30, env: dict[str, str] | None = None,
+                 timeout: float = 120) -> Bounded:
+    import os
+
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-c", _BOUNDED, str(headroom), *map(str, args)],
+        env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
+    return Bounded(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def run_bounded() -> Callable[..., Bounded]:
+    """``run_bounded(args, headroom=2 GiB, env=None)``: ``anime ARGS`` with RLIMIT_AS = imports + headroom.
+
+    Assert on ``returncode`` and ``stderr``: a refusal is exit 2/3 with one sentence, never a
+    MemoryError (exit 1, "unexpected") or a kill (negative return code).
+    """
+    return _run_bounded
