@@ -3,15 +3,26 @@
 Plugins are found through the ``anime.plugins`` entry-point group. A plugin that fails to
 import, whose hook raises, or that registers an invalid or clashing spec is recorded with its
 error (``anime plugins`` shows it) and everything else keeps working.
+
+Plugin code is contained as far as a process can contain it: whatever its import or a hook raises,
+``SystemExit`` and ``KeyboardInterrupt`` included, is that plugin's recorded error (a real Ctrl-C,
+seen by a SIGINT handler installed while plugins load, still aborts); what it prints goes to stderr,
+so ``--json`` output stays JSON; an import still running after ``ANIME_PLUGIN_NOTICE_SECONDS``
+(default 5) is named on stderr, since it cannot be stopped; ``ANIME_DISABLE_PLUGINS=name,...``
+skips plugins by entry-point name without uninstalling them.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as md
 import inspect
+import os
 import re
+import signal
+import sys
+import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -30,6 +41,7 @@ from anime_core.specs import (
     WeightsConverter,
     WeightsSource,
 )
+from anime_core.text import printable
 
 if TYPE_CHECKING:
     from torch import nn
@@ -42,6 +54,11 @@ FIRST_PARTY = frozenset(
 #: a style, model or file name that becomes one path component under $ANIME_HOME
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 PARTS = ("generator", "discriminator")
+#: environment: comma-separated entry-point names of installed plugins not to load
+DISABLE_ENV = "ANIME_DISABLE_PLUGINS"
+#: environment: seconds a plugin may import before stderr names it (default ``NOTICE_SECONDS``)
+NOTICE_ENV = "ANIME_PLUGIN_NOTICE_SECONDS"
+NOTICE_SECONDS = 5.0
 
 # hook name -> (registry attribute, spec type)
 _HOOKS: dict[str, tuple[str, type]] = {
@@ -64,10 +81,15 @@ class PluginInfo:
     version: str = ""
     errors: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    disabled: bool = False  # named in ANIME_DISABLE_PLUGINS: installed, not loaded
 
     @property
     def ok(self) -> bool:
         return not self.errors
+
+    @property
+    def status(self) -> str:
+        return "disabled" if self.disabled else "ok" if self.ok else "ERROR"
 
 
 @dataclass
@@ -219,8 +241,15 @@ def _check_ref(what: str, attr: str, ref: Any) -> None:
         raise PluginError(f"{what} has a non-callable {attr}")
 
 
-def _describe(exc: Exception) -> str:
-    return str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}"
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, PluginError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+#: what plugin code may raise and still be only that plugin's error: a plugin's ``sys.exit()`` or
+#: ``raise KeyboardInterrupt`` must not end every command (a real Ctrl-C is told apart, see _sigint_watch)
+_CONTAINED = (Exception, SystemExit, KeyboardInterrupt)
 
 
 def _dist_of(ep: md.EntryPoint) -> tuple[str, str]:
@@ -235,6 +264,125 @@ def _core_version() -> str:
         return md.version("anime-core")
     except md.PackageNotFoundError:
         return "0+unknown"
+
+
+def disabled_plugins() -> set[str]:
+    """Entry-point names in ``ANIME_DISABLE_PLUGINS`` (comma-separated)."""
+    return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
+
+
+def _notice_seconds() -> float:
+    raw = os.environ.get(NOTICE_ENV, "").strip()
+    try:
+        seconds = float(raw) if raw else NOTICE_SECONDS
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 1e6:
+        raise UsageError(f"{NOTICE_ENV}={raw!r} is not a number of seconds; give e.g. {NOTICE_ENV}=5")
+    return seconds
+
+
+@contextmanager
+def _sigint_watch() -> Iterator[list[bool]]:
+    """While plugins load, tell a real Ctrl-C (SIGINT: ``pressed[0]`` becomes true) from plugin code raising
+    KeyboardInterrupt. Outside the main thread, or under a handler of the application's own, SIGINT does
+    not arrive here as KeyboardInterrupt, so one that does is the plugin's."""
+    pressed = [False]
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield pressed
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        pressed[0] = True
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+@contextmanager
+def _plugin_code(doing: str, notice_after: float, hint: str = "") -> Iterator[None]:
+    """Run plugin code with its prints on stderr; if it is still running after ``notice_after`` s, say so once.
+
+    Python cannot stop a hanging import, but the user learns which plugin it is and how to skip it.
+    """
+    stderr = sys.stderr
+
+    def notice() -> None:
+        print(f"anime: still {doing} ({notice_after:g} s)...{hint}", file=stderr, flush=True)
+
+    timer = threading.Timer(notice_after, notice)
+    timer.daemon = True
+    timer.start()
+    try:
+        with redirect_stdout(stderr):
+            yield
+    finally:
+        timer.cancel()
+
+
+def _contain(exc: BaseException, pressed: list[bool]) -> None:
+    """Re-raise a KeyboardInterrupt that came from the user's Ctrl-C; anything else stays the plugin's."""
+    if isinstance(exc, KeyboardInterrupt) and pressed[0]:
+        raise exc
+
+
+def _load_entry_points(pm: pluggy.PluginManager, reg: Registry, pressed: list[bool], strict: bool) -> None:
+    """Import and register every installed plugin that is not disabled; record each one's failure on it."""
+    disabled, notice_after = disabled_plugins(), _notice_seconds()
+    # first-party plugins register first, so a third party cannot take over their names
+    eps = [(ep, *_dist_of(ep)) for ep in md.entry_points(group=hookspecs.ENTRY_POINT_GROUP)]
+    for ep, dist, version in sorted(eps, key=lambda e: (e[1] not in FIRST_PARTY, e[0].name)):
+        info = reg.plugins.setdefault(ep.name, PluginInfo(ep.name, dist, version))
+        if ep.name in disabled:
+            info.disabled = True
+            continue
+        name = printable(ep.name)
+        hint = f" if it hangs, {DISABLE_ENV}={name} skips it"
+        try:
+            with _plugin_code(f"importing plugin '{name}'", notice_after, hint):
+                obj = ep.load()
+                pm.register(obj, name=ep.name)
+        except _CONTAINED as exc:  # a broken plugin must not break the others
+            _contain(exc, pressed)
+            info.errors.append(f"failed to load ({_describe(exc)})")
+            if strict:
+                raise PluginError(f"plugin '{ep.name}' failed to load: {_describe(exc)}") from exc
+
+
+def _call_hooks(pm: pluggy.PluginManager, reg: Registry, pressed: list[bool], strict: bool) -> None:
+    """Call each hook implementation separately, so every spec is attributed to its plugin and one
+    plugin's failure stays its own."""
+    notice_after = _notice_seconds()
+    for hook_name, (attr, _) in _HOOKS.items():
+        hook = getattr(pm.hook, hook_name)
+        for impl in hook.get_hookimpls():  # registration order
+            plugin = impl.plugin_name
+            info = reg.plugins.setdefault(plugin, PluginInfo(plugin))
+            try:
+                with _plugin_code(f"running {hook_name} of plugin '{printable(plugin)}'", notice_after):
+                    specs = impl.function() or []
+                if not isinstance(specs, (list, tuple)):
+                    raise PluginError(f"returned {type(specs).__name__}, expected a list of specs")
+            except _CONTAINED as exc:
+                _contain(exc, pressed)
+                info.errors.append(f"hook {hook_name} failed: {_describe(exc)}")
+                if strict:
+                    raise PluginError(f"plugin '{plugin}': hook {hook_name} failed: {_describe(exc)}") from exc
+                continue
+            for spec in specs:
+                try:
+                    reg.add(plugin, attr, spec)
+                    info.counts[attr] = info.counts.get(attr, 0) + 1
+                except Exception as exc:  # an invalid spec is this plugin's problem only
+                    info.errors.append(_describe(exc))
+                    if strict:
+                        raise PluginError(f"plugin '{plugin}' {exc}") from exc
 
 
 def load_registry(
@@ -255,51 +403,18 @@ def load_registry(
     reg.plugins[CORE_PLUGIN] = PluginInfo(CORE_PLUGIN, "anime-core", _core_version())
     pm.register(builtin, name=CORE_PLUGIN)
 
-    if entry_points:
-        # first-party plugins register first, so a third party cannot take over their names
-        eps = [(ep, *_dist_of(ep)) for ep in md.entry_points(group=hookspecs.ENTRY_POINT_GROUP)]
-        for ep, dist, version in sorted(eps, key=lambda e: (e[1] not in FIRST_PARTY, e[0].name)):
-            info = reg.plugins.setdefault(ep.name, PluginInfo(ep.name, dist, version))
+    with _sigint_watch() as pressed:
+        if entry_points:
+            _load_entry_points(pm, reg, pressed, strict)
+        for name, obj in extra:
+            reg.plugins.setdefault(name, PluginInfo(name))
             try:
-                obj = ep.load()
-                pm.register(obj, name=ep.name)
-            except Exception as exc:  # a broken plugin must not break the others
-                info.errors.append(f"failed to load ({type(exc).__name__}: {exc})")
-                if strict:
-                    raise PluginError(f"plugin '{ep.name}' failed to load: {exc}") from exc
-    for name, obj in extra:
-        reg.plugins.setdefault(name, PluginInfo(name))
-        try:
-            pm.register(obj, name=name)
-        except Exception as exc:
-            reg.plugins[name].errors.append(f"failed to register ({type(exc).__name__}: {exc})")
-            if strict:
-                raise PluginError(f"plugin '{name}' failed to register: {exc}") from exc
-
-    # Call each hook implementation separately so every spec is attributed to its plugin
-    # and one plugin's failure stays its own.
-    for hook_name, (attr, _) in _HOOKS.items():
-        hook = getattr(pm.hook, hook_name)
-        for impl in hook.get_hookimpls():  # registration order
-            plugin = impl.plugin_name
-            info = reg.plugins.setdefault(plugin, PluginInfo(plugin))
-            try:
-                specs = impl.function() or []
-                if not isinstance(specs, (list, tuple)):
-                    raise PluginError(f"returned {type(specs).__name__}, expected a list of specs")
+                pm.register(obj, name=name)
             except Exception as exc:
-                info.errors.append(f"hook {hook_name} failed: {_describe(exc)}")
+                reg.plugins[name].errors.append(f"failed to register ({type(exc).__name__}: {exc})")
                 if strict:
-                    raise PluginError(f"plugin '{plugin}': hook {hook_name} failed: {exc}") from exc
-                continue
-            for spec in specs:
-                try:
-                    reg.add(plugin, attr, spec)
-                    info.counts[attr] = info.counts.get(attr, 0) + 1
-                except Exception as exc:  # an invalid spec is this plugin's problem only
-                    info.errors.append(_describe(exc))
-                    if strict:
-                        raise PluginError(f"plugin '{plugin}' {exc}") from exc
+                    raise PluginError(f"plugin '{name}' failed to register: {exc}") from exc
+        _call_hooks(pm, reg, pressed, strict)
     # styles and converters must point at a known model
     for key, style in list(reg.styles.items()):
         if style.model not in reg.models:

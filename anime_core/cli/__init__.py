@@ -1,8 +1,8 @@
 """The ``anime`` command line (click). See ``anime --help``.
 
 Exit codes: 0 success, 1 some inputs failed (the others were written) or a run stopped,
-2 usage or config error, 3 weights unavailable. Errors are one sentence on stderr; ``--debug``
-adds the traceback.
+2 usage or config error, 3 weights unavailable. Errors are one sentence on stderr, one line: control
+characters in it (from file names, names read from files) are shown escaped; ``--debug`` adds the traceback.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import traceback
 import click
 
 from anime_core.errors import AnimeError
+from anime_core.text import printable
 
 _DEBUG = False
 
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         if _DEBUG:
             traceback.print_exc()
         if _speaks():
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {printable(exc)}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # an internal error: still one line unless --debug
         if _DEBUG:
             traceback.print_exc()
-        click.echo(f"error: unexpected {type(exc).__name__}: {exc} (rerun with --debug for the traceback)", err=True)
+        message = printable(f"unexpected {type(exc).__name__}: {exc}")
+        click.echo(f"error: {message} (rerun with --debug for the traceback)", err=True)
         code = 1
     sys.exit(code if isinstance(code, int) else 0)

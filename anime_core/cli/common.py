@@ -14,10 +14,12 @@ if TYPE_CHECKING:
 def warn_plugin_errors() -> None:
     """One stderr line per broken plugin, pointing at ``anime plugins``."""
     from anime_core.registry import get_registry
+    from anime_core.text import printable
 
     for plugin in get_registry().plugins.values():
-        if plugin.errors:
-            click.echo(f"warning: plugin '{plugin.name}': {plugin.errors[0]} (see 'anime plugins')", err=True)
+        if plugin.errors:  # plugin names and errors are the plugin's text: escaped, one line each
+            line = f"warning: plugin '{plugin.name}': {plugin.errors[0]} (see 'anime plugins')"
+            click.echo(printable(line), err=True)
 
 
 def table(rows: list[list[str]], header: list[str]) -> str:

@@ -1,4 +1,8 @@
-"""``anime list``, ``anime info MODEL`` and ``anime plugins``."""
+"""``anime list``, ``anime info MODEL`` and ``anime plugins``.
+
+Names, descriptions, URLs and errors come from plugins (and their files): every line printed here goes
+through :func:`~anime_core.text.printable`, so none can carry terminal escapes or a forged line.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,16 @@ import click
 
 from anime_core.cli.common import table, warn_plugin_errors
 from anime_core.registry import get_registry
+from anime_core.text import printable
+
+
+def _echo(line: str, err: bool = False) -> None:
+    """Print one line, its control characters escaped."""
+    click.echo(printable(line), err=err)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    return table([[printable(cell) for cell in row] for row in rows], header)
 
 
 def _models_data() -> list[dict[str, Any]]:
@@ -45,7 +59,7 @@ def list_command(as_json: bool) -> None:
     rows = [
         [d["name"], d["kind"], f"{d['plugin']} {d['version']}".strip(), ", ".join(d["styles"]) or "-"] for d in data
     ]
-    click.echo(table(rows, ["MODEL", "KIND", "PLUGIN", "STYLES"]))
+    click.echo(_table(rows, ["MODEL", "KIND", "PLUGIN", "STYLES"]))
 
 
 def _param_count(spec: Any, part: str) -> str:
@@ -81,36 +95,37 @@ def info_command(model: str) -> None:
     reg = get_registry()
     spec = reg.model(model)
     plugin = reg.plugins.get(spec.plugin)
-    click.echo(f"{spec.name} ({spec.kind}) from plugin {spec.plugin} {plugin.version if plugin else ''}".rstrip())
+    _echo(f"{spec.name} ({spec.kind}) from plugin {spec.plugin} {plugin.version if plugin else ''}".rstrip())
     if spec.description:
-        click.echo(f"  {spec.description}")
+        _echo(f"  {spec.description}")
     if spec.paper:
-        click.echo(f"paper: {spec.paper}")
-    click.echo(f"generator: {spec.generator} ({ref_name(reg.generator(spec.generator).build)}): "
-               f"{_param_count(spec, 'generator')}")
+        _echo(f"paper: {spec.paper}")
+    _echo(f"generator: {spec.generator} ({ref_name(reg.generator(spec.generator).build)}): "
+          f"{_param_count(spec, 'generator')}")
     if spec.discriminator:
-        click.echo(f"discriminator: {spec.discriminator} ({ref_name(reg.discriminator(spec.discriminator).build)}): "
-                   f"{_param_count(spec, 'discriminator')}")
+        _echo(f"discriminator: {spec.discriminator} ({ref_name(reg.discriminator(spec.discriminator).build)}): "
+              f"{_param_count(spec, 'discriminator')}")
     if spec.task is not None:
-        click.echo(f"training task: {ref_name(spec.task)}; dataset kind: {spec.dataset or '-'}")
-        click.echo(f"training data: {_data_keys(spec)}")
+        _echo(f"training task: {ref_name(spec.task)}; dataset kind: {spec.dataset or '-'}")
+        _echo(f"training data: {_data_keys(spec)}")
     if spec.presets:
-        click.echo(f"presets (--config NAME): {', '.join(sorted(spec.presets))}")
-    click.echo("checkpoints --weights takes: native .safetensors" + "".join(
-        f"\n  {line}" for line in foreign_layouts(reg, model)))
+        _echo(f"presets (--config NAME): {', '.join(sorted(spec.presets))}")
+    _echo("checkpoints --weights takes: native .safetensors")
+    for line in foreign_layouts(reg, model):
+        _echo(f"  {line}")
     styles = reg.styles_of(model)
     if styles:
-        click.echo("styles:")
+        _echo("styles:")
         for name, st in sorted(styles.items()):
             status = cache_status(st.key, st.source)
-            click.echo(f"  {name}: {status}; {st.description}".rstrip("; "))
+            _echo(f"  {name}: {status}; {st.description}".rstrip("; "))
             for f in st.source.files:  # a TF checkpoint style has two
-                click.echo(f"    source: {f.url}")
+                _echo(f"    source: {f.url}")
             if st.license:
-                click.echo(f"    license: {st.license}")
-    click.echo("default config:")
+                _echo(f"    license: {st.license}")
+    _echo("default config:")
     for line in cfglib.dump(cfglib.model_defaults(spec)).splitlines():
-        click.echo(f"  {line}")
+        _echo(f"  {line}")
 
 
 @click.command("plugins")
@@ -124,6 +139,7 @@ def plugins_command(as_json: bool) -> int:
             "distribution": p.distribution,
             "version": p.version,
             "ok": p.ok,
+            "disabled": p.disabled,
             "errors": p.errors,
             "registered": p.counts,
         }
@@ -135,9 +151,10 @@ def plugins_command(as_json: bool) -> int:
     rows = []
     for d in data:
         what = ", ".join(f"{n} {k}" for k, n in sorted(d["registered"].items())) or "-"
-        rows.append([d["name"], d["distribution"] or "-", d["version"] or "-", "ok" if d["ok"] else "ERROR", what])
-    click.echo(table(rows, ["PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "REGISTERS"]))
+        status = reg.plugins[d["name"]].status
+        rows.append([d["name"], d["distribution"] or "-", d["version"] or "-", status, what])
+    click.echo(_table(rows, ["PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "REGISTERS"]))
     for d in data:
         for err in d["errors"]:
-            click.echo(f"{d['name']}: {err}", err=True)
+            _echo(f"{d['name']}: {err}", err=True)
     return 0

@@ -18,6 +18,7 @@ from anime_core.cli.common import ModelGroup, architecture_params, warn_plugin_e
 from anime_core.errors import UsageError
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
+from anime_core.text import printable
 
 MIN_TILE = 16  # px; --tile 0 turns tiling off
 
@@ -197,18 +198,18 @@ def _make_command(spec: ModelSpec) -> click.Command:
             deflicker=kw.get("deflicker", False),
             keep_partial=kw.get("keep_partial", False),
             encode=encode,
-            announce=None if kw["quiet"] else lambda line: tqdm.write(line, file=sys.stderr),
+            announce=None if kw["quiet"] else lambda line: tqdm.write(printable(line), file=sys.stderr),
             processes=state,
         )
         report = files.run(pipe, request, file_options)  # under accelerate launch: every process's, merged
         if not main:
             return report.exit_code
-        for path, note in report.notes:
-            click.echo(f"warning: {path}: {note}", err=True)
+        for path, note in report.notes:  # file names and reasons naming them: escaped, one line each
+            click.echo(printable(f"warning: {path}: {note}"), err=True)
         for path, reason in report.failed:
-            click.echo(f"failed: {path}: {reason}", err=True)
+            click.echo(printable(f"failed: {path}: {reason}"), err=True)
         where = f" to {report.written[0]}" if len(report.written) == 1 else ""
-        click.echo(f"{spec.name}: {report.summary()}{where}", err=True)
+        click.echo(printable(f"{spec.name}: {report.summary()}{where}"), err=True)
         return report.exit_code
 
     what = "Translate INPUTS (files, folders, globs)" if spec.kind == "translate" else "Generate a grid of samples"

@@ -25,6 +25,7 @@ from torchvision.transforms import v2
 
 from anime_core.errors import ConfigError
 from anime_core.inference.io import IMAGE_EXTENSIONS  # one list: what 'anime run' reads, training reads
+from anime_core.text import printable
 
 log = logging.getLogger("anime.data")
 
@@ -70,7 +71,8 @@ def readable(files: Sequence[Path], what: str = "images") -> list[Path]:
 
 
 def _names(files: Sequence[Path]) -> str:
-    return ", ".join(p.name for p in files[:5]) + (" ..." if len(files) > 5 else "")
+    """The first few file names, escaped: a name may hold terminal escapes or a newline."""
+    return ", ".join(printable(p.name) for p in files[:5]) + (" ..." if len(files) > 5 else "")
 
 
 @contextmanager
@@ -142,7 +144,7 @@ class SeededDataset(Dataset, ABC):
                 except UNREADABLE as exc:
                     self.skipped += 1
                     last = exc
-                    log.warning("skipping unreadable image at index %d: %s", i, exc)
+                    log.warning("skipping unreadable image at index %d: %s", i, printable(exc))
         raise ConfigError(f"{self.max_retries} images in a row could not be read (last: {last})")
 
 

@@ -38,6 +38,7 @@ from anime_core import config as cfglib
 from anime_core.errors import ConfigError, TrainingError, UsageError
 from anime_core.inference.speed import reuse_cpu_memory
 from anime_core.registry import Registry, get_registry
+from anime_core.text import printable
 from anime_core.training import checkpoint, preflight
 from anime_core.training.checkpoint import TrainState
 from anime_core.training.data import prepared_data_errors
@@ -96,7 +97,7 @@ def train(
         if acc.is_main_process and (warning := preflight.warn_random_features(task, cfg)):
             print(warning, file=sys.stderr)
         for note in apply_start(task, start):  # --init weights and train.freeze, before the optimizers are wrapped
-            acc.print(note)
+            acc.print(printable(note))  # names from the --init file
         _prepare(acc, task, model)
         configured_lrs = checkpoint.config_lrs(task)
 
@@ -104,8 +105,8 @@ def train(
         if run.resume_from is not None:
             checkpoint.load(acc, task, state, run.resume_from)
             for change in checkpoint.apply_config_lrs(task, configured_lrs):
-                acc.print(change)
-            acc.print(f"resumed from {run.resume_from.path} at step {state.step}")
+                acc.print(printable(change))
+            acc.print(printable(f"resumed from {run.resume_from.path} at step {state.step}"))
         acc.step = state.batch_in_epoch  # accumulation windows continue where they were
         run.report.plan(plan.max_steps, state.step)
         if run.resume_from is None:  # the page exists from the start (a resumed run's is rewritten as it goes)

@@ -31,6 +31,7 @@ from typing import Any
 
 from anime_core.errors import AnimeError, TrainingError
 from anime_core.fsutil import atomic_path
+from anime_core.text import printable
 
 log = logging.getLogger("anime.train")
 
@@ -83,7 +84,8 @@ class RunReport:
             path = write_report(self.run_dir)
         except Exception as exc:  # a report must never cost the run
             if not self._failed:
-                log.warning("could not write %s (%s); the run goes on", self.run_dir / REPORT, exc)
+                where, why = printable(self.run_dir / REPORT), printable(exc)
+                log.warning("could not write %s (%s); the run goes on", where, why)
             self._failed = True
             return None
         self._last_write = time.monotonic()
