@@ -131,7 +131,10 @@ def info_command(model: str) -> None:
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins_command(as_json: bool) -> int:
-    """Installed plugins, their versions and load errors."""
+    """Installed plugins, their versions and load errors.
+
+    ANIME_DISABLE_PLUGINS=NAME,... skips plugins (by the names listed here) without uninstalling them.
+    """
     reg = get_registry()
     data = [
         {
