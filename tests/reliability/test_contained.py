@@ -88,6 +88,7 @@ def test_disabled_plugins_are_not_imported_and_shown_as_disabled(hostile_site, t
     assert rows["marker"][3] == "disabled" and rows["interrupter"][3] == "ERROR"
 
 
+@pytest.mark.slow
 def test_a_slow_plugin_import_is_named_on_stderr(tmp_path):
     site = tmp_path / "site"
     _install(site, "sleeper", "import time\ntime.sleep(2)\n")
@@ -99,6 +100,7 @@ def test_a_slow_plugin_import_is_named_on_stderr(tmp_path):
     assert "plugin 'sleeper' (0.3 s)" in notices[0] and "ANIME_DISABLE_PLUGINS=sleeper" in notices[0]
 
 
+@pytest.mark.slow
 def test_a_real_ctrl_c_during_a_hanging_import_still_aborts(tmp_path):
     """KeyboardInterrupt raised by plugin code is recorded; the user's own Ctrl-C (SIGINT) ends the command."""
     site = tmp_path / "site"
@@ -126,6 +128,7 @@ def tiny_weights(tmp_path) -> Path:
                        "tiny", {"width": 4})
 
 
+@pytest.mark.slow
 def test_a_recursive_glob_ends_on_a_symlink_loop(run_bounded, tiny_site, tiny_weights, tmp_path):
     data = tmp_path / "data"
     (data / "x").mkdir(parents=True)
