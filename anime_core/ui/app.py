@@ -15,7 +15,8 @@ from types import FrameType
 import gradio as gr
 
 from anime_core import __version__
-from anime_core.ui import actions, training
+from anime_core.budget import DEFAULT_MAX_PIXELS
+from anime_core.ui import ServeOptions, actions, check_exposure, training
 from anime_core.ui.tabs import Settings, compare_tab, generate_tab, photo_tab, video_tab
 from anime_core.ui.train_tab import train_tab
 
@@ -24,8 +25,12 @@ CSS = """
 """
 
 
-def build_app(workspace: actions.Workspace | None = None, job: training.TrainJob | None = None) -> gr.Blocks:
-    """The app's page (not started); ``workspace`` holds its outputs, ``job`` runs its training."""
+def build_app(
+    workspace: actions.Workspace | None = None,
+    job: training.TrainJob | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> gr.Blocks:
+    """The app's page (not started); ``workspace`` holds its outputs, ``job`` runs its training in its runs folder."""
     workspace = workspace or actions.Workspace()
     job = job or training.TrainJob()
     # uploads and results of a local app are the user's photos: gradio deletes its copies after an hour
@@ -36,7 +41,7 @@ def build_app(workspace: actions.Workspace | None = None, job: training.TrainJob
                 f"own folders. Models and styles come from the installed plugins (`anime list`).",
                 elem_id="title",
             )
-            settings = Settings()
+            settings = Settings(max_pixels)
         with gr.Tabs():
             with gr.Tab("Photo → anime", id="photo"):
                 photo_tab(settings, workspace)
@@ -52,13 +57,17 @@ def build_app(workspace: actions.Workspace | None = None, job: training.TrainJob
     return app
 
 
-def launch(app: gr.Blocks, host: str, port: int | None, share: bool) -> None:
-    """Serve ``app`` until Ctrl-C, printing where."""
+def start(app: gr.Blocks, options: ServeOptions) -> tuple[str, str | None]:
+    """Start serving ``app`` in the background with ``options``' bounds: (local URL, public URL or ``None``)."""
+    check_exposure(options)
     workspace: actions.Workspace = app.workspace  # type: ignore[attr-defined]
     _, local, public = app.queue(default_concurrency_limit=1).launch(
-        server_name=host,
-        server_port=port,
-        share=share,
+        server_name=options.host,
+        server_port=options.port,
+        share=options.share,
+        auth=options.auth,
+        auth_message="anime-core: the user name and password given to anime ui --auth",
+        max_file_size=options.max_upload,  # checked while the upload streams in: 413, nothing kept
         inbrowser=False,
         show_error=True,
         quiet=True,  # gradio's own banner tells users to edit launch(); ours names the URL
@@ -68,6 +77,13 @@ def launch(app: gr.Blocks, host: str, port: int | None, share: bool) -> None:
         css=CSS,
         footer_links=[],
     )
+    return local, public
+
+
+def launch(app: gr.Blocks, options: ServeOptions) -> None:
+    """Serve ``app`` until Ctrl-C, printing where."""
+    workspace: actions.Workspace = app.workspace  # type: ignore[attr-defined]
+    local, public = start(app, options)
     print(f"anime ui: open {local} in a browser (Ctrl-C stops)", file=sys.stderr, flush=True)
     if public:
         print(f"anime ui: public link {public}", file=sys.stderr, flush=True)
