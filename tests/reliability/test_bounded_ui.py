@@ -192,5 +192,11 @@ def test_the_served_app_asks_a_password_caps_uploads_and_refuses_forged_runs(tin
             assert small.status_code == 200, small.text
             big = client.post(upload, files={"files": ("big.bin", os.urandom(64 * 1024))})
             assert big.status_code == 413 and "maximum allowed size of 4096 bytes" in big.text, big.text
+            # a file inlined as a data: URL in a JSON request is no way around it, declared or streamed
+            data_url = b'{"data": ["data:image/png;base64,' + b"A" * (2 << 20) + b'"]}'
+            join = "/gradio_api/queue/join"
+            assert client.post(join, content=data_url).status_code == 413
+            chunks = (data_url[i:i + 65536] for i in range(0, len(data_url), 65536))
+            assert client.post(join, content=chunks).status_code == 413  # chunked: counted as it arrives
     finally:
         app.close()
