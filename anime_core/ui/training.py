@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from anime_core import config as cfglib
 from anime_core.budget import DEFAULT_MAX_PIXELS
@@ -173,7 +173,7 @@ def _is_regular(path: Path) -> bool:
         return False
 
 
-def _open_run_file(run_dir: str | Path, name: str) -> io.BufferedReader | None:
+def _open_run_file(run_dir: str | Path, name: str) -> BinaryIO | None:
     """Open a file of a run for reading without following a symlink swapped in after the check."""
     path = run_file(run_dir, name)
     if path is None:
@@ -186,7 +186,7 @@ def _open_run_file(run_dir: str | Path, name: str) -> io.BufferedReader | None:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
         fh.close()
         return None
-    return fh  # type: ignore[return-value]
+    return fh
 
 
 def model_of_run(run_dir: str | Path) -> str | None:
