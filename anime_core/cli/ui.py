@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-import ipaddress
+from pathlib import Path
 
 import click
 
+from anime_core.budget import DEFAULT_MAX_PIXELS, fmt_bytes, parse_bytes
 from anime_core.cli.common import warn_plugin_errors
+from anime_core.errors import UsageError
+from anime_core.ui import AUTH_ENV, DEFAULT_MAX_UPLOAD, ServeOptions, check_exposure, exposed, loopback, parse_auth
+
+_loopback = loopback  # the name tests and older callers use
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+class _Size(click.ParamType):
+    """A byte count: ``200M``, ``1G``, ``500000``."""
+
+    name = "size"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_bytes(str(value))
+        except UsageError:
+            self.fail(f"{value!r} is not a size; give bytes or a number with K, M or G (e.g. 500M)", param, ctx)
 
 
 @click.command("ui", short_help="Open the local web app (Gradio): photo, video, generate, train, compare.")
@@ -26,18 +36,52 @@ def _loopback(host: str) -> bool:
     type=click.Choice(["off", "on"]),
     default="off",
     show_default=True,
-    help="'on' also opens a public gradio.live link.",
+    help="'on' also opens a public gradio.live link (needs --auth).",
 )
-def ui_command(host: str, port: int | None, share: str) -> None:
+@click.option(
+    "--auth",
+    envvar=AUTH_ENV,
+    metavar="USER:PASSWORD",
+    help=f"Ask for this user name and password (Gradio's login page). Required with --share on or a --host other "
+    f"than loopback. {AUTH_ENV} keeps the password off the command line.",
+)
+@click.option(
+    "--max-upload",
+    type=_Size(),
+    default=DEFAULT_MAX_UPLOAD,
+    help=f"Refuse an uploaded file above this size while it streams in (e.g. 1G) [default: "
+    f"{fmt_bytes(DEFAULT_MAX_UPLOAD)}].",
+)
+@click.option(
+    "--runs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("runs"),
+    show_default=True,
+    help="The Train tab's runs folder: new runs go here, and only runs here can be viewed or resumed.",
+)
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(64),
+    default=DEFAULT_MAX_PIXELS,
+    show_default=True,
+    help="Refuse larger images and Size/Tile fields whose square is larger (as anime run --max-pixels).",
+)
+def ui_command(
+    host: str, port: int | None, share: str, auth: str | None, max_upload: int, runs: Path, max_pixels: int
+) -> None:
     """Serve the web app on http://HOST:PORT until Ctrl-C (needs: pip install "anime-core[ui]")."""
     from anime_core.ui import require_gradio, serve
 
+    options = ServeOptions(
+        host=host, port=port, share=share == "on", auth=parse_auth(auth) if auth else None,
+        max_upload=max_upload, runs=runs, max_pixels=max_pixels,
+    )
+    check_exposure(options)  # before importing gradio: a refusal costs nothing
     require_gradio()
     warn_plugin_errors()
-    if share == "on" or not _loopback(host):
-        # the Train tab reads and writes folders on this machine: say so before exposing it
+    if exposed(options):
         click.echo(
-            "warning: anyone who can reach this app can run models and start training on this machine's folders",
+            "warning: whoever has the password can run models and start training on this machine's folders",
             err=True,
         )
-    serve(host, port, share == "on")
+    serve(options)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import math
 import tempfile
 import threading
 from collections import OrderedDict
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from anime_core import budget
 from anime_core.errors import AnimeError, UsageError
 from anime_core.registry import get_registry
 from anime_core.ui.options import convert
@@ -29,6 +31,13 @@ if TYPE_CHECKING:
 #: pipelines kept loaded between clicks (a model with its weights is the slow part of a run)
 CACHED_PIPELINES = 2
 MIN_SIZE, MIN_TILE = 8, 16  # as ``anime run --size`` / ``--tile``
+MAX_COUNT = 64  # images on one Generate sheet; ``anime run MODEL --num N`` makes more
+SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.manual_seed takes
+
+
+def max_side(max_pixels: int = budget.DEFAULT_MAX_PIXELS) -> int:
+    """The largest Size / Tile a form may ask for: a square of that side stays within ``max_pixels``."""
+    return math.isqrt(max_pixels)
 
 
 @dataclass(frozen=True)
@@ -177,24 +186,43 @@ def pipeline(weights: Weights, options: Mapping[str, Any], device: str = "auto",
         return pipe
 
 
-def _bounded(value: float | None, least: int, flag: str) -> int | None:
+def _whole(value: Any, flag: str) -> int:
+    """A form's number as an int (a forged request may send anything: text, NaN, 1e300)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{flag} must be a number, not {value!r}") from None
+    if not math.isfinite(number) or int(number) != number:
+        raise UsageError(f"{flag} must be a whole number, not {value}")
+    return int(number)
+
+
+def _bounded(value: Any, least: int, flag: str, most: int) -> int | None:
+    """A Size or Tile field in px (0 or empty: not set), checked against its range before anything runs."""
     if value in (None, 0, ""):
         return None
-    if int(value) != value or value < least:
-        raise UsageError(f"{flag} must be a whole number of at least {least} px, not {value:g}")
-    return int(value)
+    number = _whole(value, flag)
+    if not least <= number <= most:
+        raise UsageError(f"{flag} must be a whole number from {least} to {most} px (a larger square would pass "
+                         f"--max-pixels), not {number}")
+    return number
 
 
 def _run(pipe: Pipeline, inputs: Sequence[str], dest: Path, size: int | None = None, tile: int | None = None,
-         num: int = 16, seed: int = 0, **file_options: Any) -> tuple[list[Path], list[str]]:
+         num: int = 16, seed: int = 0, max_pixels: int = budget.DEFAULT_MAX_PIXELS,
+         **file_options: Any) -> tuple[list[Path], list[str]]:
     """One ``anime run`` through the CLI's runner, writing to ``dest``: (files, notes); a failed input raises."""
     import functools
 
     from anime_core.cli import files
     from anime_core.inference.modes import RunRequest, read_image
 
-    request = RunRequest(inputs=tuple(inputs), num=num, seed=seed, size=size, read=functools.partial(read_image))
-    options = files.FileOptions(output=dest, size=size, tile=tile, progress=True, **file_options)
+    read = functools.partial(read_image, max_pixels=max_pixels)
+    request = RunRequest(inputs=tuple(inputs), num=num, seed=seed, size=size, read=read)
+    options = files.FileOptions(output=dest, size=size, tile=tile, progress=True, max_pixels=max_pixels,
+                                **file_options)
     report = files.run(pipe, request, options)
     if report.failed:
         raise UsageError(report.failed[0][1])
@@ -223,6 +251,12 @@ def _shown(pipe: Pipeline, image: str, size: int | None, folder: Path) -> Path |
     return path
 
 
+def _sizes(size: Any, tile: Any, max_pixels: int) -> tuple[int | None, int | None]:
+    """The Size and Tile fields as ``anime run --size/--tile``, refused outside their range."""
+    most = max_side(max_pixels)
+    return _bounded(size, MIN_SIZE, "size", most), _bounded(tile, MIN_TILE, "tile", most)
+
+
 def translate(
     image: str | None,
     weights: Weights,
@@ -232,6 +266,7 @@ def translate(
     device: str = "auto",
     precision: str = "fp32",
     workspace: Workspace | None = None,
+    max_pixels: int = budget.DEFAULT_MAX_PIXELS,
 ) -> Result:
     """Photo -> anime: one image through a translate model; ``values`` are the model's own form fields."""
     if not image:
@@ -240,10 +275,11 @@ def translate(
     spec = reg.model(weights.model)
     if spec.kind != "translate":
         raise UsageError(f"'{spec.name}' generates images from noise; use the Generate tab")
-    size_px, tile_px = _bounded(size, MIN_SIZE, "size"), _bounded(tile, MIN_TILE, "tile")
+    size_px, tile_px = _sizes(size, tile, max_pixels)
     pipe = pipeline(weights, convert(spec, values or {}), device, precision)
     folder = (workspace or Workspace()).folder(_name(weights))
-    written, notes = _run(pipe, [image], folder / f"{Path(image).stem}-{_name(weights)}.png", size_px, tile_px)
+    written, notes = _run(pipe, [image], folder / f"{Path(image).stem}-{_name(weights)}.png", size_px, tile_px,
+                          max_pixels=max_pixels)
     return Result(written, _shown(pipe, image, size_px, folder), _summary(weights, written, notes))
 
 
@@ -260,13 +296,16 @@ def generate(
     spec = get_registry().model(weights.model)
     if spec.kind != "generate":
         raise UsageError(f"'{spec.name}' translates photos; use the Photo tab")
-    if num is None or int(num) != num or num < 1:
-        raise UsageError(f"count must be a whole number of at least 1, not {num}")
-    if seed is None or int(seed) != seed:
-        raise UsageError(f"seed must be a whole number, not {seed}")
+    count = _whole(num, "count")
+    if count < 1:
+        raise UsageError(f"count must be a whole number from 1 to {MAX_COUNT}, not {count}")
+    budget.check_count(count, MAX_COUNT, "count", advice="`anime run MODEL --num N` makes more")
+    start = _whole(seed, "seed")
+    if not SEED_RANGE[0] <= start <= SEED_RANGE[1]:
+        raise UsageError(f"seed must be from {SEED_RANGE[0]} to {SEED_RANGE[1]}, not {start}")
     pipe = pipeline(weights, convert(spec, values or {}), device, precision)
     folder = (workspace or Workspace()).folder(_name(weights))
-    written, notes = _run(pipe, [], folder / f"{_name(weights)}-seed{int(seed)}.png", num=int(num), seed=int(seed))
+    written, notes = _run(pipe, [], folder / f"{_name(weights)}-seed{start}.png", num=count, seed=start)
     return Result(written, None, _summary(weights, written, notes))
 
 
@@ -277,17 +316,19 @@ def compare(
     device: str = "auto",
     precision: str = "fp32",
     workspace: Workspace | None = None,
+    max_pixels: int = budget.DEFAULT_MAX_PIXELS,
 ) -> tuple[list[tuple[Path, str]], list[str]]:
     """The same photo through several styles/models: ``[(output, label)]`` and one line per failure."""
     if not image:
         raise UsageError("upload a photo first")
     if not choices:
         raise UsageError("tick at least one style, or upload weights files for a model")
+    _sizes(size, None, max_pixels)  # a bad size is one error, not one per style
     shown: list[tuple[Path, str]] = []
     failed: list[str] = []
     for weights in choices:
         try:
-            result = translate(image, weights, {}, size, None, device, precision, workspace)
+            result = translate(image, weights, {}, size, None, device, precision, workspace, max_pixels)
         except AnimeError as exc:  # one missing style must not hide the others
             failed.append(f"{weights.label}: {exc}")
             continue
@@ -321,6 +362,7 @@ def video(
     workspace: Workspace | None = None,
     deflicker: bool = False,
     crf: float = 18,
+    max_pixels: int = budget.DEFAULT_MAX_PIXELS,
 ) -> Result:
     """A video (or animated GIF/WebP) through a translate model, as ``anime run MODEL clip.mp4 [--deflicker]``."""
     missing = video_support()
@@ -331,15 +373,15 @@ def video(
     spec = get_registry().model(weights.model)
     if spec.kind != "translate":
         raise UsageError(f"'{spec.name}' generates images from noise; pick a translate model")
-    size_px, tile_px = _bounded(size, MIN_SIZE, "size"), _bounded(tile, MIN_TILE, "tile")
+    size_px, tile_px = _sizes(size, tile, max_pixels)
+    if crf is None or not 0 <= _whole(crf, "CRF") <= 63:
+        raise UsageError(f"CRF must be a whole number from 0 (lossless) to 63, not {crf}")
     pipe = pipeline(weights, convert(spec, values or {}), device, precision)
     folder = (workspace or Workspace()).folder(_name(weights))
     from anime_core.inference.video import EncodeOptions
 
-    if crf is None or int(crf) != crf or not 0 <= crf <= 63:
-        raise UsageError(f"CRF must be a whole number from 0 (lossless) to 63, not {crf}")
     src = Path(clip)
     dest = folder / f"{src.stem}-{_name(weights)}{src.suffix.lower()}"
     written, notes = _run(pipe, [clip], dest, size_px, tile_px, deflicker=bool(deflicker),
-                          encode=EncodeOptions(crf=int(crf)))
+                          encode=EncodeOptions(crf=int(crf)), max_pixels=max_pixels)
     return Result(written, None, _summary(weights, written, notes))

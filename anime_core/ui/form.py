@@ -174,11 +174,15 @@ def picker(kind: str, prefix: str, default: str | None = None) -> Picker:
     return p
 
 
-def size_inputs(prefix: str) -> tuple[gr.Number, gr.Number]:
-    """``--size`` and ``--tile`` as number boxes; 0 is "not set" (an empty number box sends 0)."""
+def size_inputs(prefix: str, max_pixels: int) -> tuple[gr.Number, gr.Number]:
+    """``--size`` and ``--tile`` as number boxes; 0 is "not set" (an empty number box sends 0).
+
+    Their maximum is the side of a ``max_pixels`` square; the action checks it again (a request can skip the page).
+    """
+    most = actions.max_side(max_pixels)
     with gr.Row():
         size = gr.Number(0, label="Size: long side in px (0: the style's or the photo's own)", precision=0,
-                         minimum=0, elem_id=f"{prefix}-size")
+                         minimum=0, maximum=most, elem_id=f"{prefix}-size")
         tile = gr.Number(0, label="Tile in px (0: only huge images are tiled)", precision=0, minimum=0,
-                         elem_id=f"{prefix}-tile")
+                         maximum=most, elem_id=f"{prefix}-tile")
     return size, tile

@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from anime_core.budget import DEFAULT_MAX_PIXELS
 from anime_core.ui import actions
 from anime_core.ui.form import WEIGHTS_TYPES, Picker, guarded, picker, size_inputs
 
@@ -17,9 +18,10 @@ VIDEO_TYPES = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".webp"]
 
 
 class Settings:
-    """Device and precision, shared by every tab (the ``--device`` / ``--precision`` of ``anime run``)."""
+    """Device, precision and the pixel limit, shared by every tab (``anime run --device/--precision/--max-pixels``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+        self.max_pixels = max_pixels  # fixed by ``anime ui --max-pixels``; bounds the Size and Tile fields
         with gr.Row():
             self.device = gr.Dropdown(["auto", "cpu", "cuda", "mps"], value="auto", label="Device", scale=1,
                                       elem_id="device")
@@ -46,7 +48,7 @@ def photo_tab(settings: Settings, workspace: actions.Workspace) -> None:
             image = gr.Image(type="filepath", image_mode=None, sources=["upload", "clipboard"], label="Photo",
                              elem_id="photo-input", height=260)
             p = picker("translate", "photo", default="animegan")
-            size, tile = size_inputs("photo")
+            size, tile = size_inputs("photo", settings.max_pixels)
             run = gr.Button("Turn into anime", variant="primary", elem_id="photo-run")
         with gr.Column(scale=3):
             slider = gr.ImageSlider(type="filepath", label="Before / after (drag the handle)", elem_id="photo-result",
@@ -56,7 +58,8 @@ def photo_tab(settings: Settings, workspace: actions.Workspace) -> None:
 
     def go(data: dict[Any, Any]) -> list[Any]:
         result = actions.translate(
-            data[image], size=data[size], tile=data[tile], workspace=workspace, **_run_kwargs(p, settings, data)
+            data[image], size=data[size], tile=data[tile], workspace=workspace, max_pixels=settings.max_pixels,
+            **_run_kwargs(p, settings, data)
         )
         out = str(result.files[0])
         before = str(result.shown) if result.shown else out
@@ -74,7 +77,7 @@ def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
             clip = gr.File(label="Video or animated GIF/WebP", file_types=VIDEO_TYPES, type="filepath",
                            elem_id="video-input")
             p = picker("translate", "video", default="animegan")
-            size, tile = size_inputs("video")
+            size, tile = size_inputs("video", settings.max_pixels)
             with gr.Row():
                 deflicker = gr.Checkbox(False, label="Deflicker (steadier static areas)", elem_id="video-deflicker")
                 crf = gr.Number(18, label="Quality: CRF (0 lossless, 18 default, 63 smallest)", precision=0,
@@ -88,7 +91,7 @@ def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
     def go(data: dict[Any, Any]) -> list[Any]:
         result = actions.video(
             data[clip], size=data[size], tile=data[tile], workspace=workspace, deflicker=data[deflicker],
-            crf=data[crf], **_run_kwargs(p, settings, data)
+            crf=data[crf], max_pixels=settings.max_pixels, **_run_kwargs(p, settings, data)
         )
         out = str(result.files[0])
         playable = out.lower().endswith((".mp4", ".webm", ".mov"))
@@ -103,7 +106,8 @@ def generate_tab(settings: Settings, workspace: actions.Workspace) -> None:
         with gr.Column(scale=2):
             p = picker("generate", "generate", default="dcgan")
             with gr.Row():
-                num = gr.Number(16, label="Count", precision=0, minimum=1, elem_id="generate-num")
+                num = gr.Number(16, label=f"Count (up to {actions.MAX_COUNT})", precision=0, minimum=1,
+                                maximum=actions.MAX_COUNT, elem_id="generate-num")
                 seed = gr.Number(0, label="Seed (same seed, same images)", precision=0, elem_id="generate-seed")
             run = gr.Button("Generate", variant="primary", elem_id="generate-run")
         with gr.Column(scale=3):
@@ -136,7 +140,7 @@ def compare_tab(settings: Settings, workspace: actions.Workspace) -> None:
                 files = gr.File(label="Weights files to compare", file_count="multiple", file_types=WEIGHTS_TYPES,
                                 type="filepath", elem_id="compare-weights", height=120)
             size = gr.Number(512, label="Size: long side in px (0: own size)", precision=0, minimum=0,
-                             elem_id="compare-size")
+                             maximum=actions.max_side(settings.max_pixels), elem_id="compare-size")
             run = gr.Button("Compare", variant="primary", elem_id="compare-run")
         with gr.Column(scale=3):
             gallery = gr.Gallery(label="Results", columns=3, height="auto", elem_id="compare-result")
@@ -146,7 +150,7 @@ def compare_tab(settings: Settings, workspace: actions.Workspace) -> None:
         picks = [actions.Weights(*key.split(":", 1)) for key in data[styles] or []]
         picks += [actions.Weights(actions.recorded_model(f) or data[model], file=f) for f in data[files] or []]
         shown, failed = actions.compare(data[image], picks, data[size], data[settings.device],
-                                        data[settings.precision], workspace)
+                                        data[settings.precision], workspace, settings.max_pixels)
         lines = [f"{len(picks) - len(failed)} of {len(picks)} done."] + [f"- {line}" for line in failed]
         return [[(str(path), label) for path, label in shown], "\n".join(lines)]
 

@@ -2,7 +2,8 @@
 
 While a run is going a timer refreshes the status, the loss plot (``metrics.csv``), the newest
 sample grid (``samples/``) and the log every :data:`REFRESH_SECONDS`; it switches itself off when
-the run ends. See :mod:`anime_core.ui.training`.
+the run ends. The run picker offers the runs of the app's runs folder (``anime ui --runs``) and
+refuses anything else typed into it, before reading a file. See :mod:`anime_core.ui.training`.
 """
 
 from __future__ import annotations
@@ -51,13 +52,14 @@ def train_tab(job: training.TrainJob) -> None:
                                                 label=training.SETTINGS[key])
             extra = gr.Textbox(label="More settings, one key=value per line", lines=2,
                                placeholder="optim.lr_g=1e-4", elem_id="train-extra")
-            root = gr.Textbox("runs", label="Runs folder", elem_id="train-root")
+            gr.Textbox(str(job.root), label="Runs folder (anime ui --runs)", interactive=False,
+                       elem_id="train-root")
             with gr.Row():
                 go = gr.Button("Start training", variant="primary", elem_id="train-start")
                 stop = gr.Button("Stop (saves a checkpoint)", variant="stop", elem_id="train-stop")
             with gr.Row():
-                runs = gr.Dropdown(training.list_runs("runs"), value=None, label="Run to view or resume",
-                                   allow_custom_value=True,
+                # a typed name works too; anything outside the runs folder is refused (training.run_folder)
+                runs = gr.Dropdown(job.runs(), value=None, label="Run to view or resume", allow_custom_value=True,
                                    scale=3, elem_id="train-runs")
                 refresh = gr.Button("Refresh list", size="sm", scale=1)
                 resume = gr.Button("Resume", scale=1, elem_id="train-resume")
@@ -76,10 +78,11 @@ def train_tab(job: training.TrainJob) -> None:
         return [job.status(), *training.loss_plot(run_dir), training.latest_sample(run_dir), job.log(),
                 gr.Timer(active=job.running)]
 
-    def show_run(run_dir: str | None) -> list[Any]:
+    def show_run(data: dict[Any, Any]) -> list[Any]:
         """A picked run folder's plot, samples and log (the run going now keeps the view while it runs)."""
-        if job.running or not run_dir:
+        if job.running or not data[runs]:
             return refresh_view()
+        run_dir = training.run_folder(job.root, data[runs])  # a value typed or forged outside the list: refused
         return [f"Run folder `{run_dir}`: **Resume** continues it.", *training.loss_plot(run_dir),
                 training.latest_sample(run_dir), training.read_log(run_dir), gr.Timer(active=False)]
 
@@ -91,7 +94,7 @@ def train_tab(job: training.TrainJob) -> None:
     def on_start(data: dict[Any, Any]) -> list[Any]:
         values = {k: data[c] for k, c in settings.items()}
         args = training.overrides(data[photo], data[anime], values, data[extra], training.defaults(data[model]))
-        job.start(data[model], args, data[preset] or None, data[root])
+        job.start(data[model], args, data[preset] or None)
         return refresh_view()
 
     def on_resume(data: dict[Any, Any]) -> list[Any]:
@@ -104,10 +107,10 @@ def train_tab(job: training.TrainJob) -> None:
         return [message, gr.update(), gr.update(), gr.update(), job.log(), gr.Timer(active=job.running)]
 
     model.change(on_model, model, [preset, *settings.values()])
-    form = {model, photo, anime, preset, extra, root, *settings.values()}
+    form = {model, photo, anime, preset, extra, *settings.values()}
     go.click(guarded(on_start, len(live), 0), form, live)
     resume.click(guarded(on_resume, len(live), 0), {model, runs}, live)
     stop.click(on_stop, None, live)
-    refresh.click(lambda folder: gr.update(choices=training.list_runs(folder)), root, runs)
-    runs.change(show_run, runs, live)
+    refresh.click(lambda: gr.update(choices=job.runs()), None, runs)
+    runs.change(guarded(show_run, len(live), 0), {runs}, live)
     timer.tick(refresh_view, None, live)

@@ -5,6 +5,11 @@ key=value ...``), so a run started here is an ordinary run: same config checks, 
 resumable from the command line. Stop sends SIGTERM, which the training loop turns into "finish
 this step, save a checkpoint, exit"; a second Stop kills the process. The loss plot reads
 ``metrics.csv`` and the sample view the newest ``samples/step-*.png`` of the run folder.
+
+The web app reads only the runs of one runs folder, fixed when the app starts (``anime ui
+--runs DIR``): a run picked or typed in the page must be a real folder directly in it
+(:func:`run_folder`), and the files shown from a run must be regular files inside it, never
+symlinks (:func:`run_file`), so a page cannot read other folders of the machine.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import io
 import math
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -21,9 +27,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from anime_core import config as cfglib
+from anime_core.budget import DEFAULT_MAX_PIXELS
 from anime_core.errors import UsageError
 from anime_core.registry import get_registry
 
@@ -32,6 +39,7 @@ if TYPE_CHECKING:
 
 LOG_NAME = "train.log"  # the subprocess's output, in the run folder
 METRICS = "metrics.csv"
+DEFAULT_RUNS = "runs"  # as ``anime train``
 #: the settings the form shows, with their labels; anything else goes in the extra key=value box
 SETTINGS = {
     "train.max_steps": "max steps (0: train.epochs)",
@@ -106,12 +114,79 @@ def new_run_dir(root: str | Path, model: str) -> Path:
 
 
 def list_runs(root: str | Path) -> list[str]:
-    """Run folders under ``root`` (those with a ``config.yaml``), newest first."""
-    root = Path(root or "runs").expanduser()
+    """Run folders directly in ``root`` (real folders with a ``config.yaml``, no symlinks), newest first."""
+    root = Path(root or DEFAULT_RUNS).expanduser()
     if not root.is_dir():
         return []
-    runs = [p for p in root.iterdir() if (p / "config.yaml").is_file()]
-    return [str(p) for p in sorted(runs, key=lambda p: p.stat().st_mtime, reverse=True)]
+    runs = []
+    for p in root.iterdir():
+        try:
+            if _is_real_dir(p) and _is_regular(p / "config.yaml"):
+                runs.append((p.lstat().st_mtime, str(p)))
+        except OSError:
+            continue
+    return [path for _, path in sorted(runs, reverse=True)]
+
+
+def run_folder(root: str | Path, run: str | Path | None) -> Path:
+    """The run ``run`` names (a path or a bare name), refused unless it is a run folder directly in ``root``.
+
+    Whatever a page sends is checked here before anything is read: ``..``, absolute paths elsewhere
+    and symlinks (to a run or away from one) are all refused with the same sentence.
+    """
+    base = Path(root or DEFAULT_RUNS).expanduser().resolve()
+    text = str(run or "").strip()
+    path = base / Path(text).expanduser()  # an absolute path replaces base
+    inside = text not in ("", ".", "..") and path.name not in ("", ".", "..")
+    try:
+        inside = inside and path.parent.resolve() == base and _is_real_dir(path) and _is_regular(path / "config.yaml")
+    except (OSError, ValueError):
+        inside = False
+    if not inside:
+        raise UsageError(f"'{text}' is not a run folder in {base}; pick a run from the list")
+    return base / path.name
+
+
+def run_file(run_dir: str | Path, name: str) -> Path | None:
+    """``run_dir/name`` if it is a regular file inside the run (no symlink on the way), else ``None``."""
+    run = Path(run_dir)
+    path = run / name
+    try:
+        parts = [run / Path(name).parents[i] for i in range(len(Path(name).parents) - 1)]
+        if any(not _is_real_dir(folder) for folder in parts) or not _is_regular(path):
+            return None
+        if not path.resolve().is_relative_to(run.resolve()):
+            return None
+    except (OSError, ValueError):
+        return None
+    return path
+
+
+def _is_real_dir(path: Path) -> bool:
+    return stat.S_ISDIR(path.lstat().st_mode)
+
+
+def _is_regular(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _open_run_file(run_dir: str | Path, name: str) -> BinaryIO | None:
+    """Open a file of a run for reading without following a symlink swapped in after the check."""
+    path = run_file(run_dir, name)
+    if path is None:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    fh = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        fh.close()
+        return None
+    return fh
 
 
 def model_of_run(run_dir: str | Path) -> str | None:
@@ -125,7 +200,8 @@ def metrics(run_dir: str | Path | None) -> dict[str, list[tuple[float, float]]]:
     """The run's logged losses as ``{name: [(step, value), ...]}`` (steps, epochs and learning rates left out)."""
     from anime_core.training.report import read_metrics
 
-    rows = read_metrics(Path(run_dir) / METRICS) if run_dir else []
+    path = run_file(run_dir, METRICS) if run_dir else None
+    rows = read_metrics(path) if path else []
     names = dict.fromkeys(k for row in rows for k in row if k not in _NOT_PLOTTED and not k.startswith("lr"))
     series = {name: [(row["step"], row[name]) for row in rows if name in row and math.isfinite(row[name])]
               for name in names}
@@ -150,28 +226,42 @@ def loss_plot(run_dir: str | Path | None) -> tuple[Image.Image | None, str]:
     return Image.open(io.BytesIO(png)), f"Losses up to step {last:g}."
 
 
-def latest_sample(run_dir: str | Path | None) -> Image.Image | None:
-    """The newest sample grid of the run (a copy in memory: the run folder may be anywhere)."""
+def latest_sample(run_dir: str | Path | None, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image | None:
+    """The newest sample grid of the run (a copy in memory), if it is a regular PNG file of a sane size."""
     from PIL import Image
 
     if not run_dir:
         return None
-    samples = sorted(Path(run_dir).glob("samples/step-*.png"))
-    if not samples:
+    samples = Path(run_dir) / "samples"
+    try:
+        if not _is_real_dir(samples):
+            return None
+        names = sorted(p.name for p in samples.glob("step-*.png"))
+    except OSError:
         return None
-    with Image.open(samples[-1]) as im:
-        im.load()
-        return im.copy()
+    for name in reversed(names[-3:]):  # the newest that reads
+        fh = _open_run_file(run_dir, f"samples/{name}")
+        if fh is None:
+            continue
+        try:
+            with fh, Image.open(fh) as im:
+                if im.width * im.height > max_pixels:
+                    return None  # a sample grid is small: this is no sample
+                im.load()
+                return im.copy()
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue  # being written, or not a PNG: the one before it
+    return None
 
 
 def read_log(run_dir: str | Path | None, lines: int = 40) -> str:
     """The last ``lines`` lines of a run's ``train.log`` (progress-bar redraws collapsed to the last one)."""
-    path = Path(run_dir) / LOG_NAME if run_dir else None
-    if path is None or not path.is_file():
+    fh = _open_run_file(run_dir, LOG_NAME) if run_dir else None
+    if fh is None:
         return ""
-    with path.open("rb") as fh:
-        fh.seek(max(0, path.stat().st_size - 64_000))
-        text = fh.read().decode("utf-8", "replace")
+    with fh:
+        fh.seek(max(0, os.fstat(fh.fileno()).st_size - 64_000))
+        text = fh.read(64_000).decode("utf-8", "replace")
     kept = []
     for line in text.replace("\r\n", "\n").split("\n"):
         redraws = [part for part in line.split("\r") if part.strip()]
@@ -188,9 +278,11 @@ class _Process:
 
 
 class TrainJob:
-    """One ``anime train`` subprocess at a time: start, resume, stop, status and its log."""
+    """One ``anime train`` subprocess at a time, its runs in one runs folder: start, resume, stop, status, log."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: str | Path = DEFAULT_RUNS) -> None:
+        #: the runs folder: new runs are made here and only runs here can be viewed or resumed
+        self.root = Path(root or DEFAULT_RUNS).expanduser().resolve()
         self._lock = threading.Lock()
         self._job: _Process | None = None
         atexit.register(self.shutdown)
@@ -203,27 +295,27 @@ class TrainJob:
     def run_dir(self) -> Path | None:
         return self._job.run_dir if self._job else None
 
-    def start(
-        self, model: str, args: list[str], preset: str | None = None, root: str | Path = "runs"
-    ) -> Path:
-        """A new run of ``model`` with ``key=value`` ``args``; the config is checked here first, as the CLI does."""
+    def runs(self) -> list[str]:
+        """The runs of the runs folder, newest first."""
+        return list_runs(self.root)
+
+    def start(self, model: str, args: list[str], preset: str | None = None) -> Path:
+        """A new run of ``model`` in the runs folder with ``key=value`` ``args``; the config is checked first."""
         spec = get_registry().model(model)
         if spec.task is None:
             raise UsageError(f"model '{model}' has no training task")
         cfglib.resolve(spec, preset or None, args)  # a bad key or value fails now, with the CLI's message
         with self._lock:
             self._check_idle()
-            run_dir = new_run_dir(root, model)
+            run_dir = new_run_dir(self.root, model)
             config = ["--config", preset] if preset else []
             self._launch(["train", model, *config, *args, f"output_dir={run_dir}"], run_dir)
         return run_dir
 
     def resume(self, model: str, run_dir: str | Path, args: Sequence[str] = ()) -> Path:
-        """Continue the run in ``run_dir`` (``anime train MODEL --resume RUN_DIR``)."""
+        """Continue the run ``run_dir`` of the runs folder (``anime train MODEL --resume RUN_DIR``)."""
         get_registry().model(model)
-        path = Path(run_dir or "").expanduser()
-        if not run_dir or not (path / "config.yaml").is_file():
-            raise UsageError(f"'{run_dir}' is not a run folder (no config.yaml); pick one from the list")
+        path = run_folder(self.root, run_dir)
         with self._lock:
             self._check_idle()
             self._launch(["train", model, "--resume", str(path), *args], path)

@@ -58,7 +58,7 @@ def test_translate_refuses_with_one_sentence(tiny_weights, photo, tmp_path):
         actions.translate(str(junk), weights, workspace=actions.Workspace(tmp_path / "o"))
     with pytest.raises(UsageError, match="use the Generate tab"):
         actions.translate(str(photo), Weights("tinygen", file=str(tiny_weights)))
-    with pytest.raises(UsageError, match="size must be a whole number of at least 8"):
+    with pytest.raises(UsageError, match="size must be a whole number from 8 to 10000 px"):
         actions.translate(str(photo), weights, size=4)
 
 

@@ -57,11 +57,11 @@ def test_without_matplotlib_the_plot_is_the_latest_values(tmp_path, monkeypatch)
 
 
 def test_start_checks_the_config_before_starting_anything(registry, tmp_path):
-    job = training.TrainJob()
+    job = training.TrainJob(tmp_path)
     with pytest.raises(ConfigError, match="did you mean"):
-        job.start("cyclegan", ["train.batch_sise=2"], root=tmp_path)
+        job.start("cyclegan", ["train.batch_sise=2"])
     with pytest.raises(UsageError, match="unknown model"):
-        job.start("cyclegna", [], root=tmp_path)
+        job.start("cyclegna", [])
     assert list(tmp_path.iterdir()) == [] and not job.running and job.status() == "No run started yet."
     with pytest.raises(UsageError, match="is not a run folder"):
         job.resume("cyclegan", tmp_path)
@@ -98,12 +98,12 @@ def test_start_stop_resume_a_real_subprocess(tiny_site, tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", str(tiny_site))
     monkeypatch.syspath_prepend(str(tiny_site))
     set_registry(load_registry())
-    job = training.TrainJob()
+    job = training.TrainJob(tmp_path / "runs")
     try:
         write_images(tmp_path / "photo", 4, (20, 20), seed=1)
         write_images(tmp_path / "anime", 4, (20, 20), seed=2)
         args = training.overrides(str(tmp_path / "photo"), str(tmp_path / "anime"), {"train.max_steps": 100000})
-        run = job.start("tiny", args, root=tmp_path / "runs")
+        run = job.start("tiny", args)
         assert run.parent == tmp_path / "runs" and job.running and "Running in" in job.status()
         _wait(lambda: len(training.metrics(run).get("g", [])) >= 2, LIMIT)
         assert "Stopping" in job.stop()
