@@ -64,6 +64,7 @@ MAX_INDEX_BYTES = 64 << 20
 MAX_VARIABLES = 1 << 16
 MAX_KEY = 1024
 MAX_DIMS = 8
+_CRC_BATCH = 32 << 20  # bytes read before their checksums are verified together (the check copies them once)
 
 
 @dataclass(frozen=True)
@@ -155,16 +156,16 @@ def crc32c_many(buffers: list[bytes], chunk: int = 1024) -> list[int]:
     big = [i for i, b in enumerate(buffers) if out[i] is None]
     if not big:
         return [int(c) for c in out]  # type: ignore[arg-type]
-    rows, owners = [], []
-    for i in big:
+    owners = [-(-len(buffers[i]) // chunk) for i in big]
+    rows = np.zeros((sum(owners), chunk), np.uint8)  # the one copy of the buffers
+    flat, start = rows.reshape(-1), 0
+    for i, n in zip(big, owners, strict=True):
         data = np.frombuffer(buffers[i], dtype=np.uint8)
-        pad = (-len(data)) % chunk
-        block = np.zeros(pad + len(data), np.uint8)  # the one copy of the buffer
-        block[pad:] = data
-        block[pad : pad + 4] ^= 0xFF
-        rows.append(block.reshape(-1, chunk))
-        owners.append(len(rows[-1]))
-    regs = _raw_rows(rows[0] if len(rows) == 1 else np.concatenate(rows), np.zeros(sum(owners), np.uint32))
+        begin = start + n * chunk - len(data)  # left-padded to whole rows
+        flat[begin : begin + len(data)] = data
+        flat[begin : begin + 4] ^= 0xFF
+        start += n * chunk
+    regs = _raw_rows(rows, np.zeros(len(rows), np.uint32))
     # columns of the "advance by chunk zero bytes" operator, one per register bit
     basis = _raw_rows(np.zeros((32, chunk), np.uint8), np.array([1 << b for b in range(32)], np.uint32))
     advance = [int(v) for v in basis]
@@ -399,20 +400,27 @@ class Checkpoint:
             sum(self.nbytes(n) for n in names), f"reading {len(names)} variables of {self.index}",
             error=WeightsUnavailable,
         )
-        out = {}
+        out: dict[str, np.ndarray] = {}
+        pending: list[tuple[str, Entry, bytearray]] = []
+        held = 0
         handles: dict[int, BinaryIO] = {}
         try:
             for name in names:
                 e = self.entries[name]
                 if e.shard not in handles:
                     handles[e.shard] = self.files[e.shard].open("rb")
-                out[name] = self._array(name, e, handles[e.shard], verify)
+                pending.append((name, e, self._bytes(name, e, handles[e.shard])))
+                held += e.size
+                if held >= _CRC_BATCH:
+                    out.update(self._arrays(pending, verify))
+                    pending, held = [], 0
+            out.update(self._arrays(pending, verify))
         finally:
             for fh in handles.values():
                 fh.close()
         return out
 
-    def _array(self, name: str, e: Entry, fh: BinaryIO, verify: bool) -> np.ndarray:
+    def _bytes(self, name: str, e: Entry, fh: BinaryIO) -> bytearray:
         if e.sliced:
             raise WeightsUnavailable(
                 f"{self.index} holds the partitioned variable '{_shown(name)}' (saved in slices), which this reader "
@@ -426,11 +434,21 @@ class Checkpoint:
         fh.seek(e.offset)
         if fh.readinto(buf) != e.size:
             raise WeightsUnavailable(f"{self.files[e.shard]} changed while it was read; try again")
-        if verify and e.crc32c is not None and mask(crc32c_many([buf])[0]) != e.crc32c:
-            raise WeightsUnavailable(
-                f"{self.files[e.shard]} is corrupt: the bytes of '{_shown(name)}' fail their checksum; "
-                f"use an intact copy of the checkpoint"
-            )
+        return buf
+
+    def _arrays(self, pending: list[tuple[str, Entry, bytearray]], verify: bool) -> dict[str, np.ndarray]:
+        """The arrays of buffers read, after checking their CRC32Cs together (one vectorised pass per batch)."""
+        if verify:
+            checked = [(name, e, buf) for name, e, buf in pending if e.crc32c is not None]
+            for (name, e, _), crc in zip(checked, crc32c_many([buf for _, _, buf in checked]), strict=True):
+                if mask(crc) != e.crc32c:
+                    raise WeightsUnavailable(
+                        f"{self.files[e.shard]} is corrupt: the bytes of '{_shown(name)}' fail their checksum; "
+                        f"use an intact copy of the checkpoint"
+                    )
+        return {name: self._array(e, buf) for name, e, buf in pending}
+
+    def _array(self, e: Entry, buf: bytearray) -> np.ndarray:
         dtype = np.dtype(_DTYPES[e.dtype]).newbyteorder("=")
         array = np.frombuffer(buf, dtype=dtype)  # writable: it shares the bytearray
         if dtype.itemsize > 1 and self.big_endian != (sys.byteorder == "big"):
