@@ -174,12 +174,15 @@ def load_weights(path: str | Path, model: str, registry: Registry) -> LoadedWeig
     path = Path(path).expanduser()
     if tf1.checkpoint_prefix(path) is not None:
         return _load_tf1(path, model, registry)
+    if path.suffix == ".safetensors":
+        _check_native_parts(path)
     state, meta = read_state(path)
     if meta.get("format") == NATIVE_FORMAT:
         owner = meta.get("model")
         if owner != model:
             raise WeightsUnavailable(
-                f"{path} holds weights for model '{owner}', not '{model}'; run 'anime run {owner}'"
+                f"{path} holds weights for model '{_shown(str(owner), 60)}', not '{model}'; "
+                f"run 'anime run {_shown(str(owner), 60)}'"
             )
         names = _meta_json(meta, "parts", ["generator"], list, path)
         parts = _split_parts(state, names, path)
@@ -191,12 +194,27 @@ def load_weights(path: str | Path, model: str, registry: Registry) -> LoadedWeig
     return LoadedWeights({"generator": state}, {}, meta, "plain", path, closest_layout(state, registry))
 
 
-def _split_parts(state: Mapping[str, torch.Tensor], names: list[Any], path: Path) -> dict[str, dict[str, torch.Tensor]]:
-    """``{part: {parameter: tensor}}`` from native ``<part>.<parameter>`` keys, in time linear in keys and parts."""
+def _check_native_parts(path: Path) -> None:
+    """Refuse a native file's 'parts' list from its header alone, before any of its tensors is read."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return  # read_state says what is wrong with the file
+    if meta.get("format") == NATIVE_FORMAT:
+        _check_part_names(_meta_json(meta, "parts", ["generator"], list, path), path)
+
+
+def _check_part_names(names: list[Any], path: Path) -> None:
     if not names or not all(isinstance(n, str) and n for n in names):
         raise _corrupt(path, "'parts' should be a non-empty list of part names")
     if len(names) > MAX_PARTS:
         raise _corrupt(path, f"'parts' lists {len(names):,} parts, above the limit of {MAX_PARTS}")
+
+
+def _split_parts(state: Mapping[str, torch.Tensor], names: list[Any], path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """``{part: {parameter: tensor}}`` from native ``<part>.<parameter>`` keys, in time linear in keys and parts."""
+    _check_part_names(names, path)
     parts: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
     dotted = [name for name in parts if "." in name]  # rare: matched by prefix, at most MAX_PARTS of them
     for key, value in state.items():
@@ -294,7 +312,7 @@ def closest_layout(state: Mapping[str, torch.Tensor], registry: Registry) -> str
         except Exception:  # a describer that cannot read this file simply has nothing to say
             continue
         if clause:
-            return clause
+            return _shown(clause, 400)  # it may quote a name from the file
     return None
 
 
@@ -344,7 +362,7 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -
 
 
 def _fmt(options: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={_short(v)}" for k, v in sorted(options.items())) or "none"
+    return ", ".join(f"{_shown(str(k), 60)}={_short(v)}" for k, v in sorted(options.items())) or "none"
 
 
 def _short(value: Any) -> str:
@@ -355,8 +373,8 @@ def _short(value: Any) -> str:
 def _check_value(name: str, value: Any, what: str, depth: int = 0) -> None:
     def bad(why: str) -> WeightsUnavailable:
         return WeightsUnavailable(
-            f"{what}: generator option {name}={_short(value)} {why}; the file's metadata is wrong or damaged, "
-            f"so nothing was built from it"
+            f"{what}: generator option {_shown(name, 80)}={_short(value)} {why}; the file's metadata is wrong or "
+            f"damaged, so nothing was built from it"
         )
 
     if value is None or isinstance(value, bool):
@@ -499,7 +517,7 @@ def check_options(
     held = sum(t.numel() for t in state.values())
     size = f"they describe {built:,} values, the file holds {held:,}"
     if blamed:
-        names = ", ".join(f"{k}={_short(options[k])}" for k in blamed)
+        names = ", ".join(f"{_shown(str(k), 60)}={_short(options[k])}" for k in blamed)
         raise WeightsUnavailable(
             f"{what}: generator option {names} does not match the file's tensors ({fit.describe()}; {size}); "
             f"the file's metadata is wrong or damaged, so nothing was built from it"
