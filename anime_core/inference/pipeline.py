@@ -187,7 +187,7 @@ class Pipeline(ABC):
         """
         from functools import partial
 
-        from anime_core.weights.files import build_loaded
+        from anime_core.weights.files import build_loaded, shown_names
 
         options = dict(generator_options or {})
         build = partial(registry.build, spec, "generator")
@@ -197,7 +197,7 @@ class Pipeline(ABC):
         part = cls.weights_part(kwargs)
         if part not in weights.parts:
             raise UsageError(
-                f"{weights.path} has no '{part}' part ({cls.part_hint(kwargs)}); it holds {', '.join(weights.parts)}"
+                f"{weights.path} has no '{part}' part ({cls.part_hint(kwargs)}); it holds {shown_names(weights.parts)}"
             )
         try:
             gen = build_loaded(build, options, weights.parts[part], f"weights file {weights.path}")

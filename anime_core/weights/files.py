@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Mapping
+import zipfile
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,8 +24,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from anime_core.budget import check_bytes
 from anime_core.errors import AnimeError, WeightsUnavailable
 from anime_core.fsutil import atomic_path
+from anime_core.weights.tf1 import _shown
 
 if TYPE_CHECKING:
     from anime_core.registry import Registry
@@ -37,6 +40,9 @@ _WRAPPER_KEYS = ("state_dict", "model", "generator", "model_state_dict", "params
 MAX_OPTION_INT = 1 << 13
 MAX_OPTION_ITEMS = 64
 MAX_OPTION_STR = 256
+#: parts of a native file (a model has a handful) and entries of a PyTorch zip checkpoint (one per tensor, about)
+MAX_PARTS = 64
+MAX_ZIP_ENTRIES = 1 << 16
 
 
 @dataclass
@@ -94,7 +100,7 @@ def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     path = Path(path).expanduser()
     if tf1.checkpoint_prefix(path) is not None:
         arrays = tf1.read_checkpoint(path)
-        return {k: torch.from_numpy(v.copy()) for k, v in arrays.items()}, {"format": TF1_FORMAT}
+        return {k: torch.from_numpy(v) for k, v in arrays.items()}, {"format": TF1_FORMAT}
     if not path.is_file():
         raise WeightsUnavailable(f"weights file {path} does not exist")
     if path.suffix == ".safetensors":
@@ -104,6 +110,7 @@ def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str
                 return {k: fh.get_tensor(k) for k in fh.keys()}, meta  # noqa: SIM118
         except (SafetensorError, OSError, ValueError) as exc:
             raise WeightsUnavailable(f"{path} is not a readable safetensors file ({exc})") from exc
+    _check_torch_zip(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError for unsafe pickles, RuntimeError for junk
@@ -112,6 +119,37 @@ def read_state(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str
             f"tensor checkpoints are accepted, never arbitrary pickles"
         ) from exc
     return _unwrap(obj, path), {}
+
+
+def _check_torch_zip(path: Path) -> None:
+    """Refuse a PyTorch zip checkpoint that would inflate: ``torch.save`` stores every entry uncompressed.
+
+    ``torch.load`` inflates compressed entries, so a few MB of deflated zeros would become GBs.
+    With only stored entries, loading needs no more memory than the file's size, checked here
+    against the memory budget. Legacy (pre-zip) files are left to ``torch.load``.
+    """
+    size = path.stat().st_size
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        raise WeightsUnavailable(f"{path} is not a readable PyTorch checkpoint (damaged zip archive: {exc})") from None
+    if len(infos) > MAX_ZIP_ENTRIES:
+        raise WeightsUnavailable(
+            f"{path} holds {len(infos):,} archive entries, above the limit of {MAX_ZIP_ENTRIES:,} for a PyTorch "
+            f"checkpoint; check that the file is a checkpoint"
+        )
+    for info in infos:
+        stored = info.compress_type == zipfile.ZIP_STORED and info.file_size == info.compress_size
+        if not stored or info.header_offset + info.compress_size > size:
+            raise WeightsUnavailable(
+                f"{path} holds the compressed or oversized entry '{_shown(info.filename)}' "
+                f"({info.file_size:,} bytes from {info.compress_size:,}), which torch.save never writes; "
+                f"it is not a plain PyTorch checkpoint, so it was not loaded"
+            )
+    check_bytes(sum(i.file_size for i in infos), f"loading the PyTorch checkpoint {path}", error=WeightsUnavailable)
 
 
 def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
@@ -131,34 +169,135 @@ def _unwrap(obj: Any, path: Path) -> dict[str, torch.Tensor]:
 
 def load_weights(path: str | Path, model: str, registry: Registry) -> LoadedWeights:
     """Load native or foreign weights for ``model``, converting foreign layouts."""
+    from anime_core.weights import tf1
+
     path = Path(path).expanduser()
+    if tf1.checkpoint_prefix(path) is not None:
+        return _load_tf1(path, model, registry)
+    if path.suffix == ".safetensors":
+        _check_native_parts(path)
     state, meta = read_state(path)
     if meta.get("format") == NATIVE_FORMAT:
         owner = meta.get("model")
         if owner != model:
             raise WeightsUnavailable(
-                f"{path} holds weights for model '{owner}', not '{model}'; run 'anime run {owner}'"
+                f"{path} holds weights for model '{_shown(str(owner), 60)}', not '{model}'; "
+                f"run 'anime run {_shown(str(owner), 60)}'"
             )
         names = _meta_json(meta, "parts", ["generator"], list, path)
-        if not names or not all(isinstance(n, str) for n in names):
-            raise _corrupt(path, "'parts' should be a non-empty list of part names")
-        parts: dict[str, dict[str, torch.Tensor]] = {}
-        for name in names:
-            prefix = f"{name}."
-            parts[name] = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        parts = _split_parts(state, names, path)
         return LoadedWeights(parts, _meta_json(meta, "generator", {}, dict, path), meta, "native", path)
     for conv in registry.converters_of(model):
         if conv.matches_fn()(state):
             native, options = conv.convert_fn()(state)
             return LoadedWeights({"generator": native}, dict(options), meta, conv.name, path)
-    if meta.get("format") == TF1_FORMAT:  # TF names never fit a native network: say what was looked for
-        layouts = ", ".join(c.name for c in registry.converters_of(model)) or "none"
-        sample = ", ".join(f"'{k}'" for k in sorted(state)[:2])
-        raise WeightsUnavailable(
-            f"{path} is a TensorFlow checkpoint whose variables ({sample}, ...) match no checkpoint layout of model "
-            f"'{model}' (known layouts: {layouts}); check that it is a checkpoint of this model's network"
-        )
     return LoadedWeights({"generator": state}, {}, meta, "plain", path, closest_layout(state, registry))
+
+
+def _check_native_parts(path: Path) -> None:
+    """Refuse a native file's 'parts' list from its header alone, before any of its tensors is read."""
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+    except (SafetensorError, OSError, ValueError):
+        return  # read_state says what is wrong with the file
+    if meta.get("format") == NATIVE_FORMAT:
+        _check_part_names(_meta_json(meta, "parts", ["generator"], list, path), path)
+
+
+def _check_part_names(names: list[Any], path: Path) -> None:
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise _corrupt(path, "'parts' should be a non-empty list of part names")
+    if len(names) > MAX_PARTS:
+        raise _corrupt(path, f"'parts' lists {len(names):,} parts, above the limit of {MAX_PARTS}")
+
+
+def _split_parts(state: Mapping[str, torch.Tensor], names: list[Any], path: Path) -> dict[str, dict[str, torch.Tensor]]:
+    """``{part: {parameter: tensor}}`` from native ``<part>.<parameter>`` keys, in time linear in keys and parts."""
+    _check_part_names(names, path)
+    parts: dict[str, dict[str, torch.Tensor]] = {name: {} for name in names}
+    dotted = [name for name in parts if "." in name]  # rare: matched by prefix, at most MAX_PARTS of them
+    for key, value in state.items():
+        head, sep, rest = key.partition(".")
+        if sep and head in parts:
+            parts[head][rest] = value
+        for name in dotted:
+            if key.startswith(name + "."):
+                parts[name][key[len(name) + 1 :]] = value
+    return parts
+
+
+def shown_names(names: Collection[str], limit: int = 4) -> str:
+    """Names read from a file for a message: escaped, the first ``limit``, then "... and N more"."""
+    listed = ", ".join(f"'{_shown(str(n), 60)}'" for n in list(names)[:limit])
+    return listed + (f" ... and {len(names) - limit:,} more" if len(names) > limit else "")
+
+
+class _Recorder(Mapping[str, torch.Tensor]):
+    """A read-only view of a state that records the keys whose values were taken."""
+
+    def __init__(self, state: Mapping[str, torch.Tensor]) -> None:
+        self._state = state
+        self.used: set[str] = set()
+
+    def __getitem__(self, key: str) -> torch.Tensor:
+        value = self._state[key]
+        self.used.add(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._state
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._state)
+
+    def __len__(self) -> int:
+        return len(self._state)
+
+
+def _meta_tensors(ckpt: Any) -> dict[str, torch.Tensor]:
+    """``{variable: tensor on the meta device}``: the checkpoint's names, shapes and dtypes, with no storage."""
+    out = {}
+    for name, e in ckpt.entries.items():
+        dtype = _TF_TORCH.get(e.dtype, torch.float32)  # an unsupported dtype is refused if it is ever read
+        out[name] = torch.empty(e.shape, dtype=dtype, device="meta")
+    return out
+
+
+#: TensorFlow dtype -> the torch dtype :func:`read_state` gives (bfloat16 is widened to float32)
+_TF_TORCH = {1: torch.float32, 2: torch.float64, 3: torch.int32, 4: torch.uint8, 5: torch.int16, 6: torch.int8,
+             9: torch.int64, 10: torch.bool, 14: torch.float32, 17: torch.uint16, 19: torch.float16,
+             22: torch.uint32, 23: torch.uint64}
+
+
+def _load_tf1(path: Path, model: str, registry: Registry) -> LoadedWeights:
+    """A TF1 checkpoint: the layout is recognised from the index alone, then only the variables it maps are read.
+
+    Converters run first on meta tensors (names, shapes, dtypes; no memory), which tells which
+    variables the matching one takes; those are read, once each, after their total is checked
+    against the memory budget. Optimiser slots and other unused variables are never read.
+    """
+    from anime_core.weights import tf1
+
+    ckpt = tf1.open_checkpoint(path)
+    shapes = _meta_tensors(ckpt)
+    for conv in registry.converters_of(model):
+        if not conv.matches_fn()(shapes):
+            continue
+        recorder = _Recorder(shapes)
+        try:
+            conv.convert_fn()(recorder)
+            needed: Collection[str] = recorder.used
+        except Exception:  # a converter that computes with values cannot run on meta tensors: read all it may take
+            needed = list(shapes)
+        state = {k: torch.from_numpy(v) for k, v in ckpt.read(needed).items()}
+        native, options = conv.convert_fn()(state)
+        return LoadedWeights({"generator": native}, dict(options), {"format": TF1_FORMAT}, conv.name, path)
+    layouts = ", ".join(c.name for c in registry.converters_of(model)) or "none"  # TF names never fit a native net
+    raise WeightsUnavailable(
+        f"{path} is a TensorFlow checkpoint whose variables ({shown_names(sorted(shapes), 2)}) match no checkpoint "
+        f"layout of model '{model}' (known layouts: {layouts}); check that it is a checkpoint of this model's network"
+    )
 
 
 def closest_layout(state: Mapping[str, torch.Tensor], registry: Registry) -> str | None:
@@ -173,7 +312,7 @@ def closest_layout(state: Mapping[str, torch.Tensor], registry: Registry) -> str
         except Exception:  # a describer that cannot read this file simply has nothing to say
             continue
         if clause:
-            return clause
+            return _shown(clause, 400)  # it may quote a name from the file
     return None
 
 
@@ -212,7 +351,7 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -
         if missing:
             detail.append(f"{len(missing)} missing (e.g. {missing[0]})")
         if unexpected:
-            detail.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+            detail.append(f"{len(unexpected)} unexpected (e.g. {_shown(unexpected[0])})")
         raise WeightsUnavailable(
             f"{what} does not fit the network: {', '.join(detail)} keys; check that the file is for this "
             f"model and variant"
@@ -223,7 +362,7 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -
 
 
 def _fmt(options: Mapping[str, Any]) -> str:
-    return ", ".join(f"{k}={_short(v)}" for k, v in sorted(options.items())) or "none"
+    return ", ".join(f"{_shown(str(k), 60)}={_short(v)}" for k, v in sorted(options.items())) or "none"
 
 
 def _short(value: Any) -> str:
@@ -234,8 +373,8 @@ def _short(value: Any) -> str:
 def _check_value(name: str, value: Any, what: str, depth: int = 0) -> None:
     def bad(why: str) -> WeightsUnavailable:
         return WeightsUnavailable(
-            f"{what}: generator option {name}={_short(value)} {why}; the file's metadata is wrong or damaged, "
-            f"so nothing was built from it"
+            f"{what}: generator option {_shown(name, 80)}={_short(value)} {why}; the file's metadata is wrong or "
+            f"damaged, so nothing was built from it"
         )
 
     if value is None or isinstance(value, bool):
@@ -287,7 +426,7 @@ class _Fit:
         if self.missing:
             detail.append(f"{len(self.missing)} tensors missing (e.g. {self.missing[0]})")
         if self.unexpected:
-            detail.append(f"{len(self.unexpected)} unexpected (e.g. {self.unexpected[0]})")
+            detail.append(f"{len(self.unexpected)} unexpected (e.g. {_shown(self.unexpected[0])})")
         return " and ".join(detail)
 
 
@@ -378,7 +517,7 @@ def check_options(
     held = sum(t.numel() for t in state.values())
     size = f"they describe {built:,} values, the file holds {held:,}"
     if blamed:
-        names = ", ".join(f"{k}={_short(options[k])}" for k in blamed)
+        names = ", ".join(f"{_shown(str(k), 60)}={_short(options[k])}" for k in blamed)
         raise WeightsUnavailable(
             f"{what}: generator option {names} does not match the file's tensors ({fit.describe()}; {size}); "
             f"the file's metadata is wrong or damaged, so nothing was built from it"

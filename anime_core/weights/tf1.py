@@ -19,18 +19,28 @@ Only the protobuf fields above are decoded (a small varint reader, no protobuf d
 String and variant tensors (bookkeeping, not weights) are skipped. Reading returns numpy arrays
 and checks every size and offset against the files, so a damaged file is one clear error, and the
 CRC32C of each tensor is verified (vectorised: it costs about as much as reading the file).
+
+Bounded by design: the data file is looked for before the index is read, the index is read with
+limits on its size, entries, name lengths and dimensions, each of its blocks once; every
+variable's declared bytes (shape x dtype) must fit its data file before anything is read, and
+:func:`open_checkpoint` reads no tensor, so a caller reads only the variables it needs, once.
 """
 
 from __future__ import annotations
 
+import glob
+import math
 import re
 import struct
+import sys
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
+from anime_core.budget import check_bytes, fmt_bytes
 from anime_core.errors import WeightsUnavailable
 from anime_core.fsutil import atomic_path
 
@@ -49,6 +59,12 @@ _NAMES = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 5: "int16", 6: "in
           14: "bfloat16", 17: "uint16", 19: "float16", 22: "uint32", 23: "uint64"}
 _SKIPPED = {7, 21}  # DT_STRING, DT_VARIANT: bookkeeping, never weights
 BFLOAT16 = 14
+#: bounds on what an index may declare, checked while it is read (a generator has hundreds of variables)
+MAX_INDEX_BYTES = 16 << 20
+MAX_VARIABLES = 1 << 16
+MAX_KEY = 1024
+MAX_DIMS = 8
+_CRC_BATCH = 32 << 20  # bytes read before their checksums are verified together (the check copies them once)
 
 
 @dataclass(frozen=True)
@@ -140,15 +156,16 @@ def crc32c_many(buffers: list[bytes], chunk: int = 1024) -> list[int]:
     big = [i for i, b in enumerate(buffers) if out[i] is None]
     if not big:
         return [int(c) for c in out]  # type: ignore[arg-type]
-    rows, owners = [], []
-    for i in big:
-        data = np.frombuffer(buffers[i], dtype=np.uint8).copy()
-        data[:4] ^= 0xFF
-        pad = (-len(data)) % chunk
-        block = np.concatenate([np.zeros(pad, np.uint8), data]).reshape(-1, chunk)
-        rows.append(block)
-        owners.append(len(block))
-    regs = _raw_rows(np.concatenate(rows), np.zeros(sum(owners), np.uint32))
+    owners = [-(-len(buffers[i]) // chunk) for i in big]
+    rows = np.zeros((sum(owners), chunk), np.uint8)  # the one copy of the buffers
+    flat, start = rows.reshape(-1), 0
+    for i, n in zip(big, owners, strict=True):
+        data = np.frombuffer(buffers[i], dtype=np.uint8)
+        begin = start + n * chunk - len(data)  # left-padded to whole rows
+        flat[begin : begin + len(data)] = data
+        flat[begin : begin + 4] ^= 0xFF
+        start += n * chunk
+    regs = _raw_rows(rows, np.zeros(len(rows), np.uint32))
     # columns of the "advance by chunk zero bytes" operator, one per register bit
     basis = _raw_rows(np.zeros((32, chunk), np.uint8), np.array([1 << b for b in range(32)], np.uint32))
     advance = [int(v) for v in basis]
@@ -222,6 +239,8 @@ def _entry(value: bytes) -> Entry:
         elif field == 2 and isinstance(v, bytes):  # TensorShapeProto: repeated Dim dim = 2 {int64 size = 1}
             for f, dim in _fields(v):
                 if f == 2 and isinstance(dim, bytes):
+                    if len(shape) >= MAX_DIMS:
+                        raise _Corrupt(f"a shape of more than {MAX_DIMS} dimensions")
                     size_of = dict(_fields(dim)).get(1, 0)
                     if not isinstance(size_of, int) or size_of >= 1 << 62:
                         raise _Corrupt("a negative or absurd dimension")
@@ -246,7 +265,9 @@ def _block(data: bytes, offset: int, size: int) -> bytes:
         raise _Corrupt("a block handle pointing outside the file")
     contents, kind = data[offset : offset + size], data[offset + size]
     stored = int.from_bytes(data[offset + size + 1 : end], "little")
-    if mask(crc32c(data[offset : offset + size + 1])) != stored:
+    framed = data[offset : offset + size + 1]
+    crc = crc32c(framed) if len(framed) < 4096 else crc32c_many([framed])[0]
+    if mask(crc) != stored:
         raise _Corrupt("a block checksum mismatch")
     if kind == 1:
         raise _Corrupt("a snappy-compressed block (TensorFlow writes checkpoint indexes uncompressed)")
@@ -256,6 +277,7 @@ def _block(data: bytes, offset: int, size: int) -> bytes:
 
 
 def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The (key, value) pairs of one block; keys longer than :data:`MAX_KEY` bytes are refused as they appear."""
     if len(block) < 4:
         raise _Corrupt("a block too short for its restart array")
     restarts = int.from_bytes(block[-4:], "little")
@@ -269,13 +291,32 @@ def _block_entries(block: bytes) -> Iterator[tuple[bytes, bytes]]:
         length, pos = _varint(block, pos)
         if shared > len(key) or pos + fresh + length > limit:
             raise _Corrupt("an entry running past its block")
+        if shared + fresh > MAX_KEY:
+            raise _Corrupt(f"a variable name longer than {MAX_KEY} bytes")
         key = key[:shared] + block[pos : pos + fresh]
         pos += fresh
         yield key, block[pos : pos + length]
         pos += length
 
 
+def _handles(data: bytes, index_offset: int, index_size: int) -> Iterator[tuple[int, int]]:
+    """The data blocks' (offset, size), each checked to lie after the previous one and before the index block.
+
+    So every byte of the file is read at most once, however many handles the index block holds
+    (a hostile index can point thousands of handles at one block).
+    """
+    end = 0
+    for _, handle in _block_entries(_block(data, index_offset, index_size)):
+        offset, p = _varint(handle, 0)
+        size, _ = _varint(handle, p)
+        if offset < end or offset + size + _TRAILER > index_offset:
+            raise _Corrupt("data blocks that overlap or repeat")
+        end = offset + size + _TRAILER
+        yield offset, size
+
+
 def _table_items(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """The table's (key, value) pairs, in order; keys must increase strictly, as in any LevelDB table."""
     if len(data) < _FOOTER:
         raise _Corrupt("a file shorter than a table footer")
     footer = data[-_FOOTER:]
@@ -285,24 +326,45 @@ def _table_items(data: bytes) -> Iterator[tuple[bytes, bytes]]:
     _, pos = _varint(footer, pos)  # metaindex size (no meta blocks are used)
     index_offset, pos = _varint(footer, pos)
     index_size, _ = _varint(footer, pos)
-    for _, handle in _block_entries(_block(data, index_offset, index_size)):
-        offset, p = _varint(handle, 0)
-        size, _ = _varint(handle, p)
-        yield from _block_entries(_block(data, offset, size))
+    last: bytes | None = None
+    for offset, size in _handles(data, index_offset, index_size):
+        for key, value in _block_entries(_block(data, offset, size)):
+            if last is not None and key <= last:
+                raise _Corrupt("variable names out of order or repeated")
+            last = key
+            yield key, value
 
 
 def read_index(path: str | Path) -> tuple[int, bool, dict[str, Entry]]:
-    """``(num_shards, big_endian, {variable name: Entry})`` of an ``.index`` file."""
+    """``(num_shards, big_endian, {variable name: Entry})`` of an ``.index`` file.
+
+    Bounded by the file: at most :data:`MAX_INDEX_BYTES` bytes, :data:`MAX_VARIABLES` entries,
+    every block read once, shapes of at most :data:`MAX_DIMS` dimensions.
+    """
     path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_INDEX_BYTES:
+        raise WeightsUnavailable(
+            f"{path} is {fmt_bytes(size)}, above the {fmt_bytes(MAX_INDEX_BYTES)} a TensorFlow checkpoint index may "
+            f"take (an index lists variables, not their values); check that it is a checkpoint index"
+        )
     try:
-        items = list(_table_items(path.read_bytes()))
-        if not items or items[0][0] != b"":
+        items = _table_items(path.read_bytes())
+        first = next(items, None)
+        if first is None or first[0] != b"":
             raise _Corrupt("no bundle header entry")
-        header = dict(_fields(items[0][1]))
+        header = dict(_fields(first[1]))
         shards, endian = header.get(1, 1), header.get(2, 0)
         if not isinstance(shards, int) or not 1 <= shards <= 99999 or endian not in (0, 1):
             raise _Corrupt("a bad bundle header")
-        entries = {key.decode("utf-8", "replace"): _entry(value) for key, value in items[1:]}
+        entries: dict[str, Entry] = {}
+        for key, value in items:
+            if len(entries) >= MAX_VARIABLES:
+                raise WeightsUnavailable(
+                    f"{path} lists more than {MAX_VARIABLES:,} variables, above the limit for one checkpoint; "
+                    f"check that it is an intact checkpoint index"
+                )
+            entries[key.decode("utf-8", "replace")] = _entry(value)
     except _Corrupt as exc:
         raise WeightsUnavailable(
             f"{path} is not a readable TensorFlow checkpoint index ({exc}); use an intact copy of the file"
@@ -313,12 +375,95 @@ def read_index(path: str | Path) -> tuple[int, bool, dict[str, Entry]]:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def read_checkpoint(path: str | Path, verify: bool = True) -> dict[str, np.ndarray]:
-    """``{variable name: array}`` of the checkpoint that ``path`` names (either file or the prefix).
+@dataclass(frozen=True)
+class Checkpoint:
+    """An opened checkpoint: its index read and every variable's extent checked against its data file.
 
-    The other file is looked for beside the one given; a missing one is an error naming it.
-    bfloat16 variables come back as (exactly equal) float32 arrays; string and variant variables
-    are skipped.
+    No tensor is read yet: :meth:`read` reads the variables asked for, each once.
+    """
+
+    prefix: Path
+    index: Path
+    files: tuple[Path, ...]
+    big_endian: bool
+    entries: Mapping[str, Entry]  # the weights: string and variant variables left out
+
+    def nbytes(self, name: str) -> int:
+        """Memory the array of ``name`` takes once read (bfloat16 is widened to float32)."""
+        e = self.entries[name]
+        return e.size * 2 if e.dtype == BFLOAT16 else e.size
+
+    def read(self, names: Collection[str] | None = None, verify: bool = True) -> dict[str, np.ndarray]:
+        """``{name: array}`` for ``names`` (default: all), after checking their total against the memory budget."""
+        asked = set(self.entries if names is None else names)
+        names = [n for n in self.entries if n in asked]
+        check_bytes(
+            sum(self.nbytes(n) for n in names), f"reading {len(names)} variables of {self.index}",
+            error=WeightsUnavailable,
+        )
+        out: dict[str, np.ndarray] = {}
+        pending: list[tuple[str, Entry, bytearray]] = []
+        held = 0
+        handles: dict[int, BinaryIO] = {}
+        try:
+            for name in names:
+                e = self.entries[name]
+                if e.shard not in handles:
+                    handles[e.shard] = self.files[e.shard].open("rb")
+                pending.append((name, e, self._bytes(name, e, handles[e.shard])))
+                held += e.size
+                if held >= _CRC_BATCH:
+                    out.update(self._arrays(pending, verify))
+                    pending, held = [], 0
+            out.update(self._arrays(pending, verify))
+        finally:
+            for fh in handles.values():
+                fh.close()
+        return out
+
+    def _bytes(self, name: str, e: Entry, fh: BinaryIO) -> bytearray:
+        if e.sliced:
+            raise WeightsUnavailable(
+                f"{self.index} holds the partitioned variable '{_shown(name)}' (saved in slices), which this reader "
+                f"does not join; save the checkpoint without partitioning"
+            )
+        if e.dtype not in _DTYPES:
+            raise WeightsUnavailable(
+                f"{self.index}: variable '{_shown(name)}' has {dtype_name(e.dtype)}, which this reader does not support"
+            )
+        buf = bytearray(e.size)
+        fh.seek(e.offset)
+        if fh.readinto(buf) != e.size:
+            raise WeightsUnavailable(f"{self.files[e.shard]} changed while it was read; try again")
+        return buf
+
+    def _arrays(self, pending: list[tuple[str, Entry, bytearray]], verify: bool) -> dict[str, np.ndarray]:
+        """The arrays of buffers read, after checking their CRC32Cs together (one vectorised pass per batch)."""
+        if verify:
+            checked = [(name, e, buf) for name, e, buf in pending if e.crc32c is not None]
+            for (name, e, _), crc in zip(checked, crc32c_many([buf for _, _, buf in checked]), strict=True):
+                if mask(crc) != e.crc32c:
+                    raise WeightsUnavailable(
+                        f"{self.files[e.shard]} is corrupt: the bytes of '{_shown(name)}' fail their checksum; "
+                        f"use an intact copy of the checkpoint"
+                    )
+        return {name: self._array(e, buf) for name, e, buf in pending}
+
+    def _array(self, e: Entry, buf: bytearray) -> np.ndarray:
+        dtype = np.dtype(_DTYPES[e.dtype]).newbyteorder("=")
+        array = np.frombuffer(buf, dtype=dtype)  # writable: it shares the bytearray
+        if dtype.itemsize > 1 and self.big_endian != (sys.byteorder == "big"):
+            array.byteswap(inplace=True)
+        if e.dtype == BFLOAT16:  # the top half of a float32: widening is exact
+            array = (array.astype(np.uint32) << 16).view(np.float32)
+        return array.reshape(e.shape)
+
+
+def open_checkpoint(path: str | Path) -> Checkpoint:
+    """Open the checkpoint ``path`` names (either file or the prefix), reading its index but no tensor.
+
+    The data file is looked for before the index is read (a lone ``.index`` costs nothing), and
+    every variable's declared shape, dtype, size and offset must fit its data file.
     """
     given = Path(path).expanduser()
     prefix = checkpoint_prefix(given)
@@ -329,66 +474,66 @@ def read_checkpoint(path: str | Path, verify: bool = True) -> dict[str, np.ndarr
         raise WeightsUnavailable(
             f"TensorFlow checkpoint {prefix.name} has no index file {index}; put {index.name} beside its data file"
         )
+    first = data_path(prefix)
+    if not first.is_file() and not any(prefix.parent.glob(glob.escape(prefix.name) + ".data-00000-of-*")):
+        raise WeightsUnavailable(
+            f"TensorFlow checkpoint {prefix.name} has no data file {first}; put {first.name} beside {index.name}"
+        )
     shards, big, entries = read_index(index)
-    files = [data_path(prefix, s, shards) for s in range(shards)]
+    files = tuple(data_path(prefix, s, shards) for s in range(shards))
     for f in files:
         if not f.is_file():
             raise WeightsUnavailable(
                 f"TensorFlow checkpoint {prefix.name} has no data file {f}; put {f.name} beside {index.name}"
             )
+    sizes = [f.stat().st_size for f in files]
     wanted = {k: e for k, e in entries.items() if e.dtype not in _SKIPPED}
-    raw = _read_ranges(files, wanted, index)
-    if verify:
-        names = [k for k in wanted if wanted[k].crc32c is not None]
-        for name, crc in zip(names, crc32c_many([raw[k] for k in names]), strict=True):
-            if mask(crc) != wanted[name].crc32c:
-                raise WeightsUnavailable(
-                    f"{files[wanted[name].shard]} is corrupt: the bytes of '{name}' fail their checksum; "
-                    f"use an intact copy of the checkpoint"
-                )
-    out = {}
     for name, e in wanted.items():
-        dtype = np.dtype(_DTYPES[e.dtype])
-        array = np.frombuffer(raw[name], dtype=dtype.newbyteorder(">" if big else "<")).astype(dtype.newbyteorder("="))
-        if e.dtype == BFLOAT16:  # the top half of a float32: widening is exact
-            array = (array.astype(np.uint32) << 16).view(np.float32)
-        out[name] = array.reshape(e.shape)
-    return out
+        if not _fits(e, sizes):
+            raise WeightsUnavailable(
+                f"{index} is corrupt or does not belong to {files[min(e.shard, len(files) - 1)].name}: variable "
+                f"'{_shown(name)}' ({_shape(e.shape)}, {dtype_name(e.dtype)}) does not fit the data file; use an "
+                f"intact pair"
+            )
+    return Checkpoint(prefix, index, files, big, wanted)
+
+
+def _fits(e: Entry, sizes: list[int]) -> bool:
+    """Whether ``e``'s bytes lie in its shard and, for a known dtype, are exactly its shape times its item size."""
+    if not 0 <= e.shard < len(sizes) or e.offset + e.size > sizes[e.shard]:
+        return False
+    count = math.prod(e.shape)  # Python ints: no overflow, however absurd the dimensions
+    if e.dtype in _DTYPES:
+        return e.size == count * np.dtype(_DTYPES[e.dtype]).itemsize
+    return count <= (1 << 48 if e.sliced else e.size)  # a sliced variable's bytes are in other entries
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return str(list(shape)) if len(shape) <= MAX_DIMS else f"{len(shape)} dimensions"
+
+
+def read_checkpoint(path: str | Path, verify: bool = True) -> dict[str, np.ndarray]:
+    """``{variable name: array}`` of the checkpoint that ``path`` names (either file or the prefix).
+
+    The other file is looked for beside the one given; a missing one is an error naming it.
+    bfloat16 variables come back as (exactly equal) float32 arrays; string and variant variables
+    are skipped. Each variable is read once; :func:`open_checkpoint` and :meth:`Checkpoint.read`
+    read only some.
+    """
+    return open_checkpoint(path).read(verify=verify)
 
 
 def dtype_name(code: int) -> str:
     return _NAMES.get(code, f"TensorFlow dtype {code}")
 
 
-def _read_ranges(files: list[Path], entries: Mapping[str, Entry], index: Path) -> dict[str, bytes]:
-    sizes = [f.stat().st_size for f in files]
-    raw: dict[str, bytes] = {}
-    handles = [f.open("rb") for f in files]
-    try:
-        for name, e in entries.items():
-            if e.sliced:
-                raise WeightsUnavailable(
-                    f"{index} holds the partitioned variable '{name}' (saved in slices), which this reader does "
-                    f"not join; save the checkpoint without partitioning"
-                )
-            if e.dtype not in _DTYPES:
-                raise WeightsUnavailable(
-                    f"{index}: variable '{name}' has {dtype_name(e.dtype)}, which this reader does not support"
-                )
-            count = int(np.prod(e.shape, dtype=np.int64)) if e.shape else 1
-            expected = count * np.dtype(_DTYPES[e.dtype]).itemsize
-            if not 0 <= e.shard < len(files) or e.size != expected or e.offset + e.size > sizes[e.shard]:
-                raise WeightsUnavailable(
-                    f"{index} is corrupt or does not belong to {files[min(e.shard, len(files) - 1)].name}: variable "
-                    f"'{name}' ({list(e.shape)}, {dtype_name(e.dtype)}) does not fit the data file; use an intact pair"
-                )
-            fh = handles[e.shard]
-            fh.seek(e.offset)
-            raw[name] = fh.read(e.size)
-    finally:
-        for fh in handles:
-            fh.close()
-    return raw
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(name: str, limit: int = 120) -> str:
+    """A name read from a file, safe to print: control and bidi characters escaped (``\\x1b``), cut to ``limit``."""
+    text = _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), name)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- writing (tests, and anyone producing a fixture) -----------------------------------------
