@@ -51,6 +51,12 @@ def fmt_bytes(n: float) -> str:
     return f"{int(n)} bytes"
 
 
+def fmt_mp(pixels: float) -> str:
+    """Pixels for a message: ``"0.04 MP"``, ``"105 MP"``, ``"2,700 MP"``."""
+    mp = pixels / 1e6
+    return f"{mp:,.0f} MP" if mp >= 1000 else f"{mp:.3g} MP"
+
+
 def _usable_memory() -> int:
     """The memory this process may use: physical memory, capped by a cgroup limit and RLIMIT_AS."""
     limits = []
@@ -106,7 +112,7 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str, error: typ
         raise error(f"{what} declares an empty size {width}x{height}")
     if width * height > max_pixels:
         raise error(
-            f"{what} is {width}x{height} ({width * height / 1e6:.3g} MP), above the {max_pixels / 1e6:g} MP limit; "
+            f"{what} is {width}x{height} ({fmt_mp(width * height)}), above the {max_pixels / 1e6:g} MP limit; "
             "shrink it or raise --max-pixels if it is genuine"
         )
 

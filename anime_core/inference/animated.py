@@ -109,7 +109,7 @@ def check_frames(sizes: list[tuple[int, int]], max_pixels: int) -> None:
     total = sum(w * h for w, h in sizes)
     if total > max_pixels:
         raise io.BadImage(
-            f"animation has {len(sizes)} frames of {total / 1e6:.3g} MP in all, above the {max_pixels / 1e6:g} MP "
+            f"animation has {len(sizes)} frames of {budget.fmt_mp(total)} in all, above the {max_pixels / 1e6:g} MP "
             "limit; raise --max-pixels if it is genuine"
         )
 

@@ -62,7 +62,7 @@ def _too_large(path: Path, max_pixels: int) -> str:
             w, h = im.size
     except Exception:  # only the header is read, for the message; any failure keeps the generic one
         return f"image is above the {max_pixels / 1e6:g} MP limit (possible decompression bomb); {advice}"
-    return f"image is {w}x{h} ({w * h / 1e6:.3g} MP), above the {max_pixels / 1e6:g} MP limit; {advice}"
+    return f"image is {w}x{h} ({budget.fmt_mp(w * h)}), above the {max_pixels / 1e6:g} MP limit; {advice}"
 
 
 def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -143,7 +143,7 @@ def check_resize(width: int, height: int, size: int | None, max_pixels: int, cen
     w, h = resized_size(width, height, size, center_crop)
     if (w, h) != (width, height) and w * h > max_pixels:
         raise BadImage(
-            f"--size {size} would make this {width}x{height} image {w}x{h} ({w * h / 1e6:.3g} MP), above the "
+            f"--size {size} would make this {width}x{height} image {w}x{h} ({budget.fmt_mp(w * h)}), above the "
             f"{max_pixels / 1e6:g} MP limit; use a smaller --size or raise --max-pixels if it is genuine"
         )
 

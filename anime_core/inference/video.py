@@ -176,7 +176,7 @@ def _oversize(exc: BaseException, max_pixels: int) -> BadVideo | None:
         return None
     w, h = int(m[1]), int(m[2])
     return BadVideo(
-        f"a frame is {w}x{h} ({w * h / 1e6:.3g} MP), above the {max_pixels / 1e6:g} MP limit; "
+        f"a frame is {w}x{h} ({budget.fmt_mp(w * h)}), above the {max_pixels / 1e6:g} MP limit; "
         "raise --max-pixels if it is genuine"
     )
 
