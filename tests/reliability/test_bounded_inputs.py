@@ -196,9 +196,10 @@ def test_size_is_checked_against_max_pixels_before_resizing(anime, weights, tmp_
 
 # -- --num ------------------------------------------------------------------------------------
 def test_num_above_the_limit_is_a_usage_error(anime, gen_weights, tmp_path):
-    code, err = anime("run", "tinygen", "-w", gen_weights, "--num", 20_000_000, "-o", tmp_path / "g.png")
+    """Just above the limit (in this process; run_bounded below tries 20,000,000)."""
+    code, err = anime("run", "tinygen", "-w", gen_weights, "--num", 10_001, "-o", tmp_path / "g.png")
     assert code == 2
-    assert "--num is 20,000,000, above the limit of 10,000; draw more in runs with other seeds" in err
+    assert "--num is 10,001, above the limit of 10,000; draw more in runs with other seeds" in err
     assert not (tmp_path / "g.png").exists()
 
 
@@ -260,10 +261,11 @@ def test_bounded_train_image_size_200000(run_bounded, tiny_site, train_data, tmp
 
 
 def test_train_batch_whose_data_would_not_fit_memory_is_a_config_error(anime, train_data, tmp_path, monkeypatch):
-    monkeypatch.setenv("ANIME_MAX_MEMORY", "1G")
-    code, err = anime("train", "tiny", *train_data, f"output_dir={tmp_path / 'run'}", "train.image_size=4096",
-                      "train.batch_size=64", "train.max_steps=1", "-q")
+    """16 crops of 64 px hold 1.5 MiB of data; with a 1 MiB budget the config is refused before anything runs."""
+    monkeypatch.setenv("ANIME_MAX_MEMORY", "1M")
+    code, err = anime("train", "tiny", *train_data, f"output_dir={tmp_path / 'run'}", "train.image_size=64",
+                      "train.batch_size=16", "train.max_steps=1", "-q")
     assert code == 2
-    assert ("train.batch_size=64 crops of train.image_size=4096 would need 24 GiB, above the 1 GiB memory budget; "
+    assert ("train.batch_size=16 crops of train.image_size=64 would need 1.5 MiB, above the 1 MiB memory budget; "
             "lower train.batch_size or train.image_size" in err)
     assert not (tmp_path / "run").exists()
