@@ -29,6 +29,9 @@ from anime_core.errors import AnimeError, UsageError
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 10k x 10k; larger inputs are refused as likely bombs
 MEMORY_ENV = "ANIME_MAX_MEMORY"
+#: the most frames a latent walk option (``--interpolate N``, ``--steps N``) draws: they are held together and
+#: written as one strip or set; 1,000 is 40 s at 24 frames a second
+MAX_WALK_FRAMES = 1_000
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -115,6 +118,14 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str, error: typ
             f"{what} is {width}x{height} ({fmt_mp(width * height)}), above the {max_pixels / 1e6:g} MP limit; "
             "shrink it or raise --max-pixels if it is genuine"
         )
+
+
+def walk_frames(ctx: object, param: object, value: int | None) -> int | None:
+    """A click callback for a walk's frame count (``--interpolate N``, ``--steps N``): at most ``MAX_WALK_FRAMES``."""
+    if value is not None and value > MAX_WALK_FRAMES:
+        name = (getattr(param, "opts", None) or ["the frame count"])[0]
+        raise UsageError(f"{name} {value:,} is above the limit of {MAX_WALK_FRAMES:,} frames; use fewer")
+    return value
 
 
 def check_count(n: int, limit: int, what: str, error: type[AnimeError] = UsageError, advice: str = "") -> None:

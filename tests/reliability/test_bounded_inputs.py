@@ -269,3 +269,13 @@ def test_train_batch_whose_data_would_not_fit_memory_is_a_config_error(anime, tr
     assert ("train.batch_size=16 crops of train.image_size=64 would need 1.5 MiB, above the 1 MiB memory budget; "
             "lower train.batch_size or train.image_size" in err)
     assert not (tmp_path / "run").exists()
+
+
+def test_walk_frame_counts_are_bounded(registry, capsys):
+    """``--interpolate N`` (dcgan) and ``--steps N`` (ae) draw N frames held together: at most 1,000."""
+    for args in (["run", "dcgan", "--interpolate", "20000000"], ["run", "ae", "--steps", "20000000"]):
+        with pytest.raises(SystemExit) as done:
+            main(args)
+        assert done.value.code == 2
+        option = args[2]
+        assert f"error: {option} 20,000,000 is above the limit of 1,000 frames; use fewer" in capsys.readouterr().err
