@@ -29,6 +29,9 @@ from anime_core.errors import AnimeError, UsageError
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 10k x 10k; larger inputs are refused as likely bombs
 MEMORY_ENV = "ANIME_MAX_MEMORY"
+#: the most frames a latent walk option (``--interpolate N``, ``--steps N``) draws: they are held together and
+#: written as one strip or set; 1,000 is 40 s at 24 frames a second
+MAX_WALK_FRAMES = 1_000
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -49,6 +52,12 @@ def fmt_bytes(n: float) -> str:
         if n >= size:
             return f"{n / size:.3g} {unit}" if n < 10 * size else f"{n / size:.0f} {unit}"
     return f"{int(n)} bytes"
+
+
+def fmt_mp(pixels: float) -> str:
+    """Pixels for a message: ``"0.04 MP"``, ``"105 MP"``, ``"2,700 MP"``."""
+    mp = pixels / 1e6
+    return f"{mp:,.0f} MP" if mp >= 1000 else f"{mp:.3g} MP"
 
 
 def _usable_memory() -> int:
@@ -106,9 +115,17 @@ def check_pixels(width: int, height: int, max_pixels: int, what: str, error: typ
         raise error(f"{what} declares an empty size {width}x{height}")
     if width * height > max_pixels:
         raise error(
-            f"{what} is {width}x{height} ({width * height / 1e6:.3g} MP), above the {max_pixels / 1e6:g} MP limit; "
+            f"{what} is {width}x{height} ({fmt_mp(width * height)}), above the {max_pixels / 1e6:g} MP limit; "
             "shrink it or raise --max-pixels if it is genuine"
         )
+
+
+def walk_frames(ctx: object, param: object, value: int | None) -> int | None:
+    """A click callback for a walk's frame count (``--interpolate N``, ``--steps N``): at most ``MAX_WALK_FRAMES``."""
+    if value is not None and value > MAX_WALK_FRAMES:
+        name = (getattr(param, "opts", None) or ["the frame count"])[0]
+        raise UsageError(f"{name} {value:,} is above the limit of {MAX_WALK_FRAMES:,} frames; use fewer")
+    return value
 
 
 def check_count(n: int, limit: int, what: str, error: type[AnimeError] = UsageError, advice: str = "") -> None:

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, Union
 
+from anime_core import budget
 from anime_core.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
@@ -70,9 +71,17 @@ class DataConfig:
     num_workers: int = at_least(0)
 
 
+#: px; the largest training crop. The built-in models train at 64 to 256 px; a 4096 px crop has 256 times the
+#: pixels of a 256 px one, and its activations alone would fill an 80 GB accelerator at batch size 1 for these
+#: generators. Above it the run only ends when an allocation fails, so the config is refused at once.
+MAX_IMAGE_SIZE = 4096
+#: bytes one training pixel holds in a step's data alone: RGB float32 for each of the two domains
+DATA_BYTES_PER_PIXEL = 2 * 3 * 4
+
+
 @dataclass
 class TrainConfig:
-    image_size: int = at_least(16)
+    image_size: int = between(16, MAX_IMAGE_SIZE)
     batch_size: int = at_least(1)
     max_steps: int | None = at_least(1)
     epochs: int = at_least(1)
@@ -86,6 +95,12 @@ class TrainConfig:
     keep_checkpoints: int = at_least(1)
     tensorboard: bool = rule()
     freeze: str = rule()  # "none" or comma-separated names of TrainingTask.freezable()
+
+    def __post_init__(self) -> None:
+        """Refuse a batch whose data alone (not yet the activations) would not fit the memory budget."""
+        need = self.batch_size * self.image_size**2 * DATA_BYTES_PER_PIXEL
+        budget.check_bytes(need, f"train.batch_size={self.batch_size} crops of train.image_size={self.image_size}",
+                           error=ConfigError, advice="lower train.batch_size or train.image_size")
 
 
 @dataclass

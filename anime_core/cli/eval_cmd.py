@@ -49,6 +49,7 @@ def _run_model(
     """Write the model's outputs into ``out``; returns the inputs that failed."""
     from anime_core.api import load
     from anime_core.cli.files import FileOptions, translate_files
+    from anime_core.cli.run import check_samples
     from anime_core.inference import io
     from anime_core.registry import get_registry
 
@@ -61,6 +62,7 @@ def _run_model(
     if spec.kind == "translate":
         options = FileOptions(output=out, batch_size=kw["batch_size"], progress=not kw["quiet"])
         return list(translate_files(pipe, [str(photos)], options).failed)
+    check_samples(pipe, kw["num"], sheet=False)  # held together: refused before they are drawn
     images = pipe.decode_latents(pipe.latents(kw["num"], kw["seed"]), batch_size=kw["batch_size"])
     for i, x in enumerate(images):
         io.write_atomic(io.to_image(x), out / f"{i:05d}.png")

@@ -448,12 +448,20 @@ def _decode(pipe: TranslatePipeline, options: FileOptions, job: tuple[InputFile,
     item, dest = job
     try:
         img = io.decode(item.path, options.max_pixels)
+        frames = img.info.get("n_frames", 1)
+        if frames > 1 and animated.can_write(item.path, dest):
+            return _Decoded(item, dest, frames=frames)
+        _check_size(pipe, img.size, options)
     except io.BadImage as exc:
         return _Decoded(item, dest, error=str(exc))
-    frames = img.info.get("n_frames", 1)
-    if frames > 1 and animated.can_write(item.path, dest):
-        return _Decoded(item, dest, frames=frames)
     return _Decoded(item, dest, pipe.prepare(img, options.size), frames=frames)
+
+
+def _check_size(pipe: TranslatePipeline, size: tuple[int, int], options: FileOptions) -> None:
+    """Refuse (``io.BadImage``) an image that ``pipe.prepare`` would resize above ``--max-pixels``, before it does."""
+    target = options.size or pipe.defaults.get("size")
+    crop = bool(pipe.defaults.get("center_crop")) and not pipe.options.get("no_crop")  # as pipe.prepare decides
+    io.check_resize(*size, target, options.max_pixels, crop)
 
 
 def _decoded(
@@ -629,6 +637,8 @@ def _frame_fn(pipe: TranslatePipeline, options: FileOptions, source: str, notes:
 
     def fn(frames: list[np.ndarray]) -> list[np.ndarray]:
         nonlocal tiled
+        for f in frames:
+            _check_size(pipe, (f.shape[1], f.shape[0]), options)
         images = [pipe.prepare(Image.fromarray(f, "RGB"), options.size) for f in frames]
         if tiled is None:  # every frame of a clip has one size
             tiled = _tiling(pipe, images[0].size, options, source)
@@ -657,6 +667,7 @@ def _translate_video(
             options=options.encode,
             keep_partial=options.keep_partial,
             progress=options.progress,
+            max_pixels=options.max_pixels,
         )
     except io.BadImage as exc:
         report.failed.append((source, str(exc)))

@@ -7,6 +7,7 @@ callback loads the pipeline (compute) and hands it to :mod:`anime_core.cli.files
 from __future__ import annotations
 
 import functools
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Any
 
 import click
 
+from anime_core import budget
 from anime_core.cli.common import ModelGroup, architecture_params, warn_plugin_errors
 from anime_core.errors import UsageError
 from anime_core.registry import get_registry
@@ -21,6 +23,11 @@ from anime_core.specs import ModelSpec
 from anime_core.text import printable
 
 MIN_TILE = 16  # px; --tile 0 turns tiling off
+#: the most samples one ``anime run --num`` draws. They are held together and laid out as one sheet: 10,000
+#: samples of 64 px make a 6,602 px square sheet (44 MP); more belong in several runs with other seeds
+MAX_NUM = 10_000
+#: the most samples ``anime eval --num`` draws (held together, written one file each): FID's usual 50,000, doubled
+MAX_EVAL_NUM = 100_000
 
 
 def _common(spec: ModelSpec) -> list[click.Parameter]:
@@ -160,6 +167,8 @@ def _make_command(spec: ModelSpec) -> click.Command:
             pix_fmt=kw.get("pix_fmt", video.DEFAULT_PIX_FMT),
         )
         video.check_options(encode)
+        if spec.kind == "generate":  # the count before the model loads; what the samples need after
+            budget.check_count(kw["num"], MAX_NUM, "--num", advice="draw more in runs with other seeds")
         if kw["weights"] is not None:
             check_weights_path(kw["weights"])
         device = kw["device"]
@@ -176,6 +185,8 @@ def _make_command(spec: ModelSpec) -> click.Command:
                 backend=kw["backend"],
                 **options,
             )
+        if spec.kind == "generate":
+            check_samples(pipe, kw["num"])
         if pipe.precision_notice and main:
             click.echo(f"note: {pipe.precision_notice}", err=True)
         max_pixels = kw.get("max_pixels") or DEFAULT_MAX_PIXELS
@@ -220,6 +231,27 @@ def _make_command(spec: ModelSpec) -> click.Command:
         help=f"{what} with {spec.name}. {spec.description}".strip(),
         short_help=spec.description or what,  # the listing shows what differs between models, uncut
     )
+
+
+def check_samples(pipe: Any, num: int, sheet: bool = True) -> None:
+    """Refuse (``UsageError``) a ``--num`` above the limit, or whose samples would not fit memory or one sheet.
+
+    The samples are held together as float32 (with ``sheet``, also laid out as one image of at most
+    ``DEFAULT_MAX_PIXELS``, as a float and an 8-bit copy); their size is measured on one sample.
+    """
+    budget.check_count(num, MAX_NUM if sheet else MAX_EVAL_NUM, "--num", advice="draw more in runs with other seeds")
+    _, c, h, w = pipe.decode_latents(pipe.latents(1, 0)).shape
+    per_sample = c * h * w * 4 + pipe.latent_dim * 4 + ((h + 2) * (w + 2) * c * 5 if sheet else 0)
+    budget.check_bytes(num * per_sample, f"--num {num:,} samples of {w}x{h}", advice="lower --num")
+    if not sheet:
+        return
+    cols = max(1, math.ceil(math.sqrt(num)))
+    width, height = cols * (w + 2) + 2, math.ceil(num / cols) * (h + 2) + 2
+    if width * height > budget.DEFAULT_MAX_PIXELS:
+        raise UsageError(
+            f"--num {num:,} samples of {w}x{h} make a {width}x{height} sheet ({budget.fmt_mp(width * height)}), above "
+            f"the {budget.DEFAULT_MAX_PIXELS / 1e6:g} MP limit of one image; lower --num or draw more in other runs"
+        )
 
 
 def check_weights_path(path: Path) -> None:

@@ -38,8 +38,12 @@ class BadImage(AnimeError):
 
 
 @contextmanager
-def _pillow_limit(max_pixels: int | None) -> Iterator[None]:
-    """Make Pillow's ``MAX_IMAGE_PIXELS`` (and its bomb warning, as an error) follow ``max_pixels``."""
+def pillow_limit(max_pixels: int | None) -> Iterator[None]:
+    """Make Pillow's ``MAX_IMAGE_PIXELS`` (and its bomb warning, as an error) follow ``max_pixels``.
+
+    Pillow checks sizes when a file is opened and, for GIF, when a frame grows the canvas; any
+    code that opens, seeks or loads an image does so inside this, so the raw warning is never printed.
+    """
     with _PILLOW_LIMIT, warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         saved = Image.MAX_IMAGE_PIXELS
@@ -54,11 +58,11 @@ def _too_large(path: Path, max_pixels: int) -> str:
     """The refusal message, with the image's size when its header can be read."""
     advice = "shrink it or raise --max-pixels if it is genuine"
     try:
-        with _pillow_limit(None), Image.open(path) as im:
+        with pillow_limit(None), Image.open(path) as im:
             w, h = im.size
     except Exception:  # only the header is read, for the message; any failure keeps the generic one
         return f"image is above the {max_pixels / 1e6:g} MP limit (possible decompression bomb); {advice}"
-    return f"image is {w}x{h} ({w * h / 1e6:.3g} MP), above the {max_pixels / 1e6:g} MP limit; {advice}"
+    return f"image is {w}x{h} ({budget.fmt_mp(w * h)}), above the {max_pixels / 1e6:g} MP limit; {advice}"
 
 
 def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
@@ -70,7 +74,7 @@ def decode(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise BadImage("file is empty")
-        with _pillow_limit(max_pixels), Image.open(path) as im:
+        with pillow_limit(max_pixels), Image.open(path) as im:
             frames = int(im.n_frames) if getattr(im, "is_animated", False) else 1
             im.load()
             rgb = to_rgb(ImageOps.exif_transpose(im))
@@ -124,17 +128,36 @@ def scale_to_8bit(arr: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
+def resized_size(width: int, height: int, size: int | None, center_crop: bool = False) -> tuple[int, int]:
+    """The (w, h) :func:`resize_long_side` makes of a ``width`` x ``height`` image (computed, nothing allocated)."""
+    if not size:
+        return width, height
+    if center_crop:
+        return size, size
+    scale = size / max(width, height)
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def check_resize(width: int, height: int, size: int | None, max_pixels: int, center_crop: bool = False) -> None:
+    """Refuse (:class:`BadImage`) a ``--size`` that would make this image larger than ``max_pixels``."""
+    w, h = resized_size(width, height, size, center_crop)
+    if (w, h) != (width, height) and w * h > max_pixels:
+        raise BadImage(
+            f"--size {size} would make this {width}x{height} image {w}x{h} ({budget.fmt_mp(w * h)}), above the "
+            f"{max_pixels / 1e6:g} MP limit; use a smaller --size or raise --max-pixels if it is genuine"
+        )
+
+
 def resize_long_side(img: Image.Image, size: int | None, center_crop: bool = False) -> Image.Image:
     """Resize so the long side is ``size`` (or centre-crop to a ``size`` square); ``None`` keeps it."""
     if not size:
         return img
     if center_crop:
         return ImageOps.fit(img, (size, size), Image.Resampling.LANCZOS)
-    w, h = img.size
-    scale = size / max(w, h)
-    if scale == 1:
+    target = resized_size(*img.size, size)
+    if target == img.size:
         return img
-    return img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    return img.resize(target, Image.Resampling.LANCZOS)
 
 
 def to_tensor(img: Image.Image) -> torch.Tensor:

@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from anime_core import budget
 from anime_core.errors import UsageError
 from anime_core.fsutil import atomic_path
-from anime_core.inference.io import BadImage
+from anime_core.inference.io import DEFAULT_MAX_PIXELS, BadImage
 
 VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts"}
 DEFAULT_CODEC = "auto"  # libx264 where the container takes H.264, else the container's default
@@ -123,8 +124,61 @@ class _Damage(Exception):
 
 
 def _reason(exc: BaseException) -> str:
-    text = getattr(exc, "strerror", None) or str(exc)
+    text = getattr(exc, "strerror", None) or str(exc).split("; last error log:")[0]
     return text.rstrip(".") if text else type(exc).__name__
+
+
+#: what FFmpeg logs when a decoder refuses a frame above the codec's ``max_pixels``
+_OVERSIZE = re.compile(r"Picture size (\d+)x(\d+) exceeds specified max pixel count")
+
+
+@contextlib.contextmanager
+def _errors_logged(av: Any) -> Iterator[None]:
+    """Let FFmpeg's error lines reach the exceptions PyAV raises (``exc.log``), printing nothing."""
+    level = av.logging.get_level()
+    av.logging.set_level(av.logging.ERROR)
+    try:
+        with av.logging.Capture(local=False):
+            yield
+    finally:
+        av.logging.set_level(level)
+
+
+def _bound(video: Any, max_pixels: int) -> tuple[int, int]:
+    """Check the stream's declared frame size and cap its decoder at ``max_pixels``, before any frame is decoded.
+
+    The decoder's own ``max_pixels`` makes FFmpeg refuse a frame above the limit before allocating it,
+    whatever the stream declared. Returns the declared (w, h), (0, 0) where the container does not say.
+    """
+    w, h = int(video.codec_context.width or 0), int(video.codec_context.height or 0)
+    if w and h:
+        budget.check_pixels(w, h, max_pixels, "the video's frame size", error=BadVideo)
+    video.codec_context.options = {**video.codec_context.options, "max_pixels": str(max_pixels)}
+    return w, h
+
+
+def _check_frame(frame: Any, declared: tuple[int, int], index: int, max_pixels: int) -> None:
+    """Refuse a decoded frame above ``max_pixels`` or of another size than declared (before converting it)."""
+    w, h = frame.width, frame.height
+    budget.check_pixels(w, h, max_pixels, f"frame {index}", error=BadVideo)
+    if declared != (0, 0) and (w, h) != declared:
+        raise BadVideo(
+            f"frame {index} is {w}x{h}, not the {declared[0]}x{declared[1]} the video declares; "
+            "a video whose frame size changes is not supported"
+        )
+
+
+def _oversize(exc: BaseException, max_pixels: int) -> BadVideo | None:
+    """The refusal for a frame FFmpeg's decoder would not allocate (above ``max_pixels``), else None."""
+    log = getattr(exc, "log", None)
+    m = _OVERSIZE.search(str(log[2] if isinstance(log, tuple) and len(log) > 2 else exc))
+    if not m:
+        return None
+    w, h = int(m[1]), int(m[2])
+    return BadVideo(
+        f"a frame is {w}x{h} ({budget.fmt_mp(w * h)}), above the {max_pixels / 1e6:g} MP limit; "
+        "raise --max-pixels if it is genuine"
+    )
 
 
 def _expected_frames(stream: Any) -> int | None:
@@ -141,8 +195,11 @@ def _expected_frames(stream: Any) -> int | None:
     return round(seconds * rate) if seconds and rate else None
 
 
-def _read(av: Any, container: Any, video: Any, others: list[Any]) -> Iterator[Any]:
-    """Video frames and the other streams' packets in file order; damage raises :class:`_Damage`."""
+def _read(av: Any, container: Any, video: Any, others: list[Any], max_pixels: int) -> Iterator[Any]:
+    """Video frames and the other streams' packets in file order; damage raises :class:`_Damage`.
+
+    A frame above ``max_pixels`` (refused by the decoder, see :func:`_bound`) raises :class:`BadVideo`.
+    """
     packets = container.demux(video, *others)
     while True:
         try:
@@ -157,22 +214,26 @@ def _read(av: Any, container: Any, video: Any, others: list[Any]) -> Iterator[An
         try:
             frames = packet.decode()
         except av.error.FFmpegError as exc:
-            raise _Damage(_reason(exc)) from None
+            raise _oversize(exc, max_pixels) or _Damage(_reason(exc)) from None
         yield from frames
 
 
-def iter_frames(path: Path) -> Iterator[np.ndarray]:
-    """The video's frames as stored (not rotated), RGB uint8 (H, W, 3); damage raises :class:`BadVideo`."""
+def iter_frames(path: Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[np.ndarray]:
+    """The video's frames as stored (not rotated), RGB uint8 (H, W, 3); damage or a frame above
+    ``max_pixels`` raises :class:`BadVideo`."""
     av = _av()
     try:
         container = av.open(str(path))
     except av.error.FFmpegError as exc:
         raise BadVideo(f"cannot open as a video: {_reason(exc)}") from None
-    with container:
+    with container, _errors_logged(av):
         if not container.streams.video:
             raise BadVideo("has no video stream")
+        vin = container.streams.video[0]
+        declared = _bound(vin, max_pixels)
         try:
-            for frame in _read(av, container, container.streams.video[0], []):
+            for i, frame in enumerate(_read(av, container, vin, [], max_pixels)):
+                _check_frame(frame, declared, i + 1, max_pixels)
                 yield _to_rgb(frame)
         except _Damage as exc:
             raise BadVideo(f"video is damaged: {exc}") from None
@@ -368,11 +429,14 @@ def transcode(
     options: EncodeOptions = EncodeOptions(),
     keep_partial: bool = False,
     progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> VideoResult:
     """Write ``fn`` applied to every frame of ``src`` to ``dest`` (atomically); see the module docstring.
 
     Raises :class:`BadVideo` with the reason for an input that cannot be read, is damaged (unless
-    ``keep_partial`` and frames were decoded before the damage) or cannot be written as asked.
+    ``keep_partial`` and frames were decoded before the damage), has frames above ``max_pixels``
+    (the declared size is checked before decoding, and the decoder refuses larger frames before
+    allocating them) or cannot be written as asked.
     """
     av = _av()
     try:
@@ -380,10 +444,12 @@ def transcode(
     except av.error.FFmpegError as exc:
         raise BadVideo(f"cannot open as a video: {_reason(exc)} (not a video, or truncated before its index)") from None
     result = VideoResult()
-    with container:
+    with container, _errors_logged(av):
         if not container.streams.video:
             raise BadVideo("has no video stream")
         vin = container.streams.video[0]
+        declared = _bound(vin, max_pixels)
+        _check_batch(declared, batch_size)
         vin.thread_type = "AUTO"
         others = [s for s in container.streams if s.type in ("audio", "subtitle")]
         dropped = [s for s in container.streams if s.type not in ("audio", "subtitle", "video")]
@@ -394,7 +460,8 @@ def transcode(
         with atomic_path(dest, suffix=dest.suffix) as tmp:
             writer = _Writer(av, tmp, vin, others, options, result.notes.append)
             try:
-                _pump(av, container, vin, writer, fn, batch_size, expected, result, progress, src.name)
+                frames = _Frames(vin, declared, batch_size, max_pixels)
+                _pump(av, container, frames, writer, fn, expected, result, progress, src.name)
                 if result.damage and not keep_partial:
                     kept = f"--keep-partial keeps the {result.frames} frames decoded before it"
                     raise BadVideo(f"{result.damage}; nothing written ({kept})")
@@ -410,19 +477,43 @@ def transcode(
     return result
 
 
+@dataclass(frozen=True)
+class _Frames:
+    """The input video stream and how its frames are read: declared size, batch, pixel limit."""
+
+    stream: Any
+    declared: tuple[int, int]
+    batch_size: int
+    max_pixels: int
+
+
+#: bytes a frame pixel holds while its batch is translated: the RGB array and the model's float32 copy
+BATCH_BYTES_PER_PIXEL = 3 + 3 * 4
+
+
+def _check_batch(declared: tuple[int, int], batch_size: int) -> None:
+    """Refuse a ``--batch-size`` whose frames would not fit the memory budget (before decoding any)."""
+    w, h = declared
+    budget.check_bytes(batch_size * w * h * BATCH_BYTES_PER_PIXEL, f"--batch-size {batch_size} frames of {w}x{h}",
+                       error=BadVideo, advice="lower --batch-size")
+
+
 def _pump(
     av: Any,
     container: Any,
-    vin: Any,
+    frames: _Frames,
     writer: _Writer,
     fn: FrameFn,
-    batch_size: int,
     expected: int | None,
     result: VideoResult,
     progress: bool,
     name: str,
 ) -> None:
-    """Decode, batch, translate and encode; records damage in ``result`` instead of raising."""
+    """Decode, batch, translate and encode; records damage in ``result`` instead of raising.
+
+    Every frame's size is checked (:func:`_check_frame`) before it is converted to RGB.
+    """
+    vin = frames.stream
     batch: list[np.ndarray] = []
     timings: list[_Timing] = []
     bar = tqdm(total=expected, unit="frame", desc=name, disable=not progress, dynamic_ncols=True)
@@ -435,21 +526,22 @@ def _pump(
             batch.clear()
             timings.clear()
 
-    try:
-        for item in _read(av, container, vin, writer.others):
-            if not isinstance(item, av.VideoFrame):
-                writer.packet(item)
-                continue
-            if result.frames == 0 and not batch:
-                writer.rotation = round((item.rotation or 0) / 90) % 4 * 90
-            batch.append(np.ascontiguousarray(np.rot90(_to_rgb(item), writer.rotation // 90)))
-            timings.append(_Timing(item.pts, int(item.duration or 0), item.time_base or vin.time_base))
-            if len(batch) >= batch_size:
-                flush()
-    except _Damage as exc:
-        result.damage = f"video is damaged after frame {result.frames + len(batch)}: {exc}"
-    flush()
-    bar.close()
+    with contextlib.closing(bar):
+        try:
+            for item in _read(av, container, vin, writer.others, frames.max_pixels):
+                if not isinstance(item, av.VideoFrame):
+                    writer.packet(item)
+                    continue
+                _check_frame(item, frames.declared, result.frames + len(batch) + 1, frames.max_pixels)
+                if result.frames == 0 and not batch:
+                    writer.rotation = round((item.rotation or 0) / 90) % 4 * 90
+                batch.append(np.ascontiguousarray(np.rot90(_to_rgb(item), writer.rotation // 90)))
+                timings.append(_Timing(item.pts, int(item.duration or 0), item.time_base or vin.time_base))
+                if len(batch) >= frames.batch_size:
+                    flush()
+        except _Damage as exc:
+            result.damage = f"video is damaged after frame {result.frames + len(batch)}: {exc}"
+        flush()
     if result.frames == 0:
         raise BadVideo(f"no frame could be decoded ({result.damage or 'the video stream is empty'})")
     if result.damage is None and expected and result.frames < expected - 1 - expected // 100:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from anime_core.budget import MAX_WALK_FRAMES, walk_frames
+
 STRENGTH_OPTION = click.Option(
     ["--strength"],
     type=click.FloatRange(0.0, 1.0),
@@ -21,6 +23,7 @@ INTERPOLATE_OPTION = click.Option(
     help="VAE weights: write a latent walk from photo A to photo B (see --steps).",
 )
 STEPS_OPTION = click.Option(
-    ["--steps"], type=click.IntRange(2), default=8, show_default=True, help="Frames of the --interpolate walk."
+    ["--steps"], type=click.IntRange(2), default=8, show_default=True, callback=walk_frames,
+    help=f"Frames of the --interpolate walk (at most {MAX_WALK_FRAMES:,}).",
 )
 RUN_OPTIONS = (STRENGTH_OPTION, INTERPOLATE_OPTION, STEPS_OPTION)

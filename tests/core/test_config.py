@@ -88,7 +88,7 @@ def test_write_is_atomic_and_round_trips(tmp_path):
     ("override", "message"),
     [
         ("train.batch_size=0", "'train.batch_size' must be at least 1, not 0"),
-        ("train.image_size=7", "'train.image_size' must be at least 16, not 7"),
+        ("train.image_size=7", "'train.image_size' must be between 16 and 4096, not 7"),
         ("train.grad_accum=0", "'train.grad_accum' must be at least 1, not 0"),
         ("data.num_workers=-1", "'data.num_workers' must be at least 0, not -1"),
         ("train.max_steps=-5", "'train.max_steps' must be at least 1, not -5"),
