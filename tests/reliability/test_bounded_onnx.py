@@ -143,7 +143,8 @@ def test_an_image_too_large_for_the_graph_fails_with_the_tile_that_fits(registry
         main(args)
     err = capsys.readouterr().err
     assert done.value.code == 1, err
-    assert "at 256x256 px" in err and "750 MiB from 'Tile'" in err and "200 MiB memory budget" in err
+    assert "at 256x256 px" in err and "750 MiB from 'Tile'" in err
+    assert "would need 1.47 GiB, above the 200 MiB memory budget" in err
     tile = int(err.split("use --tile ")[1].split(",")[0])
     assert 64 <= tile < 256 and tile % 8 == 0
     with pytest.raises(SystemExit) as done:
@@ -206,12 +207,8 @@ def test_a_damaged_cached_export_is_rebuilt_with_one_note(registry, tmp_path, ca
     img = make_image((40, 32), 3)
     pipe = anime_core.load("cyclegan", weights=weights, backend="onnxruntime")
     want = np.asarray(pipe(img))
-    peak, _ = pipe.generator.guard.estimate({"input": (1, 3, 256, 256)})  # the guard passes a real export, sanely
-    assert 1 << 20 < peak < 1 << 28, peak
     cached = list((Path(os.environ["ANIME_HOME"]) / "onnx").glob("*.onnx"))
     assert len(cached) == 1
-    sidecar = cached[0].with_name(cached[0].name + ".sha256")
-    assert sidecar.read_text().split()[0] == hashlib.sha256(cached[0].read_bytes()).hexdigest()
     capsys.readouterr()
 
     data = cached[0].read_bytes()
@@ -221,13 +218,17 @@ def test_a_damaged_cached_export_is_rebuilt_with_one_note(registry, tmp_path, ca
     err = capsys.readouterr().err
     assert err.count("was damaged; rebuilt") == 1 and str(cached[0]) in err
     assert cached[0].read_bytes() == data
+    sidecar = cached[0].with_name(cached[0].name + ".sha256")
+    assert sidecar.read_text().split()[0] == hashlib.sha256(data).hexdigest()
 
     def no_export(*args, **kwargs):
         raise AssertionError("exported again")
 
     monkeypatch.setattr(ox, "build_verified", no_export)  # intact again: used as it is, quietly
-    anime_core.load("cyclegan", weights=weights, backend="onnxruntime")
+    again = anime_core.load("cyclegan", weights=weights, backend="onnxruntime")
     assert capsys.readouterr().err == ""
+    peak, _ = again.generator.guard.estimate({"input": (1, 3, 256, 256)})  # the guard passes a real export, sanely
+    assert 1 << 20 < peak < 1 << 28, peak
 
 
 def test_names_from_the_file_reach_messages_escaped(registry, tmp_path):
