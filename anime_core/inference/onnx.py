@@ -38,6 +38,8 @@ import io as _io
 import json
 import logging
 import math
+import sys
+import threading
 import time
 import types
 import warnings
@@ -52,6 +54,7 @@ from torch import nn
 
 from anime_core.errors import AnimeError, UsageError, WeightsUnavailable
 from anime_core.inference import io
+from anime_core.inference.onnx_guard import GraphGuard, check_metadata_attribute, printable
 
 if TYPE_CHECKING:
     from anime_core.inference.pipeline import Pipeline
@@ -64,6 +67,7 @@ FP16_TOLERANCE = 5e-2  # fp16 graphs: about 6/255 of the [-1, 1] range; the meas
 INT8_MIN_PSNR = 35.0  # dB of the int8 graph's 8-bit image against the fp32 graph's, on every calibration image
 FOREIGN_STRIDE = 8  # sides of a graph without our metadata are padded to this multiple (AnimeGANv3's)
 EXTRA = 'pip install "anime-core[onnx]"'
+STOP_WAIT = 5.0  # seconds a Ctrl-C waits for ONNX Runtime to stop at the next node before it goes on anyway
 #: bytes of self-attention scores a graph may hold at once; the graph's attention is unchunked
 ATTENTION_BUDGET = 1 << 30
 #: generator attributes the pipelines read; exported as metadata and restored on the ONNX generator
@@ -137,6 +141,9 @@ class OnnxGenerator(nn.Module):
         self.what = what
         #: why tiles cannot equal the whole image here (read by the pipelines' tiling)
         self.opaque = "ONNX Runtime runs the graph as one black box (--backend torch tiles exactly)"
+        proto = _load(graph, what)
+        #: the checks made before ONNX Runtime sees the graph (it folds constants when it loads one)
+        self.guard = GraphGuard(proto, what)
         try:
             source = graph if isinstance(graph, bytes) else str(graph)
             self.session = ort.InferenceSession(source, session_options(threads),
@@ -156,7 +163,8 @@ class OnnxGenerator(nn.Module):
         if len(shape) not in (2, 4):
             raise WeightsUnavailable(f"{what} takes a rank-{len(shape)} input; image generators take "
                                      f"(N, C, H, W) or (N, H, W, C) images, or (N, D) noise")
-        self.layout = self.meta.get("layout") or (_detect_layout(shape, graph) if self.kind == "translate" else "NC")
+        self.layout = self.meta.get("layout") or (_detect_layout(shape, proto) if self.kind == "translate" else "NC")
+        del proto
         self.fixed_size: tuple[int, int] | None = None
         if self.kind == "translate":
             c_axis, h_axis, w_axis = (1, 2, 3) if self.layout == "NCHW" else (3, 1, 2)
@@ -169,9 +177,12 @@ class OnnxGenerator(nn.Module):
             self.latent_dim = shape[1]
         for name in ATTRIBUTES:
             if name in self.meta:
-                setattr(self, name, _attribute(name, self.meta[name], what))
+                value = _attribute(name, self.meta[name], what)
+                check_metadata_attribute(name, value, what)
+                setattr(self, name, value)
         self.attention_strides: list[int] = _attribute("attention_strides", self.meta.get("attention_strides", "[]"),
                                                        what)
+        self.guard.kind, self.guard.stride = self.kind, int(getattr(self, "stride", 1) or 1)
 
     def attention_bytes(self, n: int, h: int, w: int) -> int:
         """Bytes of attention scores the graph holds for an (n, C, h, w) input (its attention is unchunked)."""
@@ -196,14 +207,54 @@ class OnnxGenerator(nn.Module):
             if label is None:
                 raise ValueError(f"{self.what} is class-conditional: pass label=(N,) class indices")
             feed[self.input_names[1]] = label.detach().to("cpu", torch.int64).numpy()
-        try:
-            y = self.session.run([self.output_name], feed)[0]
-        except Exception as exc:  # ORT's own exception types: a RuntimeError, as a torch forward raises
-            raise RuntimeError(f"ONNX Runtime: {_first_line(exc)}") from None
-        out = torch.from_numpy(y).float()
+        self.guard.check_run({k: tuple(v.shape) for k, v in feed.items()}, h, w)
+        out = torch.from_numpy(self._run(feed)).float()
         if self.layout == "NHWC" and out.dim() == 4:
             out = out.permute(0, 3, 1, 2)
         return out.to(x.device)
+
+
+    def _run(self, feed: dict[str, Any]) -> Any:
+        """``session.run`` in a worker thread, so that Ctrl-C stops it between two nodes.
+
+        ONNX Runtime holds the calling thread until the graph is done, and Python handles a signal
+        only between bytecodes of the main thread: the main thread waits here instead, and on
+        ``KeyboardInterrupt`` sets ``RunOptions.terminate`` (ORT's way to stop a run) and re-raises.
+        """
+        options = require().RunOptions()
+        box: dict[str, Any] = {}
+        done = threading.Event()  # not Thread.join: a join interrupted by Ctrl-C marks a running thread stopped
+
+        def work() -> None:
+            try:
+                box["out"] = self.session.run([self.output_name], feed, options)[0]
+            except Exception as exc:  # ORT's own exception types
+                box["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=work, name="onnxruntime-run", daemon=True).start()
+        try:
+            while not done.wait(0.1):
+                pass
+        except KeyboardInterrupt:
+            options.terminate = True
+            done.wait(STOP_WAIT)
+            raise
+        if "error" in box:  # a RuntimeError, as a torch forward raises
+            raise RuntimeError(f"ONNX Runtime: {_first_line(box['error'])}")
+        return box["out"]
+
+
+def _load(graph: str | Path | bytes, what: str) -> Any:
+    """The graph's ModelProto (external data not loaded: the checks need only its shapes)."""
+    onnx = require("onnx")
+    try:
+        if isinstance(graph, bytes):
+            return onnx.load_from_string(graph)
+        return onnx.load(str(graph), load_external_data=False)
+    except Exception as exc:  # protobuf's DecodeError and onnx's own types
+        raise WeightsUnavailable(f"{what} is not a valid ONNX graph ({_first_line(exc)})") from None
 
 
 LIST_ATTRIBUTES = {"class_names": str, "attention_strides": int}
@@ -228,27 +279,23 @@ def _attribute(name: str, text: str, what: str) -> Any:
     else:
         ok = fits(value, int)
     if not ok:
-        raise WeightsUnavailable(f"{what} has corrupt metadata ({name}={text[:40]!r}); export it again")
+        raise WeightsUnavailable(f"{what} has corrupt metadata ({name}='{printable(text, 40)}'); export it again")
     return value
 
 
 def _first_line(exc: BaseException) -> str:
+    """The first line of an error from ONNX Runtime or onnx, which may quote names from the file: escaped."""
     text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+    return printable(text[0], 300) if text else type(exc).__name__
 
 
-def _detect_layout(shape: list[Any], graph: str | Path | bytes) -> str:
+def _detect_layout(shape: list[Any], proto: Any) -> str:
     """NCHW or NHWC from the input shape; when both channel axes are symbolic, from a leading Transpose."""
     first, last = shape[1], shape[3]
     if isinstance(first, int) and first in (1, 3, 4):
         return "NCHW"
     if isinstance(last, int) and last in (1, 3, 4):
         return "NHWC"
-    onnx = require("onnx")
-    if isinstance(graph, bytes):
-        proto = onnx.load_from_string(graph)
-    else:
-        proto = onnx.load(str(graph), load_external_data=False)
     name = proto.graph.input[0].name
     for node in proto.graph.node:  # graphs converted from TensorFlow start with NHWC -> NCHW
         if name in node.input and node.op_type == "Transpose":
@@ -262,11 +309,12 @@ def check_graph(gen: OnnxGenerator, spec: ModelSpec, part: str, hint: str) -> No
     """Refuse a graph exported for another model, another part, or of the other kind (image vs noise)."""
     owner = gen.meta.get("model")
     if owner and owner != spec.name:
-        raise WeightsUnavailable(f"{gen.what} was exported from model '{owner}', not '{spec.name}'; "
-                                 f"run 'anime run {owner}'")
+        raise WeightsUnavailable(f"{gen.what} was exported from model '{printable(owner, 60)}', not '{spec.name}'; "
+                                 f"run 'anime run {printable(owner, 60)}'")
     held = gen.meta.get("part")
     if held and held != part:
-        raise WeightsUnavailable(f"{gen.what} holds the '{held}' part, not the '{part}' that runs {hint}")
+        raise WeightsUnavailable(f"{gen.what} holds the '{printable(held, 60)}' part, not the '{part}' that runs "
+                                 f"{hint}")
     if gen.kind != spec.kind:
         takes = "noise" if gen.kind == "generate" else "images"
         raise WeightsUnavailable(f"{gen.what} takes {takes}, but '{spec.name}' is a {spec.kind} model; "
@@ -321,7 +369,8 @@ def to_onnxruntime(pipe: Pipeline, cls: type[Pipeline], device: str | torch.devi
     """``pipe`` (torch) as the same pipeline class running on ONNX Runtime.
 
     The graph is exported and verified once, then kept in ``cache`` (default
-    ``$ANIME_HOME/onnx``) under a digest of the generator's tensors, class, options and precision.
+    ``$ANIME_HOME/onnx``) under a digest of the generator's tensors, class, options and precision,
+    with its sha256 beside it: a cached file that no longer matches is rebuilt (with one note).
     """
     from anime_core.weights.store import anime_home
 
@@ -331,13 +380,46 @@ def to_onnxruntime(pipe: Pipeline, cls: type[Pipeline], device: str | torch.devi
     folder = cache or anime_home() / "onnx"
     path = folder / f"{pipe.spec.name}-{_digest(pipe, precision)}.onnx"
     graph: Path | bytes = path
-    if not path.is_file():
+    state = _cache_state(path)
+    if state != "ok":
         proto, _ = build_verified(pipe, precision=precision)
         graph = proto.SerializeToString()
         with contextlib.suppress(OSError):  # a read-only cache still runs, from memory
             _write(graph, path)
+            _write(f"{hashlib.sha256(graph).hexdigest()}  {path.name}\n".encode(), _sidecar(path))
+        if state == "damaged" and path not in _NOTED:
+            _NOTED.add(path)
+            print(f"note: cached ONNX export {path} was damaged; rebuilt", file=sys.stderr)
     return onnx_pipeline(cls, pipe.spec, graph, device, "fp32", pipe.defaults, threads,
                          f"the ONNX export of {pipe.spec.name}", **kwargs)
+
+
+_NOTED: set[Path] = set()  # damaged cached exports already reported in this process
+
+
+def _sidecar(path: Path) -> Path:
+    """Where the sha256 of a cached export is kept (``sha256sum`` format), written after the graph."""
+    return path.with_name(path.name + ".sha256")
+
+
+def _cache_state(path: Path) -> str:
+    """``"ok"`` (its sha256 matches the one stored beside it), ``"missing"`` or ``"damaged"``.
+
+    No readable sidecar (a cache from before sidecars, or a crash between the two writes) is
+    ``"missing"``: rebuilt quietly. A mismatch (a truncated or altered file) is ``"damaged"``.
+    """
+    if not path.is_file():
+        return "missing"
+    try:
+        want = _sidecar(path).read_text().split()[0]
+    except (OSError, IndexError, UnicodeDecodeError):
+        return "missing"
+    try:
+        with path.open("rb") as fh:
+            got = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return "damaged"
+    return "ok" if got == want else "damaged"
 
 
 def _digest(pipe: Pipeline, precision: str) -> str:
