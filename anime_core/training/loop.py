@@ -363,6 +363,7 @@ def _checkpoint(acc: Accelerator, task: TrainingTask, state: TrainState, run: Ru
     saved = checkpoint.save(acc, task, state, run.dir, model, hint)
     # the checkpoint's generator as 'anime run --weights' takes it: 'anime eval RUN --all-checkpoints' scores each
     export(acc, task, model, saved.path, state.step, state.epoch, _advice(model, run.dir))
+    checkpoint.report_saved(acc, saved)  # its step and size: the folder's number counts saves
     return state.step
 
 
