@@ -7,6 +7,9 @@ folder. ``anime eval --flicker OUT.mp4 [--reference IN.mp4]`` measures the flick
 or animation (:func:`anime_core.inference.temporal.flicker`). Exit codes: 0 ok, 1 some images could not be
 read (they are named and skipped), 2 usage, 3 the weights of a requested metric are unavailable (the other
 metrics are still printed).
+
+Each skipped file or pair is printed to stderr as it is skipped (``failed: PATH: reason``, with control
+characters escaped), so a run that ends with "no image pair could be compared" has said why above.
 """
 
 from __future__ import annotations
@@ -25,6 +28,38 @@ if TYPE_CHECKING:
     from anime_core.metrics.scoring import Report
 
 _DIR = click.Path(file_okay=False, path_type=Path)
+#: how ``--size`` and pairs of different sizes are handled; shown in --help (README: "anime eval")
+SIZES_HELP = (
+    "Scale every image (and, with a MODEL or RUN_DIR, every photo before it is translated) so its long side is N "
+    "px, like anime run --size [default: full size]. A pair whose two images differ in size is compared at the "
+    "real image's size: the fake is resized to it when the aspect ratios agree within 2%, otherwise the pair is "
+    "skipped and named."
+)
+
+
+def shown(text: str) -> str:
+    """``text`` safe for one terminal line: newline as ``\\n``, tab as ``\\t``, other control characters
+    (and undecodable file-name bytes) as ``\\xNN``."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _NAMED:
+            out.append(_NAMED[ch])
+        elif code < 0x20 or 0x7F <= code < 0xA0:
+            out.append(f"\\x{code:02x}")
+        elif 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode could not decode
+            out.append(f"\\x{code - 0xDC00:02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def print_failure(path: str, reason: str) -> None:
+    """One skipped file or pair, on stderr, escaped."""
+    click.echo(f"failed: {shown(path)}: {shown(reason)}", err=True)
 
 
 def _format(value: float, std: float | None) -> str:
@@ -60,8 +95,11 @@ def _run_model(
         raise UsageError(f"'{model}' generates from noise and takes no --photos; use --num N")
     pipe = load(model, style=style, weights=weights, device=kw["device"])
     if spec.kind == "translate":
-        options = FileOptions(output=out, batch_size=kw["batch_size"], progress=not kw["quiet"])
-        return list(translate_files(pipe, [str(photos)], options).failed)
+        options = FileOptions(output=out, size=kw.get("size"), batch_size=kw["batch_size"], progress=not kw["quiet"])
+        failed = list(translate_files(pipe, [str(photos)], options).failed)
+        for path, reason in failed:
+            print_failure(path, reason)
+        return failed
     check_samples(pipe, kw["num"], sheet=False)  # held together: refused before they are drawn
     images = pipe.decode_latents(pipe.latents(kw["num"], kw["seed"]), batch_size=kw["batch_size"])
     for i, x in enumerate(images):
@@ -201,10 +239,10 @@ def _score(real: Path, fake: Path, metrics: tuple[str, ...] | None, kw: dict[str
         device=kw["device"],
         csv_path=csv_path,
         progress=not kw["quiet"],
+        size=kw["size"],
+        on_failure=print_failure,  # as they happen: an error that ends the run comes after its reasons
     )
     report.failed = failed + report.failed
-    for path, reason in report.failed:
-        click.echo(f"failed: {path}: {reason}", err=True)
     if kw["as_json"]:
         more = {"not_computed": skipped} if skipped else {}
         click.echo(json.dumps({"real": str(real), "fake": str(fake), **report.to_dict(), **more}, indent=2))
@@ -242,6 +280,7 @@ eval_command = click.Command(
             help="Comma-separated metrics, or 'all' [default: those that run offline: the ones whose weights are "
                  "cached, paired ones when the files are named alike; the rest are named as not computed].",
         ),
+        click.Option(["--size"], type=click.IntRange(8), metavar="N", help=SIZES_HELP),
         click.Option(["--style", "-s"], help="MODEL's pretrained style."),
         click.Option(["--weights", "-w"], type=click.Path(dir_okay=False, path_type=Path), help="MODEL's weights."),
         click.Option(["--photos"], type=_DIR, help="Photos a translate MODEL turns into anime."),

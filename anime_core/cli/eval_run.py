@@ -5,7 +5,9 @@ model on ``--photos``, by default the run's ``data.photo``; a generate model sam
 images) and scores the outputs against ``--real`` (by default the run's ``data.anime``).
 ``--all-checkpoints`` does the same for the generator each checkpoint holds and writes the table
 and a plot of each metric over the steps to ``RUN_DIR/eval/checkpoints.csv`` and ``.png``; the
-run's ``report.html`` shows them.
+run's ``report.html`` shows them. The table is rewritten (atomically) after each checkpoint is scored,
+so when a later checkpoint fails, or the evaluation is interrupted, the earlier rows are kept.
+``--size N`` translates the photos at N px on the long side instead of full size.
 
 Without ``--metrics`` every metric that can run here runs: FID, KID, IS and precision/recall
 need the Inception weights, LPIPS the AlexNet weights, and PSNR/SSIM need ``--real`` files named
@@ -20,6 +22,7 @@ import csv
 import io
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +73,9 @@ def evaluate_run(run_dir: Path, kw: dict[str, Any]) -> int:
                        "ones", err=True)
     targets = checkpoint_targets(run_dir) if kw.get("all_checkpoints") else [final_target(run_dir)]
     metrics, skipped = _metrics(kw, spec.kind, real, photos)
-    results = _score_all(model, targets, real, photos, metrics, skipped, kw)
+    keep = (lambda results: _write_table(run_dir, *_table(results), final=False)) if kw.get("all_checkpoints") \
+        else None
+    results = _score_all(model, targets, real, photos, metrics, skipped, kw, keep)
     return _report(run_dir, model, results, skipped, kw)
 
 
@@ -156,26 +161,43 @@ def _metrics(kw: dict[str, Any], kind: str, real: Path, photos: Path | None) -> 
 
 
 def _score_all(model: str, targets: list[Target], real: Path, photos: Path | None, metrics: list[str],
-               skipped: dict[str, str], kw: dict[str, Any]) -> list[tuple[Target, Report]]:
-    from anime_core.cli.eval_cmd import _run_model
+               skipped: dict[str, str], kw: dict[str, Any],
+               keep: Callable[[list[tuple[Target, Report]]], list[Path]] | None = None) -> list[tuple[Target, Report]]:
+    """Score each target in turn; ``keep(results)`` saves the results so far after each one."""
+    results: list[tuple[Target, Report]] = []
+    kept: list[Path] = []
+    try:
+        for target in targets:
+            if not metrics:
+                break
+            report = _score_one(model, target, real, photos, metrics, kw, len(targets))
+            results.append((target, report))
+            for name, why in report.unavailable.items():  # missing weights stay missing: not retried per checkpoint
+                skipped[name] = why
+            metrics = [m for m in metrics if m not in report.unavailable]
+            if keep is not None and report.scores:
+                kept = keep(results)
+    except BaseException:  # a later failure or Ctrl-C: say where the finished rows are, then fail as before
+        if kept:
+            click.echo(f"note: the scores of {len(results)} checkpoint(s) scored before this are kept in "
+                       f"{kept[0]}", err=True)
+        raise
+    return results
+
+
+def _score_one(model: str, target: Target, real: Path, photos: Path | None, metrics: list[str], kw: dict[str, Any],
+               count: int) -> Report:
+    from anime_core.cli.eval_cmd import _run_model, print_failure
     from anime_core.metrics.scoring import evaluate
 
-    results = []
-    for target in targets:
-        if not metrics:
-            break
-        with tempfile.TemporaryDirectory(prefix="anime-eval-") as tmp:
-            out = Path(kw["output"]) / target.label if kw.get("output") else Path(tmp)
-            failed = _run_model(model, None, target.weights, photos, out, kw)
-            csv_path = _csv_path(kw.get("csv"), target, len(targets))
-            report = evaluate(real, out, tuple(metrics), batch_size=kw["batch_size"], device=kw["device"],
-                              csv_path=csv_path, progress=not kw["quiet"])
-        report.failed = failed + report.failed
-        results.append((target, report))
-        for name, why in report.unavailable.items():  # missing weights stay missing: do not retry per checkpoint
-            skipped[name] = why
-        metrics = [m for m in metrics if m not in report.unavailable]
-    return results
+    with tempfile.TemporaryDirectory(prefix="anime-eval-") as tmp:
+        out = Path(kw["output"]) / target.label if kw.get("output") else Path(tmp)
+        failed = _run_model(model, None, target.weights, photos, out, kw)
+        report = evaluate(real, out, tuple(metrics), batch_size=kw["batch_size"], device=kw["device"],
+                          csv_path=_csv_path(kw.get("csv"), target, count), progress=not kw["quiet"],
+                          size=kw.get("size"), on_failure=print_failure)
+    report.failed = failed + report.failed
+    return report
 
 
 def _csv_path(given: Path | None, target: Target, count: int) -> Path | None:
@@ -189,9 +211,6 @@ def _report(
 ) -> int:
     from anime_core.cli.eval_cmd import render
 
-    for _, report in results:
-        for path, reason in report.failed:
-            click.echo(f"failed: {path}: {reason}", err=True)
     table = _table(results)
     if kw.get("all_checkpoints") and table[1]:
         written = _write_table(run_dir, *table)
@@ -237,8 +256,12 @@ def _best(model: str, header: list[str], rows: list[list[Any]], results: list[tu
     return lines
 
 
-def _write_table(run_dir: Path, header: list[str], rows: list[list[Any]]) -> list[Path]:
-    """``eval/checkpoints.csv``, ``eval/checkpoints.png`` (with matplotlib), and the refreshed report."""
+def _write_table(run_dir: Path, header: list[str], rows: list[list[Any]], final: bool = True) -> list[Path]:
+    """``eval/checkpoints.csv``, ``eval/checkpoints.png`` (with matplotlib), and the refreshed report.
+
+    Each file is replaced atomically. ``final=False`` (after each checkpoint) writes the CSV and the plot
+    quietly; the report is refreshed, and a missing matplotlib named, only at the end.
+    """
     from anime_core.fsutil import atomic_path
     from anime_core.training import report as run_report
 
@@ -257,8 +280,10 @@ def _write_table(run_dir: Path, header: list[str], rows: list[list[Any]]) -> lis
         with atomic_path(png) as tmp:
             tmp.write_bytes(run_report.plot_png(series, "step"))
         written.append(png)
-    else:
+    elif final:
         click.echo(f"note: no plot without matplotlib; {run_report.EXTRA} adds it", err=True)
+    if not final:
+        return written
     try:
         written.append(run_report.write_report(run_dir))
     except OSError as exc:

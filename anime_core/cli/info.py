@@ -82,10 +82,24 @@ def _data_keys(spec: Any) -> str:
     return " ".join(" or ".join(f"{k}=FOLDER" for k in entry.split("|")) for entry in kind.keys)
 
 
+def _run_info(arg: str) -> bool:
+    """``anime info RUN_DIR``: the run's checkpoints (step, size, time); False when ``arg`` is no run folder."""
+    from pathlib import Path
+
+    if not (Path(arg) / "config.yaml").is_file():
+        return False
+    from anime_core.training.checkpoint import summary
+
+    click.echo(summary(Path(arg)))
+    return True
+
+
 @click.command("info")
 @click.argument("model")
 def info_command(model: str) -> None:
-    """Paper, networks, default config and styles of MODEL."""
+    """Paper, networks, default config and styles of MODEL; for a training run folder, its checkpoints."""
+    if _run_info(model):
+        return
     from anime_core import config as cfglib
     from anime_core.specs import ref_name
     from anime_core.weights.catalog import foreign_layouts

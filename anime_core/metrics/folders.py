@@ -1,17 +1,19 @@
 """Image folders for ``anime eval``: listing, pairing by name, decoding, batched feature extraction.
 
 Images are decoded like ``anime run`` does (EXIF orientation, any mode -> RGB); an unreadable file is
-reported with its reason and skipped. Paired metrics match files by their path relative to the folder
-without the extension (``sub/a.jpg`` pairs with ``sub/a.png``), since translated outputs may change format.
+reported with its reason and skipped. ``size`` scales every image so its long side is that many pixels
+(like ``anime run --size``). Paired metrics match files by their path relative to the folder without the
+extension (``sub/a.jpg`` pairs with ``sub/a.png``), since translated outputs may change format.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
+from PIL import Image
 from torch import nn
 
 from anime_core.errors import UsageError
@@ -65,9 +67,14 @@ def match_pairs(real: str | Path, fake: str | Path) -> list[tuple[str, Path, Pat
     return [(key, r[key], f[key]) for key in sorted(r)]
 
 
-def read(path: Path) -> torch.Tensor:
-    """uint8 (3, H, W) RGB; raises :class:`~anime_core.inference.io.BadImage` with the reason."""
-    return io.to_tensor(io.decode(path))
+def load(path: Path, size: int | None = None) -> Image.Image:
+    """RGB, scaled so the long side is ``size`` when given; raises :class:`~anime_core.inference.io.BadImage`."""
+    return io.resize_long_side(io.decode(path), size)
+
+
+def read(path: Path, size: int | None = None) -> torch.Tensor:
+    """uint8 (3, H, W) RGB (long side ``size`` when given); raises :class:`~anime_core.inference.io.BadImage`."""
+    return io.to_tensor(load(path, size))
 
 
 def batched_by_size(items: Iterable[tuple[T, torch.Tensor]], batch_size: int) -> Iterator[list[tuple[T, torch.Tensor]]]:
@@ -98,8 +105,14 @@ def extract_features(
     device: torch.device | str = "cpu",
     progress: bool = False,
     desc: str = "features",
+    size: int | None = None,
+    on_failure: Callable[[str, str], None] | None = None,
 ) -> tuple[dict[str, torch.Tensor], Failed]:
-    """Run ``extractor`` on uint8 (N, 3, H, W) batches of ``files``; returns concatenated features and failures."""
+    """Run ``extractor`` on uint8 (N, 3, H, W) batches of ``files``; returns concatenated features and failures.
+
+    ``size`` scales each image to that long side first; ``on_failure(path, reason)`` hears of each skipped file
+    as it happens.
+    """
     from tqdm.auto import tqdm
 
     failed: Failed = []
@@ -108,9 +121,11 @@ def extract_features(
     def decoded() -> Iterator[tuple[Path, torch.Tensor]]:
         for f in files:
             try:
-                yield f, read(f)
+                yield f, read(f, size)
             except io.BadImage as exc:
                 failed.append((str(f), str(exc)))
+                if on_failure is not None:
+                    on_failure(str(f), str(exc))
                 bar.update(1)
 
     chunks: dict[str, list[torch.Tensor]] = {}

@@ -4,18 +4,25 @@ Distribution metrics (fid, kid, is, prc) compare the two folders as sets through
 feature extractor per folder (the standard TF Inception-v3 unless another ``extractor`` is given).
 Paired metrics (psnr, ssim, lpips) compare files matched by name and give a per-image CSV. A metric
 whose pretrained weights are missing is reported as unavailable (exit 3) while the others are computed.
+
+Sizes: ``size`` first scales every image so its long side is ``size`` px. A pair whose two images still
+differ in size is compared at the real image's size: the fake is resized to it (Lanczos) when the two
+aspect ratios agree within :data:`ASPECT_TOLERANCE` (models round sizes to multiples of 4 or 8), and
+otherwise skipped with the reason. Each skipped file or pair is reported as it happens (``on_failure``).
 """
 
 from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -24,6 +31,10 @@ from anime_core.inference import io
 from anime_core.metrics import DISTRIBUTION, METRICS, PAIRED, folders
 from anime_core.metrics import distribution as dist
 from anime_core.metrics import paired as pm
+
+#: a pair of different sizes is compared when the aspect ratios differ by at most this fraction
+ASPECT_TOLERANCE = 0.02
+OnFailure = Callable[[str, str], None]
 
 
 def _version(dist_name: str) -> str:
@@ -65,6 +76,14 @@ class Report:
     unavailable: dict[str, str] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
     csv: Path | None = None
+    #: called with (path, reason) for each file or pair skipped, as it is skipped
+    on_failure: OnFailure | None = field(default=None, repr=False, compare=False)
+
+    def fail(self, path: str, reason: str) -> None:
+        """Record a skipped file or pair and tell ``on_failure`` at once."""
+        self.failed.append((path, reason))
+        if self.on_failure is not None:
+            self.on_failure(path, reason)
 
     @property
     def exit_code(self) -> int:
@@ -104,23 +123,27 @@ def evaluate(
     csv_path: str | Path | None = None,
     kid_subset_size: int = dist.KID_SUBSET_SIZE,
     progress: bool = False,
+    size: int | None = None,
+    on_failure: OnFailure | None = None,
 ) -> Report:
     """Score the images in ``fake`` against those in ``real``.
 
     ``extractor`` is any module mapping uint8 images (N, 3, H, W) to (N, D) features, or to
     ``{"pool": ..., "logits": ...}``; ``None`` uses the standard Inception-v3 (weights from the cache).
     ``lpips`` likewise replaces the LPIPS network. Paired metrics write per-image rows to ``csv_path``.
+    ``size`` scales every image to that long side first; ``on_failure(path, reason)`` hears of each skipped
+    file or pair as it happens (they are also in ``Report.failed``).
     """
     from anime_core.inference.pipeline import pick_device
 
     chosen = parse_metrics(metrics)
     dev = pick_device(device)
-    report = Report()
+    report = Report(on_failure=on_failure)
     real, fake = Path(real).expanduser(), Path(fake).expanduser()
     if any(m in DISTRIBUTION for m in chosen):
-        _distribution(report, real, fake, chosen, extractor, batch_size, dev, kid_subset_size, progress)
+        _distribution(report, real, fake, chosen, extractor, batch_size, dev, kid_subset_size, progress, size)
     if any(m in PAIRED for m in chosen):
-        _paired(report, real, fake, chosen, lpips, batch_size, dev, csv_path, progress)
+        _paired(report, real, fake, chosen, lpips, batch_size, dev, csv_path, progress, size)
     return report
 
 
@@ -134,6 +157,7 @@ def _distribution(
     device: torch.device,
     kid_subset_size: int,
     progress: bool,
+    size: int | None,
 ) -> None:
     wanted = [m for m in chosen if m in DISTRIBUTION]
     real_files, fake_files = folders.list_images(real, "--real"), folders.list_images(fake, "--fake")
@@ -148,13 +172,15 @@ def _distribution(
             return
     extractor = extractor.to(device).eval()
     ext_name = str(getattr(extractor, "name", type(extractor).__name__))
-    feats_r, bad_r = folders.extract_features(extractor, real_files, batch_size, device, progress, "real")
-    feats_f, bad_f = folders.extract_features(extractor, fake_files, batch_size, device, progress, "fake")
+    tell = report.on_failure
+    feats_r, bad_r = folders.extract_features(extractor, real_files, batch_size, device, progress, "real", size, tell)
+    feats_f, bad_f = folders.extract_features(extractor, fake_files, batch_size, device, progress, "fake", size, tell)
     report.failed += bad_r + bad_f
     n_r, n_f = len(real_files) - len(bad_r), len(fake_files) - len(bad_f)
     report.counts.update(real=n_r, fake=n_f)
     if not n_r or not n_f:
-        raise UsageError(f"no readable images in {'--real' if not n_r else '--fake'}; see the failures above")
+        flag, bad = ("--real", bad_r) if not n_r else ("--fake", bad_f)
+        raise UsageError(f"no readable images in {flag}: all {len(bad)} were skipped (first: {_first(bad)})")
     impl = _version("torch-fidelity")
     add = report.scores.append
     if "fid" in wanted:
@@ -185,6 +211,7 @@ def _paired(
     device: torch.device,
     csv_path: str | Path | None,
     progress: bool,
+    size: int | None,
 ) -> None:
     pairs = folders.match_pairs(real, fake)
     wanted = [m for m in chosen if m in PAIRED]
@@ -197,27 +224,21 @@ def _paired(
     if lpips is not None:
         lpips = lpips.to(device).eval()
     rows: dict[str, dict[str, Any]] = {}
+    resized = 0
     bar = tqdm(total=len(pairs), unit="pair", desc="paired", disable=not progress, leave=False)
 
     def decoded():  # type: ignore[no-untyped-def]
+        nonlocal resized
         for name, rf, ff in pairs:
-            current = rf
             try:
-                r = folders.read(rf)
-                current = ff
-                f = folders.read(ff)
-            except io.BadImage as exc:
-                report.failed.append((str(current), f"{exc} (pair {name} skipped)"))
+                r, f, scaled = _pair(rf, ff, size)
+            except _Skipped as exc:
+                report.fail(exc.path, exc.reason)
                 bar.update(1)
                 continue
-            if r.shape != f.shape:
-                report.failed.append(
-                    (str(ff), f"size {f.shape[2]}x{f.shape[1]} differs from {rf} ({r.shape[2]}x{r.shape[1]})")
-                )
-                bar.update(1)
-                continue
+            resized += scaled
             rows[name] = {"name": name, "real": str(rf), "fake": str(ff)}
-            yield name, torch.stack([r, f])
+            yield name, torch.stack([io.to_tensor(r), io.to_tensor(f)])
 
     for group in folders.batched_by_size(decoded(), batch_size):
         names = [n for n, _ in group]
@@ -237,7 +258,8 @@ def _paired(
     bar.close()
     report.counts["pairs"] = len(rows)
     if not rows:
-        raise UsageError("no readable image pairs; see the failures above")
+        raise UsageError(f"no image pair could be compared: all {len(pairs)} were skipped (first: "
+                         f"{_first(report.failed)})")
     ordered = [rows[k] for k in sorted(rows)]
     impl = _version("torchmetrics")
     for metric in wanted:
@@ -245,11 +267,45 @@ def _paired(
         extractor = str(getattr(lpips, "name", type(lpips).__name__)) if metric == "lpips" else "-"
         unit = " dB" if metric == "psnr" else ""
         std = float(vals.std()) if len(vals) > 1 else None
+        scaled = f" ({resized} fakes resized to their real's size)" if resized else ""
         report.scores.append(
-            Score(metric, float(vals.mean()), std, impl, extractor, f"mean{unit} over {len(vals)} pairs")
+            Score(metric, float(vals.mean()), std, impl, extractor, f"mean{unit} over {len(vals)} pairs{scaled}")
         )
     if wanted and csv_path is not None:
         report.csv = _write_csv(Path(csv_path), ordered, wanted)
+
+
+class _Skipped(Exception):
+    """A pair left out: the file to name and the reason."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(path, reason)
+        self.path, self.reason = path, reason
+
+
+def _pair(rf: Path, ff: Path, size: int | None) -> tuple[Image.Image, Image.Image, bool]:
+    """The two images of a pair at one size, and whether the fake was resized to the real's size.
+
+    Raises :class:`_Skipped` for a pair that is skipped.
+    """
+    current = rf
+    try:
+        r = folders.load(rf, size)
+        current = ff
+        f = folders.load(ff, size)
+    except io.BadImage as exc:
+        raise _Skipped(str(current), f"{exc} (pair skipped)") from None
+    if f.size == r.size:
+        return r, f, False
+    (rw, rh), (fw, fh) = r.size, f.size
+    if abs(math.log((fw / fh) / (rw / rh))) > math.log1p(ASPECT_TOLERANCE):
+        raise _Skipped(str(ff), f"size {fw}x{fh} has another aspect ratio than {rf} ({rw}x{rh}), so the "
+                                   f"pair is skipped; paired metrics compare the same framing")
+    return r, f.resize(r.size, Image.Resampling.LANCZOS), True
+
+
+def _first(failed: list[tuple[str, str]]) -> str:
+    return f"{failed[0][0]}: {failed[0][1]}" if failed else "none"
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], metrics: list[str]) -> Path:

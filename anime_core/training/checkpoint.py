@@ -13,6 +13,11 @@ that Accelerate's rotation does not count it. A checkpoint is only written when 
 weights are finite and sane (:func:`weights_problem`), so the newest checkpoint is always one
 worth resuming from, with a lower learning rate if the run diverged.
 
+The folder number counts saves, not steps (``checkpoint_0/1/2`` may hold steps 10/13/16), and
+Accelerate's rotation and resume rely on that naming, so it is kept; instead each save prints its
+step and size on disk (``saved checkpoint_2: step 16, 380 MiB``), and ``anime info RUN_DIR`` lists
+every checkpoint with its step, epoch, size and time (:func:`summary`).
+
 Loading never unpickles objects: every pickle-format file (what Accelerate writes with
 ``torch.save``) must load with ``torch.load(weights_only=True)`` and a short allow-list of
 numpy types (the RNG state), or the checkpoint is refused as tampered (exit 3).
@@ -25,6 +30,8 @@ import json
 import os
 import re
 import shutil
+import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -153,6 +160,55 @@ def weights_problem(nets: dict[str, nn.Module]) -> str | None:
         if largest > MAX_WEIGHT:
             return f"the weights of '{name}' reached {largest:.3g}, past {MAX_WEIGHT:g} (the run diverged)"
     return None
+
+
+def size_on_disk(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (what deleting it frees)."""
+    total = 0
+    for path in folder.rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                total += path.stat().st_size
+        except OSError:
+            continue  # removed meanwhile (rotation)
+    return total
+
+
+def report_saved(acc: Accelerator, ckpt: Checkpoint) -> None:
+    """Say what was saved, with the step and the folder's size (main process; above a progress bar)."""
+    from tqdm.auto import tqdm
+
+    from anime_core.budget import fmt_bytes
+
+    if acc.is_main_process:
+        tqdm.write(f"saved {ckpt.path.name}: step {ckpt.step}, {fmt_bytes(size_on_disk(ckpt.path))} ({ckpt.path})",
+                   file=sys.stderr)
+
+
+def summary(run_dir: Path) -> str:
+    """``anime info RUN_DIR``: a table of the run's checkpoints (folder, step, epoch, size, saved) and a total."""
+    from anime_core.budget import fmt_bytes
+    from anime_core.cli.common import table
+
+    rows, total = [], 0
+    for ckpt in checkpoints(run_dir):
+        size = size_on_disk(ckpt.path)
+        total += size
+        try:
+            epoch = str(json.loads((ckpt.path / STATE_FILE).read_text()).get("epoch", ""))
+            saved = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((ckpt.path / STATE_FILE).stat().st_mtime))
+        except (OSError, ValueError, AttributeError):
+            epoch, saved = "", ""
+        rows.append([ckpt.path.name, str(ckpt.step), epoch, fmt_bytes(size), saved])
+    incomplete = sum(1 for f in _folders(run_dir) if not (f / STATE_FILE).is_file())
+    if not rows:
+        text = f"{run_dir}: no complete checkpoint yet"
+    else:
+        text = table(rows, ["CHECKPOINT", "STEP", "EPOCH", "SIZE", "SAVED"])
+        text += f"\n{len(rows)} checkpoint(s), {fmt_bytes(total)} in {run_dir / CHECKPOINTS}"
+    if incomplete:
+        text += f"\n{incomplete} incomplete folder(s) (a save that did not finish), removed at the next save"
+    return text
 
 
 # -- loading --------------------------------------------------------------------------------------

@@ -83,17 +83,17 @@ def train(
         acc = _accelerator(cfg, run, log_with)
         seed = int(cfglib.get(cfg, "train.seed", 0))
         set_seed(seed)
-        if acc.is_main_process:
-            cfglib.write(cfg, run.dir / "config.yaml")
-            _announce(run.dir, "tensorboard" in log_with)
 
         # Data, then the task's nets, optimizers and schedulers (built through the registry), one prepare.
         task = spec.task_class()(spec, cfg, reg)
         with prepared_data_errors(cfg), preflight.perceptual_advice(cfg):
             preflight.require_weights(task)  # before the dataset, which may write prepared copies
-            dataset = task.dataset()
+            dataset = task.dataset()  # may record where its prepared copies are (AnimeGAN: data.prepared_cache)
             plan = Plan.of(cfg, len(dataset), acc.num_processes)
             task.build(plan.steps_per_epoch)
+        if acc.is_main_process:  # only once the checks passed: a run that fails them removes its folder unnamed
+            cfglib.write(cfg, run.dir / "config.yaml")
+            _announce(run.dir, "tensorboard" in log_with)
         if acc.is_main_process and (warning := preflight.warn_random_features(task, cfg)):
             print(warning, file=sys.stderr)
         for note in apply_start(task, start):  # --init weights and train.freeze, before the optimizers are wrapped
@@ -364,6 +364,7 @@ def _checkpoint(acc: Accelerator, task: TrainingTask, state: TrainState, run: Ru
     saved = checkpoint.save(acc, task, state, run.dir, model, hint)
     # the checkpoint's generator as 'anime run --weights' takes it: 'anime eval RUN --all-checkpoints' scores each
     export(acc, task, model, saved.path, state.step, state.epoch, _advice(model, run.dir))
+    checkpoint.report_saved(acc, saved)  # its step and size: the folder's number counts saves
     return state.step
 
 

@@ -1,10 +1,10 @@
 """What ``anime train`` checks before it writes anything: data folders, output folder, backbone weights.
 
-A run that would fail on a missing folder or missing weights should fail before it creates a run
-folder or writes prepared copies beside the user's data. The folders a model reads are the
-``keys`` its dataset kind declares (:class:`~anime_core.specs.DatasetSpec`); they are stored in the
-run's ``config.yaml`` as absolute paths, so ``--resume`` works from any directory, and a folder
-that moved since is named with the key to override.
+A run that would fail on a missing folder or missing weights should fail before it prepares data,
+and before it names its run folder ("run folder: ..." comes only after these checks pass). The
+folders a model reads are the ``keys`` its dataset kind declares (:class:`~anime_core.specs.DatasetSpec`);
+they are stored in the run's ``config.yaml`` as absolute paths, so ``--resume`` works from any
+directory, and a folder that moved since is named with the key to override.
 
 Perceptual losses read a frozen VGG19 (:mod:`anime_core.backbones`). Without its ImageNet weights
 the error also offers ``loss.vgg_pretrained=false``, and a run that uses random VGG19 features

@@ -28,7 +28,8 @@ V1_STRIDE = 4
 
 @dataclass
 class AnimeGANData(DataConfig):
-    prepared: str | None  # folder of the gray / edge-smoothed copies; None: <data.anime>_prepared
+    prepared: str | None  # a folder of your own for the gray / edge-smoothed copies; None: the cache
+    prepared_cache: str | None  # written by the run: the cache entry $ANIME_HOME/prepared/<key> it read; not read
     flip: bool = rule()
     edge_images: str = one_of("gray", "color")  # the edge-promoting loss's images (color: Fig. 5 "B")
 

@@ -3,13 +3,14 @@ image sets of G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for pho
 
 ``photo`` is p from S_data(p); ``anime`` is a from S_data(a); ``anime_gray`` its grayscale copy x
 (S_data(x)) and ``anime_smooth_gray`` its edge-smoothed grayscale copy y (S_data(y)), read from the
-cache :mod:`.prepare` writes (prepared automatically, once, when missing or stale). The three
+folder :mod:`.prepare` writes (prepared automatically, once per content of the anime folder, in a cache
+under ``$ANIME_HOME/prepared``; the run records it as ``data.prepared_cache``). The three
 anime views of one frame share one crop and flip. Each photo meets a random anime frame. Images
 are (3, H, W) in [-1, 1]; the grayscale ones repeat their single channel, as in the official code.
 
 With ``data.edge_images: color`` (section 4.2, Fig. 5 "B": the edge-promoting loss on the colour
 edge-blurred images S_data(e) instead of their grayscale copies) the item holds ``anime_smooth``,
-the colour edge-smoothed frame, in place of ``anime_smooth_gray``; those copies are cached in
+the colour edge-smoothed frame, in place of ``anime_smooth_gray``; those copies are kept in
 ``smooth_color/`` of the prepared folder, made by the same edge smoothing as the grayscale ones.
 """
 
@@ -19,17 +20,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from PIL import Image
 
 from anime_core import config as cfglib
 from anime_core.errors import ConfigError
-from anime_core.fsutil import atomic_path
-from anime_core.training.data import UNREADABLE, SeededDataset, list_images, load_rgb, readable, train_transform
-from anime_plugin_animegan.prepare import edge_smooth, prepare, prepared_dir, targets
+from anime_core.training.data import SeededDataset, list_images, load_rgb, readable, train_transform
+from anime_plugin_animegan.prepare import color_target, prepare, targets
 
-SMOOTH_COLOR = "smooth_color"
 #: the batch key of the edge-promoting loss's images, by ``data.edge_images``
 SMOOTH_KEYS = {"gray": "anime_smooth_gray", "color": "anime_smooth"}
 
@@ -68,41 +66,21 @@ class AnimeGANDataset(SeededDataset):
         return {"photo": photo, "anime": anime, "anime_gray": anime_gray, self.smooth_key: anime_smooth}
 
 
-def color_target(root: Path, anime_dir: Path, src: Path) -> Path:
-    """Where the colour edge-smoothed copy of ``src`` is cached (``data.edge_images: color``)."""
-    return root / SMOOTH_COLOR / src.relative_to(anime_dir).with_suffix(".png")
-
-
-def prepare_color(config: Mapping[str, Any]) -> int:
-    """Write the colour edge-smoothed copies that are missing or older than their frame; returns how many."""
-    anime_dir, root = Path(cfglib.get(config, "data.anime")).expanduser(), prepared_dir(config)
-    written = 0
-    for src in list_images(anime_dir, "anime folder (data.anime)"):
-        out = color_target(root, anime_dir, src)
-        if out.is_file() and out.stat().st_mtime >= src.stat().st_mtime:
-            continue
-        try:
-            rgb = np.asarray(load_rgb(src))
-        except UNREADABLE:
-            continue  # prepare() has named it already
-        with atomic_path(out) as tmp:
-            Image.fromarray(edge_smooth(rgb)).save(tmp, format="PNG")
-        written += 1
-    return written
-
-
 def build_dataset(config: Mapping[str, Any], train: bool = True) -> AnimeGANDataset:
-    """DatasetSpec builder: prepares the anime folder's gray/smooth copies when needed, then loads."""
-    prepare(config)  # idempotent: only new or changed frames are processed; unreadable ones are named
-    edge_images = str(cfglib.get(config, "data.edge_images", "gray"))
-    if edge_images == "color":
-        prepare_color(config)
+    """DatasetSpec builder: prepares the anime folder's gray/smooth copies when needed, then loads.
+
+    The folder they are read from is recorded in ``config`` as ``data.prepared_cache`` (the run writes
+    its ``config.yaml`` after the dataset is built).
+    """
+    report = prepare(config)  # once per content of the anime folder; unreadable frames are named
+    if isinstance(config, dict) and report.folder is not None:
+        config.setdefault("data", {})["prepared_cache"] = str(report.folder)
     return AnimeGANDataset(
         cfglib.get(config, "data.photo"),
         cfglib.get(config, "data.anime"),
-        prepared_dir(config),
+        report.folder,
         int(cfglib.get(config, "train.image_size")),
         seed=int(cfglib.get(config, "train.seed", 0)),
         flip=bool(cfglib.get(config, "data.flip", True)),
-        edge_images=edge_images,
+        edge_images=str(cfglib.get(config, "data.edge_images", "gray")),
     )

@@ -2,8 +2,7 @@
 the image sets x and y of G. Liu, X. Chen, Y. Hu, "AnimeGAN: a novel lightweight GAN for photo
 animation", section 3.2.
 
-For every anime frame ``a`` two files are written to the cache folder (``data.prepared``, by
-default ``<data.anime>_prepared`` next to the anime folder):
+For every anime frame ``a`` two files are written to the prepared folder:
 
 - ``gray/<name>.png``: the grayscale image ``x`` (grayscale style and adversarial losses, eq. 3 and 6);
 - ``smooth/<name>.png``: the edge-smoothed grayscale image ``y`` (edge-promoting loss, eq. 6),
@@ -13,19 +12,37 @@ default ``<data.anime>_prepared`` next to the anime folder):
   inside that mask each pixel replaced by a 5x5 Gaussian (sigma 1.1, OpenCV's default for size 5)
   blur of the colour frame; AnimeGAN then converts the result to grayscale.
 
+and, with ``data.edge_images: color``, ``smooth_color/<name>.png``, the colour edge-smoothed frame.
+
 Grayscale is BT.601 luma (Pillow's ``convert("L")``, the same as OpenCV's). Canny comes from
-scikit-image (``skimage.feature.canny``). The step is idempotent: an output newer than its
-source is kept. Unreadable files are skipped and named at the end. A cache folder that cannot be
-written (a read-only data folder) is a :class:`ConfigError` that says to set ``data.prepared``.
-Nothing is written before the anime folder, and the photo folder when one is set (a training
-run), are found to hold images.
+scikit-image (``skimage.feature.canny``). Unreadable files are skipped and named.
+
+Where: by default a cache entry ``$ANIME_HOME/prepared/<key>/``, never beside the user's data (which
+may be read-only, and is not ours to write to). The key is a SHA-256 of the anime files' relative
+names, sizes and modification times (plus :data:`RECIPE` and ``data.edge_images``): reading only the
+file metadata keeps a run's start instant on a folder of thousands of frames, where hashing the
+contents would read gigabytes each time, and any edit of a frame changes its size or time, so a
+changed folder never meets stale copies (a copy of the folder with new times is prepared once more).
+An entry is written into a temp folder and renamed into place when complete, under a lock
+(``<key>.lock``), so two runs preparing the same data at once do it once and a crash leaves no
+half-entry. ``prepared.json`` in the entry says what it was made from. The run records the entry in
+``config.yaml`` as ``data.prepared_cache``. ``data.prepared=FOLDER`` instead uses a folder of your
+own, updated in place (an output newer than its frame is kept). Nothing is written before the anime
+folder, and the photo folder when one is set (a training run), are found to hold images.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import logging
-from collections.abc import Mapping
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +58,10 @@ log = logging.getLogger("anime.animegan")
 
 KERNEL = 5
 CANNY_LOW, CANNY_HIGH = 100, 200
-GRAY, SMOOTH = "gray", "smooth"
+GRAY, SMOOTH, SMOOTH_COLOR = "gray", "smooth", "smooth_color"
+#: the version of what a cache entry holds; bump it when the preparation's output changes
+RECIPE = 1
+MANIFEST = "prepared.json"
 
 
 def gaussian_kernel(size: int = KERNEL, sigma: float = 0.0) -> np.ndarray:
@@ -78,16 +98,44 @@ def edge_smooth(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def prepared_dir(cfg: Mapping[str, Any]) -> Path:
-    """``data.prepared`` or ``<data.anime>_prepared`` beside the anime folder."""
+def cache_root() -> Path:
+    """``$ANIME_HOME/prepared``: where prepared copies are kept unless ``data.prepared`` names a folder."""
+    from anime_core.weights.store import anime_home
+
+    return anime_home() / "prepared"
+
+
+def anime_folder(cfg: Mapping[str, Any]) -> Path:
     anime = cfglib.get(cfg, "data.anime")
     if not anime:
         raise ConfigError("no anime folder given; set data.anime=DIR ('anime prepare animegan' also takes --anime DIR)")
+    return Path(anime).expanduser()
+
+
+def data_key(anime_dir: Path, files: list[Path], color: bool) -> str:
+    """SHA-256 (32 hex digits) of the frames' relative names, sizes and times, the recipe and the edge images."""
+    digest = hashlib.sha256(json.dumps({"recipe": RECIPE, "canny": [CANNY_LOW, CANNY_HIGH], "kernel": KERNEL,
+                                        "color": color}).encode())
+    for f in files:
+        st = f.stat()
+        digest.update(f"{f.relative_to(anime_dir).as_posix()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8",
+                                                                                                       "surrogateescape"))
+    return digest.hexdigest()[:32]
+
+
+def _wants_color(cfg: Mapping[str, Any]) -> bool:
+    return str(cfglib.get(cfg, "data.edge_images", "gray")) == "color"
+
+
+def prepared_dir(cfg: Mapping[str, Any]) -> Path:
+    """``data.prepared``, or the cache entry ``$ANIME_HOME/prepared/<key>`` of the anime folder's frames."""
+    from anime_core.training.data import list_images
+
+    anime_dir = anime_folder(cfg)
     explicit = cfglib.get(cfg, "data.prepared")
     if explicit:
         return Path(explicit).expanduser()
-    anime_dir = Path(anime).expanduser().resolve()
-    return anime_dir.parent / f"{anime_dir.name}_prepared"
+    return cache_root() / data_key(anime_dir, list_images(anime_dir, "anime folder (data.anime)"), _wants_color(cfg))
 
 
 def targets(root: Path, anime_dir: Path, src: Path) -> tuple[Path, Path]:
@@ -95,8 +143,21 @@ def targets(root: Path, anime_dir: Path, src: Path) -> tuple[Path, Path]:
     return root / GRAY / rel, root / SMOOTH / rel
 
 
+def color_target(root: Path, anime_dir: Path, src: Path) -> Path:
+    """Where the colour edge-smoothed copy of ``src`` is kept (``data.edge_images: color``)."""
+    return root / SMOOTH_COLOR / src.relative_to(anime_dir).with_suffix(".png")
+
+
 def _fresh(out: Path, src: Path) -> bool:
     return out.is_file() and out.stat().st_mtime >= src.stat().st_mtime
+
+
+def _unwritable(root: Path, exc: OSError) -> ConfigError:
+    if root.is_relative_to(cache_root()):
+        todo = "set ANIME_HOME to a writable folder, or put them in one with data.prepared=FOLDER"
+    else:
+        todo = "put them in a writable folder with data.prepared=FOLDER (or leave it unset for the cache)"
+    return ConfigError(f"cannot write the prepared copies to {root} ({exc.strerror}); {todo}")
 
 
 def _save(img: Image.Image, path: Path, root: Path) -> None:
@@ -106,35 +167,52 @@ def _save(img: Image.Image, path: Path, root: Path) -> None:
     except OSError as exc:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
-        raise ConfigError(
-            f"cannot write the prepared copies to {root} ({exc.strerror}); the data may stay read-only: "
-            "put them in a writable folder with data.prepared=FOLDER"
-        ) from None
+        raise _unwritable(root, exc) from None
 
 
 @dataclass
 class PrepareReport:
     written: int = 0
-    skipped: int = 0  # already up to date
+    skipped: int = 0  # already up to date (or the whole cache entry was there)
     failed: list[str] = field(default_factory=list)
     folder: Path | None = None
+    cached: bool = False  # the cache entry existed: nothing was read but the file list
 
 
 def prepare(cfg: Mapping[str, Any], progress: bool = True) -> PrepareReport:
-    """``anime prepare animegan --anime DIR``: write the gray and smooth copies of every anime frame."""
-    from tqdm.auto import tqdm
-
+    """``anime prepare animegan --anime DIR``: the gray and smooth copies of every anime frame; where they are."""
     from anime_core.training.data import list_images
 
-    anime_dir = Path(cfglib.get(cfg, "data.anime") or "").expanduser()
-    root = prepared_dir(cfg)
+    anime_dir = anime_folder(cfg)
     files = list_images(anime_dir, "anime folder (data.anime)")
     if cfglib.get(cfg, "data.photo"):  # a training run: a wrong photo folder fails before anything is written
         list_images(cfglib.get(cfg, "data.photo"), "photo folder (data.photo)")
-    report = PrepareReport(folder=root)
+    color = _wants_color(cfg)
+    explicit = cfglib.get(cfg, "data.prepared")
+    if explicit:
+        root = Path(explicit).expanduser()
+        report = _write_copies(root, anime_dir, files, color, progress, PrepareReport(folder=root))
+    else:
+        report = _cached(anime_dir, files, color, progress)
+    if report.failed:
+        names = ", ".join(report.failed[:10]) + (" ..." if len(report.failed) > 10 else "")
+        log.warning("skipped %d unreadable anime images: %s", len(report.failed), names)
+    if progress:
+        done = "already prepared (cached)" if report.cached else \
+            f"{report.written} written, {report.skipped} up to date"
+        print(f"prepared {report.folder}: {done}, {len(report.failed)} unreadable"
+              + (f" ({', '.join(report.failed[:10])})" if report.failed else ""))
+    return report
+
+
+def _write_copies(root: Path, anime_dir: Path, files: list[Path], color: bool, progress: bool,
+                  report: PrepareReport) -> PrepareReport:
+    """Write the copies that are missing or older than their frame into ``root``."""
+    from tqdm.auto import tqdm
+
     for src in tqdm(files, desc="animegan prepare", unit="img", disable=not progress):
-        gray_path, smooth_path = targets(root, anime_dir, src)
-        if _fresh(gray_path, src) and _fresh(smooth_path, src):
+        outs = [*targets(root, anime_dir, src), *([color_target(root, anime_dir, src)] if color else [])]
+        if all(_fresh(out, src) for out in outs):
             report.skipped += 1
             continue
         try:
@@ -143,13 +221,85 @@ def prepare(cfg: Mapping[str, Any], progress: bool = True) -> PrepareReport:
         except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
             report.failed.append(src.name)
             continue
-        _save(Image.fromarray(rgb).convert("L"), gray_path, root)
-        _save(Image.fromarray(edge_smooth(rgb)).convert("L"), smooth_path, root)
+        smooth = edge_smooth(rgb)
+        _save(Image.fromarray(rgb).convert("L"), outs[0], root)
+        _save(Image.fromarray(smooth).convert("L"), outs[1], root)
+        if color:
+            _save(Image.fromarray(smooth), outs[2], root)
         report.written += 1
-    if report.failed:
-        names = ", ".join(report.failed[:10]) + (" ..." if len(report.failed) > 10 else "")
-        log.warning("skipped %d unreadable anime images: %s", len(report.failed), names)
-    if progress:
-        print(f"prepared {root}: {report.written} written, {report.skipped} up to date, "
-              f"{len(report.failed)} unreadable" + (f" ({', '.join(report.failed[:10])})" if report.failed else ""))
     return report
+
+
+def _cached(anime_dir: Path, files: list[Path], color: bool, progress: bool) -> PrepareReport:
+    """The cache entry of these frames: found, or written into a temp folder and renamed, under a lock."""
+    base = cache_root()
+    root = base / data_key(anime_dir, files, color)
+    if not root.is_dir():
+        try:
+            base.mkdir(parents=True, exist_ok=True)
+            with _locked(base / f"{root.name}.lock", root, progress):
+                if not root.is_dir():  # another run may have finished it while we waited
+                    return _fill(root, anime_dir, files, color, progress)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise
+            raise _unwritable(root, exc) from None
+    manifest = _read_manifest(root)
+    return PrepareReport(skipped=len(files) - len(manifest.get("failed", [])), failed=list(manifest.get("failed", [])),
+                         folder=root, cached=True)
+
+
+def _fill(root: Path, anime_dir: Path, files: list[Path], color: bool, progress: bool) -> PrepareReport:
+    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
+    try:
+        report = _write_copies(tmp, anime_dir, files, color, progress, PrepareReport(folder=root))
+        manifest = {"anime": str(anime_dir.absolute()), "frames": len(files), "failed": report.failed,
+                    "recipe": RECIPE, "edge_images": "color" if color else "gray",
+                    "key": "sha256 of the frames' relative names, sizes and modification times"}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1))
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it 0o700
+        try:
+            os.rename(tmp, root)
+        except OSError:
+            if not root.is_dir():  # not another writer's finished entry (no lock on this system): a real error
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _read_manifest(root: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((root / MANIFEST).read_text())
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def _locked(path: Path, root: Path, progress: bool) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (none on Windows), saying so when another run holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: the rename still keeps entries whole
+        yield
+        return
+    with path.open("a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            if progress:
+                print(f"waiting for another run that is preparing {root}", file=sys.stderr, flush=True)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)

@@ -114,3 +114,83 @@ def test_generate_model_samples_num_images(tiny_registry, small_inception, tmp_p
     assert data["counts"] == {"real": 4, "fake": 6} and set(data["metrics"]) == {"fid", "precision", "recall"}
     out = invoke("tinygen", "-w", weights, "--anime", tmp_path / "anime", "--photos", tmp_path / "anime")
     assert isinstance(out.exception, UsageError) and "--num" in str(out.exception)
+
+
+# -- issue 24, item 2: every skipped pair says why, --size, one rule for sizes, partial results kept ------------
+def test_shown_escapes_control_characters_and_undecodable_bytes():
+    from anime_core.cli.eval_cmd import shown
+
+    assert shown("a\x1b[31mb\nc\td\x7f") == "a\\x1b[31mb\\nc\\td\\x7f"
+    assert shown("caf\udce9.png") == "caf\\xe9.png" and shown("ok é.png") == "ok é.png"
+
+
+def test_pairs_of_another_aspect_ratio_are_each_named_before_the_error(tmp_path):
+    from PIL import Image
+
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    real.mkdir(), fake.mkdir()
+    names = ["plain", "esc\x1b[2Jape", "new\nline"]
+    for name in names:
+        Image.new("RGB", (16, 16), "red").save(real / f"{name}.png")
+        Image.new("RGB", (16, 8), "red").save(fake / f"{name}.png")
+    out = invoke("--real", real, "--fake", fake, "-m", "psnr", "-q")
+    assert isinstance(out.exception, UsageError) and "all 3 were skipped" in str(out.exception)
+    lines = out.stderr.splitlines()
+    assert len(lines) == 3 and all(line.startswith("failed: ") and "another aspect ratio" in line for line in lines)
+    assert f"failed: {fake}/esc\\x1b[2Jape.png: size 16x8" in out.stderr and "\x1b" not in out.stderr
+    assert f"failed: {fake}/new\\nline.png" in out.stderr
+
+
+def test_same_aspect_ratio_fakes_are_resized_to_the_real_size(tmp_path):
+    from helpers import make_image
+    from PIL import Image
+
+    real, fake = tmp_path / "real", tmp_path / "fake"
+    real.mkdir(), fake.mkdir()
+    for i in range(2):
+        img = make_image((32, 16), i)
+        img.save(real / f"{i}.png")
+        img.resize((16, 8), Image.Resampling.LANCZOS).save(fake / f"{i}.png")  # a model's half-size output
+    out = invoke("--real", real, "--fake", fake, "-m", "psnr", "--json", "-q")
+    assert out.exception is None and out.return_value == 0, out.stderr
+    psnr = json.loads(out.stdout)["metrics"]["psnr"]
+    assert "(2 fakes resized to their real's size)" in psnr["detail"] and 20 < psnr["value"] < 60
+    # --size 16 scales both sides to 16 px on the long side: then they match without resizing the fakes
+    out = invoke("--real", real, "--fake", fake, "-m", "psnr", "--json", "-q", "--size", 16)
+    assert out.exception is None and "resized" not in json.loads(out.stdout)["metrics"]["psnr"]["detail"]
+    assert "long side is N px" in " ".join(CliRunner().invoke(eval_command, ["--help"]).output.split())
+
+
+def test_size_translates_the_photos_at_n_px(tiny_registry, tmp_path):
+    from PIL import Image
+
+    weights = save_native(
+        tmp_path / "t.safetensors", {"generator": tiny_anime_plugin.TinyGenerator(4)}, "tiny", {"width": 4}
+    )
+    write_images(tmp_path / "photos", 2, (32, 24), seed=1)
+    write_images(tmp_path / "anime", 2, (32, 24), seed=2)
+    out = invoke("tiny", "--weights", weights, "--photos", tmp_path / "photos", "--anime", tmp_path / "anime",
+                 "-m", "psnr", "--size", 16, "-o", tmp_path / "outs", "--device", "cpu", "-q")
+    assert out.exception is None, out.exception
+    assert {Image.open(p).size for p in (tmp_path / "outs").iterdir()} == {(16, 12)}
+
+
+@pytest.mark.slow
+def test_all_checkpoints_keeps_the_scores_of_earlier_checkpoints_when_a_later_one_fails(tiny_registry, tmp_path):
+    from anime_core.training import checkpoint
+    from anime_core.training.loop import train
+
+    write_images(tmp_path / "photo", 3, (16, 16))
+    write_images(tmp_path / "anime", 3, (16, 16), seed=1)
+    run = train("tiny", overrides=[f"data.photo={tmp_path / 'photo'}", f"data.anime={tmp_path / 'anime'}",
+                                   f"output_dir={tmp_path / 'r'}", "train.max_steps=4", "train.checkpoint_every=2"],
+                progress=False)
+    (run / "generator.safetensors").unlink()
+    second = checkpoint.checkpoints(run)[1].path / "generator.safetensors"
+    second.write_bytes(b"damaged")
+    out = invoke(run, "--all-checkpoints", "--real", tmp_path / "photo", "-m", "psnr", "--device", "cpu", "-q")
+    assert out.exception is not None
+    assert f"the scores of 1 checkpoint(s) scored before this are kept in {run / 'eval' / 'checkpoints.csv'}" \
+        in out.stderr
+    table = (run / "eval" / "checkpoints.csv").read_text().splitlines()
+    assert table[0] == "STEP,CHECKPOINT,PSNR" and table[1].startswith("2,checkpoint_0,") and len(table) == 2

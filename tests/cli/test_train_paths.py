@@ -111,6 +111,7 @@ def test_animegan_checks_the_photo_folder_before_preparing_and_explains_missing_
     assert "loss.vgg_pretrained=false, where the perceptual losses compare random VGG19 features" in err
     assert not (tmp_path / "runs").exists()
     assert not (tmp_path / "frames_prepared").exists()  # the VGG19 check (required_weights) comes before preparing
+    assert "run folder:" not in err  # nothing announced before the checks pass (issue 24 item 5)
 
 
 def test_random_perceptual_features_are_announced(registry, tmp_path):

@@ -146,12 +146,12 @@ def test_paired_metrics_match_by_name_skip_bad_and_write_csv(tmp_path):
     (tmp_path / "fake" / "img001.jpg").write_bytes(b"not an image")
     write_images(tmp_path / "real2", 1, (16, 16))
     Image.new("RGB", (8, 8)).save(tmp_path / "real" / "small.png")
-    Image.new("RGB", (16, 16)).save(tmp_path / "fake" / "small.png")
+    Image.new("RGB", (16, 8)).save(tmp_path / "fake" / "small.png")  # another aspect ratio: skipped
     report = metrics.evaluate(tmp_path / "real", tmp_path / "fake", "psnr,ssim", csv_path=tmp_path / "s.csv")
     failed = dict(report.failed)
     assert set(failed) == {str(tmp_path / "fake" / "img001.jpg"), str(tmp_path / "fake" / "small.png")}
     assert "not an image" in failed[str(tmp_path / "fake" / "img001.jpg")]
-    assert "differs" in failed[str(tmp_path / "fake" / "small.png")]
+    assert "another aspect ratio" in failed[str(tmp_path / "fake" / "small.png")]
     assert report.exit_code == 1 and report.counts["pairs"] == 2
     lines = (tmp_path / "s.csv").read_text().splitlines()
     assert lines[0] == "name,real,fake,psnr,ssim" and [line.split(",")[0] for line in lines[1:]] == ["img000", "img002"]

@@ -214,7 +214,10 @@ def test_readme_command(cmd: Command, workspace, tmp_path):
         assert path.exists(), f"{said}\nbut wrote no {target}"
         if path.is_dir():
             assert any(p.is_file() and p not in before for p in path.rglob("*")), f"{said}\nbut {target} is empty"
-    if args[:2] in (["anime", "run"], ["anime", "prepare"]):
+    if args[:2] == ["anime", "prepare"]:  # into the cache, never beside the data (issue 24 item 5)
+        assert {p for p in root.rglob("*")} == before, f"{said}\nbut wrote beside the data"
+        assert any(p.is_file() for p in (tmp_path / "home" / "prepared").rglob("*")), f"{said}\nbut wrote nothing"
+    elif args[:2] == ["anime", "run"]:
         made = {p for p in root.rglob("*") if p.is_file()} - before
         assert made, f"{said}\nbut wrote nothing"
         if "--size" in args:  # the long side of every image written

@@ -1,7 +1,8 @@
 """Issue 12 item 17: hostile or awkward training data.
 
 A decompression-bomb-sized image among the training images is skipped with a warning, as any
-unreadable image is; a read-only data folder says where prepared copies can go instead.
+unreadable image is; a read-only data folder is never written to (AnimeGAN's prepared copies go to the
+cache under $ANIME_HOME, issue 24 item 5).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import pathlib
 import struct
+import tempfile
 import zlib
 
 import pytest
@@ -40,30 +42,40 @@ def test_a_bomb_sized_image_is_skipped_with_a_warning(tiny_registry, train_data,
     assert len(metric_rows(run)) == 3
 
 
-def test_a_read_only_data_folder_says_where_prepared_data_can_go(registry, tmp_path, monkeypatch, capsys):
+def test_a_read_only_data_folder_needs_no_write_access_at_all(registry, tmp_path, monkeypatch, capsys):
+    """Issue 24 item 5: AnimeGAN's prepared copies go to the cache under $ANIME_HOME, never beside the data."""
     from helpers import write_images
 
     ro = tmp_path / "ro"
     write_images(ro / "anime", 2)
-    ro.chmod(0o555)  # enough for an ordinary user; root ignores it, so the refusal is played as well
-    real_mkdir = pathlib.Path.mkdir
+    ro.chmod(0o555)  # enough for an ordinary user; root ignores it, so every write under it is refused as well
+    writes: list[str] = []
+    real_mkdir, real_mkstemp = pathlib.Path.mkdir, tempfile.mkstemp
 
     def mkdir(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        if ro in self.parents:
+        if ro in self.parents or self == ro:
+            writes.append(str(self))
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
         return real_mkdir(self, *args, **kwargs)
 
-    if os.geteuid() == 0:
-        monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    def mkstemp(*args, **kwargs):  # type: ignore[no-untyped-def]
+        where = pathlib.Path(str(kwargs.get("dir") or (args[2] if len(args) > 2 else tempfile.gettempdir())))
+        if ro in where.parents or where == ro:
+            writes.append(str(where))
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(where))
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     try:
         with pytest.raises(SystemExit) as done:
             main(["prepare", "animegan", "--anime", str(ro / "anime")])
     finally:
         ro.chmod(0o755)
-    err = capsys.readouterr().err
-    assert done.value.code == 2, err
-    assert "cannot write" in err and str(ro / "anime_prepared") in err and "data.prepared=FOLDER" in err
-    assert "unexpected" not in err
+    captured = capsys.readouterr()
+    assert done.value.code == 0, captured.err
+    assert writes == [] and sorted(p.name for p in ro.iterdir()) == ["anime"]
+    assert f"prepared {os.environ['ANIME_HOME']}/prepared/" in captured.out
 
 
 def test_a_dataset_that_cannot_write_beside_read_only_data_is_a_config_error(

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 import pytest
-from anime_plugin_animegan.prepare import prepare, prepared_dir
+from anime_plugin_animegan.prepare import cache_root, prepare, prepared_dir
 from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
@@ -29,8 +29,9 @@ def test_gray_and_edge_smoothed_copies(tmp_path):
     anime.mkdir()
     rgb = _frame(anime / "a.png")
     report = prepare(_cfg(anime), progress=False)
-    root = tmp_path / "anime_prepared"
-    assert report.written == 1 and report.folder == root == prepared_dir(_cfg(anime))
+    root = report.folder
+    assert report.written == 1 and root == prepared_dir(_cfg(anime)) and root.parent == cache_root()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["anime"]  # nothing beside the data
     gray = np.asarray(Image.open(root / "gray" / "a.png"))
     smooth = np.asarray(Image.open(root / "smooth" / "a.png"))
     assert gray.ndim == 2 and np.array_equal(gray, np.asarray(Image.fromarray(rgb).convert("L")))
@@ -76,7 +77,9 @@ def test_anime_prepare_command(tmp_path):
     res = CliRunner().invoke(cli, ["prepare", "animegan", "--anime", str(anime)])
     assert res.exit_code == 0, res.output
     assert "1 written" in res.output and "broken.jpg" in res.output
-    assert (tmp_path / "frames_prepared" / "smooth" / "a.png").is_file()
+    assert (prepared_dir(_cfg(anime)) / "smooth" / "a.png").is_file() and str(cache_root()) in res.output
+    again = CliRunner().invoke(cli, ["prepare", "animegan", "--anime", str(anime)])
+    assert "already prepared (cached), 1 unreadable (broken.jpg)" in again.output
 
 
 def _read_only(monkeypatch, folder):
@@ -94,7 +97,8 @@ def _read_only(monkeypatch, folder):
     monkeypatch.setattr(Path, "mkdir", guarded)
 
 
-def test_read_only_data_folder_says_where_prepared_data_can_go(tmp_path, monkeypatch, capsys):
+def test_read_only_data_is_never_written_to(tmp_path, monkeypatch, capsys):
+    """Issue 24 item 5: the copies go to the cache under $ANIME_HOME; the data folder may stay read-only."""
     from anime_core.cli import main
 
     anime = tmp_path / "ro" / "frames"
@@ -103,13 +107,87 @@ def test_read_only_data_folder_says_where_prepared_data_can_go(tmp_path, monkeyp
     _read_only(monkeypatch, tmp_path / "ro")
     with pytest.raises(SystemExit) as exit_:
         main(["prepare", "animegan", "--anime", str(anime)])
+    assert exit_.value.code == 0, capsys.readouterr().err
+    assert (prepared_dir(_cfg(anime)) / "smooth" / "a.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "ro").iterdir()) == ["frames"]
+    assert sorted(p.name for p in anime.iterdir()) == ["a.png"]
+
+
+def test_a_read_only_cache_says_what_to_set(tmp_path, monkeypatch, capsys):
+    from anime_core.cli import main
+
+    anime = tmp_path / "frames"
+    anime.mkdir()
+    _frame(anime / "a.png")
+    _read_only(monkeypatch, cache_root())
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", "animegan", "--anime", str(anime)])
     err = capsys.readouterr().err
     assert exit_.value.code == 2, err
-    assert f"cannot write the prepared copies to {tmp_path / 'ro' / 'frames_prepared'}" in err
-    assert "data.prepared=FOLDER" in err and "Traceback" not in err
+    assert f"cannot write the prepared copies to {cache_root()}" in err
+    assert "set ANIME_HOME to a writable folder, or put them in one with data.prepared=FOLDER" in err
     # following the advice works and leaves the data folder untouched
-    cache = tmp_path / "cache"
+    own = tmp_path / "own"
     with pytest.raises(SystemExit) as exit_:
-        main(["prepare", "animegan", "--anime", str(anime), f"data.prepared={cache}"])
+        main(["prepare", "animegan", "--anime", str(anime), f"data.prepared={own}"])
     assert exit_.value.code == 0, capsys.readouterr().err
-    assert (cache / "smooth" / "a.png").is_file() and sorted(p.name for p in (tmp_path / "ro").iterdir()) == ["frames"]
+    assert (own / "smooth" / "a.png").is_file() and sorted(p.name for p in anime.iterdir()) == ["a.png"]
+
+
+def test_the_cache_is_keyed_by_the_frames_names_sizes_and_times(tmp_path):
+    anime = tmp_path / "anime"
+    anime.mkdir()
+    _frame(anime / "a.png")
+    _frame(anime / "b.png", (200, 10, 10))
+    first = prepare(_cfg(anime), progress=False)
+    second = prepare(_cfg(anime), progress=False)
+    assert first.written == 2 and second.cached and second.written == 0 and second.folder == first.folder
+    color = prepare({"data": {"anime": str(anime), "edge_images": "color"}}, progress=False)
+    assert color.folder != first.folder and (color.folder / "smooth_color" / "b.png").is_file()
+    stamp = (anime / "a.png").stat().st_mtime + 10
+    os.utime(anime / "a.png", (stamp, stamp))  # an edited frame: a new entry, never the stale copies
+    third = prepare(_cfg(anime), progress=False)
+    assert third.folder != first.folder and third.written == 2
+    assert (first.folder / "prepared.json").is_file()
+    assert sorted(p.name for p in cache_root().iterdir() if not p.name.endswith(".lock")) == sorted(
+        {first.folder.name, color.folder.name, third.folder.name})  # no temp folders left
+
+
+def test_a_failed_preparation_leaves_no_entry_and_two_at_once_prepare_once(tmp_path, monkeypatch):
+    import threading
+    import time
+
+    from anime_plugin_animegan import prepare as prep
+
+    anime = tmp_path / "anime"
+    anime.mkdir()
+    for i in range(3):
+        _frame(anime / f"{i}.png")
+    real = prep.edge_smooth
+    calls = []
+
+    def broken(rgb):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("disk gone")
+        return real(rgb)
+
+    monkeypatch.setattr(prep, "edge_smooth", broken)
+    with pytest.raises(RuntimeError):
+        prepare(_cfg(anime), progress=False)
+    assert not any(p.is_dir() for p in cache_root().iterdir())  # neither an entry nor its temp folder
+
+    def slow(rgb):
+        time.sleep(0.05)
+        return real(rgb)
+
+    monkeypatch.setattr(prep, "edge_smooth", slow)
+    reports = []
+    threads = [threading.Thread(target=lambda: reports.append(prepare(_cfg(anime), progress=False)))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.written for r in reports) == [0, 3] and sorted(r.cached for r in reports) == [False, True]
+    assert [p.name for p in cache_root().iterdir() if p.is_dir()] == [reports[0].folder.name]

@@ -4,6 +4,7 @@ the init phase lowers the content loss; both phases run on CPU."""
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -32,8 +33,9 @@ def test_init_phase_lowers_content_loss_then_gan_phase_updates_both_nets(folders
     spec = get_registry().model("animegan")
     cfg = cfglib.resolve(spec, None, _overrides(*folders))
     task = spec.task_class()(spec, cfg, get_registry())
-    data = task.dataset()  # prepares the gray/smooth cache on first use
-    assert (folders[1].parent / "anime_prepared" / "smooth").is_dir()
+    data = task.dataset()  # prepares the gray/smooth cache on first use, and records where
+    assert (Path(cfg["data"]["prepared_cache"]) / "smooth").is_dir()
+    assert sorted(p.name for p in folders[1].parent.iterdir()) == ["anime", "photo"]  # nothing beside the data
     item = data[0]
     assert set(item) == {"photo", "anime", "anime_gray", "anime_smooth_gray"}
     assert all(v.shape == (3, 32, 32) and v.min() >= -1 and v.max() <= 1 for v in item.values())
@@ -73,6 +75,8 @@ def test_end_to_end_run_through_the_core_loop(folders, tmp_path):
     assert [r["step"] for r in rows] == ["1", "2", "3"]
     assert rows[0]["init_content"] and not rows[0].get("d_loss")
     assert rows[2]["d_loss"] and rows[2]["g_adv"]
+    recorded = cfglib.read_yaml(run / "config.yaml")["data"]  # where the copies came from (issue 24 item 5)
+    assert recorded["prepared"] is None and (Path(recorded["prepared_cache"]) / "gray").is_dir()
     pipe = anime_core.load("animegan", weights=run / "generator.safetensors", device="cpu")
     from PIL import Image
 
