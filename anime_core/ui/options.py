@@ -5,8 +5,8 @@ number, a checkbox, a file upload or a text box) and the values a form sends bac
 and converted by click itself (:func:`convert`), so a value the command line refuses is refused
 here with the same message. The architecture choice of ``anime run --variant`` (the model's
 registered ``<model>.<variant>`` builders, :func:`anime_core.cli.common.architecture_params`) comes
-first, as on the command line; left blank, the weights file or style decides. No gradio and no torch here: the mapping is tested on
-its own.
+first, as on the command line; left blank, the weights file or style decides. No gradio and no
+torch here: the mapping is tested on its own.
 """
 
 from __future__ import annotations
