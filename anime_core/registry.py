@@ -168,7 +168,7 @@ class Registry:
         if name is None:
             raise UsageError(f"model '{spec.name}' has no {part}")
         defaults = model_defaults(spec).get(part) or {}
-        variants = self.variants(spec) if part == "generator" else None
+        variants = variants_of(spec, self, defaults) if part == "generator" else None
         if variants is not None:  # a model with several networks: the core picks the <model>.<variant> builder
             name, builder, options = variants.choose(self, {**defaults, **variants.canonical(overrides)}, defaults)
             return call_builder(part, name, builder.builder(), options)

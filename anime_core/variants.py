@@ -118,8 +118,11 @@ class Variants:
         return registry.generator(self.builder_name(choice)).builder()
 
 
-def variants_of(spec: ModelSpec, registry: Registry) -> Variants | None:
-    """The model's :class:`Variants`, or ``None`` for a model with one network (no ``variant_key``)."""
+def variants_of(spec: ModelSpec, registry: Registry, defaults: Mapping[str, Any] | None = None) -> Variants | None:
+    """The model's :class:`Variants`, or ``None`` for a model with one network (no ``variant_key``).
+
+    ``defaults``: the model's default ``generator:`` section, if the caller has read it already.
+    """
     from anime_core.config import model_defaults
 
     if not spec.variant_key:
@@ -128,7 +131,9 @@ def variants_of(spec: ModelSpec, registry: Registry) -> Variants | None:
     choices = tuple(name[len(prefix):] for name in registry.generators if name.startswith(prefix))
     if not choices:
         return None
-    default = (model_defaults(spec).get("generator") or {}).get(spec.variant_key)
+    if defaults is None:
+        defaults = model_defaults(spec).get("generator") or {}
+    default = defaults.get(spec.variant_key)
     return Variants(spec.name, spec.variant_key, spec.generator, choices,
                     default if default in choices else choices[0])
 

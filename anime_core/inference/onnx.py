@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anime_core.contract import EXPORTED
 from anime_core.errors import AnimeError, UsageError, WeightsUnavailable
 from anime_core.inference import io
 
@@ -66,9 +67,8 @@ FOREIGN_STRIDE = 8  # sides of a graph without our metadata are padded to this m
 EXTRA = 'pip install "anime-core[onnx]"'
 #: bytes of self-attention scores a graph may hold at once; the graph's attention is unchunked
 ATTENTION_BUDGET = 1 << 30
-#: generator attributes the pipelines read; exported as metadata and restored on the ONNX generator
-ATTRIBUTES = ("stride", "min_side", "latent_dim", "in_channels", "out_channels", "scale", "num_classes",
-              "class_names", "image_size")
+#: generator attributes the pipelines read (named in :mod:`anime_core.contract`); exported as metadata and restored
+ATTRIBUTES = EXPORTED
 
 
 class ExportError(AnimeError):
