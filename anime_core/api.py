@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from anime_core.errors import AnimeError, UsageError, WeightsUnavailable, did_you_mean
 from anime_core.registry import Registry, get_registry
+from anime_core.variants import Variants
 
 if TYPE_CHECKING:  # torch loads with the first build or load, not with ``import anime_core``
     from torch import nn
@@ -95,50 +95,13 @@ def resolve(model: str, style: str | None = None, weights: str | Path | None = N
     raise UsageError(f"'{model}' needs pretrained weights: pass {hint}--weights FILE (e.g. from 'anime train {model}')")
 
 
-@dataclass(frozen=True)
-class ArchitectureOption:
-    """The generator option that picks the network of a model with several (``animegan`` variant, ``cyclegan`` arch)."""
+def architecture_option(spec: ModelSpec, registry: Registry | None = None) -> Variants | None:
+    """The model's choice of network (``name``: the generator option, ``choices``, ``default``), if it has one.
 
-    name: str
-    choices: tuple[str, ...]
-    default: str
-
-
-def architecture_option(spec: ModelSpec, registry: Registry | None = None) -> ArchitectureOption | None:
-    """The generator option whose value names one of the model's registered sub-generators, if it has one.
-
-    Generic, from what a plugin registers anyway: builders named ``<generator>.<choice>``
-    (``animegan.v1``, ``animegan.v2``) and a default config whose ``generator:`` section sets an
-    option to one of those choices (``variant: v1``). A typed generator schema's ``one_of`` choices
-    for that option win over the builder names. Reads YAML and dataclasses only: no torch, so
-    ``anime run MODEL --help`` can show it.
+    The registered ``<generator>.<variant>`` builders of a model with ``variant_key``
+    (:mod:`anime_core.variants`); no torch, so ``anime run MODEL --help`` can show it.
     """
-    from anime_core.config import model_defaults
-
-    reg = registry or get_registry()
-    prefix = f"{spec.generator}."
-    builders = tuple(name[len(prefix):] for name in reg.generators if name.startswith(prefix))
-    if not builders:
-        return None
-    defaults = model_defaults(spec).get("generator") or {}
-    for name, value in defaults.items():
-        if isinstance(value, str) and value in builders:
-            return ArchitectureOption(name, _schema_choices(spec, name) or builders, value)
-    return None
-
-
-def _schema_choices(spec: ModelSpec, option: str) -> tuple[str, ...]:
-    """The ``one_of`` choices a typed ``generator`` section declares for ``option``, else ``()``."""
-    import dataclasses
-
-    schema = spec.schema_class()
-    if schema is None or not dataclasses.is_dataclass(schema):
-        return ()
-    section = typing.get_type_hints(schema).get("generator")
-    if not dataclasses.is_dataclass(section):
-        return ()
-    rules = {f.name: f.metadata for f in dataclasses.fields(section)}
-    return tuple(str(c) for c in (rules.get(option) or {}).get("choices") or ())
+    return (registry or get_registry()).variants(spec)
 
 
 #: keywords the core's own translate pipeline reads (``Pipeline.options``) beside a model's run options
@@ -159,7 +122,10 @@ def pipeline_keywords(spec: ModelSpec, cls: type[Pipeline]) -> list[str]:
 
 
 def generator_keywords(spec: ModelSpec, registry: Registry) -> list[str] | None:
-    """Keywords the model's generator builder takes; ``None`` when it takes any (``**options``)."""
+    """Keywords the model's generator takes (every variant's); ``None`` when it takes any (``**options``)."""
+    variants = registry.variants(spec)
+    if variants is not None:
+        return variants.keywords(registry)
     params = inspect.signature(registry.generator(spec.generator).builder()).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return None
@@ -188,11 +154,13 @@ def split_options(spec: ModelSpec, cls: type[Pipeline], registry: Registry,
             close = close if close.startswith("; did you mean") else ""
             raise UsageError(f"{spec.name}'s generator takes no '{key}'{close} (it takes {', '.join(gen_names)}; "
                              f"its pipeline takes {', '.join(taken) or 'none'})")
-    arch = architecture_option(spec, registry)
-    if arch is not None and arch.name in generator and generator[arch.name] not in arch.choices:
-        raise UsageError(
-            f"{spec.name} has no {arch.name} {generator[arch.name]!r}; use one of {', '.join(arch.choices)}"
-        )
+    variants = registry.variants(spec)
+    if variants is None:
+        return generator, pipeline
+    generator = variants.canonical(generator)  # variant= under the model's key (cyclegan: arch)
+    if variants.name in generator and generator[variants.name] not in variants.choices:
+        raise UsageError(f"{spec.name} has no {variants.name} {generator[variants.name]!r}; use one of "
+                         f"{', '.join(variants.choices)}")
     return generator, pipeline
 
 
@@ -254,7 +222,7 @@ def _fitting_choice(spec: ModelSpec, registry: Registry, source: Source, options
     """
     from anime_core.weights.files import check_options
 
-    arch = architecture_option(spec, registry)
+    arch = registry.variants(spec)
     loaded = source.loaded
     if arch is None or arch.name in chosen or loaded is None or loaded.layout != "plain" or source.style:
         return None
@@ -267,7 +235,7 @@ def _fitting_choice(spec: ModelSpec, registry: Registry, source: Source, options
                           state, "the file")
         except AnimeError:
             continue
-        return f"{arch.name}={choice}: pass {arch.name}={choice!r} (anime run: --{arch.name} {choice})"
+        return f"{arch.name}={choice}: pass {arch.name}={choice!r} (anime run: --variant {choice})"
     return None
 
 
@@ -321,9 +289,11 @@ def load(
 
     - pipeline keywords (``anime run MODEL``'s own options): e.g. ``strength=0.5`` for ``ae``,
       ``direction="anime2photo"`` for ``cyclegan``, ``class_name="green"`` for ``dcgan``;
-    - generator keywords (the builder's, as in ``anime_core.build``): the architecture of a file
+    - generator keywords (the builders', as in ``anime_core.build``): the architecture of a file
       whose tensors do not decide it, e.g. ``variant="v2"`` for ``animegan`` or ``ae``,
-      ``arch="resnet", n_blocks=6`` for ``cyclegan``, ``resize="tf1_legacy"`` for animegan v1.
+      ``variant="resnet", n_blocks=6`` for ``cyclegan`` (its own key ``arch`` works too),
+      ``resize="tf1_legacy"`` for animegan v1. ``variant`` names one of the model's registered
+      ``<model>.<variant>`` builders (:mod:`anime_core.variants`).
       They are merged with the options the weights record (a native file's metadata, a style, or
       what a converter read from a foreign file); a keyword that contradicts those is a
       :class:`~anime_core.errors.UsageError` naming both values, and ONNX graphs take none.

@@ -42,6 +42,7 @@ from anime_core.specs import (
     WeightsSource,
 )
 from anime_core.text import printable
+from anime_core.variants import Variants, variants_of
 
 if TYPE_CHECKING:
     from torch import nn
@@ -154,7 +155,9 @@ class Registry:
 
         Options are the ``generator:``/``discriminator:`` section of the model's default config,
         updated with ``overrides``; an option the builder does not take is a usage error with a
-        suggestion. This is the one way nets are built (``anime_core.build``, tasks, pipelines).
+        suggestion. A model with variants builds the ``<generator>.<variant>`` builder its
+        ``variant`` option (or ``variant_key``) names (:mod:`anime_core.variants`). This is the one
+        way nets are built (``anime_core.build``, tasks, pipelines).
         """
         from anime_core.config import model_defaults
 
@@ -164,10 +167,17 @@ class Registry:
         name = spec.generator if part == "generator" else spec.discriminator
         if name is None:
             raise UsageError(f"model '{spec.name}' has no {part}")
+        defaults = model_defaults(spec).get(part) or {}
+        variants = variants_of(spec, self, defaults) if part == "generator" else None
+        if variants is not None:  # a model with several networks: the core picks the <model>.<variant> builder
+            name, builder, options = variants.choose(self, {**defaults, **variants.canonical(overrides)}, defaults)
+            return call_builder(part, name, builder.builder(), options)
         builder = self.generator(name) if part == "generator" else self.discriminator(name)
-        options = dict(model_defaults(spec).get(part) or {})
-        options.update(overrides)
-        return call_builder(part, name, builder.builder(), options)
+        return call_builder(part, name, builder.builder(), {**defaults, **overrides})
+
+    def variants(self, model: str | ModelSpec) -> Variants | None:
+        """The networks ``model`` chooses among (its ``<generator>.<variant>`` builders); ``None`` if it has one."""
+        return variants_of(model if isinstance(model, ModelSpec) else self.model(model), self)
 
     @property
     def load_errors(self) -> list[str]:

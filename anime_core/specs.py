@@ -66,8 +66,10 @@ def ref_name(ref: Ref[Any]) -> str:
 class GeneratorSpec:
     """A named generator builder, e.g. ``animegan.v1``: ``build`` refers to ``build_generator(**options) -> nn.Module``.
 
-    Names follow ``<model>`` (the builder a model names, dispatching on an option such as
-    ``variant``) and ``<model>.<variant>``.
+    Names follow ``<model>`` (a model with one network) or ``<model>.<variant>``: one registered
+    name per network, as in timm, which is how a model with ``ModelSpec.variant_key`` declares its
+    choices (see :mod:`anime_core.variants`). The module it returns follows
+    :class:`anime_core.contract.Generator`.
     """
 
     name: str
@@ -254,6 +256,10 @@ class ModelSpec:
 
     - ``generator`` / ``discriminator``: registry names of the builders (``<model>``, ``<model>.d``);
       their options are the ``generator:`` / ``discriminator:`` sections of the config.
+    - ``variant_key``: for a model with several networks, the ``generator:`` key that names one
+      (``"variant"``; cyclegan keeps ``"arch"``). Its networks are then the generators registered as
+      ``<generator>.<variant>`` (``animegan.v1``, ``animegan.v2``), declared nowhere else: ``--variant``
+      and ``variant=`` offer them and the core builds the one chosen (:mod:`anime_core.variants`).
     - ``config``: the plugin's default YAML (``configs/default.yaml``), the one source of default
       values; ``schema``: the typed dataclass those values must fit (see :mod:`anime_core.config`);
       ``presets``: names usable as ``--config NAME`` for further YAML files; ``renamed_keys``:
@@ -282,6 +288,7 @@ class ModelSpec:
     pipeline: Ref[type[Pipeline]] | None = None
     run_options: tuple[click.Option, ...] = ()
     prepare: Ref[Callable[[dict[str, Any]], Any]] | None = None
+    variant_key: str | None = None  # last but one: the fields before it keep their positions
     plugin: str = ""
 
     def task_class(self) -> type[TrainingTask]:

@@ -34,11 +34,11 @@ VARIANTS = {
 CHILD = r"""
 import json, resource, statistics, sys, time
 import torch
-from anime_plugin_cyclegan.generator import build_generator
+import anime_core
 from anime_plugin_cyclegan.discriminator import build_discriminator
 opts, sizes, repeats, unchunked = json.loads(sys.argv[1])
 torch.manual_seed(0)
-net = (build_generator(**opts) if opts is not None else build_discriminator()).eval()
+net = (anime_core.build("cyclegan", **opts) if opts is not None else build_discriminator()).eval()
 params = sum(p.numel() for p in net.parameters())
 rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 if unchunked:

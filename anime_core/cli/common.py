@@ -56,16 +56,18 @@ class ModelGroup(click.Group):
 
 
 def architecture_params(spec: ModelSpec) -> list[click.Parameter]:
-    """``--variant``/``--arch``...: the generator option that picks the network, for models that have one."""
-    from anime_core.api import architecture_option  # YAML and dataclasses only, no torch
+    """``--variant`` (cyclegan also ``--arch``): the model's registered networks, for models that have several."""
+    from anime_core.registry import get_registry  # specs and YAML only, no torch
 
-    arch = architecture_option(spec)
-    if arch is None or arch.name in {p.name for p in spec.run_options}:
+    variants = get_registry().variants(spec)
+    if variants is None or {variants.name, *variants.aliases} & {p.name for p in spec.run_options}:
         return []
+    flags = [f"--{alias.replace('_', '-')}" for alias in variants.aliases]
     return [click.Option(
-        [f"--{arch.name.replace('_', '-')}", arch.name],
-        type=click.Choice(arch.choices),
+        [*flags, variants.name],
+        type=click.Choice(variants.choices),
         default=None,  # not given: the file or style decides
-        help=f"The generator's {arch.name}, for a weights file whose tensors do not decide it (e.g. a plain state "
-             f"dict) [default: what the file or style records, else {arch.default}]; contradicting them is an error.",
+        help=f"The generator network ({spec.generator}.<variant>), for a weights file whose tensors do not decide it "
+             f"(e.g. a plain state dict) [default: what the file or style records, else {variants.default}]; "
+             f"contradicting them is an error.",
     )]

@@ -114,8 +114,14 @@ def info_command(model: str) -> None:
         _echo(f"  {spec.description}")
     if spec.paper:
         _echo(f"paper: {spec.paper}")
-    _echo(f"generator: {spec.generator} ({ref_name(reg.generator(spec.generator).build)}): "
-          f"{_param_count(spec, 'generator')}")
+    variants = reg.variants(spec)
+    if variants is None:
+        _echo(f"generator: {spec.generator} ({ref_name(reg.generator(spec.generator).build)}): "
+              f"{_param_count(spec, 'generator')}")
+    else:  # the default variant's count; --variant picks another
+        default = reg.generator(variants.builder_name(variants.default))
+        _echo(f"generator: {default.name} ({ref_name(default.build)}): {_param_count(spec, 'generator')}; "
+              f"--variant {'|'.join(variants.choices)}")
     if spec.discriminator:
         _echo(f"discriminator: {spec.discriminator} ({ref_name(reg.discriminator(spec.discriminator).build)}): "
               f"{_param_count(spec, 'discriminator')}")

@@ -12,8 +12,10 @@ neighbourhood. Two kinds of layers look further, and this registry names them by
   SAGAN self-attention. The tiler computes them once on the whole (low-resolution) feature map
   and hands every tile its crop.
 
-A third-party layer joins either list with one call from its plugin; nothing here is specific to a
-plugin.
+A third-party layer joins either list with one call next to its class; nothing here is specific to a
+plugin. This table is deliberately not a plugin hook: its keys are classes, registered when they are
+defined, so it is complete for any network that exists whichever registry is current (a missing
+entry would not fail, it would tile wrongly); docs/DESIGN-NOTES.md, "Faithful tiling", says more.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anime_core.contract import EXPORTED
 from anime_core.errors import AnimeError, UsageError, WeightsUnavailable
 from anime_core.inference import io
 from anime_core.inference.onnx_guard import GraphGuard, check_metadata_attribute, printable
@@ -70,9 +71,8 @@ EXTRA = 'pip install "anime-core[onnx]"'
 STOP_WAIT = 5.0  # seconds a Ctrl-C waits for ONNX Runtime to stop at the next node before it goes on anyway
 #: bytes of self-attention scores a graph may hold at once; the graph's attention is unchunked
 ATTENTION_BUDGET = 1 << 30
-#: generator attributes the pipelines read; exported as metadata and restored on the ONNX generator
-ATTRIBUTES = ("stride", "min_side", "latent_dim", "in_channels", "out_channels", "scale", "num_classes",
-              "class_names", "image_size")
+#: generator attributes the pipelines read (named in :mod:`anime_core.contract`); exported as metadata and restored
+ATTRIBUTES = EXPORTED
 
 
 class ExportError(AnimeError):

@@ -21,7 +21,8 @@ the installed plugins whose models its styles, converters or builders add to.
 ``light``       importing the entry-point module in a fresh interpreter loads no torch, timm, torchvision.
 ``references``  every ``"package.module:attribute"`` reference resolves (an import error names the module)
                 to a builder, a ``TrainingTask`` subclass, a ``RunConfig`` schema, a ``Pipeline`` of the kind.
-``names``       generators are ``<model>`` or ``<model>.<variant>``, discriminators ``<model>.d``.
+``names``       generators are ``<model>`` or ``<model>.<variant>``, discriminators ``<model>.d``; a model with
+                ``variant_key`` has no bare ``<model>`` builder beside its variants.
 ``configs``     the default YAML and every preset fit the schema key for key (``config.validate``, as
                 ``anime train`` reads them); renamed keys point at keys that exist; no ``data.kind``;
                 ``generator:``/``discriminator:`` sections are exactly builder options.
@@ -29,6 +30,9 @@ the installed plugins whose models its styles, converters or builders add to.
                 :mod:`anime_core.testing.nets`); the paper is cited; ``spec.task_class()(spec, cfg, registry)``
                 builds nets and optimizers; the dataset kind named by ``ModelSpec.dataset`` is registered
                 and yields items from a folder of sample images.
+``generators``  every registered generator, each ``<model>.<variant>`` included, built as its model builds it,
+                has the attributes :mod:`anime_core.contract` names: ``stride`` (translate) or ``latent_dim``
+                (generate), and the optional ones (``min_side``, ``scale``, ``num_classes``...) of the right type.
 ``styles``      an http(s) URL, a well-formed hash, a known layout, options that build, a license note.
 ``converters``  a sample of each foreign layout is recognised, converted and loads strictly (samples from
                 ``contract_samples()`` in the plugin module, else derived from the generator's own state).

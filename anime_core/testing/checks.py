@@ -7,6 +7,7 @@ from types import ModuleType
 
 from anime_core.testing.configs import check_configs
 from anime_core.testing.converters import check_converters
+from anime_core.testing.generators import check_generators
 from anime_core.testing.losses import check_builders, check_losses
 from anime_core.testing.models import check_models
 from anime_core.testing.report import Report, Subject, err, offline, process_registry
@@ -24,6 +25,7 @@ CHECKS: dict[str, Check] = {
     "names": check_names,
     "configs": check_configs,
     "models": check_models,
+    "generators": check_generators,
     "styles": check_styles,
     "converters": check_converters,
     "losses": check_losses,

@@ -72,7 +72,12 @@ def _check_sections(s: Subject, spec: ModelSpec, configs: Mapping[str, Any], rep
     reg = s.registry
     for part, builder in (("generator", spec.generator), ("discriminator", spec.discriminator)):
         table: Mapping[str, Any] = reg.generators if part == "generator" else reg.discriminators
-        if builder is not None and builder not in table:
+        variants = reg.variants(spec) if part == "generator" else None
+        if part == "generator" and spec.variant_key and variants is None:
+            report.problems.append(f"{m} has variant_key '{spec.variant_key}' but no generator is registered as "
+                                   f"'{builder}.<variant>'")
+            continue
+        if variants is None and builder is not None and builder not in table:
             report.problems.append(f"{m} names unknown {part} builder '{builder}'")
             continue
         built: list[Any] = []
@@ -86,6 +91,9 @@ def _check_sections(s: Subject, spec: ModelSpec, configs: Mapping[str, Any], rep
                 continue
             built.append(section)
             try:
-                call_builder(part, builder, table[builder].builder(), dict(section))
+                if variants is not None:  # the core picks the <model>.<variant> builder, as for a run
+                    reg.build(spec, part, **section)
+                else:
+                    call_builder(part, builder, table[builder].builder(), dict(section))
             except Exception as exc:
                 report.problems.append(f"{m} {label}: {part} section does not build ({err(exc)})")

@@ -143,6 +143,9 @@ def model_of(name: str, models: Any) -> str | None:
 def check_names(s: Subject, report: Report) -> None:
     """Generators are ``<model>`` or ``<model>.<variant>``, discriminators ``<model>.d``, for a registered model.
 
+    A model with ``variant_key`` builds only its ``<model>.<variant>`` generators: a bare ``<model>``
+    builder beside them would never run.
+
     A name is how users and ``anime info`` find a net; a builder for another plugin's model
     (``animegan.v3``) is named after that model and passes too.
     """
@@ -154,6 +157,11 @@ def check_names(s: Subject, report: Report) -> None:
             report.problems.append(
                 f"generator '{spec.name}' is not named after a model: call it '<model>' or '<model>.<variant>' "
                 f"(registered models: {known})"
+            )
+        elif spec.name == models[model].generator and models[model].variant_key:
+            report.problems.append(
+                f"generator '{spec.name}' is never built: model '{model}' chooses among its '{spec.name}.<variant>' "
+                f"generators by {models[model].variant_key}; register it as '{spec.name}.<name>' to add a variant"
             )
     for spec in s.own(s.registry.discriminators):
         if not any(spec.name == f"{m}.d" for m in models):

@@ -3,10 +3,10 @@
 The app has no UI code per model: each click option becomes a :class:`Field` (a choice, a
 number, a checkbox, a file upload or a text box) and the values a form sends back are checked
 and converted by click itself (:func:`convert`), so a value the command line refuses is refused
-here with the same message. The architecture choice of ``anime run --variant/--arch``
-(:func:`anime_core.cli.common.architecture_params`) comes first, as on the command line; left
-blank, the weights file or style decides. No gradio and no torch here: the mapping is tested on
-its own.
+here with the same message. The architecture choice of ``anime run --variant`` (the model's
+registered ``<model>.<variant>`` builders, :func:`anime_core.cli.common.architecture_params`) comes
+first, as on the command line; left blank, the weights file or style decides. No gradio and no
+torch here: the mapping is tested on its own.
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ def field_of(option: click.Option) -> Field:
 
 
 def _chosen(spec: ModelSpec) -> tuple[list[click.Option], set[str]]:
-    """``--variant``/``--arch`` (if the model has a choice of network), then the model's own options;
+    """``--variant`` (if the model has a choice of network), then the model's own options;
     and the names of the first kind, which are left out unless chosen, as ``anime run`` leaves them out."""
     from anime_core.cli.common import architecture_params  # click and YAML only
 

@@ -17,7 +17,6 @@ from anime_plugin_ae.options import RUN_OPTIONS
 PKG = "anime_plugin_ae"
 CONFIGS = Path(__file__).parent / "configs"
 PRESETS = ("rgb", "skip", "vae")
-VARIANTS = ("lab", "rgb", "skip", "vae")
 PAPER = (
     "S. Abbas, A. Maaz, T. Ahmad, Abubakar. Ordinary to Anime: An Artistic & Technical Inquiry using "
     "Auto Encoders (GIKI), sections II.B-II.D, Table III."
@@ -29,10 +28,10 @@ RENAMED_KEYS = {"optim.lr": "optim.lr_g", "optim.beta1": "optim.betas", "optim.b
 @hookimpl
 def anime_register_generators() -> list[GeneratorSpec]:
     return [
-        GeneratorSpec("ae", f"{PKG}.generator:build_generator",
-                      "convolutional autoencoder, variant=lab|rgb|skip|vae (II.D)"),
-        *(GeneratorSpec(f"ae.{v}", f"{PKG}.generator:build_{v}", f"the {v} variant of the ae autoencoder")
-          for v in VARIANTS),
+        GeneratorSpec("ae.lab", f"{PKG}.generator:build_lab", "L -> a*b* convolutional autoencoder (II.D)"),
+        GeneratorSpec("ae.rgb", f"{PKG}.generator:build_rgb", "RGB -> RGB autoencoder (I.C, research question 2)"),
+        GeneratorSpec("ae.skip", f"{PKG}.generator:build_skip", "L -> a*b* with U-Net skip connections"),
+        GeneratorSpec("ae.vae", f"{PKG}.generator:build_vae", "variational L -> a*b* autoencoder"),
     ]
 
 
@@ -55,6 +54,7 @@ def anime_register_models() -> list[ModelSpec]:
             "ae",
             "translate",
             generator="ae",
+            variant_key="variant",  # its networks: the ae.<variant> generators above
             task=f"{PKG}.task:AETask",
             config=CONFIGS / "default.yaml",
             schema=f"{PKG}.config:AEConfig",

@@ -25,9 +25,7 @@ output convolution: ``upsample="half_pixel", out_bias=True`` (then ``stride = 4`
 
 from __future__ import annotations
 
-import inspect
 from functools import partial
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -258,7 +256,7 @@ class GeneratorV2(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------
-# builders (registered in plugin.py)
+# builders: the variants ``animegan.v1`` and ``animegan.v2`` (plugin.py); the core picks one by ``variant``
 
 
 def build_v1(resize: str = "half_pixel", dsconv_eps: float = 1e-5) -> GeneratorV1:
@@ -270,35 +268,3 @@ def build_v2(upsample: str = "align_corners", out_bias: bool = False, norm_eps: 
     """``animegan.v2``: AnimeGANv2 in the PyTorch weights layout (``upsample="half_pixel", out_bias=True``:
     pytorch-animeGAN's ``GeneratorV2``; ``upsample="tf1_legacy", norm_eps=1e-12``: the official TF network)."""
     return GeneratorV2(upsample=upsample, out_bias=out_bias, norm_eps=norm_eps)
-
-
-def build_generator(
-    variant: Literal["v1", "v2"] = "v1",
-    resize: str | None = None,
-    dsconv_eps: float | None = None,
-    upsample: str | None = None,
-    out_bias: bool | None = None,
-    norm_eps: float | None = None,
-) -> nn.Module:
-    """``animegan``: dispatch on ``variant`` (config key ``generator.variant``).
-
-    The other options belong to one variant each (``None``: that variant's default); giving one
-    to a variant that does not take it is a usage error, never silently dropped.
-    """
-    from anime_core.errors import UsageError
-
-    builders = {"v1": build_v1, "v2": build_v2}
-    if variant not in builders:
-        raise UsageError(f"unknown AnimeGAN generator variant '{variant}'; use v1 or v2")
-    given = {"resize": resize, "dsconv_eps": dsconv_eps, "upsample": upsample, "out_bias": out_bias,
-             "norm_eps": norm_eps}
-    options = {k: v for k, v in given.items() if v is not None}
-    accepted = inspect.signature(builders[variant]).parameters
-    for key in options:
-        if key not in accepted:
-            owners = [name for name, b in builders.items() if key in inspect.signature(b).parameters]
-            raise UsageError(
-                f"generator option '{key}' applies to variant {' and '.join(owners)}, not {variant}; drop it or "
-                f"set variant={owners[0]}"
-            )
-    return builders[variant](**options)

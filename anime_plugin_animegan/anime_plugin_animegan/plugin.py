@@ -47,7 +47,6 @@ PAPER = (
 @hookimpl
 def anime_register_generators() -> list[GeneratorSpec]:
     return [
-        GeneratorSpec("animegan", f"{PKG}.generator:build_generator", "AnimeGAN generator, variant=v1 (paper) | v2"),
         GeneratorSpec("animegan.v1", f"{PKG}.generator:build_v1", "AnimeGAN generator of the paper (3.1, Fig. 1)"),
         GeneratorSpec("animegan.v2", f"{PKG}.generator:build_v2", "AnimeGANv2 generator in the PyTorch weights layout"),
     ]
@@ -82,6 +81,7 @@ def anime_register_models() -> list[ModelSpec]:
             "translate",
             generator="animegan",
             discriminator="animegan.d",
+            variant_key="variant",  # its networks: the animegan.<variant> generators above
             task=f"{PKG}.task:AnimeGANTask",
             config=CONFIGS / "default.yaml",
             schema=f"{PKG}.config:AnimeGANConfig",

@@ -153,9 +153,10 @@ def _difference(build: Callable[..., torch.nn.Module], options: Mapping[str, Any
 
 
 def _build_generator(**options: Any) -> torch.nn.Module:
-    from anime_plugin_cyclegan.generator import build_generator
+    """The generator ``options`` (a plan's, ``arch`` included) describe, chosen by the core as for a run."""
+    from anime_core.registry import get_registry
 
-    return build_generator(**options)
+    return get_registry().build("cyclegan", "generator", **options)
 
 
 def _build_discriminator(**options: Any) -> torch.nn.Module:

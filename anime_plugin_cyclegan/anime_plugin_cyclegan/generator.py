@@ -53,7 +53,6 @@ from anime_core.layers import SelfAttention
 from anime_core.ops import normal_init
 
 ATTENTION = ("none", "down", "up", "both")
-ARCHS = ("unet", "resnet", "pix2pix-unet")
 NORMS = ("instance", "batch")
 UNET_MULTIPLIERS = (1, 2, 4, 8, 8, 8, 8, 8)  # encoder widths / width (Sharma & Das, section 3.5.1)
 REFERENCE_SIZE = 256  # attention_resolutions are feature-map sides at this input size
@@ -251,7 +250,7 @@ class Pix2PixUNet(nn.Module):
         return self.up[-1](x)
 
 
-# -- builders (registered in plugin.py; keyword arguments = the ``generator:`` config keys) ----------
+# -- the variants cyclegan.unet, .resnet, .pix2pix-unet (plugin.py); the core picks one by ``arch`` --
 def build_unet(
     width: int = 64, attention: str = "none", attention_resolutions: Sequence[int] = (32, 16)
 ) -> UNetGenerator:
@@ -270,39 +269,3 @@ def build_resnet(
 def build_pix2pix_unet(width: int = 64, n_downs: int = 8, norm: str = "batch", dropout: bool = False) -> Pix2PixUNet:
     """``cyclegan.pix2pix-unet``: the CycleGAN/pix2pix code's U-Net (``unet_256``: ``n_downs=8``)."""
     return Pix2PixUNet(width=width, n_downs=n_downs, norm=norm, dropout=dropout)
-
-
-def build_generator(
-    arch: str = "unet",
-    width: int = 64,
-    attention: str = "none",
-    attention_resolutions: Sequence[int] = (32, 16),
-    n_blocks: int = 9,
-    norm: str = "instance",
-    n_downs: int = 8,
-    dropout: bool = False,
-) -> nn.Module:
-    """``cyclegan``: dispatch on ``arch`` (unet | resnet | pix2pix-unet).
-
-    ``attention``: none|down|up|both for unet; none|blocks for resnet. ``norm`` (instance|batch):
-    resnet and pix2pix-unet; ``n_downs`` and ``dropout``: pix2pix-unet. The config holds every
-    option, so the ones the chosen arch does not use are ignored at their defaults; another value
-    for them is a usage error, not silently dropped.
-    """
-    if arch not in ARCHS:
-        raise UsageError(f"generator option arch='{arch}' is not one of {', '.join(ARCHS)}")
-    check_norm(norm)
-    unused = {
-        "unet": {"norm": norm != "instance", "n_downs": n_downs != 8, "dropout": dropout},
-        "resnet": {"n_downs": n_downs != 8, "dropout": dropout},
-        "pix2pix-unet": {"attention": attention != "none"},
-    }[arch]
-    bad = [name for name, given in unused.items() if given]
-    if bad:
-        raise UsageError(f"generator option {bad[0]} does not apply to arch={arch}; leave it at its default "
-                         f"or choose another arch")
-    if arch == "unet":
-        return build_unet(width, attention, attention_resolutions)
-    if arch == "resnet":
-        return build_resnet(width, n_blocks, attention, norm)
-    return build_pix2pix_unet(width, n_downs, norm, dropout)

@@ -43,9 +43,6 @@ PAPER = (
 @hookimpl
 def anime_register_generators() -> list[GeneratorSpec]:
     return [
-        GeneratorSpec(
-            "cyclegan", f"{PKG}.generator:build_generator", "U-Net or ResNet generator (arch=unet|resnet|pix2pix-unet)"
-        ),
         GeneratorSpec("cyclegan.unet", f"{PKG}.generator:build_unet", "8-level U-Net, attention none|down|up|both"),
         GeneratorSpec("cyclegan.resnet", f"{PKG}.generator:build_resnet", "ResNet generator, optional attention"),
         GeneratorSpec(
@@ -83,6 +80,7 @@ def anime_register_models() -> list[ModelSpec]:
             "translate",
             generator="cyclegan",
             discriminator="cyclegan.d",
+            variant_key="arch",  # its networks: the cyclegan.<arch> generators above (--variant or --arch)
             task=f"{PKG}.task:CycleGANTask",
             config=CONFIGS / "default.yaml",
             schema=f"{PKG}.config:CycleGANConfig",

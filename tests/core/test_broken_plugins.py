@@ -111,7 +111,7 @@ def _broken_site(root: Path) -> Path:
 
             @hookimpl
             def anime_register_generators():
-                return [GeneratorSpec("animegan", nn.Identity)]
+                return [GeneratorSpec("animegan.v1", nn.Identity)]
 
             @hookimpl
             def anime_register_styles():
@@ -138,7 +138,7 @@ def test_installed_broken_plugins_are_reported_and_the_rest_works(tmp_path):
         print(json.dumps({
             "models": anime_core.list_models(),
             "errors": reg.load_errors,
-            "generator_owner": reg.generators["animegan"].plugin,
+            "generator_owner": reg.generators["animegan.v1"].plugin,
             "contract_broken": check_plugin("broken"),
         }))
         """
@@ -149,7 +149,7 @@ def test_installed_broken_plugins_are_reported_and_the_rest_works(tmp_path):
     assert {"animegan", "faststyle"} <= set(data["models"])  # the good plugins are unaffected
     errors = "\n".join(data["errors"])
     assert "broken: failed to load (ImportError: missing dependency frobnicate)" in errors
-    assert "clashing: cannot register generator 'animegan': plugin 'animegan' already registers it" in errors
+    assert "clashing: cannot register generator 'animegan.v1': plugin 'animegan' already registers it" in errors
     assert "clashing: style 'animegan:unverified' has no sha256" in errors
     assert data["generator_owner"] == "animegan"
     assert "frobnicate" in data["contract_broken"][0]

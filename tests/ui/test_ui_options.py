@@ -79,5 +79,5 @@ def test_the_architecture_choice_is_a_field_left_out_when_blank(registry):
     assert convert(ae, {"variant": "rgb"})["variant"] == "rgb"
     with pytest.raises(UsageError, match="Invalid value for '--variant': 'hsv' is not one of"):
         convert(ae, {"variant": "hsv"})
-    assert _by_name(registry.model("cyclegan"))["arch"].label == "--arch"
+    assert _by_name(registry.model("cyclegan"))["arch"].label == "--variant"  # one name for every model
     assert not {"variant", "arch"} & set(_by_name(registry.model("dcgan")))  # one network: no field

@@ -26,7 +26,7 @@ def test_builders_dispatch_and_reject_unknown_variants():
     assert isinstance(anime_core.build("animegan", "generator", variant="v1"), GeneratorV1)
     reg = get_registry()
     assert isinstance(reg.generator("animegan.v2").builder()(), GeneratorV2)
-    with pytest.raises(anime_core.errors.UsageError, match="v1 or v2"):
+    with pytest.raises(anime_core.errors.UsageError, match="unknown animegan variant .v3.; use one of v1, v2"):
         anime_core.build("animegan", "generator", variant="v3")
 
 

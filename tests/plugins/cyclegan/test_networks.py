@@ -147,7 +147,7 @@ def test_builders_through_the_registry(registry):
     assert list(unet.up_attention) == ["5"]
     resnet = registry.generator("cyclegan.resnet").builder()(width=8, n_blocks=6, attention="blocks")
     assert isinstance(resnet.attention, SelfAttention) and len(resnet.blocks) == 6
-    with pytest.raises(UsageError, match="arch='vit'"):
+    with pytest.raises(UsageError, match="unknown cyclegan arch 'vit'; use one of unet, resnet, pix2pix-unet"):
         anime_core.build("cyclegan", "generator", arch="vit")
     with pytest.raises(UsageError, match="not U-Net feature sides"):
         anime_core.build("cyclegan", "generator", width=8, attention="down", attention_resolutions=[48])
