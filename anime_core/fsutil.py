@@ -40,9 +40,8 @@ def atomic_path(dest: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.{os.getpid()}-", suffix=suffix)
     tmp = Path(name)
+    fd = _lock(fd)
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # held while the file exists: the writer is alive
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dest)
@@ -50,7 +49,25 @@ def atomic_path(dest: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     finally:
-        os.close(fd)  # releases the lock
+        if fd is not None:
+            os.close(fd)  # releases the lock
+
+
+def _lock(fd: int) -> int | None:
+    """Hold an exclusive ``flock`` on the new temp file while it exists: its writer is alive.
+
+    Returns the descriptor to close when done, or ``None`` (closed now) where there is no ``flock``
+    (Windows, where an open file also cannot be renamed) or the file system refuses it: the PID
+    in the name still tells a live writer from a dead one.
+    """
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            pass
+    os.close(fd)
+    return None
 
 
 def _alive(pid: int) -> bool:
