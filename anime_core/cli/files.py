@@ -735,6 +735,20 @@ def process_state(device: str = "auto") -> PartialState | None:
     return PartialState(cpu=device == "cpu" or (device == "auto" and not torch.cuda.is_available()))
 
 
+def end_processes(state: PartialState | None) -> None:
+    """Tear the process group down once the last collective is done, while the interpreter is whole.
+
+    Left to interpreter exit, a gloo worker thread may still be releasing the finished all-gather of
+    :func:`gather_reports` (its tensors hold Python objects) when finalisation starts: it then needs
+    the GIL, is ended by Python in the middle of a C++ destructor, and ``std::terminate`` aborts the
+    process ("terminate called without an active exception", SIGABRT) after every file was written.
+    ``destroy_process_group`` joins those threads first. Decode and write threads are already joined
+    by :func:`translate_files` (its pools are shut down with ``wait=True``).
+    """
+    if state is not None:
+        state.destroy_process_group()  # a no-op when no group exists
+
+
 def _share(jobs: list[T], state: PartialState) -> list[T]:
     """This process's contiguous share of ``jobs`` (accelerate's ``split_between_processes``)."""
     with state.split_between_processes(jobs) as mine:

@@ -213,6 +213,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
             processes=state,
         )
         report = files.run(pipe, request, file_options)  # under accelerate launch: every process's, merged
+        files.end_processes(state)  # after the last collective: exiting with the group alive can abort (SIGABRT)
         if not main:
             return report.exit_code
         for path, note in report.notes:  # file names and reasons naming them: escaped, one line each

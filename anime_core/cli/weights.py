@@ -99,12 +99,15 @@ def import_cmd(key: str, files: tuple[Path, ...]) -> None:
 @weights_group.command("verify")
 @click.argument("keys", nargs=-1)
 def verify_cmd(keys: tuple[str, ...]) -> int:
-    """Re-check the hashes of cached files (all cached ones by default)."""
+    """Re-check the hashes of cached files (all cached ones by default).
+
+    Temp files that killed downloads or imports left behind are listed and removed.
+    """
     from anime_core.weights.catalog import catalog, entry
 
     reg = get_registry()
     entries = {k: entry(reg, k) for k in keys} if keys else catalog(reg)
-    bad = 0
+    bad = _report_partial()
     checked = 0
     for key, e in entries.items():
         status, path = _status(key, e.source)
@@ -116,6 +119,22 @@ def verify_cmd(keys: tuple[str, ...]) -> int:
     if not checked:
         click.echo("no weights are cached yet")
     return 3 if bad else 0
+
+
+def _report_partial() -> int:
+    """List (and remove) the temp files of killed downloads and imports; how many could not be removed."""
+    from anime_core.budget import fmt_bytes
+    from anime_core.weights.store import sweep_partial
+
+    sweep = sweep_partial()
+    for path, size in sweep.removed:
+        click.echo(f"removed {path} ({fmt_bytes(size)}): left by a download or import that was killed")
+    for path, why in sweep.kept:
+        click.echo(f"CANNOT REMOVE {path}: left by a download or import that was killed ({why}); delete it")
+    for path, pid in sweep.in_use:
+        by = f"process {pid}" if pid is not None else "another process"
+        click.echo(f"in use: {path} is being written by {by} (a download or import running now); left alone")
+    return len(sweep.kept)
 
 
 @weights_group.command("path")

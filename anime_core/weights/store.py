@@ -12,6 +12,11 @@ and never writes more than the published size or the announced ``Content-Length`
 Without network (or with ``ANIME_OFFLINE=1``) the error gives the URL and the
 ``anime weights import`` command that installs a file obtained elsewhere. No torch here:
 ``anime weights list`` and ``anime info`` stay light.
+
+A download or import killed outright (SIGKILL, power loss) leaves its hidden ``.part`` file; the
+next download, import or ``anime weights verify`` removes it (:func:`sweep_partial`), never one a
+running process is still writing. A cache folder that cannot be written (read-only, or a file in
+its place) is one sentence with exit 3 that names it and says to set ``ANIME_HOME``.
 """
 
 from __future__ import annotations
@@ -27,11 +32,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from anime_core.errors import UsageError, WeightsUnavailable
-from anime_core.fsutil import atomic_path
+from anime_core.fsutil import abandoned_temps, atomic_path
 from anime_core.specs import StyleSpec, WeightsFile, WeightsSource
 
 #: a published file: a WeightsFile, or a WeightsSource standing for its first file (same fields)
@@ -41,6 +47,7 @@ CHUNK = 1 << 20
 STALL_SECONDS = 30.0  # default window; ANIME_STALL_SECONDS overrides it
 STALL_MIN_BYTES = 16 << 10  # less than this in one window is a stall (0.5 KiB/s over 30 s)
 UNDECLARED_LIMIT = 4 << 30  # cap when neither the source nor the server states a size
+PART = ".part"  # suffix of the temp files of downloads and imports
 
 CacheStatus = Literal["cached", "not cached", "corrupt"]
 
@@ -66,6 +73,61 @@ def stall_seconds() -> float:
     if not 0 < value < float("inf"):
         raise UsageError(f"ANIME_STALL_SECONDS must be a number of seconds above 0, not '{raw}'")
     return value
+
+
+@dataclass
+class Sweep:
+    """Temp files of downloads and imports found in the cache: removed (their writer is gone) or in use."""
+
+    removed: list[tuple[Path, int]] = field(default_factory=list)  # (path, size in bytes)
+    kept: list[tuple[Path, str]] = field(default_factory=list)  # (path, why it was not removed)
+    in_use: list[tuple[Path, int | None]] = field(default_factory=list)  # (path, writer's PID)
+
+
+def sweep_partial() -> Sweep:
+    """Remove the ``.part`` files that killed downloads and imports left in the cache.
+
+    Only files whose writer is gone (no lock held on them, their PID no longer running) are removed;
+    a concurrent ``anime weights import`` keeps its file. Never raises: a cache that cannot be read
+    or written is explained where it is written to.
+    """
+    sweep = Sweep()
+    try:
+        dead, sweep.in_use = abandoned_temps(anime_home() / "weights", (PART,))
+    except OSError:
+        return sweep
+    for path in dead:
+        try:
+            size = path.stat().st_size
+            path.unlink()
+        except FileNotFoundError:  # another process swept it first
+            continue
+        except OSError as exc:
+            sweep.kept.append((path, exc.strerror or str(exc)))
+            continue
+        sweep.removed.append((path, size))
+    return sweep
+
+
+def _unwritable(folder: Path, exc: OSError) -> WeightsUnavailable:
+    """The one-sentence error for a cache folder that cannot take a file (exit 3)."""
+    home = anime_home()
+    blocker = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if blocker is not None and not blocker.is_dir():
+        why, alternative = f"{blocker} is a file, not a folder", ""
+    else:
+        why, alternative = f"{folder} cannot be written ({exc.strerror or exc})", f" or make {home} writable"
+    return WeightsUnavailable(
+        f"the weights cache {home} cannot hold weights: {why}; set ANIME_HOME to a writable folder{alternative}"
+    )
+
+
+def _cache_temp(stack: ExitStack, dest: Path) -> Path:
+    """A temp file beside ``dest`` in the cache, renamed into place when ``stack`` closes without error."""
+    try:
+        return stack.enter_context(atomic_path(dest, suffix=PART))
+    except OSError as exc:
+        raise _unwritable(dest.parent, exc) from None
 
 
 def cached_path(key: str, source: WeightsSource) -> Path:
@@ -151,6 +213,7 @@ def fetch(key: str, source: WeightsSource, progress: bool = True) -> Path:
 
     For a source of several files, the path of the first; all of them are in its folder.
     """
+    sweep_partial()  # what killed downloads and imports left behind
     missing = []
     for published, dest in cached_paths(key, source):
         if not dest.exists():
@@ -174,8 +237,7 @@ def fetch(key: str, source: WeightsSource, progress: bool = True) -> Path:
     if missing:
         with _sigterm_cleans_up(), ExitStack() as stack:  # every file verified before any is renamed
             for published, dest in missing:
-                tmp = stack.enter_context(atomic_path(dest, suffix=".part"))
-                _download(key, source, published, tmp, progress)
+                _download(key, source, published, _cache_temp(stack, dest), progress)
     return cached_path(key, source)
 
 
@@ -371,7 +433,15 @@ def import_file(key: str, source: WeightsSource, file: str | Path, *more: str | 
         if not f.is_file():
             raise WeightsUnavailable(f"{f} is not a file; give the path of the downloaded weights")
     pairs = _match_files(key, source, given)
+    sweep_partial()
     with _sigterm_cleans_up(), ExitStack() as stack:
         for src, dest in pairs:
-            shutil.copyfile(src, stack.enter_context(atomic_path(dest, suffix=".part")))
+            tmp = _cache_temp(stack, dest)
+            try:
+                shutil.copyfile(src, tmp)
+            except OSError as exc:  # a full disk, an unreadable source: nothing is installed
+                raise WeightsUnavailable(
+                    f"could not copy {src} into the weights cache at {dest.parent} ({exc.strerror or exc}); "
+                    f"free space there or set ANIME_HOME to another folder, then run the import again"
+                ) from None
     return cached_path(key, source)
