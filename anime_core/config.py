@@ -2,7 +2,7 @@
 
 Values of overrides are typed by the default they replace (``train.batch_size=8`` is an int,
 ``train.precision=no`` stays the string ``"no"``). A key that no default declares is an error
-with the closest known key; a key a model renamed names its new key. The result is checked
+with the closest known key. The result is checked
 against the model's typed schema (:mod:`anime_core.schema`): types, ranges and choices.
 Only ``yaml.safe_load`` is used.
 """
@@ -203,10 +203,7 @@ def resolve(
     """Defaults < ``config`` (a file or one of the model's preset names) < ``overrides``, validated."""
     cfg = base if base is not None else model_defaults(model)
     if config is not None:
-        user = read_yaml(_config_path(model, config))
-        _check_renamed(model, _flat_keys(user))
-        cfg = deep_merge(cfg, user)
-    _check_renamed(model, [parse_override(text)[0] for text in overrides])
+        cfg = deep_merge(cfg, read_yaml(_config_path(model, config)))
     cfg = apply_overrides(cfg, overrides)
     validate(model, cfg)
     return cfg
@@ -240,24 +237,6 @@ def _known_only(schema: type, cfg: Mapping[str, Any]) -> dict[str, Any]:
             out[f.name] = _known_only(nested, value) if dataclasses.is_dataclass(nested) and isinstance(
                 value, Mapping) else value
     return out
-
-
-def _flat_keys(mapping: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[list[str]]:
-    keys: list[list[str]] = []
-    for key, value in mapping.items():
-        path = (*prefix, str(key))
-        keys.append(list(path))
-        if isinstance(value, Mapping):
-            keys += _flat_keys(value, path)
-    return keys
-
-
-def _check_renamed(model: ModelSpec, paths: Iterable[list[str]]) -> None:
-    for path in paths:
-        old = ".".join(path)
-        if old in model.renamed_keys:
-            new = model.renamed_keys[old]
-            raise ConfigError(f"config key '{old}' of '{model.name}' is now '{new}'; write {new}=... instead")
 
 
 def _config_path(model: ModelSpec, config: str | Path) -> Path:

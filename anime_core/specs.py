@@ -256,8 +256,7 @@ class ModelSpec:
       their options are the ``generator:`` / ``discriminator:`` sections of the config.
     - ``config``: the plugin's default YAML (``configs/default.yaml``), the one source of default
       values; ``schema``: the typed dataclass those values must fit (see :mod:`anime_core.config`);
-      ``presets``: names usable as ``--config NAME`` for further YAML files; ``renamed_keys``:
-      old dotted keys mapped to their new names, so an old key gets an error naming the new one.
+      ``presets``: names usable as ``--config NAME`` for further YAML files.
     - ``task``: the :class:`~anime_core.training.task.TrainingTask` subclass; ``dataset``: the
       registered dataset kind it trains on.
     - ``pipeline``: the inference pipeline class (default: the core's for ``kind``);
@@ -275,7 +274,6 @@ class ModelSpec:
     config: Path | None = None
     schema: Ref[type] | None = None
     presets: Mapping[str, Path] = field(default_factory=dict)
-    renamed_keys: Mapping[str, str] = field(default_factory=dict)
     dataset: str | None = None
     paper: str = ""
     description: str = ""

@@ -92,7 +92,7 @@ def start_weights(
     if "generator" not in weights.parts:
         raise WeightsUnavailable(f"--init {source} holds no generator (parts: {', '.join(weights.parts)})")
     explicit = user_keys(spec, config, overrides)
-    notes = _adopt_options(spec, cfg, {**style_options, **_current_names(spec, weights.generator)}, source, explicit)
+    notes = _adopt_options(spec, cfg, {**style_options, **weights.generator}, source, explicit)
     notes += _finetune_defaults(spec, cfg, explicit)
     # a file is recorded by its absolute path, so a copy of config.yaml finds it from any folder
     cfg["init"] = {"source": str(Path(source).expanduser().absolute()) if is_file else str(source), "sha256": sha256}
@@ -194,13 +194,6 @@ def _files_of(path: Path) -> list[Path]:
     if prefix is None:
         return [path]
     return [tf1.index_path(prefix), *sorted(prefix.parent.glob(f"{prefix.name}.data-*"))]
-
-
-def _current_names(spec: ModelSpec, options: dict[str, Any]) -> dict[str, Any]:
-    """Generator options of an older weights file under the model's current key names."""
-    renamed = {old.split(".", 1)[1]: new.split(".", 1)[1] for old, new in spec.renamed_keys.items()
-               if old.startswith("generator.") and new.startswith("generator.")}
-    return {renamed.get(k, k): v for k, v in options.items()}
 
 
 def _adopt_options(

@@ -121,18 +121,6 @@ def test_schema_types_every_section(tmp_path):
         typed(Config, cfg | {"loss": {"adversarial": "lsgan"}})
 
 
-def test_renamed_keys_name_the_new_key(tiny_registry, tmp_path):
-    from dataclasses import replace
-
-    spec = replace(tiny_registry.model("tiny"), renamed_keys={"optim.learning_rate": "optim.lr"})
-    with pytest.raises(ConfigError, match="'optim.learning_rate' of 'tiny' is now 'optim.lr'"):
-        cfglib.resolve(spec, None, ["optim.learning_rate=0.1"])
-    old = tmp_path / "old.yaml"
-    old.write_text("optim:\n  learning_rate: 0.1\n")
-    with pytest.raises(ConfigError, match="is now 'optim.lr'"):
-        cfglib.resolve(spec, old)
-
-
 def test_yaml_alias_bomb_is_refused_quickly(tiny_registry, tmp_path):
     """Issue 12 item 16: a billion-laughs document under a known key is refused, not expanded."""
     import time

@@ -1,4 +1,4 @@
-"""The ae config: paper defaults (Abbas et al., "Ordinary to Anime", Table III), typed ranges, renamed keys."""
+"""The ae config: paper defaults (Abbas et al., "Ordinary to Anime", Table III), typed ranges."""
 
 from __future__ import annotations
 
@@ -26,29 +26,6 @@ def test_defaults_are_table_iii_under_the_shared_names(registry):
 @pytest.mark.parametrize("preset", ["rgb", "skip", "vae"])
 def test_presets_still_resolve(registry, preset):
     assert resolved(registry, config=preset)["generator"]["variant"] == preset
-
-
-@pytest.mark.parametrize(("old", "new"), [("optim.lr=0.003", "optim.lr_g"), ("optim.beta1=0.5", "optim.betas"),
-                                          ("optim.beta2=0.99", "optim.betas")])
-def test_an_old_key_names_its_new_key(registry, old, new):
-    key = old.split("=")[0]
-    with pytest.raises(ConfigError, match=f"config key '{key}' of 'ae' is now '{new}'") as err:
-        resolved(registry, old)
-    assert err.value.exit_code == 2
-
-
-def test_an_old_key_in_a_config_file_names_its_new_key(registry, tmp_path):
-    path = tmp_path / "old.yaml"
-    path.write_text("optim:\n  lr: 0.01\n")
-    with pytest.raises(ConfigError, match="'optim.lr' of 'ae' is now 'optim.lr_g'"):
-        resolved(registry, config=path)
-
-
-def test_the_cli_exits_2_on_an_old_key(registry, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main(["train", "ae", "optim.lr=0.003", f"data.photo={tmp_path}", f"data.anime={tmp_path}"])
-    assert exit_.value.code == 2
-    assert "'optim.lr' of 'ae' is now 'optim.lr_g'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

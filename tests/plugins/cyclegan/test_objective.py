@@ -120,26 +120,6 @@ def test_default_config_is_the_papers(registry):
     assert (r8["arch"], r8["n_blocks"], r8["attention"]) == ("resnet", 8, "blocks")
 
 
-RENAMED = {
-    "loss.gan=bce": "loss.adversarial",
-    "loss.lambda_cycle=5": "loss.cycle_weight",
-    "loss.lambda_identity=0.5": "loss.identity_weight",
-    "optim.lr=1e-4": "optim.lr_g",
-    "optim.beta1=0.5": "optim.betas",
-    "optim.beta2=0.99": "optim.betas",
-    "optim.decay_start_epoch=100": "schedule.decay_start_epoch",
-    "generator.ngf=32": "generator.width",
-    "discriminator.ndf=32": "discriminator.width",
-}
-
-
-@pytest.mark.parametrize(("old", "new"), RENAMED.items())
-def test_an_old_key_names_its_new_name(registry, old, new):
-    key = old.split("=")[0]
-    with pytest.raises(ConfigError, match=f"config key '{key}' of 'cyclegan' is now '{new}'"):
-        resolve(registry.model("cyclegan"), None, [old])
-
-
 def anime(*args: str) -> int:
     """``anime ARGS`` in this process: the exit code (errors are printed as the command prints them)."""
     from anime_core.cli import main
@@ -147,14 +127,6 @@ def anime(*args: str) -> int:
     with pytest.raises(SystemExit) as stop:
         main(list(args))
     return int(stop.value.code)
-
-
-def test_an_old_key_in_a_config_file_fails_on_the_command_line_with_exit_2(registry, tmp_path, capsys):
-    old = tmp_path / "old.yaml"
-    old.write_text("loss:\n  lambda_cycle: 10.0\n", encoding="utf-8")
-    assert anime("train", "cyclegan", "--config", str(old), f"output_dir={tmp_path / 'run'}") == 2
-    assert "'loss.lambda_cycle' of 'cyclegan' is now 'loss.cycle_weight'" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(("override", "message"), [
