@@ -279,7 +279,7 @@ class ModelSpec:
     description: str = ""
     pipeline: Ref[type[Pipeline]] | None = None
     run_options: tuple[click.Option, ...] = ()
-    prepare: Ref[Callable[[dict[str, Any]], Any]] | None = None
+    prepare: Ref[Callable[[Any], Any]] | None = None
     plugin: str = ""
 
     def task_class(self) -> type[TrainingTask]:
@@ -295,5 +295,5 @@ class ModelSpec:
     def pipeline_class(self) -> type[Pipeline] | None:
         return None if self.pipeline is None else load_ref(self.pipeline)
 
-    def prepare_fn(self) -> Callable[[dict[str, Any]], Any] | None:
+    def prepare_fn(self) -> Callable[[Any], Any] | None:
         return None if self.prepare is None else load_ref(self.prepare)

@@ -15,19 +15,20 @@ the colour edge-smoothed frame, in place of ``anime_smooth_gray``; those copies 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from PIL import Image
 
-from anime_core import config as cfglib
 from anime_core.errors import ConfigError
 from anime_core.fsutil import atomic_path
 from anime_core.training.data import UNREADABLE, SeededDataset, list_images, load_rgb, readable, train_transform
 from anime_plugin_animegan.prepare import edge_smooth, prepare, prepared_dir, targets
+
+if TYPE_CHECKING:
+    from anime_plugin_animegan.config import AnimeGANConfig
 
 SMOOTH_COLOR = "smooth_color"
 #: the batch key of the edge-promoting loss's images, by ``data.edge_images``
@@ -73,9 +74,9 @@ def color_target(root: Path, anime_dir: Path, src: Path) -> Path:
     return root / SMOOTH_COLOR / src.relative_to(anime_dir).with_suffix(".png")
 
 
-def prepare_color(config: Mapping[str, Any]) -> int:
+def prepare_color(config: AnimeGANConfig) -> int:
     """Write the colour edge-smoothed copies that are missing or older than their frame; returns how many."""
-    anime_dir, root = Path(cfglib.get(config, "data.anime")).expanduser(), prepared_dir(config)
+    anime_dir, root = Path(config.data.anime).expanduser(), prepared_dir(config)
     written = 0
     for src in list_images(anime_dir, "anime folder (data.anime)"):
         out = color_target(root, anime_dir, src)
@@ -91,18 +92,18 @@ def prepare_color(config: Mapping[str, Any]) -> int:
     return written
 
 
-def build_dataset(config: Mapping[str, Any], train: bool = True) -> AnimeGANDataset:
+def build_dataset(config: AnimeGANConfig, train: bool = True) -> AnimeGANDataset:
     """DatasetSpec builder: prepares the anime folder's gray/smooth copies when needed, then loads."""
     prepare(config)  # idempotent: only new or changed frames are processed; unreadable ones are named
-    edge_images = str(cfglib.get(config, "data.edge_images", "gray"))
-    if edge_images == "color":
+    data = config.data
+    if data.edge_images == "color":
         prepare_color(config)
     return AnimeGANDataset(
-        cfglib.get(config, "data.photo"),
-        cfglib.get(config, "data.anime"),
+        data.photo,
+        data.anime,
         prepared_dir(config),
-        int(cfglib.get(config, "train.image_size")),
-        seed=int(cfglib.get(config, "train.seed", 0)),
-        flip=bool(cfglib.get(config, "data.flip", True)),
-        edge_images=edge_images,
+        config.train.image_size,
+        seed=config.train.seed,
+        flip=data.flip,
+        edge_images=data.edge_images,
     )

@@ -25,17 +25,18 @@ from __future__ import annotations
 
 import errno
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from anime_core import config as cfglib
 from anime_core.errors import ConfigError, UsageError
 from anime_core.fsutil import atomic_path
+
+if TYPE_CHECKING:
+    from anime_plugin_animegan.config import AnimeGANConfig
 
 log = logging.getLogger("anime.animegan")
 
@@ -78,12 +79,12 @@ def edge_smooth(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
-def prepared_dir(cfg: Mapping[str, Any]) -> Path:
+def prepared_dir(cfg: AnimeGANConfig) -> Path:
     """``data.prepared`` or ``<data.anime>_prepared`` beside the anime folder."""
-    anime = cfglib.get(cfg, "data.anime")
+    anime = cfg.data.anime
     if not anime:
         raise ConfigError("no anime folder given; set data.anime=DIR ('anime prepare animegan' also takes --anime DIR)")
-    explicit = cfglib.get(cfg, "data.prepared")
+    explicit = cfg.data.prepared
     if explicit:
         return Path(explicit).expanduser()
     anime_dir = Path(anime).expanduser().resolve()
@@ -120,17 +121,17 @@ class PrepareReport:
     folder: Path | None = None
 
 
-def prepare(cfg: Mapping[str, Any], progress: bool = True) -> PrepareReport:
+def prepare(cfg: AnimeGANConfig, progress: bool = True) -> PrepareReport:
     """``anime prepare animegan --anime DIR``: write the gray and smooth copies of every anime frame."""
     from tqdm.auto import tqdm
 
     from anime_core.training.data import list_images
 
-    anime_dir = Path(cfglib.get(cfg, "data.anime") or "").expanduser()
+    anime_dir = Path(cfg.data.anime or "").expanduser()
     root = prepared_dir(cfg)
     files = list_images(anime_dir, "anime folder (data.anime)")
-    if cfglib.get(cfg, "data.photo"):  # a training run: a wrong photo folder fails before anything is written
-        list_images(cfglib.get(cfg, "data.photo"), "photo folder (data.photo)")
+    if cfg.data.photo:  # a training run: a wrong photo folder fails before anything is written
+        list_images(cfg.data.photo, "photo folder (data.photo)")
     report = PrepareReport(folder=root)
     for src in tqdm(files, desc="animegan prepare", unit="img", disable=not progress):
         gray_path, smooth_path = targets(root, anime_dir, src)

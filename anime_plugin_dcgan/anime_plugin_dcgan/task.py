@@ -56,7 +56,7 @@ def decay_schedulers(cfg: Any, optimizers: dict[str, torch.optim.Optimizer],
 class DCGANTask(TrainingTask):
     """See the module docstring."""
 
-    def __init__(self, spec: Any, config: dict[str, Any], registry: Any) -> None:
+    def __init__(self, spec: Any, config: Any, registry: Any) -> None:
         super().__init__(spec, config, registry)
         self.classes: list[str] = []
         self._dataset: Dataset | None = None
@@ -66,7 +66,8 @@ class DCGANTask(TrainingTask):
     def dataset(self) -> Dataset:
         """The registered ``images`` kind; with ``data.conditional`` its class folders name the classes."""
         if self._dataset is None:
-            self._dataset = super().dataset()
+            build = self.registry.dataset(self.spec.dataset or "images").builder()
+            self._dataset = build(self.cfg, train=True, labels=self.cfg.data.conditional)
             self.classes = list(getattr(self._dataset, "classes", []) or [])
         return self._dataset
 

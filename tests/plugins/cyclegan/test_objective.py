@@ -11,7 +11,7 @@ from anime_plugin_cyclegan.pool import ImagePool
 from helpers import make_image
 from PIL import Image
 
-from anime_core.config import resolve
+from anime_core.config import resolve, to_dict
 from anime_core.errors import ConfigError
 from anime_core.ops import linear_decay
 
@@ -105,18 +105,19 @@ def test_schedule_is_linear_within_the_decay_and_its_bounds_are_checked(registry
 
 def test_default_config_is_the_papers(registry):
     cfg = resolve(registry.model("cyclegan"))
-    assert cfg["train"]["batch_size"] == 8 and cfg["train"]["epochs"] == 250 and cfg["train"]["image_size"] == 256
-    assert cfg["optim"] == {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}
-    assert cfg["schedule"] == {"decay": "linear", "decay_start_epoch": 140}
-    assert cfg["loss"] == {"adversarial": "lsgan", "cycle_weight": 10.0, "identity_weight": 5.0, "pool_size": 50}
-    assert cfg["generator"]["width"] == cfg["discriminator"]["width"] == 64 and "kind" not in cfg["data"]
+    assert cfg.train.batch_size == 8 and cfg.train.epochs == 250 and cfg.train.image_size == 256
+    plain = to_dict(cfg)
+    assert plain["optim"] == {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}
+    assert plain["schedule"] == {"decay": "linear", "decay_start_epoch": 140}
+    assert plain["loss"] == {"adversarial": "lsgan", "cycle_weight": 10.0, "identity_weight": 5.0, "pool_size": 50}
+    assert cfg.generator["width"] == cfg.discriminator["width"] == 64 and not hasattr(cfg.data, "kind")
     presets = registry.model("cyclegan").presets
     assert len(presets) == 8
     for name in presets:  # every preset resolves and validates under the new names
         resolve(registry.model("cyclegan"), name)
-    both = resolve(registry.model("cyclegan"), "unet-attention-both")["generator"]
+    both = resolve(registry.model("cyclegan"), "unet-attention-both").generator
     assert both["arch"] == "unet" and both["attention"] == "both"
-    r8 = resolve(registry.model("cyclegan"), "resnet8-attention")["generator"]
+    r8 = resolve(registry.model("cyclegan"), "resnet8-attention").generator
     assert (r8["arch"], r8["n_blocks"], r8["attention"]) == ("resnet", 8, "blocks")
 
 
@@ -159,8 +160,8 @@ def test_the_unet_needs_256_pixel_crops(registry, tmp_path, capsys):
         resolve(spec, "unet-attention-both", ["train.image_size=128"])
     with pytest.raises(ConfigError, match="multiple of 256, not 384"):
         resolve(spec, None, ["train.image_size=384"])
-    assert resolve(spec, "resnet9", ["train.image_size=128"])["train"]["image_size"] == 128  # the way out works
-    assert resolve(spec, None, ["train.image_size=512"])["train"]["image_size"] == 512
+    assert resolve(spec, "resnet9", ["train.image_size=128"]).train.image_size == 128  # the way out works
+    assert resolve(spec, None, ["train.image_size=512"]).train.image_size == 512
     with pytest.raises(ConfigError, match="ResNet generator needs train.image_size to be a multiple of 4, not 30"):
         resolve(spec, "resnet9", ["train.image_size=30"])
 

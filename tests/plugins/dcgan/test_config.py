@@ -8,7 +8,7 @@ from anime_plugin_dcgan.discriminator import DCGANDiscriminator, MultiScaleDiscr
 from anime_plugin_dcgan.sr.generator import SRGenerator
 
 import anime_core
-from anime_core.config import resolve, validate
+from anime_core.config import resolve
 from anime_core.errors import ConfigError, UsageError
 
 
@@ -35,15 +35,15 @@ def test_bad_value_is_a_config_error_naming_the_key(model, override, message):
 
 
 def test_defaults_and_presets_resolve_with_the_paper_values():
-    cfg = validate(spec(), resolve(spec(), None, []))
+    cfg = resolve(spec(), None, [])
     assert cfg.loss.adversarial == "bce" and cfg.loss.gp_weight == 10.0
     assert cfg.optim.betas == [0.5, 0.999] and cfg.optim.lr_g == cfg.optim.lr_d == 2e-4
     assert (cfg.schedule.decay, cfg.schedule.decay_start_epoch, cfg.train.epochs) == ("linear", 25, 50)
-    pixelsake = validate(spec(), resolve(spec(), "pixelsake", []))
+    pixelsake = resolve(spec(), "pixelsake", [])
     assert pixelsake.loss.adversarial == "hinge"
     assert pixelsake.loss.feature_matching_weight == pixelsake.loss.vgg_weight == 1.0
     assert pixelsake.discriminator["num_scales"] == 3 and pixelsake.train.image_size == 128
-    sr = validate(spec("pixelsake-sr"), resolve(spec("pixelsake-sr"), None, []))
+    sr = resolve(spec("pixelsake-sr"), None, [])
     assert (sr.loss.l1_weight, sr.loss.perceptual_weight, sr.loss.adversarial_weight) == (1e-2, 1.0, 5e-3)
     assert sr.optim.betas == [0.9, 0.999] and (sr.schedule.decay_start_epoch, sr.train.epochs) == (50, 100)
 
