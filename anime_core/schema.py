@@ -125,7 +125,9 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """``decay: linear``: constant rate, then linear decay to 0 from ``decay_start_epoch`` to the end."""
+    """``decay: linear``: constant rate, then linear decay to 0 at the run's last step; ``decay_start_epoch``
+    (below ``train.epochs``) says after what share of the run the decay starts. The core builds the
+    schedules (:mod:`anime_core.training.schedule`)."""
 
     decay: str = one_of("linear", "none")
     decay_start_epoch: int = at_least(0)
@@ -156,7 +158,20 @@ def typed(schema: type[T], cfg: Mapping[str, Any], adversarial: Mapping[str, Any
     ``adversarial`` is the set of registered adversarial loss names for fields declared with
     :func:`adversarial_loss` (unchecked when ``None``).
     """
-    return _build(schema, cfg, "", adversarial)
+    view = _build(schema, cfg, "", adversarial)
+    _check_schedule(view)
+    return view
+
+
+def _check_schedule(cfg: Any) -> None:
+    """A linear decay starts within the run: ``schedule.decay_start_epoch`` below ``train.epochs``."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    if not {"schedule", "train"} <= names or not isinstance(cfg.schedule, ScheduleConfig):
+        return
+    start, epochs = cfg.schedule.decay_start_epoch, cfg.train.epochs
+    if cfg.schedule.decay == "linear" and start >= epochs:
+        raise ConfigError(f"config key 'schedule.decay_start_epoch' ({start}) must be below train.epochs ({epochs}), "
+                          f"or set schedule.decay=none")
 
 
 def _build(cls: type[T], values: Any, prefix: str, adversarial: Mapping[str, Any] | None) -> T:

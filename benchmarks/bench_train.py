@@ -222,6 +222,7 @@ def plain_steps(case: Case, overrides: list[str], log_every: int, workers: int, 
     batch_size = cfg.train.batch_size
     steps_per_epoch = len(dataset) // batch_size
     task.build(steps_per_epoch)
+    task.schedule(cfg.train.max_steps or cfg.train.epochs * steps_per_epoch)  # the loop's schedules
     acc = PlainAccelerator()
     sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed, drop_last=True)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers)

@@ -89,13 +89,14 @@ def train(
             cfglib.write(cfg, run.dir / "config.yaml")
             _announce(run.dir, "tensorboard" in log_with)
 
-        # Data, then the task's nets, optimizers and schedulers (built through the registry), one prepare.
+        # Data, then the task's nets and optimizers (built through the registry), the core's schedules, one prepare.
         task = spec.task_class()(spec, cfg, reg)
         with prepared_data_errors(cfg), preflight.perceptual_advice(cfg):
             preflight.require_weights(task)  # before the dataset, which may write prepared copies
             dataset = task.dataset()
             plan = Plan.of(cfg, len(dataset), acc.num_processes)
             task.build(plan.steps_per_epoch)
+            task.schedule(plan.max_steps)  # schedule.* over the run's real number of optimizer steps
         if acc.is_main_process and (warning := preflight.warn_random_features(task, cfg)):
             print(warning, file=sys.stderr)
         for note in apply_start(task, start):  # --init weights and train.freeze, before the optimizers are wrapped

@@ -12,9 +12,10 @@ registered adversarial loss), the dataset with :meth:`TrainingTask.dataset` (``M
 It reads the typed run config as ``self.cfg`` (``self.cfg.optim.lr_g``; see :mod:`anime_core.schema`).
 
 Rules for a task:
-- ``build(steps_per_epoch)`` fills ``self.nets``, ``self.optimizers`` and (optionally)
-  ``self.schedulers``. Scheduler lambdas count optimizer steps; the loop calls ``.step()`` on
-  every scheduler once per completed optimizer step.
+- ``build(steps_per_epoch)`` fills ``self.nets`` and ``self.optimizers``. Learning-rate schedules
+  are the core's: after ``build`` the loop calls :meth:`TrainingTask.schedule`, which builds them
+  from the config's ``schedule:`` section over the run's optimizer steps
+  (:mod:`anime_core.training.schedule`), and steps them once per completed optimizer step.
 - After ``build`` the loop replaces the entries of ``self.nets``/``self.optimizers`` by their
   Accelerate-prepared versions, so always reach them through those dicts.
 - ``step`` does forward passes and one :meth:`TrainingTask.optimize` per optimizer (backward,
@@ -87,7 +88,7 @@ class TrainingTask(ABC):
     # -- to implement ---------------------------------------------------------------------
     @abstractmethod
     def build(self, steps_per_epoch: int) -> None:
-        """Create ``self.nets``, ``self.optimizers`` and optionally ``self.schedulers``."""
+        """Create ``self.nets`` and ``self.optimizers`` (the loop adds the schedulers: :meth:`schedule`)."""
 
     @abstractmethod
     def step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float | torch.Tensor]:
@@ -140,6 +141,21 @@ class TrainingTask(ABC):
         del state
 
     # -- the common moves, once -------------------------------------------------------------
+    def schedule(self, total_steps: int) -> None:
+        """The learning-rate schedules of ``schedule.*`` over the run's ``total_steps`` optimizer steps.
+
+        Called by the loop after :meth:`build` (:mod:`anime_core.training.schedule`); a task builds none.
+        """
+        from anime_core.training.schedule import lr_schedulers
+
+        if self.schedulers:
+            raise UsageError(
+                f"the training task of '{self.spec.name}' built its own schedulers; the core builds them from the "
+                f"config's schedule: section (schedule.decay, schedule.decay_start_epoch)"
+            )
+        self.schedulers = lr_schedulers(self.cfg, self.optimizers, total_steps)
+
+
     def build_net(self, part: str = "generator", **overrides: Any) -> nn.Module:
         """The model's ``generator`` or ``discriminator`` with this run's config section (+ ``overrides``)."""
         options = net_options(self.cfg, "generator" if part == "generator" else "discriminator")

@@ -109,7 +109,7 @@ def test_schema_types_every_section(tmp_path):
     cfg = cfglib.base_defaults() | {
         "loss": {"adversarial": "lsgan", "cycle_weight": 10},
         "optim": {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]},
-        "schedule": {"decay": "linear", "decay_start_epoch": 100},
+        "schedule": {"decay": "linear", "decay_start_epoch": 0},  # below train.epochs (1)
     }
     view = typed(Config, cfg, adversarial={"lsgan", "bce"})
     assert view.loss.cycle_weight == 10.0 and isinstance(view.loss.cycle_weight, float)

@@ -83,6 +83,8 @@ def test_learning_rate_at_epochs(registry, epoch, lr):
     """Sharma & Das, section 4.2: 2e-4 for 140 of 250 epochs, then linear decay to 0 (both optimizers)."""
     steps_per_epoch = 3
     task = cyclegan_task(registry, steps_per_epoch=steps_per_epoch)
+    assert task.schedulers == {}  # the task builds none: the loop asks the core for them
+    task.schedule(250 * steps_per_epoch)  # what the loop passes: Plan.max_steps
     for _ in range(epoch * steps_per_epoch):
         for name, opt in task.optimizers.items():
             opt.step()
@@ -91,12 +93,28 @@ def test_learning_rate_at_epochs(registry, epoch, lr):
         {"generator": lr, "discriminator": lr}, abs=1e-12)
 
 
+def test_a_max_steps_run_reaches_the_decay(registry):
+    """Issue 22: ``anime train cyclegan ... train.max_steps=20000`` decays over its 20,000 steps (140/250 of
+    the run at the full rate, then to 0 at the last step), not over 250 epochs it never reaches."""
+    from anime_core.training.loop import Plan
+    from anime_core.training.schedule import decay_start, lr_schedulers
+
+    cfg = resolve(registry.model("cyclegan"), None, ["train.max_steps=20000"])
+    plan = Plan.of(cfg, items=8000, processes=1)  # 1,000 steps an epoch: 250 epochs would be 250,000 steps
+    assert (plan.steps_per_epoch, plan.max_steps, decay_start(cfg, plan.max_steps)) == (1000, 20000, 11200)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2e-4)
+    (sched,) = lr_schedulers(cfg, {"generator": opt}, plan.max_steps).values()
+    factors = [sched.lr_lambdas[0](s) for s in (0, 11199, 11200, 15600, 20000)]
+    assert factors == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.0])
+
+
 def test_schedule_is_linear_within_the_decay_and_its_bounds_are_checked(registry):
     f = linear_decay(250 * 10, 140 * 10)
     assert f(1400) == 1.0 and f(1405) == pytest.approx(1 - 0.5 / 110) and f(9999) == 0.0
     with pytest.raises(ConfigError, match=r"'schedule.decay_start_epoch' \(140\) must be below train.epochs \(100\)"):
         resolve(registry.model("cyclegan"), None, ["train.epochs=100"])
     task = cyclegan_task(registry, "train.epochs=100", "schedule.decay=none", "optim.lr_d=1e-4")
+    task.schedule(100 * 3)
     assert task.schedulers == {}  # constant rates, each optimizer its own
     assert {k: o.param_groups[0]["lr"] for k, o in task.optimizers.items()} == {"generator": 2e-4,
                                                                                 "discriminator": 1e-4}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from anime_plugin_dcgan.task import decay_schedulers
 
 import anime_core
 from anime_core.config import resolve
 from anime_core.errors import ConfigError
 from anime_core.losses import gradient_penalty
+from anime_core.training.schedule import lr_schedulers
 
 
 def test_gradient_penalty_of_linear_critic():
@@ -50,7 +50,7 @@ def schedule_factors(overrides: list[str], steps_per_epoch: int, steps: list[int
     spec = anime_core.get_registry().model("dcgan")
     cfg = resolve(spec, None, overrides)
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    (sched,) = decay_schedulers(cfg, {"g": opt}, steps_per_epoch).values()
+    (sched,) = lr_schedulers(cfg, {"g": opt}, cfg.train.epochs * steps_per_epoch).values()
     return [sched.lr_lambdas[0](s) for s in steps]
 
 
@@ -62,9 +62,9 @@ def test_decay_starts_at_the_epoch_and_reaches_zero_at_the_end():
         1.0, 0.75, 0.5, 0.0]
     spec = anime_core.get_registry().model("dcgan")
     cfg = resolve(spec, None, ["schedule.decay=none"])
-    assert decay_schedulers(cfg, {}, 4) == {}
+    assert lr_schedulers(cfg, {"g": torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)}, 4) == {}
 
 
 def test_decay_start_after_the_last_epoch_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"schedule.decay_start_epoch=25 is after the last epoch \(train.epochs=10\)"):
+    with pytest.raises(ConfigError, match=r"'schedule.decay_start_epoch' \(25\) must be below train.epochs \(10\)"):
         schedule_factors(["train.epochs=10"], 4, [0])
