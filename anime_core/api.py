@@ -177,18 +177,15 @@ def merge_chosen(spec: ModelSpec, source: Source, chosen: Mapping[str, Any]) -> 
     What a style, a native file's metadata or a converter's reading of a foreign file says about
     the architecture is a fact about its tensors: a keyword that says otherwise names both values.
     """
-    from anime_core.inference.pipeline import _current_names
-
     recorded: dict[str, tuple[Any, str]] = {}
     if source.style:
-        style = _current_names(spec, source.generator_options)
-        recorded.update({k: (v, f"style {source.label} is") for k, v in style.items()})
+        recorded.update({k: (v, f"style {source.label} is") for k, v in source.generator_options.items()})
     loaded = source.loaded
     if loaded is not None:
         name = loaded.path.name if loaded.path is not None else source.label
         what = (f"{name} records" if loaded.layout == "native"
                 else f"{name}, read as a '{loaded.layout}' checkpoint, needs")
-        recorded.update({k: (v, what) for k, v in _current_names(spec, loaded.generator).items()})
+        recorded.update({k: (v, what) for k, v in loaded.generator.items()})
     for key, value in chosen.items():
         if key in recorded and not _same(recorded[key][0], value):
             held, what = recorded[key]

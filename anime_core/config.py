@@ -1,15 +1,22 @@
 """Run configuration: plugin defaults < user YAML (file or preset) < ``key=value`` overrides.
 
-Values of overrides are typed by the default they replace (``train.batch_size=8`` is an int,
-``train.precision=no`` stays the string ``"no"``). A key that no default declares is an error
-with the closest known key; a key a model renamed names its new key. The result is checked
-against the model's typed schema (:mod:`anime_core.schema`): types, ranges and choices.
-Only ``yaml.safe_load`` is used.
+:func:`resolve` merges the YAML layers and returns **the** run config: the model's typed schema
+(:mod:`anime_core.schema`, a :class:`~anime_core.schema.RunConfig` dataclass; the core keys alone
+for a model without a schema). Everything downstream (the training loop, tasks, datasets, init,
+the web app) reads its attributes, ``cfg.train.batch_size``; a key the schema does not declare is
+an ``AttributeError``, so no code can read a key that no YAML sets. ``configs/*.yaml`` stay the
+one source of values: the schema carries types and ranges, never defaults.
+
+Values of overrides are typed by the schema (``train.batch_size=8`` is an int,
+``train.precision=no`` stays the string ``"no"``), options of the open ``generator:``/
+``discriminator:`` sections by the default they replace, both through :func:`anime_core.schema.coerce`.
+A key that no default declares is an error with the closest known key. Only ``yaml.safe_load`` is used.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
@@ -20,12 +27,13 @@ import yaml
 
 from anime_core.errors import ConfigError, did_you_mean
 from anime_core.fsutil import atomic_path
+from anime_core.schema import RunConfig, coerce, typed
 from anime_core.specs import ModelSpec
 
 if TYPE_CHECKING:
     from anime_core.registry import Registry
 
-Config = dict[str, Any]
+Config = dict[str, Any]  # a YAML layer; the resolved config is a RunConfig
 MAX_CONFIG_BYTES = 1 << 20  # a run config is a few KB; refuse anything far larger
 MAX_ALIASES = 64  # YAML anchors are legal, but an "alias bomb" expands exponentially
 
@@ -108,8 +116,8 @@ def deep_merge(base: Mapping[str, Any], new: Mapping[str, Any], check: bool = Tr
         old = out.get(key)
         if isinstance(old, dict) and isinstance(value, Mapping) and old:
             out[key] = deep_merge(old, value, check=check, prefix=f"{dotted}.")
-        elif check and key in out:
-            out[key] = coerce(dotted, old, value)
+        elif check and key in out and old is not None and value is not None:
+            out[key] = coerce(dotted, type(old), value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -123,41 +131,6 @@ def _is_open(mapping: Mapping[str, Any]) -> bool:
 def _suggest(key: str, prefix: str, level: Mapping[str, Any]) -> str:
     hint = did_you_mean(key, level.keys())
     return hint.replace("'", f"'{prefix}", 1) if hint.startswith("; did you mean") else hint
-
-
-def coerce(key: str, default: Any, value: Any) -> Any:
-    """Type ``value`` like ``default``; a value of the wrong type is a :class:`ConfigError`."""
-    if default is None or value is None:
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "yes", "on", "1", "false", "no", "off", "0"}:
-            return value.lower() in {"true", "yes", "on", "1"}
-        raise ConfigError(f"config key '{key}' expects true or false, got {value!r}")
-    if isinstance(default, str):
-        if isinstance(value, bool):  # YAML 1.1 reads `no` as False
-            return "yes" if value else "no"
-        return str(value)
-    if isinstance(default, int) and not isinstance(default, bool):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        try:
-            return int(str(value))
-        except ValueError:
-            raise ConfigError(f"config key '{key}' expects an integer, got {value!r}") from None
-    if isinstance(default, float):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"config key '{key}' expects a number, got {value!r}") from None
-    if isinstance(default, list):
-        if isinstance(value, (list, tuple)):
-            return list(value)
-        raise ConfigError(f"config key '{key}' expects a list like [a, b], got {value!r}")
-    return value
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -199,65 +172,83 @@ def resolve(
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
     base: Config | None = None,
-) -> Config:
-    """Defaults < ``config`` (a file or one of the model's preset names) < ``overrides``, validated."""
+) -> RunConfig:
+    """Defaults < ``config`` (a file or one of the model's preset names) < ``overrides``: the typed run config."""
     cfg = base if base is not None else model_defaults(model)
     if config is not None:
-        user = read_yaml(_config_path(model, config))
-        _check_renamed(model, _flat_keys(user))
-        cfg = deep_merge(cfg, user)
-    _check_renamed(model, [parse_override(text)[0] for text in overrides])
-    cfg = apply_overrides(cfg, overrides)
-    validate(model, cfg)
-    return cfg
+        cfg = deep_merge(cfg, read_yaml(_config_path(model, config)))
+    return validate(model, apply_overrides(cfg, overrides))
 
 
-def validate(model: ModelSpec, cfg: Mapping[str, Any], registry: Registry | None = None) -> Any:
-    """Check ``cfg`` against the model's schema (or the core keys when it has none); returns the typed view.
+def load_saved(model: ModelSpec, path: str | Path, overrides: Sequence[str] = ()) -> RunConfig:
+    """A run's saved ``config.yaml`` (+ ``overrides``): keys added since the run was made take their defaults."""
+    saved = deep_merge(model_defaults(model), read_yaml(path), check=False)
+    return validate(model, apply_overrides(saved, overrides))
 
-    Adversarial loss names are checked against ``registry`` (default: the process registry).
+
+def validate(model: ModelSpec, cfg: Mapping[str, Any], registry: Registry | None = None) -> RunConfig:
+    """Check the merged mapping ``cfg`` against the model's schema; returns the typed run config.
+
+    A model without a schema has the core keys (:class:`~anime_core.schema.RunConfig`) and builder
+    options only. Adversarial loss names are checked against ``registry`` (default: the process registry).
     """
     from anime_core.registry import get_registry
-    from anime_core.schema import RunConfig, typed
 
     adversarial = {name for name, spec in (registry or get_registry()).losses.items() if spec.adversarial}
-    schema = model.schema_class()
-    if schema is None:  # a model without a schema: check the core keys, leave its own keys alone
-        return typed(RunConfig, _known_only(RunConfig, cfg), adversarial)
-    return typed(schema, cfg, adversarial)
+    return typed(model.schema_class() or RunConfig, cfg, adversarial)
 
 
-def _known_only(schema: type, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    import dataclasses
-    import typing
-
-    hints = typing.get_type_hints(schema)
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(schema):
-        if f.name in cfg:
-            value = cfg[f.name]
-            nested = hints[f.name]
-            out[f.name] = _known_only(nested, value) if dataclasses.is_dataclass(nested) and isinstance(
-                value, Mapping) else value
-    return out
+def refresh(model: ModelSpec, cfg: RunConfig, registry: Registry | None = None) -> None:
+    """Check ``cfg`` again after code changed its values (``--init``), retyping them in place."""
+    checked = validate(model, to_dict(cfg), registry)
+    for f in dataclasses.fields(checked):
+        setattr(cfg, f.name, getattr(checked, f.name))
 
 
-def _flat_keys(mapping: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[list[str]]:
-    keys: list[list[str]] = []
-    for key, value in mapping.items():
-        path = (*prefix, str(key))
-        keys.append(list(path))
-        if isinstance(value, Mapping):
-            keys += _flat_keys(value, path)
-    return keys
+def to_dict(cfg: RunConfig | Mapping[str, Any]) -> Config:
+    """The config as plain nested dicts (what ``config.yaml`` holds)."""
+    return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else copy.deepcopy(dict(cfg))  # type: ignore[arg-type]
 
 
-def _check_renamed(model: ModelSpec, paths: Iterable[list[str]]) -> None:
-    for path in paths:
-        old = ".".join(path)
-        if old in model.renamed_keys:
-            new = model.renamed_keys[old]
-            raise ConfigError(f"config key '{old}' of '{model.name}' is now '{new}'; write {new}=... instead")
+def declares(cfg: RunConfig, dotted: str) -> bool:
+    """Whether the model's config has the key ``dotted`` (``data.prepared``): for core code that serves
+    several models, where only some declare a key."""
+    try:
+        lookup(cfg, dotted)
+    except (AttributeError, KeyError):
+        return False
+    return True
+
+
+def lookup(cfg: RunConfig, dotted: str) -> Any:
+    """The value of ``dotted`` (``train.batch_size``); an undeclared key raises ``AttributeError``
+    (``KeyError`` inside the open ``generator``/``discriminator`` sections). No default: every key
+    has its value in the YAML."""
+    node: Any = cfg
+    for part in dotted.split("."):
+        node = node[part] if isinstance(node, Mapping) else getattr(node, part)
+    return node
+
+
+def assign(cfg: RunConfig, dotted: str, value: Any) -> None:
+    """Set the key ``dotted``; one the schema does not declare is a :class:`ConfigError` (an open
+    ``generator``/``discriminator`` section takes any option). Run :func:`refresh` to type the value."""
+    *parents, leaf = dotted.split(".")
+    node = lookup(cfg, ".".join(parents)) if parents else cfg
+    if isinstance(node, dict):
+        node[leaf] = value
+        return
+    names = [f.name for f in dataclasses.fields(node)]
+    if leaf not in names:
+        prefix = ".".join(parents) + "." if parents else ""
+        raise ConfigError(f"unknown config key '{dotted}'{_suggest(leaf, prefix, dict.fromkeys(names))}")
+    setattr(node, leaf, value)
+
+
+def net_options(cfg: RunConfig, part: str) -> dict[str, Any]:
+    """The ``generator:`` or ``discriminator:`` section as builder keyword arguments (a schema may type it)."""
+    section = getattr(cfg, part)
+    return dataclasses.asdict(section) if dataclasses.is_dataclass(section) else dict(section)
 
 
 def _config_path(model: ModelSpec, config: str | Path) -> Path:
@@ -272,21 +263,11 @@ def _config_path(model: ModelSpec, config: str | Path) -> Path:
     )
 
 
-def get(cfg: Mapping[str, Any], dotted: str, default: Any = None) -> Any:
-    """``get(cfg, "train.batch_size")``."""
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return default
-        node = node[part]
-    return node
+def dump(cfg: RunConfig | Mapping[str, Any]) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False)
 
 
-def dump(cfg: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(cfg), sort_keys=False)
-
-
-def write(cfg: Mapping[str, Any], path: str | Path) -> None:
+def write(cfg: RunConfig | Mapping[str, Any], path: str | Path) -> None:
     """Write ``cfg`` as YAML atomically."""
     atomic_write_text(Path(path), dump(cfg))
 

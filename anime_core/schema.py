@@ -2,9 +2,12 @@
 
 The values live in one place, the plugin's ``configs/default.yaml`` (merged over the core's
 ``configs/base.yaml``); the dataclasses say what each key is: its type, its allowed range or
-choices. :func:`typed` checks a resolved config against its schema and returns the dataclass view
-that training tasks read (``self.cfg.train.batch_size``); a value of the wrong type or out of range
-is a :class:`~anime_core.errors.ConfigError` (exit 2) naming the key and what is allowed.
+choices. :func:`typed` checks a merged config against its schema and returns the typed run config,
+the one object the loop, tasks, datasets and the web app read (``cfg.train.batch_size``); a value
+of the wrong type or out of range is a :class:`~anime_core.errors.ConfigError` (exit 2) naming the
+key and what is allowed. Values are typed by :func:`coerce`, the one coercer. The dataclasses
+have no ``__getattr__``: reading a key the schema does not declare is an ``AttributeError``, and
+:func:`compare` walks a YAML against a schema both ways (the plugin contract's ``configs`` check).
 
 A plugin's schema subclasses :class:`RunConfig` and adds its sections::
 
@@ -37,6 +40,8 @@ from anime_core.errors import ConfigError, did_you_mean
 
 T = TypeVar("T")
 _NONE = type(None)
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0"}
 
 
 def rule(low: float | None = None, high: float | None = None, choices: tuple[Any, ...] = (),
@@ -135,10 +140,31 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """``decay: linear``: constant rate, then linear decay to 0 from ``decay_start_epoch`` to the end."""
+    """``decay: linear``: constant rate, then linear decay to 0 at the run's last step; ``decay_start_epoch``
+    (below ``train.epochs``) says after what share of the run the decay starts. The core builds the
+    schedules (:mod:`anime_core.training.schedule`)."""
 
     decay: str = one_of("linear", "none")
     decay_start_epoch: int = at_least(0)
+
+
+def compare(schema: type, values: Mapping[str, Any], prefix: str = "") -> tuple[list[str], list[str]]:
+    """Walk ``values`` (a merged YAML) against ``schema`` both ways: ``(undeclared, unset)``.
+
+    ``undeclared``: dotted keys the YAML sets that the schema does not declare (code could not read
+    them); ``unset``: keys the schema declares that the YAML does not set (code would read a value
+    no YAML gives). The open ``dict`` sections (builder options) are not walked.
+    """
+    hints = typing.get_type_hints(schema)
+    names = [f.name for f in dataclasses.fields(schema)]
+    undeclared = [f"{prefix}{key}" for key in values if key not in hints]
+    unset = [f"{prefix}{name}" for name in names if name not in values]
+    for name in names:
+        hint, value = hints[name], values.get(name)
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            more = compare(hint, value, f"{prefix}{name}.")  # type: ignore[arg-type]
+            undeclared, unset = undeclared + more[0], unset + more[1]
+    return undeclared, unset
 
 
 def typed(schema: type[T], cfg: Mapping[str, Any], adversarial: Mapping[str, Any] | None = None) -> T:
@@ -147,7 +173,20 @@ def typed(schema: type[T], cfg: Mapping[str, Any], adversarial: Mapping[str, Any
     ``adversarial`` is the set of registered adversarial loss names for fields declared with
     :func:`adversarial_loss` (unchecked when ``None``).
     """
-    return _build(schema, cfg, "", adversarial)
+    view = _build(schema, cfg, "", adversarial)
+    _check_schedule(view)
+    return view
+
+
+def _check_schedule(cfg: Any) -> None:
+    """A linear decay starts within the run: ``schedule.decay_start_epoch`` below ``train.epochs``."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    if not {"schedule", "train"} <= names or not isinstance(cfg.schedule, ScheduleConfig):
+        return
+    start, epochs = cfg.schedule.decay_start_epoch, cfg.train.epochs
+    if cfg.schedule.decay == "linear" and start >= epochs:
+        raise ConfigError(f"config key 'schedule.decay_start_epoch' ({start}) must be below train.epochs ({epochs}), "
+                          f"or set schedule.decay=none")
 
 
 def _build(cls: type[T], values: Any, prefix: str, adversarial: Mapping[str, Any] | None) -> T:
@@ -184,41 +223,66 @@ def _value(key: str, hint: Any, value: Any, meta: Mapping[str, Any], adversarial
             raise ConfigError(f"config key '{key}' must be a section of keys, not {value!r}")
         return dict(value)
     if origin is list:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"config key '{key}' expects a list like [a, b], got {value!r}")
+        value = coerce(key, list, value)
         length = meta.get("length")
         if length is not None and len(value) != length:
             raise ConfigError(f"config key '{key}' expects a list of {length} values, got {list(value)!r}")
         item = args[0] if args else Any
-        return [_check(key, _scalar(key, item, v), meta) for v in value]
-    value = _check(key, _scalar(key, hint, value), meta)
+        return [_check(key, coerce(key, item, v), meta) for v in value]
+    value = _check(key, coerce(key, hint, value), meta)
     if meta.get("adversarial") and adversarial is not None and value not in adversarial:
         hint = did_you_mean(value, adversarial)
         raise ConfigError(f"config key '{key}' names unknown adversarial loss '{value}'{hint}")
     return value
 
 
-def _scalar(key: str, hint: Any, value: Any) -> Any:
+def coerce(key: str, hint: Any, value: Any) -> Any:
+    """Type ``value`` as ``hint`` (``bool``, ``int``, ``float``, ``str``, ``list``); the one coercer.
+
+    The schema types every declared key with it, and the config merge types the options of the open
+    ``generator:``/``discriminator:`` sections by the default they replace. Text from an override
+    or a YAML file converts where the meaning is plain (``"8"`` -> 8, ``yes``/``no`` -> a bool;
+    YAML 1.1 reads ``precision: no`` as False, which a string key takes back as ``"no"``); anything
+    else is a :class:`~anime_core.errors.ConfigError` naming the key. Other hints pass values through.
+    """
     if value is None:
         raise ConfigError(f"config key '{key}' must be set (it cannot be null)")
     if hint is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
         raise ConfigError(f"config key '{key}' expects true or false, got {value!r}")
+    if hint is str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, (Mapping, list, tuple)):
+            raise ConfigError(f"config key '{key}' expects a string, got {value!r}")
+        return str(value)
     if hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
         raise ConfigError(f"config key '{key}' expects an integer, got {value!r}")
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        raise ConfigError(f"config key '{key}' expects a number, got {value!r}")
-    if hint is str:
         if isinstance(value, str):
-            return value
-        raise ConfigError(f"config key '{key}' expects a string, got {value!r}")
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"config key '{key}' expects a number, got {value!r}")
+    if hint is list or typing.get_origin(hint) is list:
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise ConfigError(f"config key '{key}' expects a list like [a, b], got {value!r}")
     return value
 
 

@@ -262,8 +262,7 @@ class ModelSpec:
       and ``variant=`` offer them and the core builds the one chosen (:mod:`anime_core.variants`).
     - ``config``: the plugin's default YAML (``configs/default.yaml``), the one source of default
       values; ``schema``: the typed dataclass those values must fit (see :mod:`anime_core.config`);
-      ``presets``: names usable as ``--config NAME`` for further YAML files; ``renamed_keys``:
-      old dotted keys mapped to their new names, so an old key gets an error naming the new one.
+      ``presets``: names usable as ``--config NAME`` for further YAML files.
     - ``task``: the :class:`~anime_core.training.task.TrainingTask` subclass; ``dataset``: the
       registered dataset kind it trains on.
     - ``pipeline``: the inference pipeline class (default: the core's for ``kind``);
@@ -281,13 +280,12 @@ class ModelSpec:
     config: Path | None = None
     schema: Ref[type] | None = None
     presets: Mapping[str, Path] = field(default_factory=dict)
-    renamed_keys: Mapping[str, str] = field(default_factory=dict)
     dataset: str | None = None
     paper: str = ""
     description: str = ""
     pipeline: Ref[type[Pipeline]] | None = None
     run_options: tuple[click.Option, ...] = ()
-    prepare: Ref[Callable[[dict[str, Any]], Any]] | None = None
+    prepare: Ref[Callable[[Any], Any]] | None = None
     variant_key: str | None = None  # last but one: the fields before it keep their positions
     plugin: str = ""
 
@@ -304,5 +302,5 @@ class ModelSpec:
     def pipeline_class(self) -> type[Pipeline] | None:
         return None if self.pipeline is None else load_ref(self.pipeline)
 
-    def prepare_fn(self) -> Callable[[dict[str, Any]], Any] | None:
+    def prepare_fn(self) -> Callable[[Any], Any] | None:
         return None if self.prepare is None else load_ref(self.prepare)

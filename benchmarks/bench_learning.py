@@ -167,7 +167,7 @@ def untrained_weights(m: Model, opts: list[str], path: Path) -> Path:
     reg = get_registry()
     spec = reg.model(m.model)
     cfg = cfglib.resolve(spec, None, opts)
-    set_seed(int(cfglib.get(cfg, "train.seed", 0)))
+    set_seed(cfg.train.seed)
     task = spec.task_class()(spec, cfg, reg)
     task.build(steps_per_epoch=1)
     save_native(path, {p: task.nets[p] for p in task.export_parts}, m.model, task.generator_config())

@@ -219,9 +219,10 @@ def plain_steps(case: Case, overrides: list[str], log_every: int, workers: int, 
     torch.manual_seed(seed)
     task = spec.task_class()(spec, cfg, reg)
     dataset = task.dataset()
-    batch_size = int(cfglib.get(cfg, "train.batch_size"))
+    batch_size = cfg.train.batch_size
     steps_per_epoch = len(dataset) // batch_size
     task.build(steps_per_epoch)
+    task.schedule(cfg.train.max_steps or cfg.train.epochs * steps_per_epoch)  # the loop's schedules
     acc = PlainAccelerator()
     sampler = DistributedSampler(dataset, num_replicas=1, rank=0, shuffle=True, seed=seed, drop_last=True)
     loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=True, num_workers=workers)
@@ -377,21 +378,21 @@ def setup(name: str, case: Case, args: argparse.Namespace, root: Path, total: in
 
     spec = get_registry().model(case.model)
     defaults = cfglib.resolve(spec, None, case.overrides)
-    size = args.size or int(cfglib.get(defaults, "train.image_size"))
+    size = args.size or defaults.train.image_size
     batch = args.batch or case.batch
-    workers = int(cfglib.get(defaults, "data.num_workers")) if args.workers is None else args.workers
+    workers = defaults.data.num_workers if args.workers is None else args.workers
     items = batch * (total + 1)  # one epoch holds the run: no epoch end inside the window
     if case.data == "paired" or case.model == "pixelsake-sr":  # these hold out data.val_fraction
-        items = math.ceil(items / (1 - float(cfglib.get(defaults, "data.val_fraction", 0)))) + 1
+        items = math.ceil(items / (1 - defaults.data.val_fraction)) + 1
     common = [*case.overrides, *data_overrides(case, root / name / "data", items, size), f"train.image_size={size}",
               f"train.batch_size={batch}", "train.device=cpu", f"data.num_workers={workers}", *args.set]
-    if "vgg_pretrained" in (defaults.get("loss") or {}):
+    if cfglib.declares(defaults, "loss.vgg_pretrained"):
         common.append("loss.vgg_pretrained=false")
     for part in ("generator", "discriminator"):
-        if args.size and "image_size" in (defaults.get(part) or {}):
+        if args.size and "image_size" in cfglib.net_options(defaults, part):
             common.append(f"{part}.image_size={size}")
     cfg = cfglib.resolve(spec, None, common)
-    every = {k: int(cfglib.get(cfg, f"train.{k}_every", 0) or 0) for k in ("log", "sample", "checkpoint")}
+    every = {k: cfglib.lookup(cfg, f"train.{k}_every") for k in ("log", "sample", "checkpoint")}
     return Setup(size, batch, workers, common, every)
 
 

@@ -63,11 +63,11 @@ def evaluate_run(run_dir: Path, kw: dict[str, Any]) -> int:
             raise UsageError(f"with a run folder the outputs come from its own weights; give no {flag}")
     model = run_model(run_dir)
     spec = get_registry().model(model)
-    cfg = cfglib.read_yaml(run_dir / "config.yaml")
-    real = _folder(kw.get("real") or kw.get("anime") or cfglib.get(cfg, "data.anime"), "--real", run_dir)
+    cfg = cfglib.load_saved(spec, run_dir / "config.yaml")
+    real = _folder(kw.get("real") or kw.get("anime") or cfg.data.anime, "--real", run_dir)
     photos = None
     if spec.kind == "translate":
-        photos = _folder(kw.get("photos") or cfglib.get(cfg, "data.photo"), "--photos", run_dir)
+        photos = _folder(kw.get("photos") or cfg.data.photo, "--photos", run_dir)
         if not kw.get("photos"):
             click.echo(f"note: translating the run's training photos ({photos}); pass --photos DIR for held-out "
                        "ones", err=True)

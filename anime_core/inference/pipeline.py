@@ -124,13 +124,6 @@ def check_finite(images: torch.Tensor, what: str = "this input") -> None:
         )
 
 
-def _current_names(spec: ModelSpec, options: dict[str, Any]) -> dict[str, Any]:
-    """Generator options of an older weights file under the model's current key names."""
-    renamed = {old.split(".", 1)[1]: new.split(".", 1)[1] for old, new in spec.renamed_keys.items()
-               if old.startswith("generator.") and new.startswith("generator.")}
-    return {renamed.get(k, k): v for k, v in options.items()}
-
-
 class Pipeline(ABC):
     """Base: holds the nets on a device and the precision; see subclasses."""
 
@@ -182,8 +175,7 @@ class Pipeline(ABC):
         """Build the generator with the options the weights need, load them, wrap in a pipeline.
 
         Options a weights file records are checked against its tensors before anything is built
-        (:func:`anime_core.weights.files.build_loaded`), and options it names by a key the model has
-        since renamed (``ModelSpec.renamed_keys``, e.g. ``generator.ngf``) are read under the new name.
+        (:func:`anime_core.weights.files.build_loaded`).
         """
         from functools import partial
 
@@ -193,7 +185,7 @@ class Pipeline(ABC):
         build = partial(registry.build, spec, "generator")
         if weights is None:
             return cls(spec, {"generator": build(**options)}, **kwargs)
-        options.update(_current_names(spec, weights.generator))
+        options.update(weights.generator)
         part = cls.weights_part(kwargs)
         if part not in weights.parts:
             raise UsageError(

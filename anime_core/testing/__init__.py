@@ -24,7 +24,7 @@ the installed plugins whose models its styles, converters or builders add to.
 ``names``       generators are ``<model>`` or ``<model>.<variant>``, discriminators ``<model>.d``; a model with
                 ``variant_key`` has no bare ``<model>`` builder beside its variants.
 ``configs``     the default YAML and every preset fit the schema key for key (``config.validate``, as
-                ``anime train`` reads them); renamed keys point at keys that exist; no ``data.kind``;
+                ``anime train`` reads them); no ``data.kind``;
                 ``generator:``/``discriminator:`` sections are exactly builder options.
 ``models``      nets build from the default config and map the right shapes for the model's kind (see
                 :mod:`anime_core.testing.nets`); the paper is cited; ``spec.task_class()(spec, cfg, registry)``

@@ -1,15 +1,16 @@
-"""The ``configs`` check: the default YAML and every preset fit the model's schema key for key,
-renamed keys point at keys that exist, and the ``generator:``/``discriminator:`` sections are
-exactly builder options."""
+"""The ``configs`` check: the default YAML and every preset fit the model's schema key for key (walked
+both ways: every key the YAML sets is declared, every declared key is set), and the
+``generator:``/``discriminator:`` sections are exactly builder options."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from anime_core.config import deep_merge, model_defaults, read_yaml, resolve, validate
+from anime_core.config import deep_merge, model_defaults, read_yaml, resolve, to_dict, validate
 from anime_core.errors import AnimeError
 from anime_core.registry import call_builder
+from anime_core.schema import RunConfig, compare
 from anime_core.specs import ModelSpec
 from anime_core.testing.report import Report, Subject, err
 
@@ -29,42 +30,34 @@ def check_configs(s: Subject, report: Report) -> None:
         if isinstance(own.get("data"), Mapping) and "kind" in own["data"]:
             report.problems.append(f"{m} default config sets data.kind, which nothing reads; name the dataset kind "
                                    f"in ModelSpec.dataset instead")
-        _check_renamed(spec, defaults, report)
-        try:
-            validate(spec, defaults)  # the schema, key for key; core keys only for a model without one
-            defaults_ok = True
-        except AnimeError as exc:
-            report.problems.append(f"{m} default config ({spec.config}): {exc}")
-            defaults_ok = False
-        configs = {"default config": defaults}
+        # the schema and the YAML key for key, both ways (the core keys for a model without a schema)
+        undeclared, unset = compare(spec.schema_class() or RunConfig, defaults)
+        for key in undeclared:
+            if key != "data.kind":  # named above
+                report.problems.append(f"{m} default config ({spec.config}) sets '{key}', which its schema does "
+                                       f"not declare")
+        for key in unset:
+            report.problems.append(f"{m} schema declares '{key}', which its default config ({spec.config}) does "
+                                   f"not set")
+        defaults_ok = not (undeclared or unset)
+        if defaults_ok:
+            try:
+                validate(spec, defaults)  # types, ranges, choices
+            except AnimeError as exc:
+                report.problems.append(f"{m} default config ({spec.config}): {exc}")
+                defaults_ok = False
+        configs: dict[str, Any] = {"default config": defaults}
         for preset, path in spec.presets.items():
             label = f"preset '{preset}'"
             try:
-                # as `anime train --config PRESET` reads it: renamed keys, unknown keys, the schema
+                # as `anime train --config PRESET` reads it: unknown keys, the schema
                 configs[label] = (
-                    resolve(spec, preset, base=defaults) if defaults_ok else deep_merge(defaults, read_yaml(path))
+                    to_dict(resolve(spec, preset, base=defaults)) if defaults_ok
+                    else deep_merge(defaults, read_yaml(path))
                 )
             except AnimeError as exc:
                 report.problems.append(f"{m} {label} ({path}): {exc}")
         _check_sections(s, spec, configs, report)
-
-
-def _dotted(mapping: Mapping[str, Any], prefix: str = "") -> Iterator[str]:
-    for key, value in mapping.items():
-        yield f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            yield from _dotted(value, f"{prefix}{key}.")
-
-
-def _check_renamed(spec: ModelSpec, defaults: Mapping[str, Any], report: Report) -> None:
-    keys = set(_dotted(defaults))
-    for old, new in spec.renamed_keys.items():
-        if new not in keys:
-            report.problems.append(f"model '{spec.name}' renames '{old}' to '{new}', which its default config lacks")
-        if old in keys:
-            report.problems.append(
-                f"model '{spec.name}' renames '{old}' to '{new}' but its default config still sets '{old}'"
-            )
 
 
 def _check_sections(s: Subject, spec: ModelSpec, configs: Mapping[str, Any], report: Report) -> None:

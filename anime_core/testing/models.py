@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from anime_core.config import model_defaults
+from anime_core.config import model_defaults, validate
 from anime_core.specs import ModelSpec
 from anime_core.testing.nets import run_discriminator, run_generator
 from anime_core.testing.report import Report, Subject, err, no_pretrained, with_sample_data
@@ -68,7 +68,8 @@ def _check_task(s: Subject, spec: ModelSpec, report: Report) -> None:
         report.problems.append(f"{m} names no dataset kind (ModelSpec.dataset) and {name} does not override dataset()")
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            task = task_cls(spec, with_sample_data(no_pretrained(model_defaults(spec)), Path(tmp)), s.registry)
+            cfg = validate(spec, with_sample_data(no_pretrained(model_defaults(spec)), Path(tmp)), s.registry)
+            task = task_cls(spec, cfg, s.registry)
             task.build(1)
         except Exception as exc:
             report.problems.append(f"{m}: task {name}(spec, config, registry).build() fails on the default config "

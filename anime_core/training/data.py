@@ -12,10 +12,10 @@ import errno
 import logging
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -26,6 +26,9 @@ from torchvision.transforms import v2
 from anime_core.errors import ConfigError
 from anime_core.inference.io import IMAGE_EXTENSIONS  # one list: what 'anime run' reads, training reads
 from anime_core.text import printable
+
+if TYPE_CHECKING:
+    from anime_core.schema import RunConfig
 
 log = logging.getLogger("anime.data")
 
@@ -76,7 +79,7 @@ def _names(files: Sequence[Path]) -> str:
 
 
 @contextmanager
-def prepared_data_errors(cfg: Mapping[str, Any]) -> Iterator[None]:
+def prepared_data_errors(cfg: RunConfig) -> Iterator[None]:
     """A read-only data folder: say where prepared copies can go instead of "unexpected PermissionError"."""
     try:
         yield
@@ -84,7 +87,7 @@ def prepared_data_errors(cfg: Mapping[str, Any]) -> Iterator[None]:
         if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
             raise
         where = exc.filename or "a file beside the data"
-        if "prepared" in (cfg.get("data") or {}):
+        if hasattr(cfg.data, "prepared"):  # a model with prepared copies (animegan) declares where they go
             todo = "the data may stay read-only: put the prepared copies in a writable folder with data.prepared=FOLDER"
         else:
             todo = "make it writable, or copy the data to a writable folder"

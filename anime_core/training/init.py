@@ -39,6 +39,7 @@ from anime_core.errors import ConfigError, UsageError, WeightsUnavailable
 
 if TYPE_CHECKING:
     from anime_core.registry import Registry
+    from anime_core.schema import RunConfig
     from anime_core.specs import ModelSpec
     from anime_core.training.task import TrainingTask
     from anime_core.weights.files import LoadedWeights
@@ -58,14 +59,14 @@ class StartWeights:
 
 def start_weights(
     spec: ModelSpec,
-    cfg: dict[str, Any],
+    cfg: RunConfig,
     registry: Registry,
     source: str | None = None,
     config: str | Path | None = None,
     overrides: Sequence[str] = (),
     resuming: bool = False,
 ) -> StartWeights | None:
-    """Load ``source`` (else the config's ``init.source``) and fit ``cfg`` to it; None without a source.
+    """Load ``source`` (else the config's ``init.source``) and fit ``cfg`` to it (in place); None without a source.
 
     ``config`` and ``overrides`` are what the user gave, to tell the keys they chose from defaults.
     A resumed run continues from its checkpoint's weights: None.
@@ -77,8 +78,8 @@ def start_weights(
             raise UsageError("--init starts a new run from pretrained weights; --resume continues from the run's "
                              "checkpoint: give one of them")
         return None
-    recorded = cfglib.get(cfg, "init.sha256") if source is None else None
-    source = source if source is not None else cfglib.get(cfg, "init.source")
+    recorded = cfg.init.sha256 if source is None else None
+    source = source if source is not None else cfg.init.source
     if not source:
         return None
     paths, style_options, is_file = _locate(spec, str(source), registry)
@@ -92,12 +93,13 @@ def start_weights(
     if "generator" not in weights.parts:
         raise WeightsUnavailable(f"--init {source} holds no generator (parts: {', '.join(weights.parts)})")
     explicit = user_keys(spec, config, overrides)
-    notes = _adopt_options(spec, cfg, {**style_options, **_current_names(spec, weights.generator)}, source, explicit)
+    notes = _adopt_options(spec, cfg, {**style_options, **weights.generator}, source, explicit)
     notes += _finetune_defaults(spec, cfg, explicit)
     # a file is recorded by its absolute path, so a copy of config.yaml finds it from any folder
-    cfg["init"] = {"source": str(Path(source).expanduser().absolute()) if is_file else str(source), "sha256": sha256}
+    cfg.init.source = str(Path(source).expanduser().absolute()) if is_file else str(source)
+    cfg.init.sha256 = sha256
     try:
-        cfglib.validate(spec, cfg, registry)
+        cfglib.refresh(spec, cfg, registry)
     except ConfigError as exc:
         raise ConfigError(f"the generator options of --init {source} do not suit this model's config: {exc}") from None
     _check_fit(spec, cfg, weights.parts["generator"], registry, source)
@@ -117,7 +119,7 @@ def apply_start(task: TrainingTask, start: StartWeights | None) -> list[str]:
         notes.append(f"--init {start.source} (sha256 {start.sha256[:12]}): {', '.join(loaded)} from the file"
                      + (f"; {', '.join(fresh)} from random weights (the file has none)" if fresh else "")
                      + "; the optimizers start fresh")
-    notes += freeze(task, str(cfglib.get(task.config, "train.freeze", "none") or "none"))
+    notes += freeze(task, task.cfg.train.freeze)
     return notes
 
 
@@ -196,18 +198,11 @@ def _files_of(path: Path) -> list[Path]:
     return [tf1.index_path(prefix), *sorted(prefix.parent.glob(f"{prefix.name}.data-*"))]
 
 
-def _current_names(spec: ModelSpec, options: dict[str, Any]) -> dict[str, Any]:
-    """Generator options of an older weights file under the model's current key names."""
-    renamed = {old.split(".", 1)[1]: new.split(".", 1)[1] for old, new in spec.renamed_keys.items()
-               if old.startswith("generator.") and new.startswith("generator.")}
-    return {renamed.get(k, k): v for k, v in options.items()}
-
-
 def _adopt_options(
-    spec: ModelSpec, cfg: dict[str, Any], wanted: dict[str, Any], source: str, explicit: set[str]
+    spec: ModelSpec, cfg: RunConfig, wanted: dict[str, Any], source: str, explicit: set[str]
 ) -> list[str]:
     """Put the file's generator options into ``cfg``; one set by the user to another value is an error."""
-    section = cfg.setdefault("generator", {})
+    section = cfglib.net_options(cfg, "generator")
     changed = []
     for key, value in wanted.items():
         current = section.get(key)
@@ -218,31 +213,31 @@ def _adopt_options(
                 f"generator.{key}={current} conflicts with the weights of --init {source} ({key}={value}); drop "
                 f"generator.{key} or start from weights with that option"
             )
-        section[key] = value
+        try:
+            cfglib.assign(cfg, f"generator.{key}", value)
+        except ConfigError as exc:
+            raise ConfigError(f"the generator options of --init {source} do not suit this model's config: "
+                              f"{exc}") from None
         changed.append(f"generator.{key}={value} (was {current})")
     return [f"--init {source}: the run takes the file's generator options {', '.join(changed)}"] if changed else []
 
 
-def _finetune_defaults(spec: ModelSpec, cfg: dict[str, Any], explicit: set[str]) -> list[str]:
+def _finetune_defaults(spec: ModelSpec, cfg: RunConfig, explicit: set[str]) -> list[str]:
     notes = []
     for key, value in spec.task_class().finetune_defaults.items():
-        if key in explicit or cfglib.get(cfg, key) == value:
+        old = cfglib.lookup(cfg, key)  # a task's finetune_defaults name keys its schema declares
+        if key in explicit or old == value:
             continue
-        old = cfglib.get(cfg, key)
-        node = cfg
-        *parents, leaf = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
+        cfglib.assign(cfg, key, value)
         notes.append(f"--init: {key}={value} for a run that starts from trained weights (was {old}); "
                      f"set {key}={old} to keep it")
     return notes
 
 
-def _check_fit(spec: ModelSpec, cfg: dict[str, Any], state: dict[str, torch.Tensor], registry: Registry,
+def _check_fit(spec: ModelSpec, cfg: RunConfig, state: dict[str, torch.Tensor], registry: Registry,
                source: str) -> None:
     """Build this run's generator on the meta device (no memory) and compare it with the file's tensors."""
-    options = dict(cfg.get("generator") or {})
+    options = cfglib.net_options(cfg, "generator")
     try:
         with torch.device("meta"):
             net = registry.build(spec, "generator", **options)

@@ -1,39 +1,38 @@
-"""The core's dataset kinds (``images``, ``unpaired``, ``paired``, ``noise``): config -> Dataset.
+"""The core's dataset kinds (``images``, ``unpaired``, ``paired``, ``noise``): typed run config -> Dataset.
 
 Registered by :mod:`anime_core.builtin` as references, so listing them imports nothing heavy.
+Each reads the keys it needs from the run config; a key the model's schema does not declare is
+an ``AttributeError`` (``noise`` needs ``data.size``, which no core section has).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from anime_core.config import get
+from anime_core.config import net_options
 from anime_core.training import data
 
-
-def _seed(cfg: dict[str, Any]) -> int:
-    return int(get(cfg, "train.seed", 0))
-
-
-def images(cfg: dict[str, Any], train: bool = True) -> data.ImageFolderDataset:
-    """One folder of images (``data.anime``, else ``data.photo``); class sub-folders with ``data.conditional``."""
-    root = get(cfg, "data.anime") or get(cfg, "data.photo")
-    return data.ImageFolderDataset(
-        root, get(cfg, "train.image_size", 64), _seed(cfg), labels=bool(get(cfg, "data.conditional", False))
-    )
+if TYPE_CHECKING:
+    from anime_core.schema import RunConfig
 
 
-def unpaired(cfg: dict[str, Any], train: bool = True) -> data.UnpairedDataset:
+def images(cfg: RunConfig, train: bool = True, labels: bool = False) -> data.ImageFolderDataset:
+    """One folder of images (``data.anime``, else ``data.photo``); class sub-folders as labels with ``labels``
+    (dcgan passes its ``data.conditional``)."""
+    root = cfg.data.anime or cfg.data.photo
+    return data.ImageFolderDataset(root, cfg.train.image_size, cfg.train.seed, labels=labels)
+
+
+def unpaired(cfg: RunConfig, train: bool = True) -> data.UnpairedDataset:
     """Photo and anime folders without correspondence."""
-    photo, anime = get(cfg, "data.photo"), get(cfg, "data.anime")
-    return data.UnpairedDataset(photo, anime, get(cfg, "train.image_size"), _seed(cfg))
+    return data.UnpairedDataset(cfg.data.photo, cfg.data.anime, cfg.train.image_size, cfg.train.seed)
 
 
-def paired(cfg: dict[str, Any], train: bool = True) -> data.PairedDataset:
+def paired(cfg: RunConfig, train: bool = True) -> data.PairedDataset:
     """Photo and anime folders matched by file name."""
-    return data.PairedDataset(get(cfg, "data.photo"), get(cfg, "data.anime"), get(cfg, "train.image_size"), _seed(cfg))
+    return data.PairedDataset(cfg.data.photo, cfg.data.anime, cfg.train.image_size, cfg.train.seed)
 
 
-def noise(cfg: dict[str, Any], train: bool = True) -> data.NoiseDataset:
-    """Latent vectors z of ``generator.latent_dim``, reproducible per index."""
-    return data.NoiseDataset(int(get(cfg, "data.size", 10_000)), int(get(cfg, "generator.latent_dim", 100)), _seed(cfg))
+def noise(cfg: Any, train: bool = True) -> data.NoiseDataset:
+    """Latent vectors z of ``generator.latent_dim``, reproducible per index; ``data.size`` of them."""
+    return data.NoiseDataset(cfg.data.size, int(net_options(cfg, "generator")["latent_dim"]), cfg.train.seed)

@@ -53,6 +53,8 @@ from anime_core.training.tracking import TENSORBOARD, trackers
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
+    from anime_core.schema import RunConfig
+
 __all__ = ["EXPORT_NAME", "train"]
 
 
@@ -79,18 +81,19 @@ def train(
     start = start_weights(spec, cfg, reg, init, config, overrides, resuming=resume is not None)  # before any folder
     with open_run(spec.name, cfg, resume is not None) as run:
         resume_step = run.resume_from.step if run.resume_from is not None else 0
-        log_with, tracker_kwargs = trackers(run.dir, resume_step, bool(cfglib.get(cfg, "train.tensorboard", True)))
+        log_with, tracker_kwargs = trackers(run.dir, resume_step, cfg.train.tensorboard)
         acc = _accelerator(cfg, run, log_with)
-        seed = int(cfglib.get(cfg, "train.seed", 0))
+        seed = cfg.train.seed
         set_seed(seed)
 
-        # Data, then the task's nets, optimizers and schedulers (built through the registry), one prepare.
+        # Data, then the task's nets and optimizers (built through the registry), the core's schedules, one prepare.
         task = spec.task_class()(spec, cfg, reg)
         with prepared_data_errors(cfg), preflight.perceptual_advice(cfg):
             preflight.require_weights(task)  # before the dataset, which may write prepared copies
             dataset = task.dataset()  # may record where its prepared copies are (AnimeGAN: data.prepared_cache)
             plan = Plan.of(cfg, len(dataset), acc.num_processes)
             task.build(plan.steps_per_epoch)
+            task.schedule(plan.max_steps)  # schedule.* over the run's real number of optimizer steps
         if acc.is_main_process:  # only once the checks passed: a run that fails them removes its folder unnamed
             cfglib.write(cfg, run.dir / "config.yaml")
             _announce(run.dir, "tensorboard" in log_with)
@@ -112,7 +115,7 @@ def train(
         if run.resume_from is None:  # the page exists from the start (a resumed run's is rewritten as it goes)
             run.report.update(force=True)
 
-        every = {k: int(cfglib.get(cfg, f"train.{k}_every", 0) or 0) for k in ("log", "sample", "checkpoint")}
+        every = {"log": cfg.train.log_every, "sample": cfg.train.sample_every, "checkpoint": cfg.train.checkpoint_every}
         samples = sample_batch(dataset, min(plan.batch_size, 8), acc.device)
         saved_at = state.step if run.resume_from is not None else -1
         stopping = False
@@ -172,9 +175,8 @@ class Plan:
     max_steps: int
 
     @classmethod
-    def of(cls, cfg: dict[str, Any], items: int, processes: int) -> Plan:
-        bs = int(cfglib.get(cfg, "train.batch_size"))
-        accum = int(cfglib.get(cfg, "train.grad_accum", 1))
+    def of(cls, cfg: RunConfig, items: int, processes: int) -> Plan:
+        bs, accum = cfg.train.batch_size, cfg.train.grad_accum
         batches = items // (bs * processes)
         if batches == 0:
             raise ConfigError(
@@ -187,8 +189,8 @@ class Plan:
                 f"add data or lower train.grad_accum"
             )
         steps = batches // accum
-        max_steps = cfglib.get(cfg, "train.max_steps") or int(cfglib.get(cfg, "train.epochs", 1)) * steps
-        return cls(bs, accum, steps * accum, steps, int(max_steps))
+        max_steps = cfg.train.max_steps or cfg.train.epochs * steps
+        return cls(bs, accum, steps * accum, steps, max_steps)
 
 
 @contextmanager
@@ -214,11 +216,11 @@ def _progress(acc: Accelerator, plan: Plan, state: TrainState, model: str, progr
     )
 
 
-def _device(cfg: dict[str, Any]) -> str:
-    device = cfglib.get(cfg, "train.device", "auto")
+def _device(cfg: RunConfig) -> str:
+    device = cfg.train.device
     if device == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device=cuda but no CUDA GPU is available; use train.device=auto or cpu")
-    return str(device)
+    return device
 
 
 class _QuietRotation(logging.Filter):
@@ -231,26 +233,25 @@ class _QuietRotation(logging.Filter):
 _QUIET_ROTATION = _QuietRotation()
 
 
-def _accelerator(cfg: dict[str, Any], run: Run, log_with: list[Any]) -> Accelerator:
+def _accelerator(cfg: RunConfig, run: Run, log_with: list[Any]) -> Accelerator:
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
 
-    keep = int(cfglib.get(cfg, "train.keep_checkpoints", 3))
     project = ProjectConfiguration(
         project_dir=str(run.dir),
         logging_dir=str(run.dir),
         automatic_checkpoint_naming=True,
         # Accelerate deletes the oldest checkpoint before it writes the new one: keeping two at least
         # means a save that fails (a full disk) still leaves the previous checkpoint.
-        total_limit=max(2, keep),
+        total_limit=max(2, cfg.train.keep_checkpoints),
         iteration=run.next_checkpoint,
     )
     logging.getLogger("accelerate.accelerator").addFilter(_QUIET_ROTATION)
     _cache_lomo_check()
     return Accelerator(
         cpu=_device(cfg) == "cpu",
-        mixed_precision=cfglib.get(cfg, "train.precision", "no"),
-        gradient_accumulation_steps=int(cfglib.get(cfg, "train.grad_accum", 1)),
+        mixed_precision=cfg.train.precision,
+        gradient_accumulation_steps=cfg.train.grad_accum,
         project_config=project,
         log_with=log_with,
     )
@@ -282,7 +283,7 @@ def _prepare(acc: Accelerator, task: TrainingTask, model: str) -> None:
 
 
 def _epoch_batches(
-    dataset: Any, state: TrainState, plan: Plan, acc: Accelerator, seed: int, cfg: dict[str, Any]
+    dataset: Any, state: TrainState, plan: Plan, acc: Accelerator, seed: int, cfg: RunConfig
 ) -> Iterator[Any]:
     """The rest of epoch ``state.epoch`` on this process's device: the same order in every run."""
     from accelerate import skip_first_batches
@@ -299,7 +300,7 @@ def _epoch_batches(
         batch_size=plan.batch_size,
         sampler=sampler,
         drop_last=True,
-        num_workers=int(cfglib.get(cfg, "data.num_workers", 0)),
+        num_workers=cfg.data.num_workers,
         pin_memory=acc.device.type == "cuda",
         worker_init_fn=ignore_stop_signals,
     )

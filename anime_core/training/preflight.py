@@ -15,16 +15,17 @@ content and style losses are meant to compare, so those terms become small and w
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from anime_core import config as cfglib
 from anime_core.errors import ConfigError, WeightsUnavailable
 
 if TYPE_CHECKING:
     from anime_core.registry import Registry
+    from anime_core.schema import RunConfig
     from anime_core.specs import ModelSpec
     from anime_core.training.task import TrainingTask
 
@@ -46,22 +47,22 @@ def data_keys(spec: ModelSpec, registry: Registry) -> tuple[str, ...]:
     return tuple(kind.keys) if kind is not None else ()
 
 
-def absolute_paths(cfg: dict[str, Any], keys: tuple[str, ...]) -> None:
-    """Store every folder key that is set as an absolute path (``~`` expanded), in place."""
+def absolute_paths(cfg: RunConfig, keys: tuple[str, ...]) -> None:
+    """Store every folder key the model has and that is set as an absolute path (``~`` expanded), in place."""
     for key in dict.fromkeys((*PATH_KEYS, *(k for alt in keys for k in alt.split("|")))):
-        value = cfglib.get(cfg, key)
+        value = cfglib.lookup(cfg, key) if cfglib.declares(cfg, key) else None
         if isinstance(value, str) and value:
-            _set(cfg, key, str(Path(value).expanduser().absolute()))
+            cfglib.assign(cfg, key, str(Path(value).expanduser().absolute()))
 
 
-def check_data(model: str, cfg: Mapping[str, Any], keys: tuple[str, ...], resume_dir: Path | None = None) -> None:
+def check_data(model: str, cfg: RunConfig, keys: tuple[str, ...], resume_dir: Path | None = None) -> None:
     """Each of ``keys`` names an existing folder holding an image; a ConfigError naming the key otherwise."""
     from anime_core.inference.io import IMAGE_EXTENSIONS
 
     for entry in keys:  # "data.anime|data.photo": the first that is set
         choices = entry.split("|")
-        key = next((k for k in choices if cfglib.get(cfg, k)), choices[0])
-        value = cfglib.get(cfg, key)
+        key = next((k for k in choices if cfglib.lookup(cfg, k)), choices[0])
+        value = cfglib.lookup(cfg, key)
         if not value:
             others = "".join(f" (or {k}=FOLDER)" for k in choices[1:])
             raise ConfigError(f"'{model}' reads its training images from {key}; pass {key}=FOLDER{others}")
@@ -95,14 +96,14 @@ def require_weights(task: TrainingTask) -> None:
 
 
 @contextmanager
-def perceptual_advice(cfg: Mapping[str, Any]) -> Iterator[None]:
+def perceptual_advice(cfg: RunConfig) -> Iterator[None]:
     """Missing VGG19 weights in a config with ``loss.vgg_pretrained``: say that the option exists and what it does."""
     from anime_core.weights.known import VGG19_KEY
 
     try:
         yield
     except WeightsUnavailable as exc:
-        if VGG19_KEY not in str(exc) or cfglib.get(cfg, VGG_KEY) is None:
+        if VGG19_KEY not in str(exc) or not cfglib.declares(cfg, VGG_KEY):
             raise
         raise WeightsUnavailable(
             f"{exc}; or train without them with {VGG_KEY}=false, where the perceptual losses compare random "
@@ -110,23 +111,16 @@ def perceptual_advice(cfg: Mapping[str, Any]) -> Iterator[None]:
         ) from None
 
 
-def warn_random_features(task: TrainingTask, cfg: Mapping[str, Any]) -> str | None:
+def warn_random_features(task: TrainingTask, cfg: RunConfig) -> str | None:
     """The warning for a run whose task holds a VGG19 with random weights (``loss.vgg_pretrained=false``)."""
     from torch import nn
 
     from anime_core.backbones import VGG19Features
 
-    if cfglib.get(cfg, VGG_KEY) is not False:
+    if not cfglib.declares(cfg, VGG_KEY) or cfglib.lookup(cfg, VGG_KEY) is not False:
         return None
     for value in vars(task).values():
         if isinstance(value, nn.Module) and any(isinstance(m, VGG19Features) for m in value.modules()):
             return f"warning: {RANDOM_VGG}"
     return None
 
-
-def _set(cfg: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    node = cfg
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = value

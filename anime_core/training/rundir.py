@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING
 
 from anime_core import config as cfglib
 from anime_core.errors import AnimeError, UsageError
@@ -30,6 +30,7 @@ from anime_core.training.report import RunReport
 
 if TYPE_CHECKING:
     from anime_core.registry import Registry
+    from anime_core.schema import RunConfig
 
 try:
     import fcntl
@@ -62,7 +63,7 @@ def run_config(
     overrides: list[str] | tuple[str, ...],
     resume: str | Path | None,
     registry: Registry | None = None,
-) -> dict[str, Any]:
+) -> RunConfig:
     """The run's config: resolved for a new run, the saved one plus ``overrides`` for a resumed one.
 
     Data folders are stored as absolute paths and the ones the dataset kind reads are checked.
@@ -85,18 +86,15 @@ def run_config(
         raise UsageError(
             f"{run_dir} is a run of '{last.model}'; resume it with: anime train {last.model} --resume {run_dir}"
         )
-    # keys added since the run was made (e.g. init:, train.freeze) take their defaults
-    saved = cfglib.deep_merge(cfglib.model_defaults(spec), cfglib.read_yaml(run_dir / CONFIG_NAME), check=False)
-    cfg = cfglib.apply_overrides(saved, overrides)
-    cfglib.validate(spec, cfg)
+    cfg = cfglib.load_saved(spec, run_dir / CONFIG_NAME, overrides)  # keys added since the run take their defaults
     preflight.absolute_paths(cfg, keys)  # a relative path from an older run, or a new key=value
     preflight.check_data(spec.name, cfg, keys, resume_dir=run_dir)
-    cfg["output_dir"] = str(run_dir)
+    cfg.output_dir = str(run_dir)
     return cfg
 
 
 @contextmanager
-def open_run(model: str, cfg: dict[str, Any], resume: bool) -> Iterator[Run]:
+def open_run(model: str, cfg: RunConfig, resume: bool) -> Iterator[Run]:
     """Claim and lock the run directory (main process) and agree on it in every process."""
     from accelerate import PartialState
     from accelerate.utils import broadcast_object_list
@@ -114,10 +112,9 @@ def open_run(model: str, cfg: dict[str, Any], resume: bool) -> Iterator[Run]:
     if isinstance(outcome, AnimeError):
         raise outcome
     assert isinstance(outcome, Run)
-    cfg["output_dir"] = str(outcome.dir)
+    cfg.output_dir = str(outcome.dir)
     if state.is_main_process:
-        every = int(cfglib.get(cfg, "train.log_every", 10) or 10)
-        outcome.report = RunReport(outcome.dir, model, log_every=every)
+        outcome.report = RunReport(outcome.dir, model, log_every=cfg.train.log_every or 10)
     try:
         yield outcome
     except BaseException as exc:
@@ -133,12 +130,12 @@ def open_run(model: str, cfg: dict[str, Any], resume: bool) -> Iterator[Run]:
         _release(lock)
 
 
-def _claim(model: str, cfg: dict[str, Any], resume: bool) -> tuple[IO[str] | None, Run]:
-    run_dir = Path(cfg.get("output_dir") or "runs")
+def _claim(model: str, cfg: RunConfig, resume: bool) -> tuple[IO[str] | None, Run]:
+    run_dir = Path(cfg.output_dir or "runs")
     root_existed = Path("runs").is_dir()
     try:
-        run_dir = Path(cfg["output_dir"]) if cfg.get("output_dir") else _new_run_dir(model)
-        created = cfg.get("output_dir") is None or not run_dir.exists()
+        run_dir = Path(cfg.output_dir) if cfg.output_dir else _new_run_dir(model)
+        created = cfg.output_dir is None or not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = _lock(run_dir)
     except OSError as exc:  # read-only, no permission, a file in the way
@@ -157,7 +154,7 @@ def _claim(model: str, cfg: dict[str, Any], resume: bool) -> tuple[IO[str] | Non
                 f"{run_dir} already holds a run; resume it with --resume {run_dir} or choose another output_dir"
             )
         checkpoint.clear_incomplete(run_dir)
-        root = run_dir.parent if not cfg.get("output_dir") and not root_existed else None
+        root = run_dir.parent if not cfg.output_dir and not root_existed else None
         return lock, Run(run_dir, last if resume else None, checkpoint.next_number(run_dir), created, root)
     except BaseException:
         _release(lock)

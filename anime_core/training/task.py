@@ -9,12 +9,13 @@ A task builds through the registry, by the names its spec and config give: nets 
 :meth:`TrainingTask.build_net` (the model's registered builders and ``generator:``/
 ``discriminator:`` options), losses with :meth:`TrainingTask.loss` (``loss.adversarial`` names a
 registered adversarial loss), the dataset with :meth:`TrainingTask.dataset` (``ModelSpec.dataset``).
-It reads its typed config as ``self.cfg`` (see :mod:`anime_core.schema`).
+It reads the typed run config as ``self.cfg`` (``self.cfg.optim.lr_g``; see :mod:`anime_core.schema`).
 
 Rules for a task:
-- ``build(steps_per_epoch)`` fills ``self.nets``, ``self.optimizers`` and (optionally)
-  ``self.schedulers``. Scheduler lambdas count optimizer steps; the loop calls ``.step()`` on
-  every scheduler once per completed optimizer step.
+- ``build(steps_per_epoch)`` fills ``self.nets`` and ``self.optimizers``. Learning-rate schedules
+  are the core's: after ``build`` the loop calls :meth:`TrainingTask.schedule`, which builds them
+  from the config's ``schedule:`` section over the run's optimizer steps
+  (:mod:`anime_core.training.schedule`), and steps them once per completed optimizer step.
 - After ``build`` the loop replaces the entries of ``self.nets``/``self.optimizers`` by their
   Accelerate-prepared versions, so always reach them through those dicts.
 - ``step`` does forward passes and one :meth:`TrainingTask.optimize` per optimizer (backward,
@@ -30,7 +31,7 @@ Rules for a task:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from torch import nn
 
+from anime_core.config import net_options
 from anime_core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from torch.utils.data import Dataset
 
     from anime_core.registry import Registry
+    from anime_core.schema import RunConfig
     from anime_core.specs import ModelSpec
 
 
@@ -71,13 +74,13 @@ class TrainingTask(ABC):
     #: them, e.g. ``{"train.init_epochs": 0}``: no generator warm-up for weights that are trained already
     finetune_defaults: ClassVar[dict[str, Any]] = {}
 
-    def __init__(self, spec: ModelSpec, config: dict[str, Any], registry: Registry) -> None:
-        from anime_core.config import validate
-
+    def __init__(self, spec: ModelSpec, config: RunConfig, registry: Registry) -> None:
+        if isinstance(config, Mapping):
+            raise TypeError("a TrainingTask takes the typed run config: anime_core.config.resolve(spec, ...)")
         self.spec = spec
-        self.config = config
         self.registry = registry
-        self.cfg: Any = validate(spec, config, registry)
+        #: the run config, typed by the model's schema (``self.cfg.train.batch_size``)
+        self.cfg: Any = config
         self.nets: dict[str, nn.Module] = {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LRScheduler] = {}
@@ -85,7 +88,7 @@ class TrainingTask(ABC):
     # -- to implement ---------------------------------------------------------------------
     @abstractmethod
     def build(self, steps_per_epoch: int) -> None:
-        """Create ``self.nets``, ``self.optimizers`` and optionally ``self.schedulers``."""
+        """Create ``self.nets`` and ``self.optimizers`` (the loop adds the schedulers: :meth:`schedule`)."""
 
     @abstractmethod
     def step(self, batch: dict[str, torch.Tensor], ctx: StepContext) -> dict[str, float | torch.Tensor]:
@@ -108,7 +111,7 @@ class TrainingTask(ABC):
         """The training dataset: the registered dataset kind the model names (``ModelSpec.dataset``)."""
         if not self.spec.dataset:
             raise UsageError(f"model '{self.spec.name}' names no dataset kind and its task does not override dataset()")
-        return self.registry.dataset(self.spec.dataset).builder()(self.config, train=True)
+        return self.registry.dataset(self.spec.dataset).builder()(self.cfg, train=True)
 
     @torch.no_grad()
     def sample(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -127,7 +130,7 @@ class TrainingTask(ABC):
 
     def generator_config(self) -> dict[str, Any]:
         """Generator options recorded in the exported weights, so ``anime run --weights`` rebuilds it."""
-        return dict(self.config.get("generator", {}))
+        return net_options(self.cfg, "generator")
 
     def state_dict(self) -> dict[str, Any]:
         """Extra task state to checkpoint (history pools, counters); tensors only where possible."""
@@ -138,9 +141,24 @@ class TrainingTask(ABC):
         del state
 
     # -- the common moves, once -------------------------------------------------------------
+    def schedule(self, total_steps: int) -> None:
+        """The learning-rate schedules of ``schedule.*`` over the run's ``total_steps`` optimizer steps.
+
+        Called by the loop after :meth:`build` (:mod:`anime_core.training.schedule`); a task builds none.
+        """
+        from anime_core.training.schedule import lr_schedulers
+
+        if self.schedulers:
+            raise UsageError(
+                f"the training task of '{self.spec.name}' built its own schedulers; the core builds them from the "
+                f"config's schedule: section (schedule.decay, schedule.decay_start_epoch)"
+            )
+        self.schedulers = lr_schedulers(self.cfg, self.optimizers, total_steps)
+
+
     def build_net(self, part: str = "generator", **overrides: Any) -> nn.Module:
         """The model's ``generator`` or ``discriminator`` with this run's config section (+ ``overrides``)."""
-        options = dict(self.config.get(part) or {})
+        options = net_options(self.cfg, "generator" if part == "generator" else "discriminator")
         options.update(overrides)
         return self.registry.build(self.spec, part, **options)
 
@@ -152,7 +170,7 @@ class TrainingTask(ABC):
 
     def adam(self, params: Iterable[Any], lr: float) -> torch.optim.Adam:
         """Adam with this run's ``optim.betas``."""
-        betas = tuple(float(b) for b in self.config.get("optim", {}).get("betas", (0.9, 0.999)))
+        betas = tuple(self.cfg.optim.betas)
         return torch.optim.Adam(params, lr=lr, betas=betas)  # type: ignore[arg-type]
 
     @staticmethod

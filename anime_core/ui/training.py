@@ -56,8 +56,8 @@ _NOT_PLOTTED = ("step", "epoch")
 
 def defaults(model: str) -> dict[str, Any]:
     """The form's settings for ``model``: its default config's values of :data:`SETTINGS`."""
-    cfg = cfglib.model_defaults(get_registry().model(model))
-    return {key: cfglib.get(cfg, key) for key in SETTINGS}
+    cfg = cfglib.resolve(get_registry().model(model))
+    return {key: cfglib.lookup(cfg, key) for key in SETTINGS}
 
 
 def overrides(

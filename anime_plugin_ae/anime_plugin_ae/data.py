@@ -17,16 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image, ImageFilter
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from anime_core import config as cfglib
 from anime_core.errors import ConfigError
 from anime_core.training.data import PairedDataset, load_rgb, match_pairs
+
+if TYPE_CHECKING:
+    from anime_plugin_ae.config import AEConfig
 
 Pair = tuple[Path, Path]
 
@@ -87,14 +89,13 @@ class DenoisedPairs(PairedDataset):
         return {"photo": x, "anime": y}
 
 
-def paired_split(config: dict[str, Any], train: bool = True) -> DenoisedPairs:
+def paired_split(config: AEConfig, train: bool = True) -> DenoisedPairs:
     """Dataset kind ``ae.paired``: the training pairs, or with ``train=False`` the validation pairs (maybe none)."""
-    photo, anime = cfglib.get(config, "data.photo"), cfglib.get(config, "data.anime")
-    if photo is None or anime is None:
+    data = config.data
+    if data.photo is None or data.anime is None:
         raise ConfigError("paired training needs data.photo=DIR and data.anime=DIR (files matched by name)")
-    size, seed = int(cfglib.get(config, "train.image_size")), int(cfglib.get(config, "train.seed"))
-    fraction = float(cfglib.get(config, "data.val_fraction"))
-    train_pairs, val_pairs = split_pairs(match_pairs(photo, anime), fraction, seed)
-    denoise = denoiser(str(cfglib.get(config, "data.denoise")), int(cfglib.get(config, "data.denoise_size")))
-    augment = train and bool(cfglib.get(config, "data.augment"))  # validation crops stay central
+    size, seed = config.train.image_size, config.train.seed
+    train_pairs, val_pairs = split_pairs(match_pairs(data.photo, data.anime), data.val_fraction, seed)
+    denoise = denoiser(data.denoise, data.denoise_size)
+    augment = train and data.augment  # validation crops stay central
     return DenoisedPairs(train_pairs if train else val_pairs, size, seed, pair_transform(size, augment), denoise)

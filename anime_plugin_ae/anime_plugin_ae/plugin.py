@@ -21,8 +21,6 @@ PAPER = (
     "S. Abbas, A. Maaz, T. Ahmad, Abubakar. Ordinary to Anime: An Artistic & Technical Inquiry using "
     "Auto Encoders (GIKI), sections II.B-II.D, Table III."
 )
-# Old config keys, renamed when every plugin took the same names: a config using one gets the new name.
-RENAMED_KEYS = {"optim.lr": "optim.lr_g", "optim.beta1": "optim.betas", "optim.beta2": "optim.betas"}
 
 
 @hookimpl
@@ -59,7 +57,6 @@ def anime_register_models() -> list[ModelSpec]:
             config=CONFIGS / "default.yaml",
             schema=f"{PKG}.config:AEConfig",
             presets={name: CONFIGS / f"{name}.yaml" for name in PRESETS},
-            renamed_keys=RENAMED_KEYS,
             dataset="ae.paired",
             paper=PAPER,
             description="paired photo -> anime colouring autoencoder (L -> a*b*), --strength, VAE --interpolate",

@@ -45,7 +45,7 @@ class AETask(TrainingTask):
     # -- data ---------------------------------------------------------------------------------
     def dataset(self) -> Dataset:
         """The training pairs of the model's dataset kind; its validation pairs are kept for the epoch ends."""
-        self.val_set = self.registry.dataset(self.spec.dataset).builder()(self.config, train=False)
+        self.val_set = self.registry.dataset(self.spec.dataset).builder()(self.cfg, train=False)
         return super().dataset()
 
     def build(self, steps_per_epoch: int) -> None:

@@ -16,17 +16,18 @@ the colour edge-smoothed frame, in place of ``anime_smooth_gray``; those copies 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
 
-from anime_core import config as cfglib
 from anime_core.errors import ConfigError
 from anime_core.training.data import SeededDataset, list_images, load_rgb, readable, train_transform
 from anime_plugin_animegan.prepare import color_target, prepare, targets
+
+if TYPE_CHECKING:
+    from anime_plugin_animegan.config import AnimeGANConfig
 
 #: the batch key of the edge-promoting loss's images, by ``data.edge_images``
 SMOOTH_KEYS = {"gray": "anime_smooth_gray", "color": "anime_smooth"}
@@ -66,21 +67,21 @@ class AnimeGANDataset(SeededDataset):
         return {"photo": photo, "anime": anime, "anime_gray": anime_gray, self.smooth_key: anime_smooth}
 
 
-def build_dataset(config: Mapping[str, Any], train: bool = True) -> AnimeGANDataset:
+def build_dataset(config: AnimeGANConfig, train: bool = True) -> AnimeGANDataset:
     """DatasetSpec builder: prepares the anime folder's gray/smooth copies when needed, then loads.
 
     The folder they are read from is recorded in ``config`` as ``data.prepared_cache`` (the run writes
     its ``config.yaml`` after the dataset is built).
     """
     report = prepare(config)  # once per content of the anime folder; unreadable frames are named
-    if isinstance(config, dict) and report.folder is not None:
-        config.setdefault("data", {})["prepared_cache"] = str(report.folder)
+    if report.folder is not None:
+        config.data.prepared_cache = str(report.folder)
     return AnimeGANDataset(
-        cfglib.get(config, "data.photo"),
-        cfglib.get(config, "data.anime"),
+        config.data.photo,
+        config.data.anime,
         report.folder,
-        int(cfglib.get(config, "train.image_size")),
-        seed=int(cfglib.get(config, "train.seed", 0)),
-        flip=bool(cfglib.get(config, "data.flip", True)),
-        edge_images=str(cfglib.get(config, "data.edge_images", "gray")),
+        config.train.image_size,
+        seed=config.train.seed,
+        flip=config.data.flip,
+        edge_images=config.data.edge_images,
     )

@@ -26,18 +26,6 @@ from anime_plugin_animegan.styles import LAYOUT_V1_TF, LAYOUT_V2, LAYOUT_V2_TF, 
 PKG = "anime_plugin_animegan"
 CONFIGS = Path(__file__).parent / "configs"
 PRESETS = ("adv250", "adv350", "col50", "no-gray-adv", "edge-color", "v2")
-#: old config keys -> their names under the common convention (issue "One wiring for every plugin")
-RENAMED_KEYS = {
-    "loss.adv": "loss.adversarial_weight",
-    "loss.con": "loss.content_weight",
-    "loss.gra": "loss.style_weight",
-    "loss.col": "loss.color_weight",
-    "loss.edge": "loss.edge_weight",
-    "loss.gray_adv": "loss.gray_adversarial_weight",
-    "discriminator.ch": "discriminator.width",
-    "optim.beta1": "optim.betas",
-    "optim.beta2": "optim.betas",
-}
 PAPER = (
     "G. Liu, X. Chen, Y. Hu. AnimeGAN: a novel lightweight GAN for photo animation. ISICA 2019, "
     "Communications in Computer and Information Science 1205 (Springer, 2020)."
@@ -86,7 +74,6 @@ def anime_register_models() -> list[ModelSpec]:
             config=CONFIGS / "default.yaml",
             schema=f"{PKG}.config:AnimeGANConfig",
             presets={name: CONFIGS / f"{name}.yaml" for name in PRESETS},
-            renamed_keys=RENAMED_KEYS,
             dataset="animegan",
             paper=PAPER,
             description="lightweight photo -> anime GAN (grayscale style, colour and grayscale adversarial losses)",

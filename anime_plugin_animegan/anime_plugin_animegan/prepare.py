@@ -41,18 +41,20 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from anime_core import config as cfglib
 from anime_core.errors import ConfigError, UsageError
 from anime_core.fsutil import atomic_path
+
+if TYPE_CHECKING:
+    from anime_plugin_animegan.config import AnimeGANConfig
 
 log = logging.getLogger("anime.animegan")
 
@@ -105,8 +107,8 @@ def cache_root() -> Path:
     return anime_home() / "prepared"
 
 
-def anime_folder(cfg: Mapping[str, Any]) -> Path:
-    anime = cfglib.get(cfg, "data.anime")
+def anime_folder(cfg: AnimeGANConfig) -> Path:
+    anime = cfg.data.anime
     if not anime:
         raise ConfigError("no anime folder given; set data.anime=DIR ('anime prepare animegan' also takes --anime DIR)")
     return Path(anime).expanduser()
@@ -123,16 +125,16 @@ def data_key(anime_dir: Path, files: list[Path], color: bool) -> str:
     return digest.hexdigest()[:32]
 
 
-def _wants_color(cfg: Mapping[str, Any]) -> bool:
-    return str(cfglib.get(cfg, "data.edge_images", "gray")) == "color"
+def _wants_color(cfg: AnimeGANConfig) -> bool:
+    return cfg.data.edge_images == "color"
 
 
-def prepared_dir(cfg: Mapping[str, Any]) -> Path:
+def prepared_dir(cfg: AnimeGANConfig) -> Path:
     """``data.prepared``, or the cache entry ``$ANIME_HOME/prepared/<key>`` of the anime folder's frames."""
     from anime_core.training.data import list_images
 
     anime_dir = anime_folder(cfg)
-    explicit = cfglib.get(cfg, "data.prepared")
+    explicit = cfg.data.prepared
     if explicit:
         return Path(explicit).expanduser()
     return cache_root() / data_key(anime_dir, list_images(anime_dir, "anime folder (data.anime)"), _wants_color(cfg))
@@ -179,16 +181,16 @@ class PrepareReport:
     cached: bool = False  # the cache entry existed: nothing was read but the file list
 
 
-def prepare(cfg: Mapping[str, Any], progress: bool = True) -> PrepareReport:
+def prepare(cfg: AnimeGANConfig, progress: bool = True) -> PrepareReport:
     """``anime prepare animegan --anime DIR``: the gray and smooth copies of every anime frame; where they are."""
     from anime_core.training.data import list_images
 
     anime_dir = anime_folder(cfg)
     files = list_images(anime_dir, "anime folder (data.anime)")
-    if cfglib.get(cfg, "data.photo"):  # a training run: a wrong photo folder fails before anything is written
-        list_images(cfglib.get(cfg, "data.photo"), "photo folder (data.photo)")
+    if cfg.data.photo:  # a training run: a wrong photo folder fails before anything is written
+        list_images(cfg.data.photo, "photo folder (data.photo)")
     color = _wants_color(cfg)
-    explicit = cfglib.get(cfg, "data.prepared")
+    explicit = cfg.data.prepared
     if explicit:
         root = Path(explicit).expanduser()
         report = _write_copies(root, anime_dir, files, color, progress, PrepareReport(folder=root))

@@ -53,9 +53,6 @@ class CycleGANConfig(RunConfig):
         if self.data.load_size is not None and self.data.load_size < size:
             raise ConfigError(f"config key 'data.load_size' ({self.data.load_size}) must be at least "
                               f"train.image_size ({size})")
-        if self.schedule.decay == "linear" and self.schedule.decay_start_epoch >= self.train.epochs:
-            raise ConfigError(f"config key 'schedule.decay_start_epoch' ({self.schedule.decay_start_epoch}) must be "
-                              f"below train.epochs ({self.train.epochs}), or set schedule.decay=none")
         check_crop_size(str(self.generator.get("arch")), size, int(self.generator.get("n_downs") or 8))
 
 

@@ -14,7 +14,7 @@ Registered as the dataset kind ``cyclegan`` (the model's ``ModelSpec.dataset``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image, ImageFilter
@@ -22,6 +22,9 @@ from torchvision.transforms import InterpolationMode, v2
 
 from anime_core.errors import ConfigError
 from anime_core.training.data import UnpairedDataset
+
+if TYPE_CHECKING:
+    from anime_plugin_cyclegan.config import CycleGANConfig
 
 FILTERS = {"sharpen": ImageFilter.SHARPEN, "smooth": ImageFilter.SMOOTH, "blur": ImageFilter.BLUR}
 
@@ -60,15 +63,15 @@ def transform(
     return v2.Compose(ops)
 
 
-def build_dataset(config: dict[str, Any], train: bool = True) -> UnpairedDataset:
-    """The unpaired ``{"photo", "anime"}`` dataset of a resolved (validated) run config."""
+def build_dataset(config: CycleGANConfig, train: bool = True) -> UnpairedDataset:
+    """The unpaired ``{"photo", "anime"}`` dataset of the run config."""
     del train  # one augmented training set: the model has no held-out split
-    data, size = config["data"], int(config["train"]["image_size"])
+    data, size = config.data, config.train.image_size
     return UnpairedDataset(
-        data["photo"],
-        data["anime"],
+        data.photo,
+        data.anime,
         size,
-        seed=int(config["train"]["seed"]),
-        photo_transform=transform(size, data["load_size"], data["color_jitter"]),
-        anime_transform=transform(size, data["load_size"], data["color_jitter"], str(data["anime_filter"])),
+        seed=config.train.seed,
+        photo_transform=transform(size, data.load_size, data.color_jitter),
+        anime_transform=transform(size, data.load_size, data.color_jitter, data.anime_filter),
     )

@@ -20,18 +20,6 @@ PRESETS = (
     "unet", "unet-attention-down", "unet-attention-up", "unet-attention-both",
     "resnet9", "resnet9-attention", "resnet8", "resnet8-attention",
 )
-#: config keys before the common plugin conventions -> their names now
-RENAMED_KEYS = {
-    "loss.gan": "loss.adversarial",
-    "loss.lambda_cycle": "loss.cycle_weight",
-    "loss.lambda_identity": "loss.identity_weight",  # now absolute: 0.5 (x lambda) is 5.0
-    "optim.lr": "optim.lr_g",  # and optim.lr_d
-    "optim.beta1": "optim.betas",
-    "optim.beta2": "optim.betas",
-    "optim.decay_start_epoch": "schedule.decay_start_epoch",
-    "generator.ngf": "generator.width",
-    "discriminator.ndf": "discriminator.width",
-}
 PAPER = (
     "H. Sharma, S. Das. A CycleGAN Framework for Anime Style Image Synthesis based on U-Net and "
     "Self-Attention. National Institute of Technology Agartala (accepted 21/08/2025); CycleGAN recipe "
@@ -85,7 +73,6 @@ def anime_register_models() -> list[ModelSpec]:
             config=CONFIGS / "default.yaml",
             schema=f"{PKG}.config:CycleGANConfig",
             presets={name: CONFIGS / f"{name}.yaml" for name in PRESETS},
-            renamed_keys=RENAMED_KEYS,
             dataset="cyclegan",
             paper=PAPER,
             description="unpaired photo <-> anime CycleGAN with U-Net + self-attention or ResNet generators",

@@ -6,9 +6,10 @@ Nets: ``generator`` G (photo -> anime), ``generator_inverse`` F (anime -> photo)
 all built through the registry from the config's ``generator:``/``discriminator:`` sections.
 Optimizers: Adam (``optim.lr_g``/``optim.lr_d`` 2e-4, ``optim.betas`` 0.5/0.999, section 4.2,
 Table 1) over G and F together and over D_Y and D_X together, as CycleGAN does; with
-``schedule.decay: linear`` both stay constant until ``schedule.decay_start_epoch`` (140) and then
-decay linearly to 0 at ``train.epochs`` (250), per optimizer step so the decay is smooth within
-an epoch (epochs 0, 140, 195, 250 -> 2e-4, 2e-4, 1e-4, 0).
+``schedule.decay: linear`` both stay constant for 140 of 250 epochs and then decay linearly to 0 at
+the run's last step, per optimizer step so the decay is smooth within an epoch (epochs 0, 140,
+195, 250 -> 2e-4, 2e-4, 1e-4, 0). The core builds the schedule over the steps the run really takes
+(``train.max_steps`` when set; :mod:`anime_core.training.schedule`).
 
 One step (CycleGAN's order): update G and F on eq. 1 with the discriminators frozen, then update
 the discriminators on real images against fakes drawn through the history pools, each D loss
@@ -23,7 +24,6 @@ from typing import Any
 
 import torch
 
-from anime_core.ops import linear_decay
 from anime_core.training import TrainingTask
 from anime_core.training.task import StepContext
 from anime_plugin_cyclegan.pool import ImagePool
@@ -50,9 +50,6 @@ class CycleGANTask(TrainingTask):
                                 self.nets["discriminator_inverse"].parameters())
         self.optimizers = {"generator": self.adam(gens, cfg.optim.lr_g),
                            "discriminator": self.adam(discs, cfg.optim.lr_d)}
-        if cfg.schedule.decay == "linear":
-            factor = linear_decay(cfg.train.epochs * steps_per_epoch, cfg.schedule.decay_start_epoch * steps_per_epoch)
-            self.schedulers = {k: torch.optim.lr_scheduler.LambdaLR(o, factor) for k, o in self.optimizers.items()}
         self.adv = self.loss(cfg.loss.adversarial)
         self.cycle, self.identity = self.loss("cycle_l1"), self.loss("identity_l1")
         self.pool_anime, self.pool_photo = ImagePool(cfg.loss.pool_size), ImagePool(cfg.loss.pool_size)

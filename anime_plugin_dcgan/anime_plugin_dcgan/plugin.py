@@ -32,13 +32,6 @@ CONFIGS = Path(__file__).parent / "configs"
 BEGUM = 'S. M. Begum et al., "Anime face generating using deep learning", section 3.2 (DCGAN recipe)'
 PIXELSAKE = ('A. Shrivastava, V. Gautam, N. Patel, S. Sharma, M. Kadwal, "PixelSake: Deep Convolution '
              'Generative Adversarial Network"')
-#: keys both models renamed for the plugin contract (issue "One wiring for every plugin")
-RENAMED = {
-    "optim.beta1": "optim.betas",
-    "optim.beta2": "optim.betas",
-    "optim.decay": "schedule.decay",
-    "optim.decay_start": "schedule.decay_start_epoch",
-}
 
 
 @hookimpl
@@ -87,8 +80,6 @@ def anime_register_models() -> list[ModelSpec]:
             "dcgan", "generate", "dcgan", "dcgan.d", task=f"{PKG}.task:DCGANTask", config=CONFIGS / "default.yaml",
             schema=f"{PKG}.config:DCGANConfig",
             presets={"dcgan": CONFIGS / "dcgan.yaml", "pixelsake": CONFIGS / "pixelsake.yaml"},
-            renamed_keys={**RENAMED, "loss.feature_matching": "loss.feature_matching_weight",
-                          "loss.content_l2": "loss.content_l2_weight"},
             dataset="images", paper=f"{BEGUM}; {PIXELSAKE}",
             description="Anime faces from noise: DCGAN (preset dcgan) or PixelSake's extensions (preset pixelsake).",
             pipeline=f"{PKG}.pipeline:DCGANPipeline", run_options=RUN_OPTIONS,
@@ -96,7 +87,6 @@ def anime_register_models() -> list[ModelSpec]:
         ModelSpec(
             "pixelsake-sr", "translate", "pixelsake-sr", "pixelsake-sr.d", task=f"{SR}.task:SRTask",
             config=CONFIGS / "sr.yaml", schema=f"{SR}.config:SRConfig",
-            renamed_keys={**RENAMED, "loss.l1": "loss.l1_weight", "loss.perceptual": "loss.perceptual_weight"},
             dataset="sr_pairs", paper=f"{PIXELSAKE}, section 4 (image enhancer)",
             description="PixelSake's 4x image enhancer (32 -> 128 px), trained on bicubic down-sampled images.",
             pipeline=f"{PKG}.pipeline:SRPipeline",

@@ -19,7 +19,8 @@ Adam lr 2e-4 for both nets (Begum et al., 3.2.2) with betas (0.5, 0.999) (Radfor
 "Unsupervised representation learning with deep convolutional generative adversarial networks",
 section 4), batch 64, and with ``schedule.decay: linear`` the learning rate falls linearly to 0 from
 epoch ``schedule.decay_start_epoch`` to the end of training (Begum et al., 3.2.3: "decayed learning
-rate"). With ``data.conditional`` the anime folder's sub-folders are classes.
+rate"; the core builds the schedule, :mod:`anime_core.training.schedule`). With ``data.conditional``
+the anime folder's sub-folders are classes.
 """
 
 from __future__ import annotations
@@ -29,34 +30,14 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from anime_core.errors import ConfigError
 from anime_core.losses import gradient_penalty
-from anime_core.ops import linear_decay
 from anime_core.training.task import StepContext, TrainingTask
-
-
-def decay_schedulers(cfg: Any, optimizers: dict[str, torch.optim.Optimizer],
-                     steps_per_epoch: int) -> dict[str, torch.optim.lr_scheduler.LRScheduler]:
-    """``schedule.decay: linear``: one LambdaLR per optimizer, constant until ``schedule.decay_start_epoch``,
-    then linearly to 0 at the last step (``train.max_steps``, else ``train.epochs``); ``none``: no schedulers.
-
-    Shared by both tasks of the plugin; ``cfg`` is the typed config (``task.cfg``).
-    """
-    if cfg.schedule.decay == "none":
-        return {}
-    start, epochs = cfg.schedule.decay_start_epoch, cfg.train.epochs
-    if cfg.train.max_steps is None and start > epochs:
-        raise ConfigError(f"schedule.decay_start_epoch={start} is after the last epoch (train.epochs={epochs}); "
-                          f"set schedule.decay_start_epoch to at most {epochs} or schedule.decay=none")
-    total = cfg.train.max_steps or epochs * steps_per_epoch
-    decay = linear_decay(total, start * steps_per_epoch)
-    return {name: torch.optim.lr_scheduler.LambdaLR(opt, decay) for name, opt in optimizers.items()}
 
 
 class DCGANTask(TrainingTask):
     """See the module docstring."""
 
-    def __init__(self, spec: Any, config: dict[str, Any], registry: Any) -> None:
+    def __init__(self, spec: Any, config: Any, registry: Any) -> None:
         super().__init__(spec, config, registry)
         self.classes: list[str] = []
         self._dataset: Dataset | None = None
@@ -66,7 +47,8 @@ class DCGANTask(TrainingTask):
     def dataset(self) -> Dataset:
         """The registered ``images`` kind; with ``data.conditional`` its class folders name the classes."""
         if self._dataset is None:
-            self._dataset = super().dataset()
+            build = self.registry.dataset(self.spec.dataset or "images").builder()
+            self._dataset = build(self.cfg, train=True, labels=self.cfg.data.conditional)
             self.classes = list(getattr(self._dataset, "classes", []) or [])
         return self._dataset
 
@@ -96,7 +78,6 @@ class DCGANTask(TrainingTask):
         optim = self.cfg.optim
         self.optimizers = {"generator": self.adam(g.parameters(), optim.lr_g),
                            "discriminator": self.adam(d.parameters(), optim.lr_d)}
-        self.schedulers = decay_schedulers(self.cfg, self.optimizers, steps_per_epoch)
         loss = self.cfg.loss
         self.adv = self.loss(loss.adversarial)
         self.gp_weight = loss.gp_weight if loss.adversarial == "wgan" else 0.0

@@ -121,15 +121,16 @@ def test_random_perceptual_features_are_announced(registry, tmp_path):
     task.build(steps_per_epoch=1)
     warning = preflight.warn_random_features(task, cfg)
     assert warning is not None and warning.startswith("warning: loss.vgg_pretrained=false: the perceptual")
-    cfg["loss"]["vgg_pretrained"] = True  # the same nets under a config that asks for ImageNet weights: no warning
+    cfg.loss.vgg_pretrained = True  # the same nets under a config that asks for ImageNet weights: no warning
     assert preflight.warn_random_features(task, cfg) is None
 
 
-def test_missing_vgg_advice_only_where_the_option_exists(tmp_path):
+def test_missing_vgg_advice_only_where_the_option_exists(registry, tmp_path):
     err = WeightsUnavailable("weights for backbone:vgg19 are not cached; run 'anime weights import backbone:vgg19'")
     with pytest.raises(WeightsUnavailable, match="loss.vgg_pretrained=false"), \
-            preflight.perceptual_advice({"loss": {"vgg_pretrained": True}}):
+            preflight.perceptual_advice(cfglib.resolve(registry.model("animegan"))):
         raise err
-    with pytest.raises(WeightsUnavailable) as kept, preflight.perceptual_advice({"loss": {}}):
+    cyclegan = cfglib.resolve(registry.model("cyclegan"))
+    with pytest.raises(WeightsUnavailable) as kept, preflight.perceptual_advice(cyclegan):
         raise err
     assert kept.value is err  # a model without the option gets the error as it was

@@ -44,7 +44,7 @@ def test_every_part_the_file_holds_starts_the_run_and_the_others_stay_fresh(regi
         state = task.nets[name].state_dict()
         assert all(torch.equal(state[k], v) for k, v in source.state_dict().items())
     assert all(not opt.state for opt in task.optimizers.values())  # the optimizers start fresh
-    assert cfg["init"]["source"] == str(path) and len(cfg["init"]["sha256"]) == 64
+    assert cfg.init.source == str(path) and len(cfg.init.sha256) == 64
     assert "discriminator, discriminator_inverse from random weights (the file has none)" in notes[-1]
 
 
@@ -53,9 +53,9 @@ def test_the_file_generator_options_are_adopted_and_said(registry, cyclegan_file
     monkeypatch.chdir(path.parent)
     base = [o for o in CYCLE if not o.startswith(("generator.width", "generator.n_blocks"))]
     _, notes, cfg = _task(registry, "cyclegan", base, init=path.name)
-    assert cfg["generator"]["width"] == 4 and cfg["generator"]["n_blocks"] == 1
+    assert cfg.generator["width"] == 4 and cfg.generator["n_blocks"] == 1
     assert "takes the file's generator options" in notes[0] and "generator.width=4 (was 64)" in notes[0]
-    assert cfg["init"]["source"] == str(path)  # absolute: a copied config.yaml works from any folder
+    assert cfg.init.source == str(path)  # absolute: a copied config.yaml works from any folder
 
 
 def test_an_option_the_user_set_otherwise_is_an_error_and_a_misfit_is_named(registry, cyclegan_file, tmp_path):
@@ -79,12 +79,12 @@ def test_a_foreign_file_goes_through_its_converter_and_animegan_skips_its_init_p
     spec = registry.model("animegan")
     cfg = cfglib.resolve(spec, None, [])
     start = start_weights(spec, cfg, registry, str(foreign))
-    assert cfg["generator"]["variant"] == "v2" and cfg["train"]["init_epochs"] == 0
+    assert cfg.generator.variant == "v2" and cfg.train.init_epochs == 0
     assert any("train.init_epochs=0" in n and "set train.init_epochs=1" in n for n in start.notes)
     explicit = ["train.init_epochs=1"]  # chosen by the user: kept
     cfg = cfglib.resolve(spec, None, explicit)
     start_weights(spec, cfg, registry, str(foreign), None, explicit)
-    assert cfg["train"]["init_epochs"] == 1
+    assert cfg.train.init_epochs == 1
 
 
 def test_cli_records_source_and_hash_and_a_changed_file_is_refused(registry, cyclegan_file, tmp_path, capsys):

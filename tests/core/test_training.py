@@ -47,7 +47,7 @@ def test_run_dir_holds_config_logs_samples_checkpoints_and_weights(tiny_registry
     rows = _rows(run)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
     assert [int(r["epoch"]) for r in rows] == [0, 0, 0, 1]  # 6 photos / batch 2 = 3 steps per epoch
-    assert float(rows[1]["lr_generator"]) < float(rows[0]["lr_generator"])  # the task's scheduler is stepped
+    assert float(rows[1]["lr_generator"]) < float(rows[0]["lr_generator"])  # the core's schedule is stepped
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000002.png", "step-0000004.png"]
     # Accelerate names the folders; each one's train_state.json says its step
     assert [(c.path.name, c.step) for c in checkpoint.checkpoints(run)] == [("checkpoint_0", 2), ("checkpoint_1", 4)]
@@ -56,13 +56,57 @@ def test_run_dir_holds_config_logs_samples_checkpoints_and_weights(tiny_registry
     assert pipe.generator.body[0].out_channels == 8
 
 
+@pytest.mark.parametrize(
+    ("photos", "run", "factors"),
+    [
+        # train.max_steps decides the run's length (3 steps an epoch would make train.epochs=2 six steps):
+        # full rate for decay_start_epoch/epochs = 1/2 of the 8 steps, then down to 0 at step 8
+        (6, ["train.max_steps=8"], [1, 1, 1, 1, 0.75, 0.5, 0.25, 0]),
+        # no max_steps: epochs x optimizer steps an epoch, accumulation counted (12 photos, batch 2,
+        # grad_accum 2: 3 steps an epoch, 6 in the run; the decay starts at epoch 1 = step 3)
+        (12, ["train.grad_accum=2"], [1, 1, 1, 2 / 3, 1 / 3, 0]),
+    ],
+)
+def test_the_core_decays_the_rate_over_the_runs_real_steps(tiny_registry, tmp_path, photos, run, factors):
+    """Issue 22 item 3: the LR schedule comes from schedule.* over the steps the run takes; lr at each step."""
+    write_images(tmp_path / "photo", photos)
+    write_images(tmp_path / "anime", 5, seed=1)
+    folders = [f"data.photo={tmp_path / 'photo'}", f"data.anime={tmp_path / 'anime'}"]
+    out = train("tiny", overrides=[*folders, *run, f"output_dir={tmp_path / 'run'}", "train.epochs=2",
+                                   "schedule.decay_start_epoch=1", "optim.lr=1e-3"], progress=False)
+    rows = _rows(out)
+    assert [int(r["step"]) for r in rows] == list(range(1, len(factors) + 1))
+    # the rate each row logs is the one of the next step: the scheduler has stepped once per optimizer step
+    assert [float(r["lr_generator"]) for r in rows] == pytest.approx([1e-3 * f for f in factors], abs=1e-12)
+    assert {float(r["lr_discriminator"]) for r in rows[:3]} == {1e-3} and float(rows[-1]["lr_discriminator"]) == 0
+
+
+def test_a_task_that_builds_its_own_schedulers_is_refused(tiny_registry, data, tmp_path, monkeypatch):
+    from tiny_anime_plugin.task import TinyTask
+
+    build = TinyTask.build
+
+    def own_schedule(self, steps_per_epoch):
+        build(self, steps_per_epoch)
+        self.schedulers = {"generator": torch.optim.lr_scheduler.LambdaLR(self.optimizers["generator"], lambda s: 1)}
+
+    monkeypatch.setattr(TinyTask, "build", own_schedule)
+    with pytest.raises(UsageError, match="built its own schedulers; the core builds them from the config's schedule"):
+        train("tiny", overrides=[*data, f"output_dir={tmp_path / 'run'}", "train.max_steps=1"], progress=False)
+
+
 @pytest.mark.parametrize("accum", [1, 2])
 def test_resume_is_exact(accum, tiny_registry, data, tmp_path):
-    """From mid-epoch (3 steps per epoch), also with gradient accumulation (windows of 2 batches of 1)."""
-    common = [*data, "train.checkpoint_every=2", f"train.grad_accum={accum}", f"train.batch_size={2 // accum}"]
-    a = train("tiny", overrides=[*common, f"output_dir={tmp_path / 'a'}", "train.max_steps=5"], progress=False)
-    b = train("tiny", overrides=[*common, f"output_dir={tmp_path / 'b'}", "train.max_steps=2"], progress=False)
-    b = train("tiny", overrides=["train.max_steps=5"], resume=b, progress=False)
+    """From mid-epoch (3 steps per epoch), also with gradient accumulation (windows of 2 batches of 1).
+
+    The stopped run planned the same 5 steps (the rate decays over the planned steps, so a run resumed
+    with a larger train.max_steps follows the new, longer schedule from where it is)."""
+    common = [*data, "train.checkpoint_every=2", f"train.grad_accum={accum}", f"train.batch_size={2 // accum}",
+              "train.max_steps=5"]
+    a = train("tiny", overrides=[*common, f"output_dir={tmp_path / 'a'}"], progress=False)
+    with pytest.raises(TrainingError, match="interrupted at step 2"):
+        train("tiny", overrides=[*common, f"output_dir={tmp_path / 'b'}", "optim.interrupt_at=3"], progress=False)
+    b = train("tiny", overrides=["optim.interrupt_at=0"], resume=tmp_path / "b", progress=False)
     wa, wb = load_file(a / "generator.safetensors"), load_file(b / "generator.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert [r["g"] for r in _rows(a)] == [r["g"] for r in _rows(b)]

@@ -27,27 +27,30 @@ def test_a_diverged_run_resumes_from_its_last_good_checkpoint_with_the_lower_rat
     tiny_registry, train_data, tmp_path, capsys, metric_rows
 ):
     run = tmp_path / "run"
-    train(
-        "tiny",
-        overrides=[*train_data, f"output_dir={run}", "train.max_steps=2", "train.checkpoint_every=1"],
-        progress=False,
-    )
+    with pytest.raises(TrainingError, match="interrupted at step 2"):  # a run of 6 steps stopped after 2
+        train(
+            "tiny",
+            overrides=[*train_data, f"output_dir={run}", "train.max_steps=6", "train.checkpoint_every=1",
+                       "optim.interrupt_at=3"],
+            progress=False,
+        )
 
     # A far too high rate on resume must take effect (the checkpoint's optimizer state held 1e-3) and blow up.
     with pytest.raises(TrainingError, match=r"at step 3; .*resume from the last good checkpoint \(step 2\)"):
-        train("tiny", overrides=["train.max_steps=6", "optim.lr=1e30"], resume=run, progress=False)
+        train("tiny", overrides=["optim.interrupt_at=0", "optim.lr=1e30"], resume=run, progress=False)
     assert [c.step for c in checkpoint.checkpoints(run)] == [1, 2]  # the diverged step was not checkpointed
     assert all(_finite(c.path / "model.safetensors") for c in checkpoint.checkpoints(run))
     assert _finite(run / "generator.safetensors")  # the export of step 2, not of the diverged weights
 
     # Following the advice works: the lower rate replaces the checkpoint's, and the log says so.
     capsys.readouterr()
-    train("tiny", overrides=["train.max_steps=4", "optim.lr=1e-4"], resume=run, progress=False)
+    train("tiny", overrides=["optim.interrupt_at=0", "train.max_steps=4", "optim.lr=1e-4"], resume=run, progress=False)
     out = capsys.readouterr().out
     assert "learning rate of 'generator' set to 0.0001 by the config (the checkpoint had 0.001)" in out
     rows = metric_rows(run)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4]
-    assert 0.9e-4 < float(rows[-1]["lr_generator"]) <= 1e-4  # the task's decay, from the new base rate
+    # the core's decay from the new base rate, over the 4 steps of this run: 1e-4 x (1 - 3/4) after step 3
+    assert float(rows[2]["lr_generator"]) == pytest.approx(2.5e-5)
     assert _finite(run / "generator.safetensors")
 
 

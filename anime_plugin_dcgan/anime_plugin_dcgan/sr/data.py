@@ -18,7 +18,6 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import v2
 
-from anime_core.config import get
 from anime_core.errors import ConfigError
 from anime_core.training.data import SeededDataset, list_images, load_rgb, readable, train_transform
 
@@ -64,21 +63,21 @@ class SRPairDataset(SeededDataset):
         return {"lr": bicubic_down(hr, self.scale), "hr": hr}
 
 
-def sr_datasets(cfg: dict[str, Any]) -> tuple[SRPairDataset, SRPairDataset | None]:
+def sr_datasets(cfg: Any) -> tuple[SRPairDataset, SRPairDataset | None]:
     """Training and held-out pair datasets from ``data.anime`` (or ``data.photo``); the training one
     also holds the held-out one as ``held_out``."""
-    root = get(cfg, "data.anime") or get(cfg, "data.photo")
+    root = cfg.data.anime or cfg.data.photo
     files = readable(list_images(root, "image folder (data.anime)"))
-    seed = int(get(cfg, "train.seed"))
-    train_files, val_files = split_files(files, float(get(cfg, "data.val_fraction")), seed)
-    size, scale = int(get(cfg, "train.image_size")), int(get(cfg, "generator.scale"))
+    seed = cfg.train.seed
+    train_files, val_files = split_files(files, cfg.data.val_fraction, seed)
+    size, scale = cfg.train.image_size, int(cfg.generator["scale"])
     val = SRPairDataset(val_files, size, scale, train=False, seed=seed) if val_files else None
     train = SRPairDataset(train_files, size, scale, train=True, seed=seed)
     train.held_out = val
     return train, val
 
 
-def build_sr_pairs(cfg: dict[str, Any], train: bool = True) -> SRPairDataset:
+def build_sr_pairs(cfg: Any, train: bool = True) -> SRPairDataset:
     """Dataset kind ``sr_pairs``: the training split (with its ``held_out`` split); ``train=False``: the
     held-out split."""
     tr, val = sr_datasets(cfg)

@@ -20,13 +20,12 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from anime_core.ops import psnr
 from anime_core.training.task import StepContext, TrainingTask
-from anime_plugin_dcgan.task import decay_schedulers
 
 
 class SRTask(TrainingTask):
     """See the module docstring. Batches are ``{"lr", "hr"}`` pairs in [-1, 1]."""
 
-    def __init__(self, spec: Any, config: dict[str, Any], registry: Any) -> None:
+    def __init__(self, spec: Any, config: Any, registry: Any) -> None:
         super().__init__(spec, config, registry)
         self._train: Dataset | None = None
         self.val: Dataset | None = None
@@ -53,7 +52,6 @@ class SRTask(TrainingTask):
         optim, loss = self.cfg.optim, self.cfg.loss
         self.optimizers = {"generator": self.adam(g.parameters(), optim.lr_g),
                            "discriminator": self.adam(d.parameters(), optim.lr_d)}
-        self.schedulers = decay_schedulers(self.cfg, self.optimizers, steps_per_epoch)
         self.adv = self.loss(loss.adversarial)
         self.l1 = self.loss("l1")
         self.vgg = None

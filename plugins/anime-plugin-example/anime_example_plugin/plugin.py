@@ -48,7 +48,6 @@ def anime_register_models() -> list[ModelSpec]:
             config=CONFIGS / "default.yaml",
             schema=f"{PKG}.config:FastStyleConfig",
             presets={"small": CONFIGS / "small.yaml"},
-            renamed_keys={"optim.lr": "optim.lr_g"},  # an old config gets an error naming the new key
             dataset="images",
             paper=PAPER,
             description="real-time style transfer: one feed-forward network per style image (perceptual losses)",

@@ -56,17 +56,6 @@ def test_build_takes_the_generator_options_and_rejects_bad_ones():
     assert info.value.exit_code == 2
 
 
-def test_old_config_key_names_the_new_one(tmp_path):
-    spec = anime_core.get_registry().model("faststyle")
-    with pytest.raises(ConfigError, match="'optim.lr' of 'faststyle' is now 'optim.lr_g'") as info:
-        resolve(spec, overrides=["optim.lr=0.01"])
-    assert info.value.exit_code == 2
-    old = tmp_path / "old.yaml"
-    old.write_text("optim:\n  lr: 0.01\n")
-    with pytest.raises(ConfigError, match="is now 'optim.lr_g'"):
-        resolve(spec, old)
-
-
 @pytest.mark.parametrize(
     ("override", "message"),
     [

@@ -21,7 +21,11 @@ def _frame(path, color=(250, 220, 40)):
 
 
 def _cfg(anime, prepared=None):
-    return {"data": {"anime": str(anime), "prepared": prepared}}
+    from anime_core.config import resolve
+    from anime_core.registry import get_registry
+
+    folder = [f"data.prepared={prepared}"] if prepared else []
+    return resolve(get_registry().model("animegan"), None, [f"data.anime={anime}", *folder])
 
 
 def test_gray_and_edge_smoothed_copies(tmp_path):

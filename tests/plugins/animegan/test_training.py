@@ -86,13 +86,14 @@ def test_end_to_end_run_through_the_core_loop(folders, tmp_path):
 def test_defaults_and_ablation_presets():
     spec = get_registry().model("animegan")
     cfg = cfglib.resolve(spec)
-    assert cfglib.get(cfg, "loss") == {  # eq. 1, 5, 6
+    plain = cfglib.to_dict(cfg)
+    assert plain["loss"] == {  # eq. 1, 5, 6
         "adversarial": "lsgan", "adversarial_weight": 300.0, "content_weight": 1.5, "style_weight": 3.0,
         "color_weight": 10.0, "edge_weight": 0.1, "gray_adversarial_weight": 1.0, "vgg_pretrained": True}
-    assert cfglib.get(cfg, "optim") == {"init_lr": 1e-4, "lr_g": 8e-5, "lr_d": 1.6e-4, "betas": [0.5, 0.999]}
-    assert cfglib.get(cfg, "discriminator") == {"width": 64, "n_dis": 3, "spectral": True}
-    assert (cfglib.get(cfg, "train.batch_size"), cfglib.get(cfg, "train.image_size")) == (4, 256)
-    assert cfglib.get(cfg, "train.epochs") - cfglib.get(cfg, "train.init_epochs") == 100  # 3.3
+    assert plain["optim"] == {"init_lr": 1e-4, "lr_g": 8e-5, "lr_d": 1.6e-4, "betas": [0.5, 0.999]}
+    assert plain["discriminator"] == {"width": 64, "n_dis": 3, "spectral": True}
+    assert (cfg.train.batch_size, cfg.train.image_size) == (4, 256)
+    assert cfg.train.epochs - cfg.train.init_epochs == 100  # 3.3
     changed = {"adv250": ("loss.adversarial_weight", 250.0), "adv350": ("loss.adversarial_weight", 350.0),
                "col50": ("loss.color_weight", 50.0), "no-gray-adv": ("loss.gray_adversarial_weight", 0.0),
                "v2": ("generator.variant", "v2"), "edge-color": ("data.edge_images", "color")}
@@ -100,9 +101,9 @@ def test_defaults_and_ablation_presets():
     keys = {key for key, _ in changed.values()}
     for preset, (key, value) in changed.items():
         resolved = cfglib.resolve(spec, preset)
-        assert cfglib.get(resolved, key) == value
+        assert cfglib.lookup(resolved, key) == value
         # a preset changes its one key and nothing else
-        assert [k for k in keys if cfglib.get(resolved, k) != cfglib.get(cfg, k)] == [key]
+        assert [k for k in keys if cfglib.lookup(resolved, k) != cfglib.lookup(cfg, k)] == [key]
 
 
 def _gan_logs(folders, *extra):

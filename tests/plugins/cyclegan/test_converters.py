@@ -302,7 +302,7 @@ def test_training_the_pix2pix_unet_checks_its_crop_size(registry):
     with pytest.raises(ConfigError, match="pix2pix U-Net needs train.image_size to be a multiple of 128, not 320"):
         resolve(spec, None, [*unet128, "train.image_size=320", "data.load_size=320"])
     cfg = resolve(spec, None, [*unet128, "train.image_size=128"])
-    g = registry.build(spec, "generator", **{**cfg["generator"], "width": 4})
+    g = registry.build(spec, "generator", **{**cfg.generator, "width": 4})
     assert isinstance(g, Pix2PixUNet) and g.stride == 128
 
 

@@ -11,7 +11,7 @@ from anime_plugin_cyclegan.pool import ImagePool
 from helpers import make_image
 from PIL import Image
 
-from anime_core.config import resolve
+from anime_core.config import resolve, to_dict
 from anime_core.errors import ConfigError
 from anime_core.ops import linear_decay
 
@@ -83,6 +83,8 @@ def test_learning_rate_at_epochs(registry, epoch, lr):
     """Sharma & Das, section 4.2: 2e-4 for 140 of 250 epochs, then linear decay to 0 (both optimizers)."""
     steps_per_epoch = 3
     task = cyclegan_task(registry, steps_per_epoch=steps_per_epoch)
+    assert task.schedulers == {}  # the task builds none: the loop asks the core for them
+    task.schedule(250 * steps_per_epoch)  # what the loop passes: Plan.max_steps
     for _ in range(epoch * steps_per_epoch):
         for name, opt in task.optimizers.items():
             opt.step()
@@ -91,12 +93,28 @@ def test_learning_rate_at_epochs(registry, epoch, lr):
         {"generator": lr, "discriminator": lr}, abs=1e-12)
 
 
+def test_a_max_steps_run_reaches_the_decay(registry):
+    """Issue 22: ``anime train cyclegan ... train.max_steps=20000`` decays over its 20,000 steps (140/250 of
+    the run at the full rate, then to 0 at the last step), not over 250 epochs it never reaches."""
+    from anime_core.training.loop import Plan
+    from anime_core.training.schedule import decay_start, lr_schedulers
+
+    cfg = resolve(registry.model("cyclegan"), None, ["train.max_steps=20000"])
+    plan = Plan.of(cfg, items=8000, processes=1)  # 1,000 steps an epoch: 250 epochs would be 250,000 steps
+    assert (plan.steps_per_epoch, plan.max_steps, decay_start(cfg, plan.max_steps)) == (1000, 20000, 11200)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2e-4)
+    (sched,) = lr_schedulers(cfg, {"generator": opt}, plan.max_steps).values()
+    factors = [sched.lr_lambdas[0](s) for s in (0, 11199, 11200, 15600, 20000)]
+    assert factors == pytest.approx([1.0, 1.0, 1.0, 0.5, 0.0])
+
+
 def test_schedule_is_linear_within_the_decay_and_its_bounds_are_checked(registry):
     f = linear_decay(250 * 10, 140 * 10)
     assert f(1400) == 1.0 and f(1405) == pytest.approx(1 - 0.5 / 110) and f(9999) == 0.0
     with pytest.raises(ConfigError, match=r"'schedule.decay_start_epoch' \(140\) must be below train.epochs \(100\)"):
         resolve(registry.model("cyclegan"), None, ["train.epochs=100"])
     task = cyclegan_task(registry, "train.epochs=100", "schedule.decay=none", "optim.lr_d=1e-4")
+    task.schedule(100 * 3)
     assert task.schedulers == {}  # constant rates, each optimizer its own
     assert {k: o.param_groups[0]["lr"] for k, o in task.optimizers.items()} == {"generator": 2e-4,
                                                                                 "discriminator": 1e-4}
@@ -105,39 +123,20 @@ def test_schedule_is_linear_within_the_decay_and_its_bounds_are_checked(registry
 
 def test_default_config_is_the_papers(registry):
     cfg = resolve(registry.model("cyclegan"))
-    assert cfg["train"]["batch_size"] == 8 and cfg["train"]["epochs"] == 250 and cfg["train"]["image_size"] == 256
-    assert cfg["optim"] == {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}
-    assert cfg["schedule"] == {"decay": "linear", "decay_start_epoch": 140}
-    assert cfg["loss"] == {"adversarial": "lsgan", "cycle_weight": 10.0, "identity_weight": 5.0, "pool_size": 50}
-    assert cfg["generator"]["width"] == cfg["discriminator"]["width"] == 64 and "kind" not in cfg["data"]
+    assert cfg.train.batch_size == 8 and cfg.train.epochs == 250 and cfg.train.image_size == 256
+    plain = to_dict(cfg)
+    assert plain["optim"] == {"lr_g": 2e-4, "lr_d": 2e-4, "betas": [0.5, 0.999]}
+    assert plain["schedule"] == {"decay": "linear", "decay_start_epoch": 140}
+    assert plain["loss"] == {"adversarial": "lsgan", "cycle_weight": 10.0, "identity_weight": 5.0, "pool_size": 50}
+    assert cfg.generator["width"] == cfg.discriminator["width"] == 64 and not hasattr(cfg.data, "kind")
     presets = registry.model("cyclegan").presets
     assert len(presets) == 8
     for name in presets:  # every preset resolves and validates under the new names
         resolve(registry.model("cyclegan"), name)
-    both = resolve(registry.model("cyclegan"), "unet-attention-both")["generator"]
+    both = resolve(registry.model("cyclegan"), "unet-attention-both").generator
     assert both["arch"] == "unet" and both["attention"] == "both"
-    r8 = resolve(registry.model("cyclegan"), "resnet8-attention")["generator"]
+    r8 = resolve(registry.model("cyclegan"), "resnet8-attention").generator
     assert (r8["arch"], r8["n_blocks"], r8["attention"]) == ("resnet", 8, "blocks")
-
-
-RENAMED = {
-    "loss.gan=bce": "loss.adversarial",
-    "loss.lambda_cycle=5": "loss.cycle_weight",
-    "loss.lambda_identity=0.5": "loss.identity_weight",
-    "optim.lr=1e-4": "optim.lr_g",
-    "optim.beta1=0.5": "optim.betas",
-    "optim.beta2=0.99": "optim.betas",
-    "optim.decay_start_epoch=100": "schedule.decay_start_epoch",
-    "generator.ngf=32": "generator.width",
-    "discriminator.ndf=32": "discriminator.width",
-}
-
-
-@pytest.mark.parametrize(("old", "new"), RENAMED.items())
-def test_an_old_key_names_its_new_name(registry, old, new):
-    key = old.split("=")[0]
-    with pytest.raises(ConfigError, match=f"config key '{key}' of 'cyclegan' is now '{new}'"):
-        resolve(registry.model("cyclegan"), None, [old])
 
 
 def anime(*args: str) -> int:
@@ -147,14 +146,6 @@ def anime(*args: str) -> int:
     with pytest.raises(SystemExit) as stop:
         main(list(args))
     return int(stop.value.code)
-
-
-def test_an_old_key_in_a_config_file_fails_on_the_command_line_with_exit_2(registry, tmp_path, capsys):
-    old = tmp_path / "old.yaml"
-    old.write_text("loss:\n  lambda_cycle: 10.0\n", encoding="utf-8")
-    assert anime("train", "cyclegan", "--config", str(old), f"output_dir={tmp_path / 'run'}") == 2
-    assert "'loss.lambda_cycle' of 'cyclegan' is now 'loss.cycle_weight'" in capsys.readouterr().err
-    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(("override", "message"), [
@@ -187,8 +178,8 @@ def test_the_unet_needs_256_pixel_crops(registry, tmp_path, capsys):
         resolve(spec, "unet-attention-both", ["train.image_size=128"])
     with pytest.raises(ConfigError, match="multiple of 256, not 384"):
         resolve(spec, None, ["train.image_size=384"])
-    assert resolve(spec, "resnet9", ["train.image_size=128"])["train"]["image_size"] == 128  # the way out works
-    assert resolve(spec, None, ["train.image_size=512"])["train"]["image_size"] == 512
+    assert resolve(spec, "resnet9", ["train.image_size=128"]).train.image_size == 128  # the way out works
+    assert resolve(spec, None, ["train.image_size=512"]).train.image_size == 512
     with pytest.raises(ConfigError, match="ResNet generator needs train.image_size to be a multiple of 4, not 30"):
         resolve(spec, "resnet9", ["train.image_size=30"])
 

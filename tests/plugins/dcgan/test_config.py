@@ -1,4 +1,4 @@
-"""The dcgan plugin's configs under the plugin contract: renamed keys, typed values, builders by option name."""
+"""The dcgan plugin's configs under the plugin contract: typed values, builders by option name."""
 
 from __future__ import annotations
 
@@ -8,41 +8,12 @@ from anime_plugin_dcgan.discriminator import DCGANDiscriminator, MultiScaleDiscr
 from anime_plugin_dcgan.sr.generator import SRGenerator
 
 import anime_core
-from anime_core.cli import main
-from anime_core.config import resolve, validate
+from anime_core.config import resolve
 from anime_core.errors import ConfigError, UsageError
 
 
 def spec(name: str = "dcgan"):
     return anime_core.get_registry().model(name)
-
-
-@pytest.mark.parametrize(("model", "old", "new"), [
-    ("dcgan", "loss.feature_matching=1.0", "loss.feature_matching_weight"),
-    ("dcgan", "loss.content_l2=1.0", "loss.content_l2_weight"),
-    ("dcgan", "optim.beta1=0.5", "optim.betas"),
-    ("dcgan", "optim.decay=none", "schedule.decay"),
-    ("dcgan", "optim.decay_start=0.5", "schedule.decay_start_epoch"),
-    ("pixelsake-sr", "loss.l1=1.0", "loss.l1_weight"),
-    ("pixelsake-sr", "loss.perceptual=0", "loss.perceptual_weight"),
-    ("pixelsake-sr", "optim.beta2=0.99", "optim.betas"),
-])
-def test_old_key_names_the_new_one(model, old, new):
-    key = old.split("=")[0]
-    with pytest.raises(ConfigError, match=f"config key '{key}' of '{model}' is now '{new}'"):
-        resolve(spec(model), None, [old])
-
-
-def test_old_key_in_a_config_file_exits_2_naming_the_new_key(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    old = tmp_path / "old.yaml"
-    old.write_text("optim:\n  decay_start: 0.5\n")
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "dcgan", "--config", str(old), f"data.anime={tmp_path}"])
-    assert exit_info.value.code == 2
-    err = capsys.readouterr().err
-    assert "'optim.decay_start' of 'dcgan' is now 'schedule.decay_start_epoch'" in err
-    assert "Traceback" not in err and not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize(("model", "override", "message"), [
@@ -64,15 +35,15 @@ def test_bad_value_is_a_config_error_naming_the_key(model, override, message):
 
 
 def test_defaults_and_presets_resolve_with_the_paper_values():
-    cfg = validate(spec(), resolve(spec(), None, []))
+    cfg = resolve(spec(), None, [])
     assert cfg.loss.adversarial == "bce" and cfg.loss.gp_weight == 10.0
     assert cfg.optim.betas == [0.5, 0.999] and cfg.optim.lr_g == cfg.optim.lr_d == 2e-4
     assert (cfg.schedule.decay, cfg.schedule.decay_start_epoch, cfg.train.epochs) == ("linear", 25, 50)
-    pixelsake = validate(spec(), resolve(spec(), "pixelsake", []))
+    pixelsake = resolve(spec(), "pixelsake", [])
     assert pixelsake.loss.adversarial == "hinge"
     assert pixelsake.loss.feature_matching_weight == pixelsake.loss.vgg_weight == 1.0
     assert pixelsake.discriminator["num_scales"] == 3 and pixelsake.train.image_size == 128
-    sr = validate(spec("pixelsake-sr"), resolve(spec("pixelsake-sr"), None, []))
+    sr = resolve(spec("pixelsake-sr"), None, [])
     assert (sr.loss.l1_weight, sr.loss.perceptual_weight, sr.loss.adversarial_weight) == (1e-2, 1.0, 5e-3)
     assert sr.optim.betas == [0.9, 0.999] and (sr.schedule.decay_start_epoch, sr.train.epochs) == (50, 100)
 

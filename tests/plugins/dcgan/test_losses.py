@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from anime_plugin_dcgan.task import decay_schedulers
 
 import anime_core
-from anime_core.config import resolve, validate
+from anime_core.config import resolve
 from anime_core.errors import ConfigError
 from anime_core.losses import gradient_penalty
+from anime_core.training.schedule import lr_schedulers
 
 
 def test_gradient_penalty_of_linear_critic():
@@ -48,9 +48,9 @@ def test_content_l2_is_pixel_mse():
 
 def schedule_factors(overrides: list[str], steps_per_epoch: int, steps: list[int]) -> list[float]:
     spec = anime_core.get_registry().model("dcgan")
-    cfg = validate(spec, resolve(spec, None, overrides))
+    cfg = resolve(spec, None, overrides)
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    (sched,) = decay_schedulers(cfg, {"g": opt}, steps_per_epoch).values()
+    (sched,) = lr_schedulers(cfg, {"g": opt}, cfg.train.epochs * steps_per_epoch).values()
     return [sched.lr_lambdas[0](s) for s in steps]
 
 
@@ -61,10 +61,10 @@ def test_decay_starts_at_the_epoch_and_reaches_zero_at_the_end():
     assert schedule_factors(["schedule.decay_start_epoch=0", "train.epochs=2"], 10, [0, 5, 10, 20]) == [
         1.0, 0.75, 0.5, 0.0]
     spec = anime_core.get_registry().model("dcgan")
-    cfg = validate(spec, resolve(spec, None, ["schedule.decay=none"]))
-    assert decay_schedulers(cfg, {}, 4) == {}
+    cfg = resolve(spec, None, ["schedule.decay=none"])
+    assert lr_schedulers(cfg, {"g": torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)}, 4) == {}
 
 
 def test_decay_start_after_the_last_epoch_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"schedule.decay_start_epoch=25 is after the last epoch \(train.epochs=10\)"):
+    with pytest.raises(ConfigError, match=r"'schedule.decay_start_epoch' \(25\) must be below train.epochs \(10\)"):
         schedule_factors(["train.epochs=10"], 4, [0])

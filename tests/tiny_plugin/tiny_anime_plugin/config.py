@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from anime_core.schema import RunConfig, adversarial_loss, at_least, rule
+from anime_core.schema import RunConfig, ScheduleConfig, adversarial_loss, at_least, rule
 
 
 @dataclass
@@ -25,3 +25,4 @@ class TinyOptim:
 class TinyConfig(RunConfig):
     loss: TinyLoss
     optim: TinyOptim
+    schedule: ScheduleConfig

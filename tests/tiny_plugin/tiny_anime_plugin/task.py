@@ -11,7 +11,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from anime_core.ops import linear_decay
 from anime_core.training import TrainingTask
 
 
@@ -20,8 +19,6 @@ class TinyTask(TrainingTask):
         self.nets = {"generator": self.build_net("generator"), "discriminator": self.build_net("discriminator")}
         lr = self.cfg.optim.lr
         self.optimizers = {k: self.adam(n.parameters(), lr) for k, n in self.nets.items()}
-        decay = linear_decay(100 * steps_per_epoch, 0)
-        self.schedulers = {"generator": torch.optim.lr_scheduler.LambdaLR(self.optimizers["generator"], decay)}
         self.adversarial = self.loss(self.cfg.loss.adversarial)
         self.calls = torch.zeros(())
 
