@@ -20,12 +20,12 @@ def _frame(path, color=(250, 220, 40)):
     return np.asarray(im)
 
 
-def _cfg(anime, prepared=None):
+def _cfg(anime, prepared=None, *more):
     from anime_core.config import resolve
     from anime_core.registry import get_registry
 
     folder = [f"data.prepared={prepared}"] if prepared else []
-    return resolve(get_registry().model("animegan"), None, [f"data.anime={anime}", *folder])
+    return resolve(get_registry().model("animegan"), None, [f"data.anime={anime}", *folder, *more])
 
 
 def test_gray_and_edge_smoothed_copies(tmp_path):
@@ -146,7 +146,7 @@ def test_the_cache_is_keyed_by_the_frames_names_sizes_and_times(tmp_path):
     first = prepare(_cfg(anime), progress=False)
     second = prepare(_cfg(anime), progress=False)
     assert first.written == 2 and second.cached and second.written == 0 and second.folder == first.folder
-    color = prepare({"data": {"anime": str(anime), "edge_images": "color"}}, progress=False)
+    color = prepare(_cfg(anime, None, "data.edge_images=color"), progress=False)
     assert color.folder != first.folder and (color.folder / "smooth_color" / "b.png").is_file()
     stamp = (anime / "a.png").stat().st_mtime + 10
     os.utime(anime / "a.png", (stamp, stamp))  # an edited frame: a new entry, never the stale copies

@@ -34,7 +34,7 @@ def test_init_phase_lowers_content_loss_then_gan_phase_updates_both_nets(folders
     cfg = cfglib.resolve(spec, None, _overrides(*folders))
     task = spec.task_class()(spec, cfg, get_registry())
     data = task.dataset()  # prepares the gray/smooth cache on first use, and records where
-    assert (Path(cfg["data"]["prepared_cache"]) / "smooth").is_dir()
+    assert (Path(cfg.data.prepared_cache) / "smooth").is_dir()
     assert sorted(p.name for p in folders[1].parent.iterdir()) == ["anime", "photo"]  # nothing beside the data
     item = data[0]
     assert set(item) == {"photo", "anime", "anime_gray", "anime_smooth_gray"}

@@ -98,7 +98,7 @@ def test_edge_color_preset_trains_the_edge_term_on_colour_edge_smoothed_frames(t
     assert set(item) == {"photo", "anime", "anime_gray", "anime_smooth"}
     smooth = item["anime_smooth"]
     assert not torch.equal(smooth[0], smooth[1])  # colour, unlike the grayscale copies
-    prepared = Path(task.config["data"]["prepared_cache"])
+    prepared = Path(task.cfg.data.prepared_cache)
     assert sorted(p.name for p in (prepared / "smooth_color").iterdir()) == ["img000.png", "img001.png"]
     task.build(steps_per_epoch=1)
     logs = task.step(torch.utils.data.default_collate([data[0], data[1]]), StepContext(Accelerator(cpu=True), 0, 0, 1))
