@@ -32,6 +32,12 @@ def train_command(
     if main_process:
         warn_plugin_errors()
     run_dir = train(model, config=config, overrides=list(overrides), resume=resume, progress=not quiet, init=init)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # as anime run: gloo's threads joined before the interpreter ends
+        from accelerate import PartialState
+
+        from anime_core.cli.files import end_processes
+
+        end_processes(PartialState())
     if main_process:
         click.echo(f"run saved in {run_dir}; try: anime run {model} --weights {run_dir / EXPORT_NAME}", err=True)
     return 0
