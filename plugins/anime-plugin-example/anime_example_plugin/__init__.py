@@ -2,9 +2,7 @@
 
 Modules: ``plugin`` (the ``@hookimpl`` functions only, no torch), ``generator`` (the image
 transformation network of Johnson et al. 2016 and its builder), ``losses`` (Gram style loss, total
-variation), ``task`` (the perceptual-loss training step), ``config`` (the typed config schema),
-``styles`` (a style for the ``animegan`` model) and ``placeholder`` (writes the placeholder weights
-that style points at).
+variation), ``task`` (the perceptual-loss training step) and ``config`` (the typed config schema).
 """
 
 __version__ = "0.1.0"

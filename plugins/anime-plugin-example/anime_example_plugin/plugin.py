@@ -1,7 +1,7 @@
 """anime-core hooks of the example plugin (entry point ``example`` in group ``anime.plugins``).
 
 Registers one model of its own, ``faststyle`` (Johnson et al. 2016), with its generator, losses,
-training task, typed config and defaults, and one style for the ``animegan`` model of another plugin.
+training task, typed config and defaults: the smallest complete model plugin.
 
 An entry-point module imports no torch: it is loaded by ``anime --help`` and ``anime list``, which
 must answer before torch could load. Code is named by ``"package.module:attribute"`` references
@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from anime_core import hookimpl
-from anime_core.specs import GeneratorSpec, LossSpec, ModelSpec, StyleSpec
-from anime_example_plugin.styles import styles
+from anime_core.specs import GeneratorSpec, LossSpec, ModelSpec
 
 PKG = "anime_example_plugin"
 CONFIGS = Path(__file__).parent / "configs"
@@ -53,8 +52,3 @@ def anime_register_models() -> list[ModelSpec]:
             description="real-time style transfer: one feed-forward network per style image (perceptual losses)",
         )
     ]
-
-
-@hookimpl
-def anime_register_styles() -> list[StyleSpec]:
-    return styles()
