@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from anime_core import hookspecs
+from anime_core import builtin, hookspecs
+from anime_core.defaults import model_defaults
 from anime_core.errors import PluginError, UsageError, did_you_mean, unknown
 from anime_core.specs import (
     DatasetSpec,
@@ -159,8 +160,6 @@ class Registry:
         ``variant`` option (or ``variant_key``) names (:mod:`anime_core.variants`). This is the one
         way nets are built (``anime_core.build``, tasks, pipelines).
         """
-        from anime_core.config import model_defaults
-
         spec = model if isinstance(model, ModelSpec) else self.model(model)
         if part not in PARTS:
             raise UsageError(f"unknown part '{part}'; use 'generator' or 'discriminator'")
@@ -405,8 +404,6 @@ def load_registry(
     ``extra`` adds ``(name, plugin_object)`` pairs (tests, embedding applications).
     With ``strict`` any plugin error raises instead of being recorded.
     """
-    from anime_core import builtin
-
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     reg = Registry()

@@ -5,7 +5,8 @@ change) or a newline followed by a forged ``error:`` line. :func:`printable` sho
 as Python escapes instead, so what reaches the terminal is exactly one visible line of plain text.
 It is applied where text is printed (the CLI error line, ``anime list``/``info``/``plugins``, the
 per-file lines of ``anime run``, training warnings), not where it is stored: JSON output escapes
-control characters by itself.
+control characters by itself. :func:`table` lays rows out in plain-text columns (``anime list``, ``anime info``,
+``anime eval``).
 """
 
 from __future__ import annotations
@@ -35,3 +36,11 @@ def printable(text: object) -> str:
     Everything else, non-ASCII letters included, is kept as it is.
     """
     return _UNSAFE.sub(_escape, str(text))
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """Left-aligned plain-text columns."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(header, widths)).rstrip()]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    return "\n".join(lines)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from anime_core.defaults import model_defaults
 from anime_core.errors import UsageError
 
 if TYPE_CHECKING:
@@ -123,8 +124,6 @@ def variants_of(spec: ModelSpec, registry: Registry, defaults: Mapping[str, Any]
 
     ``defaults``: the model's default ``generator:`` section, if the caller has read it already.
     """
-    from anime_core.config import model_defaults
-
     if not spec.variant_key:
         return None
     prefix = f"{spec.generator}."

@@ -25,9 +25,10 @@ from pathlib import Path
 import torch
 
 import anime_core
-from anime_core.cli import files
 from anime_core.inference import io
 from anime_core.inference.pipeline import TranslatePipeline
+from anime_core.runner.options import FileOptions
+from anime_core.runner.translate import translate_files
 from anime_core.weights import save_native
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "photos"
@@ -72,7 +73,7 @@ def main() -> None:
               f"from {args.photos}, --size {args.size}, {uptime()}")
         read, write = io_cost(pipe, photos, args.size, Path(tmp))
         print(f"# one thread: decode+resize {read * 1e3:.0f} ms/img, encode+write {write * 1e3:.0f} ms/img")
-        files.translate_files(pipe, [str(photos[0])], files.FileOptions(output=Path(tmp) / "warm", size=args.size,
+        translate_files(pipe, [str(photos[0])], FileOptions(output=Path(tmp) / "warm", size=args.size,
                                                                          progress=False))
         prepared = [io.to_tensor(pipe.prepare(io.decode(p), args.size)) for p in photos]
         rates: dict[tuple[int, int], list[float]] = {}
@@ -85,10 +86,10 @@ def main() -> None:
             for batch in args.batch_sizes:
                 for prefetch in args.prefetch if r % 2 == 0 else args.prefetch[::-1]:  # ABBA: drift hits both
                     out = Path(tmp) / f"out-{r}-{batch}-{prefetch}"
-                    options = files.FileOptions(output=out, size=args.size, batch_size=batch, progress=False,
+                    options = FileOptions(output=out, size=args.size, batch_size=batch, progress=False,
                                                 prefetch=prefetch)
                     start = time.perf_counter()
-                    report = files.translate_files(pipe, [str(p) for p in photos], options)
+                    report = translate_files(pipe, [str(p) for p in photos], options)
                     seconds = time.perf_counter() - start
                     assert len(report.written) == len(photos) and not report.failed, report.failed
                     rates.setdefault((batch, prefetch), []).append(len(photos) / seconds)

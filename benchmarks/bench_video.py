@@ -98,14 +98,15 @@ def random_weights(path: Path, model: str, opts: dict) -> Path:
 CHEAP = r"""
 import resource, sys, torch
 from pathlib import Path
-from anime_core.cli import files
+from anime_core.runner.options import FileOptions
+from anime_core.runner.translate import translate_files
 from anime_core.inference.pipeline import TranslatePipeline
 from anime_core.registry import get_registry
 torch.manual_seed(0)
 net = torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1))
 pipe = TranslatePipeline(get_registry().model("animegan"), {"generator": net}, "cpu")
-options = files.FileOptions(output=Path(sys.argv[2]), batch_size=int(sys.argv[3]), progress=False)
-report = files.translate_files(pipe, [sys.argv[1]], options)
+options = FileOptions(output=Path(sys.argv[2]), batch_size=int(sys.argv[3]), progress=False)
+report = translate_files(pipe, [sys.argv[1]], options)
 assert not report.failed, report.failed
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 """

@@ -21,11 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from anime_core.cli.eval_common import print_failure, render, write_outputs
+from anime_core.cli.eval_run import evaluate_run, is_run_dir
+from anime_core.cli.run import check_weights_path
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.metrics import DISTRIBUTION, METRICS, PAIRED
+from anime_core.text import table
 
 if TYPE_CHECKING:
-    from anime_core.metrics.scoring import Report
+    pass
 
 _DIR = click.Path(file_okay=False, path_type=Path)
 #: how ``--size`` and pairs of different sizes are handled; shown in --help (README: "anime eval")
@@ -35,76 +39,6 @@ SIZES_HELP = (
     "real image's size: the fake is resized to it when the aspect ratios agree within 2%, otherwise the pair is "
     "skipped and named."
 )
-
-
-def shown(text: str) -> str:
-    """``text`` safe for one terminal line: newline as ``\\n``, tab as ``\\t``, other control characters
-    (and undecodable file-name bytes) as ``\\xNN``."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if ch in _NAMED:
-            out.append(_NAMED[ch])
-        elif code < 0x20 or 0x7F <= code < 0xA0:
-            out.append(f"\\x{code:02x}")
-        elif 0xDC80 <= code <= 0xDCFF:  # a byte os.fsdecode could not decode
-            out.append(f"\\x{code - 0xDC00:02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
-
-
-def print_failure(path: str, reason: str) -> None:
-    """One skipped file or pair, on stderr, escaped."""
-    click.echo(f"failed: {shown(path)}: {shown(reason)}", err=True)
-
-
-def _format(value: float, std: float | None) -> str:
-    text = f"{value:.6g}"
-    return text if std is None else f"{text} ± {std:.3g}"
-
-
-def render(report: Report) -> str:
-    """The report as a plain-text table plus one line of counts."""
-    from anime_core.cli.common import table
-
-    rows = [[s.metric, _format(s.value, s.std), s.implementation, s.extractor, s.detail] for s in report.scores]
-    rows += [[m, "unavailable", "", "", "weights missing (see the error)"] for m in report.unavailable]
-    text = table(rows, ["METRIC", "VALUE", "IMPLEMENTATION", "EXTRACTOR", "DETAIL"])
-    counts = ", ".join(f"{v} {k}" for k, v in report.counts.items())
-    return f"{text}\n({counts}; {len(report.failed)} unreadable)" if counts else text
-
-
-def _run_model(
-    model: str, style: str | None, weights: Path | None, photos: Path | None, out: Path, kw: dict[str, Any]
-) -> list[tuple[str, str]]:
-    """Write the model's outputs into ``out``; returns the inputs that failed."""
-    from anime_core.api import load
-    from anime_core.cli.files import FileOptions, translate_files
-    from anime_core.cli.run import check_samples
-    from anime_core.inference import io
-    from anime_core.registry import get_registry
-
-    spec = get_registry().model(model)
-    if spec.kind == "translate" and photos is None:
-        raise UsageError(f"'{model}' translates photos: pass --photos DIR (and --anime DIR to compare with)")
-    if spec.kind == "generate" and photos is not None:
-        raise UsageError(f"'{model}' generates from noise and takes no --photos; use --num N")
-    pipe = load(model, style=style, weights=weights, device=kw["device"])
-    if spec.kind == "translate":
-        options = FileOptions(output=out, size=kw.get("size"), batch_size=kw["batch_size"], progress=not kw["quiet"])
-        failed = list(translate_files(pipe, [str(photos)], options).failed)
-        for path, reason in failed:
-            print_failure(path, reason)
-        return failed
-    check_samples(pipe, kw["num"], sheet=False)  # held together: refused before they are drawn
-    images = pipe.decode_latents(pipe.latents(kw["num"], kw["seed"]), batch_size=kw["batch_size"])
-    for i, x in enumerate(images):
-        io.write_atomic(io.to_image(x), out / f"{i:05d}.png")
-    return []
 
 
 def _frames(path: Path) -> Any:
@@ -119,7 +53,6 @@ def _frames(path: Path) -> Any:
 
 
 def _flicker(kw: dict[str, Any]) -> int:
-    from anime_core.cli.common import table
     from anime_core.inference import io
     from anime_core.inference.temporal import flicker
 
@@ -144,7 +77,6 @@ def _flicker(kw: dict[str, Any]) -> int:
 
 
 def _callback(model: str | None, **kw: Any) -> int:
-    from anime_core.cli.eval_run import evaluate_run, is_run_dir
     from anime_core.metrics.scoring import parse_metrics
 
     if kw["flicker"] is not None:
@@ -162,8 +94,6 @@ def _callback(model: str | None, **kw: Any) -> int:
     if metrics and kw["csv"] and not any(m in PAIRED for m in metrics):
         raise UsageError(f"--per-image writes the paired metrics ({', '.join(PAIRED)}); add one to --metrics")
     if kw["weights"] is not None:
-        from anime_core.cli.run import check_weights_path
-
         check_weights_path(kw["weights"])
     real, fake = kw["real"], kw["fake"]
     from anime_core.inference import io
@@ -181,7 +111,7 @@ def _callback(model: str | None, **kw: Any) -> int:
         raise UsageError("give either --style or --weights, not both")
     with tempfile.TemporaryDirectory(prefix="anime-eval-") as tmp:
         out = kw["output"] or Path(tmp)
-        model_failed = _run_model(model, kw["style"], kw["weights"], kw["photos"], out, kw)
+        model_failed = write_outputs(model, kw["style"], kw["weights"], kw["photos"], out, kw)
         if not any(f.suffix.lower() in io.IMAGE_EXTENSIONS for f in out.rglob("*")):
             raise UsageError(f"{model} wrote no images to score; see the failures above")
         return _score(kw["anime"], out, metrics, kw, model_failed)

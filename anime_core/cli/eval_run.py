@@ -28,8 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+from click.core import ParameterSource
 
+from anime_core import config as cfglib
+from anime_core.cli.eval_common import print_failure, render, write_outputs
 from anime_core.errors import UsageError, WeightsUnavailable
+from anime_core.fsutil import atomic_path
+from anime_core.metrics import DISTRIBUTION, PAIRED
+from anime_core.registry import get_registry
+from anime_core.text import table as text_table
 
 if TYPE_CHECKING:
     from anime_core.metrics.scoring import Report
@@ -55,9 +62,6 @@ def is_run_dir(arg: str | None) -> bool:
 
 def evaluate_run(run_dir: Path, kw: dict[str, Any]) -> int:
     """``anime eval RUN_DIR [--all-checkpoints]``: print the scores; the exit code."""
-    from anime_core import config as cfglib
-    from anime_core.registry import get_registry
-
     for flag, key in (("--fake", "fake"), ("--style", "style"), ("--weights", "weights")):
         if kw.get(key):
             raise UsageError(f"with a run folder the outputs come from its own weights; give no {flag}")
@@ -142,7 +146,6 @@ def _folder(value: Any, flag: str, run_dir: Path) -> Path:
 
 def _metrics(kw: dict[str, Any], kind: str, real: Path, photos: Path | None) -> tuple[list[str], dict[str, str]]:
     """The metrics to compute and, when none were named, those left out with the reason."""
-    from anime_core.metrics import DISTRIBUTION, PAIRED
     from anime_core.metrics.folders import match_pairs
     from anime_core.metrics.scoring import parse_metrics
 
@@ -187,12 +190,11 @@ def _score_all(model: str, targets: list[Target], real: Path, photos: Path | Non
 
 def _score_one(model: str, target: Target, real: Path, photos: Path | None, metrics: list[str], kw: dict[str, Any],
                count: int) -> Report:
-    from anime_core.cli.eval_cmd import _run_model, print_failure
     from anime_core.metrics.scoring import evaluate
 
     with tempfile.TemporaryDirectory(prefix="anime-eval-") as tmp:
         out = Path(kw["output"]) / target.label if kw.get("output") else Path(tmp)
-        failed = _run_model(model, None, target.weights, photos, out, kw)
+        failed = write_outputs(model, None, target.weights, photos, out, kw)
         report = evaluate(real, out, tuple(metrics), batch_size=kw["batch_size"], device=kw["device"],
                           csv_path=_csv_path(kw.get("csv"), target, count), progress=not kw["quiet"],
                           size=kw.get("size"), on_failure=print_failure)
@@ -209,8 +211,6 @@ def _csv_path(given: Path | None, target: Target, count: int) -> Path | None:
 def _report(
     run_dir: Path, model: str, results: list[tuple[Target, Report]], skipped: dict[str, str], kw: dict[str, Any]
 ) -> int:
-    from anime_core.cli.eval_cmd import render
-
     table = _table(results)
     if kw.get("all_checkpoints") and table[1]:
         written = _write_table(run_dir, *table)
@@ -224,8 +224,6 @@ def _report(
         click.echo(f"{run_dir}: {target.weights.name}" + (f" (step {target.step})" if target.step is not None else ""))
         click.echo(render(report))
     elif results:
-        from anime_core.cli.common import table as text_table
-
         header, rows = table
         click.echo(text_table([[str(c) for c in r] for r in rows], header))
         for line in _best(model, header, rows, results):
@@ -262,7 +260,6 @@ def _write_table(run_dir: Path, header: list[str], rows: list[list[Any]], final:
     Each file is replaced atomically. ``final=False`` (after each checkpoint) writes the CSV and the plot
     quietly; the report is refreshed, and a missing matplotlib named, only at the end.
     """
-    from anime_core.fsutil import atomic_path
     from anime_core.training import report as run_report
 
     path = run_dir / run_report.EVAL_TABLE
@@ -306,8 +303,6 @@ def _exit(results: list[tuple[Target, Report]], skipped: dict[str, str], kw: dic
 
 def _named_metrics() -> bool:
     """Whether the user named the metrics (``--metrics``) rather than leaving the default."""
-    from click.core import ParameterSource
-
     ctx = click.get_current_context(silent=True)
     source = ctx.get_parameter_source("metrics") if ctx is not None else None
     return source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)

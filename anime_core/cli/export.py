@@ -11,7 +11,8 @@ from typing import Any
 
 import click
 
-from anime_core.cli.common import ModelGroup, architecture_params, warn_plugin_errors
+from anime_core.choice import architecture_params
+from anime_core.cli.common import ModelGroup, warn_plugin_errors
 from anime_core.errors import UsageError
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec

@@ -11,9 +11,9 @@ from typing import Any
 
 import click
 
-from anime_core.cli.common import table, warn_plugin_errors
+from anime_core.cli.common import warn_plugin_errors
 from anime_core.registry import get_registry
-from anime_core.text import printable
+from anime_core.text import printable, table
 
 
 def _echo(line: str, err: bool = False) -> None:

@@ -1,7 +1,7 @@
 """``anime run MODEL ...``: one sub-command per registered model, with the model's own options.
 
 This module imports no torch: ``anime run --help`` lists the models from their specs. The
-callback loads the pipeline (compute) and hands it to :mod:`anime_core.cli.files` (files).
+callback loads the pipeline (compute) and hands it to the runner (:mod:`anime_core.runner`: files).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 import click
 
 from anime_core import budget
-from anime_core.cli.common import ModelGroup, architecture_params, warn_plugin_errors
+from anime_core.choice import architecture_params
+from anime_core.cli.common import ModelGroup, warn_plugin_errors
 from anime_core.errors import UsageError
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
@@ -148,13 +149,15 @@ def _make_command(spec: ModelSpec) -> click.Command:
         from tqdm.auto import tqdm
 
         from anime_core.api import load
-        from anime_core.cli import files
         from anime_core.inference import video
         from anime_core.inference.io import DEFAULT_MAX_PIXELS
         from anime_core.inference.modes import RunRequest, read_image
         from anime_core.inference.pipeline import PrecisionFallback
+        from anime_core.runner.options import FileOptions
+        from anime_core.runner.sharding import end_processes, process_state
+        from anime_core.runner.translate import run_pipeline
 
-        state = files.process_state(kw["device"])  # accelerate launch: each process translates its share of the inputs
+        state = process_state(kw["device"])  # accelerate launch: each process translates its share of the inputs
         main = state is None or state.is_main_process  # only the main process speaks
         if main:
             warn_plugin_errors()
@@ -198,7 +201,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
             batch_size=kw["batch_size"],
             read=functools.partial(read_image, max_pixels=max_pixels),
         )
-        file_options = files.FileOptions(
+        file_options = FileOptions(
             output=kw["output"],
             size=kw.get("size"),
             tile=kw.get("tile"),
@@ -212,8 +215,8 @@ def _make_command(spec: ModelSpec) -> click.Command:
             announce=None if kw["quiet"] else lambda line: tqdm.write(printable(line), file=sys.stderr),
             processes=state,
         )
-        report = files.run(pipe, request, file_options)  # under accelerate launch: every process's, merged
-        files.end_processes(state)  # after the last collective: exiting with the group alive can abort (SIGABRT)
+        report = run_pipeline(pipe, request, file_options)  # under accelerate launch: every process's, merged
+        end_processes(state)  # after the last collective: exiting with the group alive can abort (SIGABRT)
         if not main:
             return report.exit_code
         for path, note in report.notes:  # file names and reasons naming them: escaped, one line each

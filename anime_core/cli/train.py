@@ -35,7 +35,7 @@ def train_command(
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # as anime run: gloo's threads joined before the interpreter ends
         from accelerate import PartialState
 
-        from anime_core.cli.files import end_processes
+        from anime_core.runner.sharding import end_processes
 
         end_processes(PartialState())
     if main_process:

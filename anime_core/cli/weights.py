@@ -39,7 +39,8 @@ def weights_group() -> None:
 @weights_group.command("list")
 def list_cmd() -> None:
     """Every known weights file and whether it is cached."""
-    from anime_core.cli.common import table, warn_plugin_errors
+    from anime_core.cli.common import warn_plugin_errors
+    from anime_core.text import table
     from anime_core.weights.catalog import catalog
 
     warn_plugin_errors()  # a plugin that was refused a name must not go unnoticed where URLs are listed

@@ -1,7 +1,7 @@
 """The run-mode hook: what ``anime run`` asks a pipeline for, and the images a mode hands back.
 
 ``Pipeline.run_mode(request)`` returns a :class:`ModeOutput` (images plus how to name and lay
-them out) or ``None`` to translate the input files. The CLI (``anime_core.cli.files``) names,
+them out) or ``None`` to translate the input files. The runner (:mod:`anime_core.runner`) names,
 checks and writes what it gets, so a plugin's extra mode (a latent walk, a class sample) is
 compute only. The module imports no torch; the images are tensors.
 """

@@ -1,4 +1,4 @@
-"""Pipelines: what ``anime_core.load`` returns. They compute; the CLI (``anime_core.cli.files``) handles files.
+"""Pipelines: what ``anime_core.load`` returns. They compute; the runner (``anime_core.runner``) handles files.
 
 ``TranslatePipeline``: PIL image or (N, 3, H, W) tensor -> resize policy -> pad to the generator's
 stride (reflect) -> device/precision -> generator -> crop back. Large images go through tiles

@@ -43,6 +43,7 @@ import torch
 
 from anime_core.errors import TrainingError, WeightsUnavailable
 from anime_core.fsutil import atomic_path
+from anime_core.text import table
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -188,7 +189,6 @@ def report_saved(acc: Accelerator, ckpt: Checkpoint) -> None:
 def summary(run_dir: Path) -> str:
     """``anime info RUN_DIR``: a table of the run's checkpoints (folder, step, epoch, size, saved) and a total."""
     from anime_core.budget import fmt_bytes
-    from anime_core.cli.common import table
 
     rows, total = [], 0
     for ckpt in checkpoints(run_dir):

@@ -7,73 +7,30 @@ come from the registry and a model's own options from ``ModelSpec.run_options``
 ``anime train`` as a subprocess (:mod:`anime_core.ui.training`). Gradio is the optional extra
 ``anime-core[ui]`` and is imported only by :func:`serve`.
 
-Bounds (:class:`ServeOptions`): uploads are refused above ``max_upload`` bytes while they stream
+Bounds (:class:`~anime_core.ui.serving.ServeOptions`): uploads are refused above ``max_upload`` bytes while they stream
 in (Gradio's ``max_file_size``), Size/Tile fields above the side of a ``max_pixels`` square and
 Count above :data:`~anime_core.ui.actions.MAX_COUNT`, the Train tab reads only runs of its runs
 folder, and an app reachable from other machines (``share`` or a non-loopback ``host``) must
-have a user name and password (Gradio's ``auth``): :func:`check_exposure`.
+have a user name and password (Gradio's ``auth``): :func:`~anime_core.ui.serving.check_exposure`.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
-from anime_core.budget import DEFAULT_MAX_PIXELS
 from anime_core.errors import UsageError
+from anime_core.ui.serving import (  # noqa: F401 (what ``anime ui`` and tests import from here)
+    AUTH_ENV,
+    DEFAULT_MAX_UPLOAD,
+    ServeOptions,
+    check_exposure,
+    exposed,
+    loopback,
+    parse_auth,
+)
 
 INSTALL_HINT = 'pip install "anime-core[ui]"'
-DEFAULT_MAX_UPLOAD = 200 << 20  # a weights file or a video clip; ``anime ui --max-upload`` raises it
-AUTH_ENV = "ANIME_UI_AUTH"
-
-
-@dataclass(frozen=True)
-class ServeOptions:
-    """How ``anime ui`` serves the app: where, to whom, and its limits."""
-
-    host: str = "127.0.0.1"
-    port: int | None = None
-    share: bool = False
-    auth: tuple[str, str] | None = None  #: user name and password asked by Gradio's login page
-    max_upload: int = DEFAULT_MAX_UPLOAD  #: bytes per uploaded file, refused while it streams in
-    runs: Path = Path("runs")  #: the Train tab's runs folder
-    max_pixels: int = DEFAULT_MAX_PIXELS
-
-
-def loopback(host: str) -> bool:
-    """Whether ``host`` is reachable only from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def exposed(options: ServeOptions) -> bool:
-    """Whether other machines can reach the app (a public link, or an address other than loopback)."""
-    return options.share or not loopback(options.host)
-
-
-def check_exposure(options: ServeOptions) -> None:
-    """Refuse an app other machines can reach without a user name and password."""
-    if exposed(options) and options.auth is None:
-        where = "--share on" if options.share else f"--host {options.host}"
-        raise UsageError(
-            f"{where} lets other machines run models and train on this machine's folders, so it needs "
-            f"--auth USER:PASSWORD (or {AUTH_ENV}=USER:PASSWORD); without them the app listens on 127.0.0.1 only"
-        )
-
-
-def parse_auth(text: str) -> tuple[str, str]:
-    """``USER:PASSWORD`` -> ``(user, password)``, a usage error naming the form otherwise."""
-    user, sep, password = text.partition(":")
-    if not sep or not user.strip() or not password:
-        raise UsageError(f"--auth / {AUTH_ENV} must be USER:PASSWORD with neither part empty")
-    return user.strip(), password
 
 
 def require_gradio() -> None:

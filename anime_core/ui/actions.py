@@ -1,7 +1,7 @@
-"""What the web app's buttons do, without gradio: load a pipeline, run it through the CLI's file runner.
+"""What the web app's buttons do, without gradio: load a pipeline, run it through the runner.
 
 Every run goes the way ``anime run`` goes: :func:`anime_core.load` builds the pipeline from the
-registry and :func:`anime_core.cli.files.run` decodes, resizes, tiles, runs the model's run mode
+registry and :func:`anime_core.runner.translate.run_pipeline` decodes, resizes, tiles, runs the model's run mode
 and writes atomically. The app only chooses the input file and the output name, so the web app
 and the command line cannot drift apart. Errors are :class:`~anime_core.errors.AnimeError`
 sentences, shown by the app as they are.
@@ -9,6 +9,7 @@ sentences, shown by the app as they are.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import itertools
 import math
@@ -18,15 +19,22 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from safetensors import safe_open
 
 from anime_core import budget
+from anime_core.api import load
 from anime_core.errors import AnimeError, UsageError
+from anime_core.inference import io
+from anime_core.inference.modes import RunRequest, read_image
+from anime_core.inference.pipeline import Pipeline, TranslatePipeline
+from anime_core.inference.video import EncodeOptions
 from anime_core.registry import get_registry
+from anime_core.runner.options import FileOptions
+from anime_core.runner.translate import run_pipeline
 from anime_core.ui.options import convert
-
-if TYPE_CHECKING:
-    from anime_core.inference.pipeline import Pipeline
+from anime_core.weights.store import anime_home, cache_status, cached_path, fetch_style
 
 #: pipelines kept loaded between clicks (a model with its weights is the slow part of a run)
 CACHED_PIPELINES = 2
@@ -97,8 +105,6 @@ def recorded_model(file: str | None) -> str | None:
     """The registered model a native weights file names in its metadata (``None`` for foreign or unreadable files)."""
     if not file or not str(file).endswith(".safetensors"):
         return None
-    from safetensors import safe_open
-
     try:
         with safe_open(str(file), framework="pt") as fh:
             model = (fh.metadata() or {}).get("model")
@@ -109,8 +115,6 @@ def recorded_model(file: str | None) -> str | None:
 
 def default_style(model: str | None) -> str | None:
     """The style a picker starts on: the first whose weights are cached (runs at once), else the first."""
-    from anime_core.weights.store import cached_path
-
     styles = get_registry().styles_of(model) if model in get_registry().models else {}
     cached = [name for name, spec in sorted(styles.items()) if cached_path(spec.key, spec.source).is_file()]
     return (cached or sorted(styles) or [None])[0]
@@ -118,8 +122,6 @@ def default_style(model: str | None) -> str | None:
 
 def weights_note(model: str | None, style: str | None, file: str | None = None) -> tuple[str, bool]:
     """A Markdown line on the weights a run would use, and whether a download button makes sense."""
-    from anime_core.weights.store import cache_status, cached_path
-
     if not model:
         return "Pick a model.", False
     if file:
@@ -146,8 +148,6 @@ def weights_note(model: str | None, style: str | None, file: str | None = None) 
 
 def pull_weights(model: str, style: str) -> str:
     """Download and verify a style's weights (tqdm progress); an offline failure says how to import them."""
-    from anime_core.weights.store import fetch_style
-
     if not model or not style:
         raise UsageError("pick a model and a style to download its weights")
     path = fetch_style(get_registry().style(model, style))
@@ -161,9 +161,6 @@ _PIPES_LOCK = threading.Lock()
 
 def pipeline(weights: Weights, options: Mapping[str, Any], device: str = "auto", precision: str = "fp32") -> Pipeline:
     """``anime_core.load`` for these weights and options, reusing the last few pipelines built."""
-    from anime_core.api import load
-    from anime_core.weights.store import anime_home
-
     stamp = Path(weights.file).stat().st_mtime_ns if weights.file and Path(weights.file).is_file() else None
     # the registry and the cache root belong to the key: a style's weights are only valid where they were found
     where = (id(get_registry()), str(anime_home()))
@@ -213,17 +210,11 @@ def _bounded(value: Any, least: int, flag: str, most: int) -> int | None:
 def _run(pipe: Pipeline, inputs: Sequence[str], dest: Path, size: int | None = None, tile: int | None = None,
          num: int = 16, seed: int = 0, max_pixels: int = budget.DEFAULT_MAX_PIXELS,
          **file_options: Any) -> tuple[list[Path], list[str]]:
-    """One ``anime run`` through the CLI's runner, writing to ``dest``: (files, notes); a failed input raises."""
-    import functools
-
-    from anime_core.cli import files
-    from anime_core.inference.modes import RunRequest, read_image
-
+    """One ``anime run`` through the runner, writing to ``dest``: (files, notes); a failed input raises."""
     read = functools.partial(read_image, max_pixels=max_pixels)
     request = RunRequest(inputs=tuple(inputs), num=num, seed=seed, size=size, read=read)
-    options = files.FileOptions(output=dest, size=size, tile=tile, progress=True, max_pixels=max_pixels,
-                                **file_options)
-    report = files.run(pipe, request, options)
+    options = FileOptions(output=dest, size=size, tile=tile, progress=True, max_pixels=max_pixels, **file_options)
+    report = run_pipeline(pipe, request, options)
     if report.failed:
         raise UsageError(report.failed[0][1])
     if not report.written:
@@ -241,9 +232,6 @@ def _name(weights: Weights) -> str:
 
 def _shown(pipe: Pipeline, image: str, size: int | None, folder: Path) -> Path | None:
     """The input as the model sees it (after the resize policy), for the before/after slider."""
-    from anime_core.inference import io
-    from anime_core.inference.pipeline import TranslatePipeline
-
     if not isinstance(pipe, TranslatePipeline):
         return None
     path = folder / "input.png"
@@ -378,8 +366,6 @@ def video(
         raise UsageError(f"CRF must be a whole number from 0 (lossless) to 63, not {crf}")
     pipe = pipeline(weights, convert(spec, values or {}), device, precision)
     folder = (workspace or Workspace()).folder(_name(weights))
-    from anime_core.inference.video import EncodeOptions
-
     src = Path(clip)
     dest = folder / f"{src.stem}-{_name(weights)}{src.suffix.lower()}"
     written, notes = _run(pipe, [clip], dest, size_px, tile_px, deflicker=bool(deflicker),

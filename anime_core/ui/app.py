@@ -19,7 +19,8 @@ from starlette.middleware import Middleware
 
 from anime_core import __version__
 from anime_core.budget import DEFAULT_MAX_PIXELS
-from anime_core.ui import ServeOptions, actions, check_exposure, training
+from anime_core.ui import actions, training
+from anime_core.ui.serving import ServeOptions, check_exposure
 from anime_core.ui.tabs import Settings, compare_tab, generate_tab, photo_tab, video_tab
 from anime_core.ui.train_tab import train_tab
 

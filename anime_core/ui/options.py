@@ -4,7 +4,7 @@ The app has no UI code per model: each click option becomes a :class:`Field` (a 
 number, a checkbox, a file upload or a text box) and the values a form sends back are checked
 and converted by click itself (:func:`convert`), so a value the command line refuses is refused
 here with the same message. The architecture choice of ``anime run --variant`` (the model's
-registered ``<model>.<variant>`` builders, :func:`anime_core.cli.common.architecture_params`) comes
+registered ``<model>.<variant>`` builders, :func:`anime_core.choice.architecture_params`) comes
 first, as on the command line; left blank, the weights file or style decides. No gradio and no
 torch here: the mapping is tested on its own.
 """
@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import click
 
+from anime_core.choice import architecture_params
 from anime_core.errors import UsageError
 from anime_core.specs import ModelSpec
 
@@ -93,8 +94,6 @@ def field_of(option: click.Option) -> Field:
 def _chosen(spec: ModelSpec) -> tuple[list[click.Option], set[str]]:
     """``--variant`` (if the model has a choice of network), then the model's own options;
     and the names of the first kind, which are left out unless chosen, as ``anime run`` leaves them out."""
-    from anime_core.cli.common import architecture_params  # click and YAML only
-
     arch = architecture_params(spec)
     params = [p for p in [*arch, *spec.run_options] if isinstance(p, click.Option) and p.name]
     return params, {str(p.name) for p in arch}

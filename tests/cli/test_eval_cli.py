@@ -118,7 +118,7 @@ def test_generate_model_samples_num_images(tiny_registry, small_inception, tmp_p
 
 # -- issue 24, item 2: every skipped pair says why, --size, one rule for sizes, partial results kept ------------
 def test_shown_escapes_control_characters_and_undecodable_bytes():
-    from anime_core.cli.eval_cmd import shown
+    from anime_core.cli.eval_common import shown
 
     assert shown("a\x1b[31mb\nc\td\x7f") == "a\\x1b[31mb\\nc\\td\\x7f"
     assert shown("caf\udce9.png") == "caf\\xe9.png" and shown("ok é.png") == "ok é.png"

@@ -19,10 +19,15 @@ from helpers import make_image, subprocess_env, write_images
 from PIL import Image
 
 import anime_core
-from anime_core.cli import files, main
+from anime_core.cli import main
 from anime_core.cli.run import check_weights_path
 from anime_core.errors import UsageError
 from anime_core.inference import pipeline as pl
+from anime_core.runner.batches import Job
+from anime_core.runner.eta import Eta
+from anime_core.runner.inputs import InputFile
+from anime_core.runner.options import FileOptions
+from anime_core.runner.translate import translate_files
 from anime_core.weights.files import save_native
 
 EXIT = {"ok": 0, "some inputs failed": 1, "usage": 2, "weights unavailable": 3}
@@ -106,8 +111,8 @@ def test_large_image_on_cpu_announces_its_size_and_time(tiny_registry, weights, 
     make_image((40, 30), 1).save(tmp_path / "small.png")
     pipe = anime_core.load("tiny", weights=weights, device="cpu")
     lines: list[str] = []
-    options = files.FileOptions(output=tmp_path / "out", progress=False, announce=lines.append)
-    report = files.translate_files(pipe, [str(tmp_path / "small.png"), str(tmp_path / "big.png")], options)
+    options = FileOptions(output=tmp_path / "out", progress=False, announce=lines.append)
+    report = translate_files(pipe, [str(tmp_path / "small.png"), str(tmp_path / "big.png")], options)
     assert report.exit_code == 0 and len(report.written) == 2
     assert len(lines) == 1, lines  # the small image is not announced
     match = re.fullmatch(
@@ -117,16 +122,16 @@ def test_large_image_on_cpu_announces_its_size_and_time(tiny_registry, weights, 
     )
     assert match, lines[0]
     assert int(match[2]) <= int(match[1])  # fewer pixels, less time
-    silent = files.FileOptions(output=tmp_path / "out2", progress=False)  # no announce: nothing is measured
-    assert files.translate_files(pipe, [str(tmp_path / "big.png")], silent).exit_code == 0
+    silent = FileOptions(output=tmp_path / "out2", progress=False)  # no announce: nothing is measured
+    assert translate_files(pipe, [str(tmp_path / "big.png")], silent).exit_code == 0
 
 
 def test_eta_rate_comes_from_the_runs_own_batches(tiny_registry, weights):
     pipe = anime_core.load("tiny", weights=weights, device="cpu")
     lines: list[str] = []
-    eta = files._Eta(pipe, lines.append)
+    eta = Eta(pipe, lines.append)
     name = Path("x.png")
-    job = files._Job(files.InputFile(name, name), name, Image.new("RGB", (2000, 1000)), False)
+    job = Job(InputFile(name, name), name, Image.new("RGB", (2000, 1000)), False)
     eta.after([job], 20.0)  # 2 MP took 20 s
     eta.before([job])
     assert lines == ["x.png: 2000x1000 px (2.0 MP) on the CPU, about 20 s (--size 1024: about 5 s)"]

@@ -17,7 +17,8 @@ import torch
 from helpers import make_image, subprocess_env, write_images
 
 import anime_core
-from anime_core.cli import files
+from anime_core.runner.options import FileOptions
+from anime_core.runner.translate import translate_files
 from anime_core.weights.files import save_native
 
 #: logs every ``os.replace`` (how each atomic write ends) with the process's rank, in every process
@@ -62,9 +63,9 @@ def test_overlapped_run_writes_and_reports_like_one_thread(tiny_registry, weight
     inputs = _inputs(tmp_path)
     reports = {}
     for prefetch in (0, 2):
-        options = files.FileOptions(output=tmp_path / f"out{prefetch}", batch_size=2, progress=False,
+        options = FileOptions(output=tmp_path / f"out{prefetch}", batch_size=2, progress=False,
                                     side_by_side=True, prefetch=prefetch)
-        reports[prefetch] = files.translate_files(pipe, inputs, options)
+        reports[prefetch] = translate_files(pipe, inputs, options)
     serial, overlapped = reports[0], reports[2]
     assert [p.name for p in serial.written] == [p.name for p in overlapped.written]
     assert serial.failed == overlapped.failed == [(str(tmp_path / "in" / "bad.png"), "not an image Pillow can read")]
@@ -78,7 +79,7 @@ def test_overlapped_run_reports_a_failed_write_in_order(tiny_registry, weights, 
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "img001.png").mkdir()  # a folder where the output should go: that write fails
     pipe = anime_core.load("tiny", weights=weights, device="cpu")
-    report = files.translate_files(pipe, [str(tmp_path / "in")], files.FileOptions(output=tmp_path / "out",
+    report = translate_files(pipe, [str(tmp_path / "in")], FileOptions(output=tmp_path / "out",
                                                                                       progress=False, prefetch=2))
     assert [p.name for p in report.written] == ["img000.png", "img002.png"]
     assert len(report.failed) == 1 and report.failed[0][0].endswith("img001.png")

@@ -10,12 +10,13 @@ import torch
 from helpers import make_image
 from PIL import Image
 
-from anime_core.cli import files
 from anime_core.errors import UsageError
 from anime_core.inference import io
 from anime_core.inference.modes import RunRequest
 from anime_core.inference.pipeline import GeneratePipeline, TranslatePipeline
 from anime_core.inference.tiling import pad_to_multiple, run_tiled, tile_starts
+from anime_core.runner.options import FileOptions
+from anime_core.runner.translate import run_pipeline, translate_files
 
 
 @pytest.fixture
@@ -75,8 +76,8 @@ def test_bad_inputs_are_named_and_good_ones_still_written(pipe, tmp_path):
     (src / "trunc.png").write_bytes(data[: len(data) // 2])
     make_image((64, 64), 2).save(src / "huge.png")
     out = tmp_path / "out"
-    options = files.FileOptions(output=out, max_pixels=40 * 40, progress=False)
-    report = files.translate_files(pipe, [str(src), str(tmp_path / "missing.png")], options)
+    options = FileOptions(output=out, max_pixels=40 * 40, progress=False)
+    report = translate_files(pipe, [str(src), str(tmp_path / "missing.png")], options)
     reasons = {p.split("/")[-1]: r for p, r in report.failed}
     assert reasons["empty.png"] == "file is empty"
     assert reasons["text.jpg"] == "not an image Pillow can read"
@@ -95,15 +96,15 @@ def test_bad_inputs_are_named_and_good_ones_still_written(pipe, tmp_path):
 def test_outputs_never_overwrite_inputs(pipe, tmp_path):
     make_image((16, 16), 0).save(tmp_path / "a.png")
     before = (tmp_path / "a.png").read_bytes()
-    report = files.translate_files(pipe, [str(tmp_path / "a.png")], files.FileOptions(output=tmp_path, progress=False))
+    report = translate_files(pipe, [str(tmp_path / "a.png")], FileOptions(output=tmp_path, progress=False))
     assert report.failed and "would overwrite an input" in report.failed[0][1]
     assert (tmp_path / "a.png").read_bytes() == before
 
 
 def test_side_by_side_and_size(pipe, tmp_path):
     make_image((40, 20), 0).save(tmp_path / "a.png")
-    options = files.FileOptions(output=tmp_path / "o.png", size=20, side_by_side=True, progress=False)
-    report = files.run(pipe, RunRequest(inputs=(str(tmp_path / "a.png"),)), options)
+    options = FileOptions(output=tmp_path / "o.png", size=20, side_by_side=True, progress=False)
+    report = run_pipeline(pipe, RunRequest(inputs=(str(tmp_path / "a.png"),)), options)
     assert report.written == [tmp_path / "o.png"]
     assert Image.open(tmp_path / "o.png").size == (40, 10)  # two 20x10 images
 
@@ -114,10 +115,10 @@ def test_generate_same_seed_same_images(tiny_registry, tmp_path):
     a, b, c = gen.generate(4, seed=1), gen.generate(4, seed=1), gen.generate(4, seed=2)
     assert [i.tobytes() for i in a] == [i.tobytes() for i in b]
     assert [i.tobytes() for i in a] != [i.tobytes() for i in c]
-    report = files.run(gen, RunRequest(num=4, seed=1), files.FileOptions(output=tmp_path / "grid.png"))
+    report = run_pipeline(gen, RunRequest(num=4, seed=1), FileOptions(output=tmp_path / "grid.png"))
     assert report.written == [tmp_path / "grid.png"]
     assert Image.open(report.written[0]).size == (2 * 8 + 6, 2 * 8 + 6)  # 2x2 grid of 8 px with 2 px padding
-    folder = files.run(gen, RunRequest(num=4, seed=1), files.FileOptions(output=tmp_path / "out")).written
+    folder = run_pipeline(gen, RunRequest(num=4, seed=1), FileOptions(output=tmp_path / "out")).written
     assert folder == [tmp_path / "out" / "tinygen-seed1.png"]
     assert folder[0].read_bytes() == report.written[0].read_bytes()
     with pytest.raises(UsageError, match="takes no input files"):

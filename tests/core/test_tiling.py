@@ -157,7 +157,7 @@ def test_anime_run_says_why_it_tiles_and_tile_zero_turns_it_off(registry, tmp_pa
 
     monkeypatch.setattr(pipeline, "AUTO_TILE_PIXELS", 50_000)
     monkeypatch.setattr(pipeline, "DEFAULT_TILE", 96)
-    monkeypatch.setattr("anime_core.cli.files.AUTO_TILE_PIXELS", 50_000)
+    monkeypatch.setattr("anime_core.runner.batches.AUTO_TILE_PIXELS", 50_000)
     weights = _save_cyclegan(registry, tmp_path / "w.safetensors")
     make_image((320, 288), 3).save(tmp_path / "photo.png")
     outs = {}

@@ -10,9 +10,10 @@ from helpers import make_image
 from PIL import Image
 from video_helpers import clip_frames, make_clip, read_video, with_subtitles
 
-from anime_core.cli import files
 from anime_core.inference import temporal, video
 from anime_core.inference.pipeline import TranslatePipeline
+from anime_core.runner.options import FileOptions
+from anime_core.runner.translate import translate_files
 
 av = pytest.importorskip("av")
 
@@ -31,7 +32,7 @@ def pipe(tiny_registry):
 
 
 def run(pipe, inputs, out, **kw):
-    return files.translate_files(pipe, [str(i) for i in inputs], files.FileOptions(output=out, progress=False, **kw))
+    return translate_files(pipe, [str(i) for i in inputs], FileOptions(output=out, progress=False, **kw))
 
 
 def test_frames_rate_duration_audio_and_rotation_are_kept(pipe, tmp_path):

@@ -22,8 +22,9 @@ import torch
 from helpers import make_image, subprocess_env
 
 from anime_core import hookimpl
-from anime_core.cli import files, main
+from anime_core.cli import main
 from anime_core.registry import load_registry, using_registry
+from anime_core.runner.inputs import collect_inputs, expand_glob
 from anime_core.specs import ModelSpec
 from anime_core.weights.files import save_native
 
@@ -145,11 +146,11 @@ def test_a_recursive_glob_ends_on_a_symlink_loop(run_bounded, tiny_site, tiny_we
 def test_a_glob_that_looks_at_too_many_entries_is_refused_in_one_sentence(monkeypatch, tmp_path):
     for i in range(30):
         (tmp_path / f"{i:02d}.png").touch()
-    monkeypatch.setattr(files, "GLOB_LIMIT", 20)
-    found, bad = files.collect_inputs([f"{tmp_path}/**/*.png"])
+    monkeypatch.setattr("anime_core.runner.inputs.GLOB_LIMIT", 20)
+    found, bad = collect_inputs([f"{tmp_path}/**/*.png"])
     assert found == [] and len(bad) == 1
     assert bad[0][1].startswith("the pattern looked at over 20 files and folders without finishing; give a folder")
-    found, bad = files.collect_inputs([str(tmp_path)])  # a folder is walked whole
+    found, bad = collect_inputs([str(tmp_path)])  # a folder is walked whole
     assert len(found) == 30 and bad == []
 
 
@@ -163,7 +164,7 @@ def test_globs_match_what_glob_matches(tmp_path, monkeypatch):
     for pattern in ["**/*.png", "*/*.png", "**", "d[12]/*", "**/.*.png", ".top/*", "d*/**/c.png",
                     f"{tmp_path}/**/*.png", "d1/sub/*.png", "**/sub", "nope/*.png"]:
         expected = {os.path.normpath(p) for p in glob.glob(pattern, recursive=True)}
-        assert {os.path.normpath(p) for p in files.expand_glob(pattern)} == expected, pattern
+        assert {os.path.normpath(p) for p in expand_glob(pattern)} == expected, pattern
 
 
 # -- 3. text from files and plugins reaches the terminal escaped ------------------------------------

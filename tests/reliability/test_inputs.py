@@ -175,11 +175,12 @@ def test_an_image_under_the_minimum_side_names_the_minimum(tiny_registry, tmp_pa
     with pytest.raises(AnimeError, match="image is 2x9 px, under the 3 px on each side that tiny needs; upscale it"):
         pipe(Image.new("RGB", (2, 9)))
     assert pipe.min_side == 3
-    from anime_core.cli import files  # the command's file loop reports it per file
+    from anime_core.runner.options import FileOptions
+    from anime_core.runner.translate import translate_files
 
     save(Image.new("RGB", (2, 2)), tmp_path / "tiny.png")
     save(Image.new("RGB", (9, 9)), tmp_path / "fine.png")
-    report = files.translate_files(pipe, [str(tmp_path)], files.FileOptions(output=tmp_path / "out", progress=False))
+    report = translate_files(pipe, [str(tmp_path)], FileOptions(output=tmp_path / "out", progress=False))
     assert report.failed == [
         (str(tmp_path / "tiny.png"), "image is 2x2 px, under the 3 px on each side that tiny needs; upscale it")
     ]

@@ -11,9 +11,10 @@ from helpers import make_image
 from PIL import Image
 
 import anime_core
-from anime_core.cli import files
 from anime_core.errors import UsageError
 from anime_core.inference.modes import RunRequest
+from anime_core.runner.options import FileOptions
+from anime_core.runner.translate import run_pipeline
 from anime_core.weights.files import save_native
 
 OPTS = {"widths": [4, 8], "encoding_filters": 8, "latent_channels": 4}
@@ -70,13 +71,13 @@ def test_vae_interpolation_writes_a_latent_walk(registry, weights, tmp_path):
     make_image((24, 16), 1).save(a)
     make_image((30, 20), 2).save(b)  # resized to a's size
     pipe = anime_core.load("ae", weights=path, device="cpu", interpolate=(a, b), steps=5)
-    report = files.run(pipe, RunRequest(), files.FileOptions(output=tmp_path / "walk"))
+    report = run_pipeline(pipe, RunRequest(), FileOptions(output=tmp_path / "walk"))
     assert [p.name for p in report.written] == [f"frame-{i:03d}.png" for i in range(5)]
     frames = [np.asarray(Image.open(p), np.int16) for p in report.written]
     plain = anime_core.load("ae", weights=path, device="cpu")
     assert np.abs(frames[0] - np.asarray(plain(Image.open(a)), np.int16)).max() <= 1  # the walk starts at A
     assert any(np.abs(f - frames[0]).max() > 0 for f in frames[1:])
-    strip = files.run(pipe, RunRequest(), files.FileOptions(output=tmp_path / "walk.png")).written
+    strip = run_pipeline(pipe, RunRequest(), FileOptions(output=tmp_path / "walk.png")).written
     assert Image.open(strip[0]).size == (24 * 5, 16)
     assert np.array_equal(np.asarray(Image.open(strip[0]))[:, 24:48], np.asarray(Image.open(report.written[1])))
     with pytest.raises(UsageError, match="give no other inputs"):

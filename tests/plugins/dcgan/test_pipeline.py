@@ -10,9 +10,10 @@ from anime_plugin_dcgan.sr import SRGenerator
 from PIL import Image
 
 import anime_core
-from anime_core.cli import files
 from anime_core.errors import UsageError
 from anime_core.inference.modes import RunRequest
+from anime_core.runner.options import FileOptions
+from anime_core.runner.translate import run_pipeline
 from anime_core.weights.files import save_native
 
 OPTS = {"image_size": 32, "width": 8, "num_classes": 2, "class_names": ["green", "orange"]}
@@ -34,8 +35,8 @@ def test_same_seed_same_grid(cond_weights, tmp_path):
     assert a[0].tobytes() != c[0].tobytes()
     assert a[0].size == (32, 32)
     out1, out2 = tmp_path / "g1.png", tmp_path / "g2.png"
-    files.run(pipe, RunRequest(num=4, seed=7), files.FileOptions(output=out1))
-    files.run(pipe, RunRequest(num=4, seed=7), files.FileOptions(output=out2))
+    run_pipeline(pipe, RunRequest(num=4, seed=7), FileOptions(output=out1))
+    run_pipeline(pipe, RunRequest(num=4, seed=7), FileOptions(output=out2))
     assert Image.open(out1).tobytes() == Image.open(out2).tobytes()
     assert Image.open(out1).size == (2 + 2 * 34, 2 + 2 * 34)  # 2x2 grid, padding 2
 
@@ -71,7 +72,7 @@ def test_interpolate_writes_walk_between_two_seeds(cond_weights, tmp_path):
     torch.testing.assert_close(walk[0], pipe.latents(1, 2)[0])
     torch.testing.assert_close(walk[-1], pipe.latents(1, 3)[0])
     out = tmp_path / "walk.png"
-    report = files.run(pipe, RunRequest(seed=2), files.FileOptions(output=out))
+    report = run_pipeline(pipe, RunRequest(seed=2), FileOptions(output=out))
     assert report.written == [out]
     assert Image.open(out).size == (2 + 5 * 34, 2 + 34)  # one strip of 5
 
