@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from anime_core.faces.align import invert, warp
+from anime_core.faces.align import apply, warp
 from anime_core.specs import FaceTemplate
 
 
@@ -37,7 +37,7 @@ def head_mask(template: FaceTemplate) -> torch.Tensor:
 def bounds(m: np.ndarray, size: int, height: int, width: int) -> tuple[int, int, int, int] | None:
     """The photo's pixel box (x0, y0, x1, y1) the crop of transform ``m`` covers, clipped; ``None`` if outside."""
     corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float64)
-    back = corners @ invert(m)[:, :2].T + invert(m)[:, 2]
+    back = apply(np.linalg.inv(m), corners)
     x0, y0 = (max(0, math.floor(v) - 1) for v in back.min(0))
     x1, y1 = min(width, math.ceil(back[:, 0].max()) + 1), min(height, math.ceil(back[:, 1].max()) + 1)
     return (x0, y0, x1, y1) if x1 > x0 and y1 > y0 else None
@@ -47,14 +47,14 @@ def paste(out: torch.Tensor, photo: torch.Tensor, change: torch.Tensor, mask: to
     """Blend one face into ``out`` (3, H, W) in place: ``out * (1 - k) + k * (photo + W^-1 change)``.
 
     ``change`` (1, 3, S, S): the model's output minus its aligned input; ``mask`` (1, 1, S, S); ``m``:
-    the photo -> crop transform; ``k``: the mask warped back.
+    the photo -> crop transform (3x3); ``k``: the mask warped back.
     """
     h, w = photo.shape[-2:]
     box = bounds(m, change.shape[-1], h, w)
     if box is None:
         return
     x0, y0, x1, y1 = box
-    back = warp(torch.cat([change, mask], 1), invert(m), y1 - y0, x1 - x0, x0, y0, padding="zeros")[0]
+    back = warp(torch.cat([change, mask], 1), np.linalg.inv(m), y1 - y0, x1 - x0, x0, y0, padding="zeros")[0]
     k = back[3:]
     region = out[:, y0:y1, x0:x1]
     region.mul_(1 - k).add_(k * (photo[:, y0:y1, x0:x1] + back[:3]))
