@@ -130,3 +130,15 @@ def test_a_clip_with_faces_and_deflicker_keeps_its_audio_and_frames(anime, ready
     for f in frames:
         assert np.abs(f[120, 215:225] - (255 - photo[120, 215:225].astype(int))).mean() < 20  # face inverted
         assert np.abs(f[400:] - photo[400:].astype(int)).mean() < 4  # the rest as it was (lossy video)
+
+
+def test_the_web_app_photo_action_takes_the_faces_toggle_and_background(anime, ready, tmp_path):
+    from anime_core.ui import actions
+
+    assert actions.background_choices()[:2] == ["same", "keep"] and "animegan:hayao" in actions.background_choices()
+    weights = actions.Weights("faceid", file=str(ready["invert"]))
+    result = actions.translate(str(ready["photo"]), weights, faces=True, background="keep",
+                               workspace=actions.Workspace(tmp_path / "ws"))
+    assert "faces: 1 stylised, 0 skipped in 1 image" in result.message
+    diff = np.abs(np.asarray(Image.open(result.files[0])).astype(int) - fh.astronaut()).max(-1)
+    assert diff[300:].max() == 0 and diff[120, 220] > 100
