@@ -5,6 +5,7 @@ anime_core.list_models()
 g = anime_core.build("animegan", "generator", variant="v1")
 pipe = anime_core.load("animegan", style="paprika")   # or weights="file.safetensors" / "file.onnx"
 pipe(pil_image)                 # translate models
+anime_core.load("animegan", style="face_paint_512_v2", faces=True, background="hayao")  # portrait mode
 pipe.generate(n=16, seed=0)     # generate models
 """
 
@@ -272,9 +273,17 @@ def load(
     device: str | None = None,
     precision: str = "fp32",
     backend: str | None = None,
+    faces: bool = False,
+    background: str | None = None,
     **options: Any,
 ) -> Pipeline:
     """A ready pipeline for ``model`` with a pretrained ``style`` or a ``weights`` file.
+
+    ``faces=True`` (translate models): portrait mode (:mod:`anime_core.faces.portrait`): every
+    face is detected, aligned to the style's face template, stylised at its face size and pasted
+    back; ``background`` is ``"same"`` (default: the model on the whole picture), ``"keep"`` (the
+    photo) or a style (``"hayao"``, ``"MODEL:STYLE"``). ``min_face`` (px), ``max_faces`` and
+    ``detector`` (a registered detector's name) tune it.
 
     Styles download (verified) on first use; ``weights`` may be native safetensors, a foreign
     ``.pt``/``.pth`` whose layout a plugin converter recognises, or an ``.onnx`` graph (exported by
@@ -299,6 +308,11 @@ def load(
     """
     if backend not in (None, *BACKENDS):
         raise UsageError(f"unknown backend '{backend}'; use torch or onnxruntime")
+    face_options = {k: options.pop(k) for k in FACE_OPTIONS if k in options}
+    if faces:
+        return _portrait(model, style, weights, device, precision, backend, background, face_options, options)
+    if background is not None or face_options:
+        raise UsageError(f"{', '.join(['background', *face_options])} only apply with faces=True (anime run: --faces)")
     reg = get_registry()
     spec = reg.model(model)
     cls = pipeline_class(spec)
@@ -319,3 +333,36 @@ def load(
 
         return to_onnxruntime(pipe, cls, device, **pipe_options)
     return pipe
+
+
+#: ``load`` keywords of portrait mode besides ``faces`` and ``background``
+FACE_OPTIONS = ("min_face", "max_faces", "detector")
+
+
+def _portrait(model: str, style: str | None, weights: str | Path | None, device: str | None, precision: str,
+              backend: str | None, background: str | None, face_options: dict[str, Any],
+              options: dict[str, Any]) -> Pipeline:
+    """``load(..., faces=True)``: the face pipeline, its background's, and the detector, as a PortraitPipeline."""
+    from anime_core.faces.portrait import parse_background, portrait
+
+    reg = get_registry()
+    if reg.model(model).kind != "translate":
+        raise UsageError(f"faces=True (--faces) stylises faces in photos; '{model}' generates images from noise")
+    face = load(model, style, weights, device, precision, backend, **options)
+    template = reg.style(model, style).face if style else None
+    name = parse_background(background)
+    if name == "keep":
+        back = None
+    elif name == "same" or (name == style and ":" not in name):
+        back = face
+    else:
+        other, _, bg_style = name.rpartition(":")
+        other = other or model
+        if reg.model(other).kind != "translate":
+            raise UsageError(f"--background {name}: '{other}' generates images from noise; give a style of a "
+                             f"translate model, same or keep")
+        reg.style(other, bg_style)  # an unknown style is a usage error naming the styles there are
+        back = load(other, bg_style, device=device, precision=precision, backend=backend,
+                    **(options if other == model else {}))
+    return portrait(face, back, template=template, background_name=name, face_preset=template is not None,
+                    **face_options)

@@ -1,4 +1,4 @@
-"""The core's built-in plugin: standard losses and dataset kinds, through the same hooks as any plugin.
+"""The core's built-in plugin: losses, dataset kinds and the face detector, through the same hooks as any plugin.
 
 Like every entry-point module it imports no torch: specs name their code by reference.
 """
@@ -6,7 +6,8 @@ Like every entry-point module it imports no torch: specs name their code by refe
 from __future__ import annotations
 
 from anime_core.hookspecs import hookimpl
-from anime_core.specs import DatasetSpec, LossSpec
+from anime_core.specs import DatasetSpec, DetectorSpec, LossSpec
+from anime_core.weights.known import RETINAFACE_SOURCE
 
 LOSSES = "anime_core.losses"
 KINDS = "anime_core.training.kinds"
@@ -37,4 +38,13 @@ def anime_register_datasets() -> list[DatasetSpec]:
         DatasetSpec("paired", f"{KINDS}:paired", "photo and anime folders with matching file names",
                     keys=(PHOTO, ANIME)),
         DatasetSpec("noise", f"{KINDS}:noise", "latent vectors z (generator.latent_dim), reproducible per index"),
+    ]
+
+
+@hookimpl
+def anime_register_detectors() -> list[DetectorSpec]:
+    return [
+        DetectorSpec("retinaface", "anime_core.faces.detect:build_retinaface", RETINAFACE_SOURCE,
+                     "RetinaFace MobileNet-0.25 on ONNX Runtime (Deng et al., CVPR 2020), AnimeGANv3's portrait "
+                     "detector", license="MIT (biubug6/Pytorch_Retinaface)"),
     ]

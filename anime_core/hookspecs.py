@@ -9,7 +9,7 @@ A plugin is a module with ``@hookimpl`` functions, found through its entry point
 (:func:`anime_core.registry.get_registry`: every ``anime`` command, ``anime_core.load``/``build``,
 the web app at start-up). The core imports each plugin module, then calls every hook of every
 plugin, one implementation at a time, in this order: generators, discriminators, losses, datasets,
-models, styles, converters. The first-party plugins (the core and the four paper plugins) come
+models, styles, converters, detectors. The first-party plugins (the core and the four paper plugins) come
 first, so a third party cannot take over their names.
 
 **What a hook receives and returns.** No arguments. Each returns a list of specs of
@@ -36,6 +36,7 @@ import pluggy
 
 from anime_core.specs import (
     DatasetSpec,
+    DetectorSpec,
     DiscriminatorSpec,
     GeneratorSpec,
     LossSpec,
@@ -181,4 +182,26 @@ def anime_weights_converters() -> list[WeightsConverter]:
         def anime_weights_converters():
             return [WeightsConverter("dcgan.pytorch-examples", "dcgan", "anime_plugin_dcgan.converters:matches",
                                      "anime_plugin_dcgan.converters:convert", "netG_epoch_N.pth")]
+    """
+
+
+@hookspec
+def anime_register_detectors() -> list[DetectorSpec]:
+    """Register face detectors for ``--faces`` (portrait mode, :mod:`anime_core.faces`).
+
+    Called once per process, last of the hooks. ``build(path, **options)`` refers to a function
+    returning a callable that maps an (H, W, 3) uint8 RGB array to a list of
+    :class:`anime_core.faces.detect.Face` (box, five landmarks, score); ``path`` is the file of
+    ``source``, which the core downloads and verifies like any weights (``anime weights pull
+    detector:NAME``, ``anime weights import detector:NAME FILE``). The core registers
+    ``retinaface`` (RetinaFace MobileNet-0.25 on ONNX Runtime); ``--detector NAME`` and
+    ``anime_core.load(..., faces=True, detector=NAME)`` choose another, e.g. a plugin's more
+    accurate detector.
+
+    Example::
+
+        @hookimpl
+        def anime_register_detectors():
+            return [DetectorSpec("scrfd", "anime_faces_plugin.scrfd:build", WeightsSource(URL, sha256=SHA256),
+                                 "SCRFD-10G, better on profile faces")]
     """

@@ -34,6 +34,7 @@ from anime_core.defaults import model_defaults
 from anime_core.errors import PluginError, UsageError, did_you_mean, unknown
 from anime_core.specs import (
     DatasetSpec,
+    DetectorSpec,
     DiscriminatorSpec,
     GeneratorSpec,
     LossSpec,
@@ -71,6 +72,7 @@ _HOOKS: dict[str, tuple[str, type]] = {
     "anime_register_models": ("models", ModelSpec),
     "anime_register_styles": ("styles", StyleSpec),
     "anime_weights_converters": ("converters", WeightsConverter),
+    "anime_register_detectors": ("detectors", DetectorSpec),
 }
 
 
@@ -105,6 +107,7 @@ class Registry:
     models: dict[str, ModelSpec] = field(default_factory=dict)
     styles: dict[str, StyleSpec] = field(default_factory=dict)
     converters: dict[str, WeightsConverter] = field(default_factory=dict)
+    detectors: dict[str, DetectorSpec] = field(default_factory=dict)
     plugins: dict[str, PluginInfo] = field(default_factory=dict)
 
     # -- lookups with "did you mean" ------------------------------------------------------
@@ -143,6 +146,11 @@ class Registry:
                                  f"'anime train {model}')")
             raise UsageError(f"{model} has no style '{name}'{did_you_mean(name, styles)}")
         return self.styles[key]
+
+    def detector(self, name: str) -> DetectorSpec:
+        if name not in self.detectors:
+            raise unknown("face detector", name, self.detectors)
+        return self.detectors[name]
 
     def styles_of(self, model: str) -> dict[str, StyleSpec]:
         return {s.name: s for s in self.styles.values() if s.model == model}
@@ -205,20 +213,24 @@ def _validate(attr: str, spec: Any) -> None:
     if not name or not isinstance(name, str):
         raise PluginError(f"registered a {expected.__name__} without a name")
     if isinstance(spec, StyleSpec):
-        src = spec.source
-        if not isinstance(src, WeightsSource):
-            raise PluginError(f"style '{name}' has no WeightsSource (source={src!r})")
+        if not isinstance(spec.source, WeightsSource):
+            raise PluginError(f"style '{name}' has no WeightsSource (source={spec.source!r})")
         _check_safe_name(f"style '{name}'", "model", spec.model)
         _check_safe_name(f"style '{name}'", "style", spec.name)
-        for file in src.files:  # every file of a several-file source (a TF checkpoint's .index and .data)
-            if not isinstance(file.url, str) or not file.url:
-                raise PluginError(f"style '{name}' has a file without a download URL")
-            _check_safe_name(f"style '{name}'", "file", file.file_name)
-            if not (file.sha256 or file.git_sha1 or file.sha256_prefix):
-                raise PluginError(
-                    f"style '{name}' has no sha256 or git_sha1 hash for {file.file_name}, so its download cannot "
-                    f"be verified"
-                )
+    if isinstance(spec, DetectorSpec):
+        _check_safe_name(f"detector '{name}'", "detector", spec.name)
+        if spec.source is not None and not isinstance(spec.source, WeightsSource):
+            raise PluginError(f"detector '{name}' has a source that is not a WeightsSource ({spec.source!r})")
+    src = getattr(spec, "source", None)
+    what = f"{'style' if isinstance(spec, StyleSpec) else 'detector'} '{name}'"
+    for file in src.files if isinstance(src, WeightsSource) else ():  # every file (a TF checkpoint's .index and .data)
+        if not isinstance(file.url, str) or not file.url:
+            raise PluginError(f"{what} has a file without a download URL")
+        _check_safe_name(what, "file", file.file_name)
+        if not (file.sha256 or file.git_sha1 or file.sha256_prefix):
+            raise PluginError(
+                f"{what} has no sha256 or git_sha1 hash for {file.file_name}, so its download cannot be verified"
+            )
     if isinstance(spec, ModelSpec):
         _check_safe_name(f"model '{name}'", "model", name)
     if isinstance(spec, ModelSpec) and spec.kind not in ("translate", "generate"):

@@ -200,11 +200,78 @@ class WeightsSource:
 
 
 @dataclass(frozen=True)
+class FaceTemplate:
+    """Where a face model expects the five landmarks of an aligned face, and the face's size in px.
+
+    ``points``: (x, y) of the left eye, right eye, nose tip, left and right mouth corners (as seen
+    in the image), in a ``size`` x ``size`` crop, pixel i spanning [i, i + 1]. ``mask``: the head
+    region pasted back, an ellipse (centre x, centre y, radius x, radius y) in the same pixels,
+    feathered over ``feather`` px inside its edge. A style trained on aligned faces names its
+    template (``StyleSpec.face``); ``--faces`` aligns every face to it.
+    """
+
+    name: str
+    size: int
+    points: tuple[tuple[float, float], ...]
+    mask: tuple[float, float, float, float]
+    feather: float
+    description: str = ""
+
+    def scaled(self, size: int) -> FaceTemplate:
+        """The same template for a crop of ``size`` px."""
+        k = size / self.size
+        return FaceTemplate(self.name, size, tuple((x * k, y * k) for x, y in self.points),
+                            (self.mask[0] * k, self.mask[1] * k, self.mask[2] * k, self.mask[3] * k),
+                            self.feather * k, self.description)
+
+
+#: the FFHQ 512 px five-point template GFPGAN and facexlib align faces to (facexlib
+#: ``FaceRestoreHelper.face_template``; T. Karras et al., "A Style-Based Generator Architecture for
+#: GANs", CVPR 2019, for the FFHQ alignment). The AnimeGANv2 face styles were trained on such crops.
+FFHQ_512 = FaceTemplate(
+    name="ffhq512",
+    size=512,
+    points=((192.98138, 239.94708), (318.90277, 240.1936), (256.63416, 314.01935),
+            (201.26117, 371.41043), (313.08905, 371.15118)),
+    mask=(256.0, 262.0, 240.0, 262.0),  # hair above the forehead down to the chin, ears in
+    feather=40.0,
+    description="FFHQ-aligned 512 px faces (GFPGAN, facexlib, AnimeGANv2 face_paint)",
+)
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """A named face detector, e.g. ``retinaface``: what ``--faces`` uses to find faces and their landmarks.
+
+    ``build(path, **options)`` refers to a function returning a callable ``detector(rgb) ->
+    list[anime_core.faces.detect.Face]`` for an (H, W, 3) uint8 RGB array; ``path`` is its weights
+    file, downloaded and verified from ``source`` (catalogued as ``detector:<name>``), or ``None``
+    for a detector without weights.
+    """
+
+    name: str
+    build: Ref[Callable[..., Callable[[Any], list[Any]]]]
+    source: WeightsSource | None = None
+    description: str = ""
+    license: str = ""
+    plugin: str = ""
+
+    def builder(self) -> Callable[..., Callable[[Any], list[Any]]]:
+        return load_ref(self.build)
+
+    @property
+    def key(self) -> str:
+        return f"detector:{self.name}"
+
+
+@dataclass(frozen=True)
 class StyleSpec:
     """A pretrained style of a model, e.g. ``animegan:paprika``.
 
     ``generator`` holds generator options the weights need (``{"variant": "v2"}``);
-    ``preprocess`` holds inference defaults (``{"size": 512, "center_crop": True}``).
+    ``preprocess`` holds inference defaults (``{"size": 512, "center_crop": True}``);
+    ``face`` is the :class:`FaceTemplate` a face style was trained on (``--faces`` aligns to it;
+    ``None``: :data:`FFHQ_512`).
     """
 
     model: str
@@ -215,6 +282,7 @@ class StyleSpec:
     license: str = ""
     description: str = ""
     plugin: str = ""
+    face: FaceTemplate | None = None  # after plugin: the fields before it keep their positions
 
     @property
     def key(self) -> str:

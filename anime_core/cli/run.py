@@ -99,6 +99,7 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
                 help="Refuse larger images (decompression-bomb guard; also raises Pillow's own limit).",
             ),
             *_video_options(),
+            *_face_options(),
         ]
     else:
         params += [
@@ -141,6 +142,33 @@ def _video_options() -> list[click.Parameter]:
     ]
 
 
+def _face_options() -> list[click.Parameter]:
+    """Portrait mode (see anime_core.faces.portrait); numpy and torch load only when --faces is used."""
+    return [
+        click.Option(["--faces"], is_flag=True,
+                     help="Portrait mode: detect every face, align it to the style's face template, stylise it at the "
+                          "model's face size and paste it back (needs anime-core[faces])."),
+        click.Option(["--background"], metavar="STYLE|keep|same",
+                     help="With --faces, the rest of the picture: same (default: this model and style), keep (the "
+                          "photo), or a style such as hayao (MODEL:STYLE for another model's)."),
+        click.Option(["--min-face"], type=click.IntRange(1), metavar="PX",
+                     help="With --faces, leave faces smaller than PX (box side) to the background [default: 32]."),
+        click.Option(["--max-faces"], type=click.IntRange(1), metavar="N",
+                     help="With --faces, stylise at most the N largest faces of a picture [default: 32]."),
+        click.Option(["--detector"], metavar="NAME",
+                     help="With --faces, the registered face detector [default: retinaface]."),
+    ]
+
+
+def _face_keywords(kw: dict[str, Any]) -> dict[str, Any]:
+    """``load`` keywords of portrait mode from the command line (popped from ``kw``)."""
+    out = {"faces": kw.pop("faces", False)}
+    for key in ("background", "min_face", "max_faces", "detector"):
+        if (value := kw.pop(key, None)) is not None:
+            out[key] = value
+    return out
+
+
 def _make_command(spec: ModelSpec) -> click.Command:
     own = {p.name for p in spec.run_options}
     arch_params = architecture_params(spec)
@@ -174,6 +202,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
             budget.check_count(kw["num"], MAX_NUM, "--num", advice="draw more in runs with other seeds")
         if kw["weights"] is not None:
             check_weights_path(kw["weights"])
+        faces = _face_keywords(kw)
         device = kw["device"]
         if state is not None and state.device.type != "cpu" and device in ("auto", state.device.type):
             device = str(state.device)  # one accelerator per process (cuda:LOCAL_RANK), not all on the first
@@ -186,6 +215,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
                 device=device,
                 precision=kw["precision"],
                 backend=kw["backend"],
+                **faces,
                 **options,
             )
         if spec.kind == "generate":
@@ -223,6 +253,8 @@ def _make_command(spec: ModelSpec) -> click.Command:
             click.echo(printable(f"warning: {path}: {note}"), err=True)
         for path, reason in report.failed:
             click.echo(printable(f"failed: {path}: {reason}"), err=True)
+        if hasattr(pipe, "counts"):  # --faces: how many faces were stylised and skipped
+            click.echo(pipe.counts.line(pipe.min_face, pipe.max_faces), err=True)
         where = f" to {report.written[0]}" if len(report.written) == 1 else ""
         click.echo(printable(f"{spec.name}: {report.summary()}{where}"), err=True)
         return report.exit_code

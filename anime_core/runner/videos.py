@@ -26,6 +26,7 @@ def frame_fn(pipe: TranslatePipeline, options: FileOptions, source: str, notes: 
     """
     deflicker = Deflicker() if options.deflicker else None
     tiled: bool | None = None
+    pipe = pipe.for_clip() if hasattr(pipe, "for_clip") else pipe  # --faces: face tracks of this clip only
 
     def fn(frames: list[np.ndarray]) -> list[np.ndarray]:
         nonlocal tiled

@@ -16,7 +16,7 @@ import math
 import tempfile
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,6 +183,27 @@ def pipeline(weights: Weights, options: Mapping[str, Any], device: str = "auto",
         return pipe
 
 
+def face_options(faces: bool, background: str | None) -> dict[str, Any]:
+    """The Faces toggle and Background choice as ``load`` keywords (portrait mode, ``anime run --faces``)."""
+    if not faces:
+        return {}
+    return {"faces": True, "background": str(background or "same")}
+
+
+def background_choices() -> list[str]:
+    """What the Background field offers: same, keep, and every translate model's styles as MODEL:STYLE."""
+    reg = get_registry()
+    return ["same", "keep", *sorted(s.key for s in reg.styles.values() if reg.models[s.model].kind == "translate")]
+
+
+def _count_faces(pipe: Pipeline) -> Callable[[], list[str]]:
+    """Start counting the faces of this run (a cached pipeline counts anew); returns what gives the log line."""
+    if not hasattr(pipe, "counts"):
+        return lambda: []
+    pipe.counts = type(pipe.counts)()
+    return lambda: [pipe.counts.line(pipe.min_face, pipe.max_faces)]
+
+
 def _whole(value: Any, flag: str) -> int:
     """A form's number as an int (a forged request may send anything: text, NaN, 1e300)."""
     if isinstance(value, int) and not isinstance(value, bool):
@@ -255,8 +276,13 @@ def translate(
     precision: str = "fp32",
     workspace: Workspace | None = None,
     max_pixels: int = budget.DEFAULT_MAX_PIXELS,
+    faces: bool = False,
+    background: str | None = None,
 ) -> Result:
-    """Photo -> anime: one image through a translate model; ``values`` are the model's own form fields."""
+    """Photo -> anime: one image through a translate model; ``values`` are the model's own form fields.
+
+    ``faces``/``background``: portrait mode, as ``anime run --faces --background``.
+    """
     if not image:
         raise UsageError("upload a photo first")
     reg = get_registry()
@@ -264,11 +290,12 @@ def translate(
     if spec.kind != "translate":
         raise UsageError(f"'{spec.name}' generates images from noise; use the Generate tab")
     size_px, tile_px = _sizes(size, tile, max_pixels)
-    pipe = pipeline(weights, convert(spec, values or {}), device, precision)
+    pipe = pipeline(weights, {**convert(spec, values or {}), **face_options(faces, background)}, device, precision)
     folder = (workspace or Workspace()).folder(_name(weights))
+    counted = _count_faces(pipe)
     written, notes = _run(pipe, [image], folder / f"{Path(image).stem}-{_name(weights)}.png", size_px, tile_px,
                           max_pixels=max_pixels)
-    return Result(written, _shown(pipe, image, size_px, folder), _summary(weights, written, notes))
+    return Result(written, _shown(pipe, image, size_px, folder), _summary(weights, written, [*notes, *counted()]))
 
 
 def generate(
@@ -351,6 +378,8 @@ def video(
     deflicker: bool = False,
     crf: float = 18,
     max_pixels: int = budget.DEFAULT_MAX_PIXELS,
+    faces: bool = False,
+    background: str | None = None,
 ) -> Result:
     """A video (or animated GIF/WebP) through a translate model, as ``anime run MODEL clip.mp4 [--deflicker]``."""
     missing = video_support()
@@ -364,10 +393,11 @@ def video(
     size_px, tile_px = _sizes(size, tile, max_pixels)
     if crf is None or not 0 <= _whole(crf, "CRF") <= 63:
         raise UsageError(f"CRF must be a whole number from 0 (lossless) to 63, not {crf}")
-    pipe = pipeline(weights, convert(spec, values or {}), device, precision)
+    pipe = pipeline(weights, {**convert(spec, values or {}), **face_options(faces, background)}, device, precision)
     folder = (workspace or Workspace()).folder(_name(weights))
+    counted = _count_faces(pipe)
     src = Path(clip)
     dest = folder / f"{src.stem}-{_name(weights)}{src.suffix.lower()}"
     written, notes = _run(pipe, [clip], dest, size_px, tile_px, deflicker=bool(deflicker),
                           encode=EncodeOptions(crf=int(crf)), max_pixels=max_pixels)
-    return Result(written, None, _summary(weights, written, notes))
+    return Result(written, None, _summary(weights, written, [*notes, *counted()]))

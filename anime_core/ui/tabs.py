@@ -42,6 +42,16 @@ def _run_kwargs(p: Picker, settings: Settings, data: dict[Any, Any]) -> dict[str
     }
 
 
+def face_inputs(tab: str) -> tuple[Any, Any]:
+    """The Faces toggle and Background choice of the Photo and Video tabs (``anime run --faces --background``)."""
+    with gr.Row():
+        faces = gr.Checkbox(False, label="Faces (align, stylise and paste back every face)", elem_id=f"{tab}-faces")
+        background = gr.Dropdown(actions.background_choices(), value="same", allow_custom_value=True,
+                                 label="Background with Faces: same, keep (the photo), or a style",
+                                 elem_id=f"{tab}-background")
+    return faces, background
+
+
 def photo_tab(settings: Settings, workspace: actions.Workspace) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
@@ -49,6 +59,7 @@ def photo_tab(settings: Settings, workspace: actions.Workspace) -> None:
                              elem_id="photo-input", height=260)
             p = picker("translate", "photo", default="animegan")
             size, tile = size_inputs("photo", settings.max_pixels)
+            faces, background = face_inputs("photo")
             run = gr.Button("Turn into anime", variant="primary", elem_id="photo-run")
         with gr.Column(scale=3):
             slider = gr.ImageSlider(type="filepath", label="Before / after (drag the handle)", elem_id="photo-result",
@@ -59,13 +70,14 @@ def photo_tab(settings: Settings, workspace: actions.Workspace) -> None:
     def go(data: dict[Any, Any]) -> list[Any]:
         result = actions.translate(
             data[image], size=data[size], tile=data[tile], workspace=workspace, max_pixels=settings.max_pixels,
-            **_run_kwargs(p, settings, data)
+            faces=data[faces], background=data[background], **_run_kwargs(p, settings, data)
         )
         out = str(result.files[0])
         before = str(result.shown) if result.shown else out
         return [(before, out), gr.update(value=out, visible=True), result.message]
 
-    run.click(guarded(go, 3, 2), {image, size, tile, *p.inputs, *settings.inputs}, [slider, download, status])
+    run.click(guarded(go, 3, 2), {image, size, tile, faces, background, *p.inputs, *settings.inputs},
+              [slider, download, status])
 
 
 def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
@@ -78,6 +90,7 @@ def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
                            elem_id="video-input")
             p = picker("translate", "video", default="animegan")
             size, tile = size_inputs("video", settings.max_pixels)
+            faces, background = face_inputs("video")
             with gr.Row():
                 deflicker = gr.Checkbox(False, label="Deflicker (steadier static areas)", elem_id="video-deflicker")
                 crf = gr.Number(18, label="Quality: CRF (0 lossless, 18 default, 63 smallest)", precision=0,
@@ -91,13 +104,14 @@ def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
     def go(data: dict[Any, Any]) -> list[Any]:
         result = actions.video(
             data[clip], size=data[size], tile=data[tile], workspace=workspace, deflicker=data[deflicker],
-            crf=data[crf], max_pixels=settings.max_pixels, **_run_kwargs(p, settings, data)
+            crf=data[crf], max_pixels=settings.max_pixels, faces=data[faces], background=data[background],
+            **_run_kwargs(p, settings, data)
         )
         out = str(result.files[0])
         playable = out.lower().endswith((".mp4", ".webm", ".mov"))
         return [out if playable else None, gr.update(value=out, visible=True), result.message]
 
-    inputs = {clip, size, tile, deflicker, crf, *p.inputs, *settings.inputs}
+    inputs = {clip, size, tile, deflicker, crf, faces, background, *p.inputs, *settings.inputs}
     run.click(guarded(go, 3, 2), inputs, [shown, download, status])
 
 

@@ -25,10 +25,13 @@ class CatalogEntry:
 
 
 def catalog(registry: Registry) -> dict[str, CatalogEntry]:
-    """Styles (``model:style``) and backbone/metric weights (``backbone:name``), by key."""
+    """Styles (``model:style``), face detectors (``detector:name``) and backbone/metric weights (``backbone:name``)."""
     entries = {
         key: CatalogEntry(key, style.source, style.description, style.license) for key, style in registry.styles.items()
     }
+    for det in registry.detectors.values():
+        if det.source is not None:
+            entries[det.key] = CatalogEntry(det.key, det.source, det.description or "face detector", det.license)
     for key, source in known_weights().items():
         entries[key] = CatalogEntry(key, source, "pretrained backbone used by losses or metrics")
     return dict(sorted(entries.items()))

@@ -41,6 +41,20 @@ ALEXNET_SOURCE = WeightsSource(
 )
 
 
+RETINAFACE_KEY = "detector:retinaface"
+
+#: RetinaFace MobileNet-0.25 (biubug6/Pytorch_Retinaface, MIT) exported to ONNX, as AnimeGANv3's portrait tool
+#: publishes it; pinned by the full sha256 and git blob SHA-1 of the published file (../shared/models/README.md)
+RETINAFACE_SOURCE = WeightsSource(
+    url="https://github.com/TachibanaYoshino/AnimeGANv3_Portrait_Inference/raw/main/core/model_core/"
+        "detection_mobilenet0.25_Final.onnx",
+    sha256="a0d9d990afa342c28b9b75a5927039999ef75451191b246d9333878643cf201b",
+    git_sha1="918b8813a573a7acf9145f7f101979c3c1bf00f1",
+    size=1_719_139,
+    layout="onnx",
+)
+
+
 def known_weights() -> dict[str, WeightsSource]:
     """Backbone and metric weights that ``anime weights`` manages besides the plugins' styles."""
     return {VGG19_KEY: VGG19_SOURCE, INCEPTION_KEY: INCEPTION_SOURCE, ALEXNET_KEY: ALEXNET_SOURCE}

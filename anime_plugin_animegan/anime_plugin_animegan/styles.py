@@ -8,14 +8,15 @@ each pinned by its git blob SHA-1 in the repository's tree (``animegan.v1-tf`` l
 The others are the AnimeGANv2 PyTorch port (bryandlee/animegan2-pytorch): ``.pt`` state dicts in
 the ``animegan.v2-pytorch`` layout, verified by their git blob SHA-1. ``paprika`` is AnimeGANv2's
 Paprika (Kon Satoshi) scenery style; the ``face_paint_512_*`` and ``celeba_distill`` styles were
-trained on 512 px faces, so they default to a centre crop resized to 512. The official AnimeGANv2
+trained on 512 px faces, so they default to a centre crop resized to 512, and name the FFHQ 512 px
+template they were trained on (``--faces`` aligns each face of a photo to it). The official AnimeGANv2
 TensorFlow checkpoints (Hayao, Shinkai, Paprika) load with ``--weights`` but are not styles: no
 published hash of their ``.data`` files could be found.
 """
 
 from __future__ import annotations
 
-from anime_core.specs import StyleSpec, WeightsFile, WeightsSource
+from anime_core.specs import FFHQ_512, StyleSpec, WeightsFile, WeightsSource
 
 #: the checkpoint layout of the AnimeGANv2 PyTorch port (converter in :mod:`.converters`)
 LAYOUT_V2 = "animegan.v2-pytorch"
@@ -72,6 +73,7 @@ def styles() -> list[StyleSpec]:
             preprocess=dict(pre),
             license=LICENSE,
             description=f"AnimeGANv2 {desc}",
+            face=FFHQ_512 if pre is FACE else None,
         )
         for name, (sha1, pre, desc) in _STYLES.items()
     ]
