@@ -4,7 +4,7 @@ import anime_core
 anime_core.list_models()
 g = anime_core.build("animegan", "generator", variant="v1")
 pipe = anime_core.load("animegan", style="paprika")   # or weights="file.safetensors" / "file.onnx"
-pipe(pil_image)                 # translate models
+pipe(pil_image)                 # translate models; also a path, an HWC array, a CHW/NCHW tensor or a list of them
 pipe.generate(n=16, seed=0)     # generate models
 """
 
