@@ -447,7 +447,7 @@ def _decode(pipe: TranslatePipeline, options: FileOptions, job: tuple[InputFile,
     """Decode and resize one input (in a worker thread: Pillow releases the GIL while it decodes and resizes)."""
     item, dest = job
     try:
-        img = io.decode(item.path, options.max_pixels)
+        img = io.decode(item.path, options.max_pixels, keep_alpha=True)  # RGBA if transparent: alpha put back
         frames = img.info.get("n_frames", 1)
         if frames > 1 and animated.can_write(item.path, dest):
             return _Decoded(item, dest, frames=frames)
@@ -619,7 +619,7 @@ def _finish(job: _Job, y: torch.Tensor, notes: list[str], options: FileOptions) 
         part.failed.append((str(job.item.path), str(exc)))
         return part
     part.notes += [(str(job.item.path), note) for note in notes]
-    out = io.to_image(y)
+    out = io.restore_alpha(io.to_image(y), job.image)
     if options.side_by_side:
         out = _side_by_side(job.image, out)
     _write(out, job.dest, str(job.item.path), part)
@@ -639,7 +639,7 @@ def _frame_fn(pipe: TranslatePipeline, options: FileOptions, source: str, notes:
         nonlocal tiled
         for f in frames:
             _check_size(pipe, (f.shape[1], f.shape[0]), options)
-        images = [pipe.prepare(Image.fromarray(f, "RGB"), options.size) for f in frames]
+        images = [pipe.prepare(Image.fromarray(f), options.size) for f in frames]  # RGB, or RGBA (alpha kept)
         if tiled is None:  # every frame of a clip has one size
             tiled = _tiling(pipe, images[0].size, options, source)
         results = []
@@ -647,7 +647,7 @@ def _frame_fn(pipe: TranslatePipeline, options: FileOptions, source: str, notes:
             check_finite(y, "this frame")
             if deflicker is not None:
                 y = deflicker(io.to_tensor(img), y)
-            out = io.to_image(y)
+            out = io.restore_alpha(io.to_image(y), img)
             results.append(np.asarray(_side_by_side(img, out) if options.side_by_side else out))
         return results
 

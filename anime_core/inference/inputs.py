@@ -14,12 +14,15 @@ torch tensor, CHW or NCHW, float       torch tensor, the same layout and dtype, 
 list (or tuple) of any of these        list (or tuple) of the outputs, in order
 =====================================  ==============================================================
 
-Channels: 1 (gray) or 3 (RGB), channels last for arrays and first for tensors (PyTorch's
-convention). Float values are intensities in [0, 1] (8-bit values divided by 255); anything
-outside is refused rather than guessed. A tensor or array the resize policy leaves as it is goes
-to the model at its own precision; one that is resized (``size``, a style's preset, a crop) is
-resized as 8-bit RGB with Pillow's Lanczos filter, exactly as a file is. Every kind therefore gives
-the pixels the PIL path gives (floats: within rounding to 8 bits).
+Channels: 1 (gray), 2 (gray + alpha), 3 (RGB) or 4 (RGBA), channels last for arrays and first for
+tensors (PyTorch's convention). Transparency is kept: the colour is translated and the input's alpha
+put back (resized with the colour, if it is), so an image with alpha gives RGBA (an RGBA PIL image,
+4 channels) and the alpha values come back as they were given. Float values are intensities in [0,
+1] (8-bit values divided by 255); anything outside is refused rather than guessed. A tensor or array
+the resize policy leaves as it is goes to the model at its own precision; one that is resized
+(``size``, a style's preset, a crop) is resized as 8-bit RGB with Pillow's Lanczos filter, exactly
+as a file is. Every kind therefore gives the pixels the PIL path gives (floats: within rounding to 8
+bits).
 
 Sizes are checked against ``max_pixels`` (:mod:`anime_core.budget`) before anything is converted
 or allocated for the model.
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
 
 ACCEPTED = ("a path (str or Path), a PIL image, an HWC numpy array (uint8, or float in [0, 1]), a CHW or NCHW "
             "torch tensor (uint8, or float in [0, 1]), or a list of these")
-CHANNELS = (1, 3)
+CHANNELS = (1, 2, 3, 4)  # gray, gray + alpha, RGB, RGBA
 
 
 class InputKindError(UsageError, TypeError):
@@ -89,13 +92,13 @@ def prepare_input(pipe: TranslatePipeline, x: Any, size: int | None, max_pixels:
     if isinstance(x, (str, Path)):
         path = Path(x).expanduser()
         try:
-            img = io.decode(path, max_pixels)
+            img = io.decode(path, max_pixels, keep_alpha=True)
         except io.BadImage as exc:
             raise io.BadImage(f"{path}: {exc}") from None
         return _from_pil(pipe, img, size, max_pixels)
     if isinstance(x, Image.Image):
         budget.check_pixels(*x.size, max_pixels, "this image", error=io.BadImage)
-        return _from_pil(pipe, io.to_rgb(x), size, max_pixels)
+        return _from_pil(pipe, io.with_alpha(x), size, max_pixels)
     if isinstance(x, np.ndarray):
         return _from_array(pipe, x, size, max_pixels)
     if isinstance(x, torch.Tensor):
@@ -105,8 +108,10 @@ def prepare_input(pipe: TranslatePipeline, x: Any, size: int | None, max_pixels:
 
 # -- PIL --------------------------------------------------------------------------------------
 def _from_pil(pipe: TranslatePipeline, img: Image.Image, size: int | None, max_pixels: int) -> Prepared:
+    """An RGB or RGBA (:func:`io.with_alpha`) image; the alpha is put back on the output."""
     _check_resize(pipe, *img.size, size, max_pixels)
-    return Prepared(io.to_tensor(pipe.prepare(img, size)), io.to_image)
+    prepared = pipe.prepare(img, size)
+    return Prepared(io.to_tensor(prepared), lambda y: io.restore_alpha(io.to_image(y), prepared))
 
 
 def _check_resize(pipe: TranslatePipeline, w: int, h: int, size: int | None, max_pixels: int) -> tuple[int, int]:
@@ -119,8 +124,9 @@ def _check_resize(pipe: TranslatePipeline, w: int, h: int, size: int | None, max
 def _channels(c: int, shape: tuple[int, ...], what: str) -> None:
     if c not in CHANNELS:
         layout = "HWC (channels last)" if what == "array" else "CHW or NCHW (channels first)"
-        raise InputKindError(f"a {what} image must be {layout} with {' or '.join(map(str, CHANNELS))} channels, "
-                             f"not shape {tuple(shape)}; pass {ACCEPTED}")
+        article = "an" if what == "array" else "a"
+        raise InputKindError(f"{article} {what} image must be {layout} with 1 (gray), 2 (gray, alpha), 3 (RGB) or "
+                             f"4 (RGBA) channels, not shape {tuple(shape)}; pass {ACCEPTED}")
 
 
 def _values(x: np.ndarray | torch.Tensor, what: str) -> None:
@@ -147,15 +153,12 @@ def _from_array(pipe: TranslatePipeline, x: np.ndarray, size: int | None, max_pi
     _channels(c, x.shape, "array")
     budget.check_pixels(w, h, max_pixels, "this image", error=io.BadImage)
     _values(x, "array")
-    dtype = x.dtype
     # read only; a read-only array (np.asarray of a PIL image) is copied, as torch cannot wrap one without a warning
     tensor = torch.from_numpy(x if x.flags.writeable and x.flags.c_contiguous else np.array(x, order="C"))
-    tensor = tensor.permute(2, 0, 1)
-    image = _resized(pipe, tensor, size, max_pixels)
+    image, alpha = _resized(pipe, tensor.permute(2, 0, 1), size, max_pixels)
 
     def back(y: torch.Tensor) -> np.ndarray:
-        return _like(y, torch.uint8 if dtype == np.uint8 else torch.float32).permute(1, 2, 0).numpy().astype(
-            dtype, copy=False)
+        return _with_alpha(_like(y, tensor.dtype), alpha).permute(1, 2, 0).numpy()
 
     return Prepared(image, back)
 
@@ -169,22 +172,45 @@ def _from_tensor(pipe: TranslatePipeline, x: torch.Tensor, size: int | None, max
     budget.check_pixels(w, h, max_pixels, "this image", error=io.BadImage)
     _values(x, "tensor")
     dtype, device = x.dtype, x.device
-    image = _resized(pipe, x.detach(), size, max_pixels)
-    return Prepared(image, lambda y: _like(y, dtype).to(device))
+    image, alpha = _resized(pipe, x.detach(), size, max_pixels)
+    return Prepared(image, lambda y: _with_alpha(_like(y, dtype), alpha).to(device))
 
 
-def _resized(pipe: TranslatePipeline, x: torch.Tensor, size: int | None, max_pixels: int) -> torch.Tensor:
-    """(C, H, W) uint8 or float -> (3, H', W') by the pipeline's resize policy; an unresized one keeps its precision."""
+def _resized(pipe: TranslatePipeline, x: torch.Tensor, size: int | None,
+             max_pixels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(C, H, W) uint8 or float -> ((3, H', W') colour, (H', W') alpha or None) by the pipeline's resize policy.
+
+    An image the policy leaves as it is keeps its precision; one it resizes goes through Pillow as
+    8-bit RGB(A), as a file would (the PIL path's pixels exactly). Where the alpha is 0 the model
+    sees white, as :func:`io.to_tensor` shows it an RGBA image.
+    """
     c, h, w = x.shape
     target = _check_resize(pipe, w, h, size, max_pixels)
-    if c == 1:
-        x = x.expand(3, h, w)
+    colour, alpha = (x[:-1], x[-1]) if c in (2, 4) else (x, None)
+    colour = colour.expand(3, h, w) if colour.shape[0] == 1 else colour
     if target == (w, h):
-        return x
-    # resized as a file would be: 8-bit RGB through Pillow (the PIL path's pixels exactly)
-    rgb = x if x.dtype == torch.uint8 else x.float().mul(255).round_().to(torch.uint8)
-    img = Image.fromarray(rgb.permute(1, 2, 0).cpu().numpy(), "RGB")
-    return io.to_tensor(pipe.prepare(img, size))
+        if alpha is not None:
+            colour = torch.where(alpha == 0, torch.full_like(colour[:1], 255 if x.dtype == torch.uint8 else 1), colour)
+        return colour, alpha
+    eight = [t if t.dtype == torch.uint8 else t.float().mul(255).round_().to(torch.uint8)
+             for t in (colour, *([] if alpha is None else [alpha[None]]))]
+    img = Image.fromarray(torch.cat(eight).permute(1, 2, 0).cpu().numpy(), "RGB" if alpha is None else "RGBA")
+    prepared = pipe.prepare(img, size)
+    if alpha is None:
+        return io.to_tensor(prepared), None
+    resized = torch.from_numpy(np.array(prepared.getchannel("A")))
+    return io.to_tensor(prepared), resized if x.dtype == torch.uint8 else resized.to(x.dtype) / 255
+
+
+def _with_alpha(y: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+    """The output colour (3, H', W') with ``alpha`` as a fourth channel, resized to it if the sizes differ."""
+    if alpha is None:
+        return y
+    if tuple(alpha.shape) != tuple(y.shape[-2:]):
+        a = alpha.cpu()
+        plane = io.resize_plane(a.numpy() if a.dtype == torch.uint8 else a.float().numpy(), (y.shape[-1], y.shape[-2]))
+        alpha = torch.from_numpy(np.ascontiguousarray(plane)).to(alpha.dtype)
+    return torch.cat([y, alpha.to(y.device, y.dtype)[None]])
 
 
 def _like(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

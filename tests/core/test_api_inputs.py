@@ -6,12 +6,10 @@ Real photos (``ANIME_TEST_PHOTOS``, default /work/shared/photos) through a shipp
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
+from photos import animegan_weights, real_photos
 from PIL import Image
 
 import anime_core
@@ -19,32 +17,14 @@ from anime_core.errors import UsageError
 from anime_core.inference import io
 from anime_core.inference.inputs import InputKindError
 
-PHOTOS = Path(os.environ.get("ANIME_TEST_PHOTOS", "/work/shared/photos"))
-SIDE = 96  # px: the photos are shrunk first, so a 2-core CPU runs AnimeGAN v2 on them in a second
-
-
-def real_photos(n: int = 2, side: int = SIDE) -> list[Image.Image]:
-    found = sorted(PHOTOS.glob("*.jpg"))[:n]
-    if len(found) < n:
-        pytest.skip(f"needs {n} real photos in {PHOTOS} (set ANIME_TEST_PHOTOS)")
-    photos = []
-    for path in found:
-        with Image.open(path) as im:
-            photos.append(io.resize_long_side(im.convert("RGB"), side))
-    return photos
-
 
 @pytest.fixture(scope="module")
 def animegan(tmp_path_factory):
     """AnimeGAN v2 (a shipped architecture) with random weights, loaded as a user would: from a weights file."""
     from anime_core.registry import load_registry, set_registry
-    from anime_core.weights.files import save_native
 
     set_registry(load_registry())
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("w") / "animegan.safetensors"
-    save_native(path, {"generator": anime_core.build("animegan", "generator", variant="v2")}, "animegan",
-                generator={"variant": "v2"})
+    path = animegan_weights(tmp_path_factory.mktemp("w") / "animegan.safetensors")
     yield anime_core.load("animegan", weights=path, device="cpu")
     set_registry(None)
 
@@ -102,7 +82,7 @@ def test_resized_arrays_and_tensors_match_the_pil_path(animegan):
 @pytest.mark.parametrize("bad, message", [
     (12, "takes a path .* not builtins.int"),
     ({"a": 1}, "takes a path"),
-    (np.zeros((8, 8, 5), np.uint8), "HWC .* with 1 or 3 channels, not shape \\(8, 8, 5\\)"),
+    (np.zeros((8, 8, 5), np.uint8), "an array image must be HWC .* 4 \\(RGBA\\) channels, not shape \\(8, 8, 5\\)"),
     (np.zeros((8, 8, 3), np.int32), "must be uint8 .* or float .*, not int32"),
     (np.zeros((2, 8, 8, 3), np.uint8), "HWC \\(or HW\\), not 4-dimensional"),
     (torch.zeros(8, 8, 3), "CHW or NCHW .* not shape \\(8, 8, 3\\)"),
