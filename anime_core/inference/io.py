@@ -185,10 +185,11 @@ def scale_to_8bit(arr: np.ndarray) -> np.ndarray:
 
 def resized_size(width: int, height: int, size: int | None, center_crop: bool = False) -> tuple[int, int]:
     """The (w, h) :func:`resize_long_side` makes of a ``width`` x ``height`` image (computed, nothing allocated)."""
+    if center_crop:
+        side = size or min(width, height)
+        return side, side
     if not size:
         return width, height
-    if center_crop:
-        return size, size
     scale = size / max(width, height)
     return max(1, round(width * scale)), max(1, round(height * scale))
 
@@ -204,11 +205,12 @@ def check_resize(width: int, height: int, size: int | None, max_pixels: int, cen
 
 
 def resize_long_side(img: Image.Image, size: int | None, center_crop: bool = False) -> Image.Image:
-    """Resize so the long side is ``size`` (or centre-crop to a ``size`` square); ``None`` keeps it."""
+    """Resize so the long side is ``size`` (or centre-crop to a ``size`` square: without one, the short side's)."""
+    if center_crop:
+        side = size or min(img.size)
+        return ImageOps.fit(img, (side, side), Image.Resampling.LANCZOS)
     if not size:
         return img
-    if center_crop:
-        return ImageOps.fit(img, (size, size), Image.Resampling.LANCZOS)
     target = resized_size(*img.size, size)
     if target == img.size:
         return img

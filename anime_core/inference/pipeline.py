@@ -364,8 +364,26 @@ class TranslatePipeline(Pipeline):
         return cache[key]
 
     def crops(self) -> bool:
-        """Whether :meth:`prepare` centre-crops to a square: the style's ``center_crop``, unless turned off."""
-        return bool(self.defaults.get("center_crop")) and not self.options.get("no_crop")
+        """Whether :meth:`prepare` centre-crops to a square.
+
+        The ``crop`` option if given (``anime run --crop/--no-crop``, ``load(..., crop=False)``), else
+        the style's ``center_crop`` preset; ``no_crop=True`` is the older spelling of ``crop=False``.
+        """
+        crop = self.options.get("crop")
+        if crop is None:
+            return bool(self.defaults.get("center_crop")) and not self.options.get("no_crop")
+        return bool(crop)
+
+    def crop_notice(self, size: int | None = None) -> str | None:
+        """One line for ``anime run`` when every image will be cropped to a square, saying why and how not to."""
+        if not self.crops():
+            return None
+        side = size or self.defaults.get("size")
+        to = f"resized to {side}x{side} px" if side else "its short side"
+        why = "--crop" if self.options.get("crop") else "the style's preset: it was trained on square crops"
+        keep = f"long side {side} px" if side else "its own size"
+        return (f"cropping every image to its centre square, {to} ({why}); --no-crop keeps the whole picture "
+                f"({keep})")
 
     def prepared_size(self, width: int, height: int, size: int | None = None) -> tuple[int, int]:
         """The (w, h) :meth:`prepare` makes of a ``width`` x ``height`` image (computed, nothing allocated)."""
