@@ -10,23 +10,32 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from anime_core.errors import AnimeError
+from anime_core.errors import AnimeError, UsageError, WeightsUnavailable
 from anime_core.hookspecs import hookimpl
 from anime_core.registry import get_registry
 
 if TYPE_CHECKING:
-    from anime_core.api import build, list_models, load
+    from anime_core.api import build, list_models, load, run
 
 __version__ = "0.1.0"
 
-__all__ = ["AnimeError", "__version__", "build", "get_registry", "hookimpl", "list_models", "load"]
+#: the public API: ``from anime_core import *`` and ``dir(anime_core)`` show these. ``build``, ``list_models``,
+#: ``load`` and ``run`` (the runner of ``anime run``, for folders and videos) live in :mod:`anime_core.api` and
+#: are imported on first use, so ``import anime_core`` stays light for plugins.
+__all__ = ["AnimeError", "UsageError", "WeightsUnavailable", "__version__", "build", "get_registry", "hookimpl",
+           "list_models", "load", "run"]
 
-_API = {"build", "list_models", "load"}
+_API = {"build", "list_models", "load", "run"}
 
 
 def __getattr__(name: str) -> Any:
     if name in _API:
         from anime_core import api
 
-        return getattr(api, name)
+        if hasattr(api, name):
+            return getattr(api, name)
     raise AttributeError(f"module 'anime_core' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

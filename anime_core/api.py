@@ -4,7 +4,7 @@ import anime_core
 anime_core.list_models()
 g = anime_core.build("animegan", "generator", variant="v1")
 pipe = anime_core.load("animegan", style="paprika")   # or weights="file.safetensors" / "file.onnx"
-pipe(pil_image)                 # translate models
+pipe(pil_image)                 # translate models; also a path, an HWC array, a CHW/NCHW tensor or a list of them
 anime_core.load("animegan", style="face_paint_512_v2", faces=True, background="hayao")  # portrait mode
 pipe.generate(n=16, seed=0)     # generate models
 """
@@ -106,7 +106,9 @@ def architecture_option(spec: ModelSpec, registry: Registry | None = None) -> Va
 
 
 #: keywords the core's own translate pipeline reads (``Pipeline.options``) beside a model's run options
-CORE_PIPELINE_OPTIONS = {"translate": ("no_crop",), "generate": ()}
+#: ``crop``: True/False centre-crops every image to a square or never does (None: the style's ``center_crop``
+#: preset); ``no_crop=True`` is its older spelling of False
+CORE_PIPELINE_OPTIONS = {"translate": ("crop", "no_crop"), "generate": ()}
 _PIPELINE_ARGS = {"self", "spec", "nets", "device", "precision", "preprocess", "args", "kwargs", "options"}
 
 
@@ -293,6 +295,8 @@ def load(
 
     ``options`` are keywords of the model's pipeline or of its generator, never anything else:
 
+    - ``crop`` (translate models): ``False`` keeps the whole picture where a face style's preset would
+      centre-crop it to a square (``anime run --no-crop``), ``True`` crops for any style;
     - pipeline keywords (``anime run MODEL``'s own options): e.g. ``strength=0.5`` for ``ae``,
       ``direction="anime2photo"`` for ``cyclegan``, ``class_name="green"`` for ``dcgan``;
     - generator keywords (the builders', as in ``anime_core.build``): the architecture of a file

@@ -336,6 +336,7 @@ class ModelSpec:
     - ``pipeline``: the inference pipeline class (default: the core's for ``kind``);
       ``run_options``: extra click options of ``anime run MODEL`` (passed to the pipeline).
     - ``prepare``: an optional data-preparation step (``anime prepare MODEL``).
+    - ``default_style``: the style the web app's picker opens on (a name of one of its styles).
 
     ``task``, ``schema``, ``pipeline`` and ``prepare`` are references (see :func:`load_ref`).
     """
@@ -356,6 +357,8 @@ class ModelSpec:
     prepare: Ref[Callable[[Any], Any]] | None = None
     variant_key: str | None = None  # last but one: the fields before it keep their positions
     plugin: str = ""
+    #: the style a picker opens on (the web app): a general-purpose one, not the alphabetically first
+    default_style: str = ""
 
     def task_class(self) -> type[TrainingTask]:
         from anime_core.errors import UsageError

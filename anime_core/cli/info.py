@@ -7,6 +7,7 @@ through :func:`~anime_core.text.printable`, so none can carry terminal escapes o
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -94,6 +95,18 @@ def _run_info(arg: str) -> bool:
     return True
 
 
+def input_policy(preprocess: Mapping[str, Any]) -> str:
+    """What a style's preset does to each photo before the model sees it (``anime run`` and ``load``), in words."""
+    size, crop = preprocess.get("size"), preprocess.get("center_crop")
+    if crop:
+        square = f"resized to {size}x{size} px" if size else "at its short side"
+        whole = f"the whole photo, long side {size} px" if size else "the whole photo"
+        return f"crops every photo to its centre square, {square} (--no-crop: {whole}; --size N: another side)"
+    if size:
+        return f"resizes every photo to a long side of {size} px (--size N: another side; --crop: a centre square)"
+    return "the whole photo at its own size (--size N: long side N px; --crop: a centre square)"
+
+
 @click.command("info")
 @click.argument("model")
 def info_command(model: str) -> None:
@@ -139,6 +152,8 @@ def info_command(model: str) -> None:
         for name, st in sorted(styles.items()):
             status = cache_status(st.key, st.source)
             _echo(f"  {name}: {status}; {st.description}".rstrip("; "))
+            if policy := input_policy(st.preprocess):
+                _echo(f"    input: {policy}")
             for f in st.source.files:  # a TF checkpoint style has two
                 _echo(f"    source: {f.url}")
             if st.license:

@@ -90,6 +90,12 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
                 help="Process in N px tiles: memory bounded by the tile, output equal to the untiled one. Images "
                      f"over {AUTO_TILE_PIXELS / 1e6:.1f} MP are tiled at {DEFAULT_TILE} px unless --tile 0.",
             ),
+            click.Option(
+                ["--crop/--no-crop"],
+                default=None,
+                help="Centre-crop every image to a square, or never [default: the style's preset: the face styles "
+                     "crop, see 'anime info MODEL']. The run says so in one line when it crops.",
+            ),
             click.Option(["--side-by-side"], is_flag=True, help="Write input and output next to each other."),
             click.Option(
                 ["--max-pixels"],
@@ -191,6 +197,8 @@ def _make_command(spec: ModelSpec) -> click.Command:
             warn_plugin_errors()
         options = {k: kw.pop(k) for k in list(kw) if k in own}
         options.update({p.name: v for p in arch_params if p.name and (v := kw.pop(p.name, None)) is not None})
+        if kw.get("crop") is not None:  # --crop/--no-crop; unset: the style's preset decides
+            options["crop"] = kw["crop"]
         encode = video.EncodeOptions(  # checked before the model loads: a typo fails at once
             codec=kw.get("codec", "auto"),
             crf=kw.get("crf", video.DEFAULT_CRF),
@@ -222,6 +230,9 @@ def _make_command(spec: ModelSpec) -> click.Command:
             check_samples(pipe, kw["num"])
         if pipe.precision_notice and main:
             click.echo(f"note: {pipe.precision_notice}", err=True)
+        crop_notice = getattr(pipe, "crop_notice", None)  # translate pipelines
+        if main and crop_notice is not None and kw.get("inputs") and (line := crop_notice(kw.get("size"))):
+            click.echo(f"note: {line}", err=True)
         max_pixels = kw.get("max_pixels") or DEFAULT_MAX_PIXELS
         request = RunRequest(
             inputs=tuple(kw.get("inputs", ())),

@@ -1,12 +1,13 @@
 """Animated GIF, WebP and PNG, and multi-page TIFF, through a frame function (Pillow).
 
 Every frame is composited by Pillow (GIF disposal, partial WebP frames), flattened to RGB like a
-still (:func:`anime_core.inference.io.to_rgb`), translated in batches and written back in the
-format the output name asks for, with each frame's duration and the loop count kept (TIFF has
-neither). Pillow writes an animation from a list of frames, so the output frames are held in
-memory: ``max_pixels`` bounds the frames' total pixel count as well as each frame's, checked from
-the sizes the file declares before any frame is decoded, and the translated frames held must fit the
-memory budget (:mod:`anime_core.budget`).
+still (:func:`anime_core.inference.io.to_rgb`) or, where it has transparency, kept RGBA so its alpha
+is put back on the output (GIF: transparent or not; APNG and WebP: the full alpha), translated in
+batches and written back in the format the output name asks for, with each frame's duration and the
+loop count kept (TIFF has neither). Pillow writes an animation from a list of frames, so the output
+frames are held in memory: ``max_pixels`` bounds the frames' total pixel count as well as each
+frame's, checked from the sizes the file declares before any frame is decoded, and the translated
+frames held must fit the memory budget (:mod:`anime_core.budget`).
 """
 
 from __future__ import annotations
@@ -114,14 +115,16 @@ def check_frames(sizes: list[tuple[int, int]], max_pixels: int) -> None:
         )
 
 
-def _frames(im: Image.Image, max_pixels: int) -> Iterator[tuple[Image.Image, int | None]]:
-    """Each frame, RGB, with its duration; its size is checked after the seek, before it is decoded."""
+def _frames(im: Image.Image, max_pixels: int, keep_alpha: bool = False) -> Iterator[tuple[Image.Image, int | None]]:
+    """Each frame, RGB (``keep_alpha``: RGBA where it has transparency), with its duration; its size is checked
+    after the seek, before it is decoded."""
+    flatten = io.with_alpha if keep_alpha else io.to_rgb
     for i in range(im.n_frames):
         with io.pillow_limit(max_pixels):
             im.seek(i)
             budget.check_pixels(*im.size, max_pixels, f"frame {i + 1}", error=io.BadImage)
             im.load()  # Pillow sets a WebP frame's duration when it is loaded, not when it is sought
-            frame = io.to_rgb(ImageOps.exif_transpose(im))
+            frame = flatten(ImageOps.exif_transpose(im))
         yield frame, im.info.get("duration")
 
 
@@ -150,6 +153,10 @@ def read_frames(path: Path, max_pixels: int = io.DEFAULT_MAX_PIXELS) -> Iterator
 def translate(src: Path, dest: Path, fn: FrameFn, batch_size: int = 1, max_pixels: int = io.DEFAULT_MAX_PIXELS) -> int:
     """Write ``fn`` applied to every frame of ``src`` to ``dest`` (atomically); returns the frame count.
 
+    Frames with transparency reach ``fn`` as RGBA (H, W, 4) arrays, the others as RGB; ``fn`` returns
+    the alpha it was given on its outputs (:func:`~anime_core.inference.io.restore_alpha`), and the
+    file is written with it.
+
     Raises :class:`~anime_core.inference.io.BadImage` for a file Pillow cannot read to the end, a frame
     above ``max_pixels``, frames above it together (all checked before any is decoded), or translated
     frames that would not fit the memory budget (estimated from the first batch).
@@ -160,7 +167,7 @@ def translate(src: Path, dest: Path, fn: FrameFn, batch_size: int = 1, max_pixel
         with _open(src, max_pixels) as im:
             n, loop = int(getattr(im, "n_frames", 1)), im.info.get("loop")
             batch: list[np.ndarray] = []
-            for frame, duration in _frames(im, max_pixels):
+            for frame, duration in _frames(im, max_pixels, keep_alpha=True):
                 batch.append(np.asarray(frame))
                 durations.append(duration)
                 if len(batch) >= batch_size or len(durations) == n:
@@ -192,10 +199,17 @@ def _check_outputs(first: list[np.ndarray], n: int) -> None:
 
 
 def write(frames: list[np.ndarray], dest: Path, timing: Timing) -> None:
-    """Save RGB frames as one animated/multi-page file in the format of ``dest``'s extension."""
+    """Save RGB or RGBA frames as one animated/multi-page file in the format of ``dest``'s extension.
+
+    If any frame has an alpha channel, all are written RGBA; a GIF then clears each frame before the
+    next (disposal 2), so a transparent pixel stays transparent instead of showing the frame before.
+    """
     fmt = Image.registered_extensions()[dest.suffix.lower()]
-    images = [Image.fromarray(np.ascontiguousarray(f), "RGB") for f in frames]
+    mode = "RGBA" if any(f.ndim == 3 and f.shape[2] == 4 for f in frames) else "RGB"
+    images = [Image.fromarray(np.ascontiguousarray(f)).convert(mode) for f in frames]
     options: dict = {"save_all": True, "append_images": images[1:], **WRITERS[fmt]}
+    if mode == "RGBA" and fmt == "GIF":
+        options["disposal"] = 2
     if fmt in TIMED:
         if all(d is not None for d in timing.durations):
             options["duration"] = list(timing.durations)

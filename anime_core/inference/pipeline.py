@@ -228,7 +228,7 @@ class Pipeline(ABC):
 
 
 class TranslatePipeline(Pipeline):
-    """Image -> image. ``pipe(pil_image)`` returns a PIL image of the same size."""
+    """Image -> image. ``pipe(x)`` takes a path, PIL image, array, tensor or a list of them (:meth:`__call__`)."""
 
     kind = "translate"
     out_scale = 1  # output side / input side (4 for a 4x super-resolution model)
@@ -363,17 +363,46 @@ class TranslatePipeline(Pipeline):
                 cache.pop(next(iter(cache)))
         return cache[key]
 
+    def crops(self) -> bool:
+        """Whether :meth:`prepare` centre-crops to a square.
+
+        The ``crop`` option if given (``anime run --crop/--no-crop``, ``load(..., crop=False)``), else
+        the style's ``center_crop`` preset; ``no_crop=True`` is the older spelling of ``crop=False``.
+        """
+        crop = self.options.get("crop")
+        if crop is None:
+            return bool(self.defaults.get("center_crop")) and not self.options.get("no_crop")
+        return bool(crop)
+
+    def crop_notice(self, size: int | None = None) -> str | None:
+        """One line for ``anime run`` when every image will be cropped to a square, saying why and how not to."""
+        if not self.crops():
+            return None
+        side = size or self.defaults.get("size")
+        to = f"resized to {side}x{side} px" if side else "its short side"
+        why = "--crop" if self.options.get("crop") else "the style's preset: it was trained on square crops"
+        keep = f"long side {side} px" if side else "its own size"
+        return (f"cropping every image to its centre square, {to} ({why}); --no-crop keeps the whole picture "
+                f"({keep})")
+
+    def prepared_size(self, width: int, height: int, size: int | None = None) -> tuple[int, int]:
+        """The (w, h) :meth:`prepare` makes of a ``width`` x ``height`` image (computed, nothing allocated)."""
+        return io.resized_size(width, height, size or self.defaults.get("size"), self.crops())
+
     def prepare(self, img: Image.Image, size: int | None = None) -> Image.Image:
         """Apply the resize policy: ``size`` (long side), else the style's defaults."""
-        size = size or self.defaults.get("size")
-        return io.resize_long_side(
-            img, size, center_crop=bool(self.defaults.get("center_crop")) and not self.options.get("no_crop")
-        )
+        return io.resize_long_side(img, size or self.defaults.get("size"), center_crop=self.crops())
 
-    def __call__(self, image: Image.Image, size: int | None = None, tile: int | None = None) -> Image.Image:
-        y = self.translate(io.to_tensor(self.prepare(io.to_rgb(image), size)), tile)
-        check_finite(y, "this image")
-        return io.to_image(y)
+    def __call__(self, image: Any, size: int | None = None, tile: int | None = None,
+                 max_pixels: int = io.DEFAULT_MAX_PIXELS) -> Any:
+        """Translate ``image``, answered in its own kind: a path or PIL image gives a PIL image, an HWC numpy
+        array (uint8, or float in [0, 1]) an array of its dtype, a CHW/NCHW torch tensor a tensor of its dtype
+        on its device, a list a list (:mod:`anime_core.inference.inputs`). ``size``: the long side in px;
+        ``tile``: see :meth:`tile_for`; ``max_pixels``: larger inputs and resizes are refused (``BadImage``).
+        """
+        from anime_core.inference.inputs import translate_any
+
+        return translate_any(self, image, size, tile, max_pixels)
 
     def run_mode(self, request: RunRequest) -> ModeOutput | None:
         return None

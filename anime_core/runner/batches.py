@@ -27,8 +27,7 @@ class Job:
 def check_size(pipe: TranslatePipeline, size: tuple[int, int], options: FileOptions) -> None:
     """Refuse (``io.BadImage``) an image that ``pipe.prepare`` would resize above ``--max-pixels``, before it does."""
     target = options.size or pipe.defaults.get("size")
-    crop = bool(pipe.defaults.get("center_crop")) and not pipe.options.get("no_crop")  # as pipe.prepare decides
-    io.check_resize(*size, target, options.max_pixels, crop)
+    io.check_resize(*size, target, options.max_pixels, pipe.crops())  # as pipe.prepare decides
 
 
 def tiling(pipe: TranslatePipeline, size: tuple[int, int], options: FileOptions, source: str) -> bool:

@@ -92,7 +92,7 @@ def decode(pipe: TranslatePipeline, options: FileOptions, job: tuple[InputFile, 
     """Decode and resize one input (in a worker thread: Pillow releases the GIL while it decodes and resizes)."""
     item, dest = job
     try:
-        img = io.decode(item.path, options.max_pixels)
+        img = io.decode(item.path, options.max_pixels, keep_alpha=True)  # RGBA if transparent: alpha put back
         frames = img.info.get("n_frames", 1)
         if frames > 1 and animated.can_write(item.path, dest):
             return Decoded(item, dest, frames=frames)

@@ -130,7 +130,7 @@ def finish(job: Job, y: torch.Tensor, notes: list[str], options: FileOptions) ->
         part.failed.append((str(job.item.path), str(exc)))
         return part
     part.notes += [(str(job.item.path), note) for note in notes]
-    out = io.to_image(y)
+    out = io.restore_alpha(io.to_image(y), job.image)
     if options.side_by_side:
         out = side_by_side(job.image, out)
     write(out, job.dest, str(job.item.path), part)

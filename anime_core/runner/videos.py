@@ -32,7 +32,7 @@ def frame_fn(pipe: TranslatePipeline, options: FileOptions, source: str, notes: 
         nonlocal tiled
         for f in frames:
             check_size(pipe, (f.shape[1], f.shape[0]), options)
-        images = [pipe.prepare(Image.fromarray(f, "RGB"), options.size) for f in frames]
+        images = [pipe.prepare(Image.fromarray(f), options.size) for f in frames]  # RGB, or RGBA (alpha kept)
         if tiled is None:  # every frame of a clip has one size
             tiled = tiling(pipe, images[0].size, options, source)
         results = []
@@ -40,7 +40,7 @@ def frame_fn(pipe: TranslatePipeline, options: FileOptions, source: str, notes: 
             check_finite(y, "this frame")
             if deflicker is not None:
                 y = deflicker(io.to_tensor(img), y)
-            out = io.to_image(y)
+            out = io.restore_alpha(io.to_image(y), img)
             results.append(np.asarray(side_by_side(img, out) if options.side_by_side else out))
         return results
 

@@ -16,8 +16,13 @@ have a user name and password (Gradio's ``auth``): :func:`~anime_core.ui.serving
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 
 from anime_core.errors import UsageError
 from anime_core.ui.serving import (  # noqa: F401 (what ``anime ui`` and tests import from here)
@@ -31,6 +36,7 @@ from anime_core.ui.serving import (  # noqa: F401 (what ``anime ui`` and tests i
 )
 
 INSTALL_HINT = 'pip install "anime-core[ui]"'
+GRADIO_TEMP_ENV = "GRADIO_TEMP_DIR"
 
 
 def require_gradio() -> None:
@@ -50,9 +56,34 @@ def serve(options: ServeOptions | None = None) -> None:
     require_gradio()
     # a local app: no usage statistics sent anywhere, unless the user asked for them
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    with gradio_temp_dir():  # before gradio is imported: some of its modules read the folder then
+        try:
+            from anime_core.ui import training
+            from anime_core.ui.app import build_app, launch
+        except ImportError as exc:
+            raise UsageError(f"gradio could not be imported ({exc}); reinstall it with: {INSTALL_HINT}") from None
+        launch(build_app(job=training.TrainJob(options.runs), max_pixels=options.max_pixels), options)
+
+
+@contextlib.contextmanager
+def gradio_temp_dir() -> Iterator[Path]:
+    """A temp folder of this server's own for Gradio's uploads and result copies, removed when it stops.
+
+    Gradio keeps what it receives and serves under ``GRADIO_TEMP_DIR`` (default ``$TMPDIR/gradio``,
+    shared and never emptied); its ``delete_cache`` removes only the files it tracked, and leaves the
+    folders. The variable is set here, before gradio is imported (some of its modules read it then),
+    to a new folder inside the one it names, and restored afterwards.
+    """
+    saved = os.environ.get(GRADIO_TEMP_ENV)
+    if saved:
+        Path(saved).mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="anime-ui-", dir=saved or None))
+    os.environ[GRADIO_TEMP_ENV] = str(folder)
     try:
-        from anime_core.ui import training
-        from anime_core.ui.app import build_app, launch
-    except ImportError as exc:
-        raise UsageError(f"gradio could not be imported ({exc}); reinstall it with: {INSTALL_HINT}") from None
-    launch(build_app(job=training.TrainJob(options.runs), max_pixels=options.max_pixels), options)
+        yield folder
+    finally:
+        if saved is None:
+            os.environ.pop(GRADIO_TEMP_ENV, None)
+        else:
+            os.environ[GRADIO_TEMP_ENV] = saved
+        shutil.rmtree(folder, ignore_errors=True)

@@ -114,8 +114,13 @@ def recorded_model(file: str | None) -> str | None:
 
 
 def default_style(model: str | None) -> str | None:
-    """The style a picker starts on: the first whose weights are cached (runs at once), else the first."""
-    styles = get_registry().styles_of(model) if model in get_registry().models else {}
+    """The style a picker starts on: the model's declared ``default_style``; without one (or if it names no style
+    of the model), the first whose weights are cached (runs at once), else the first."""
+    reg = get_registry()
+    styles = reg.styles_of(model) if model in reg.models else {}
+    declared = reg.models[model].default_style if model in reg.models else ""
+    if declared in styles:
+        return declared
     cached = [name for name, spec in sorted(styles.items()) if cached_path(spec.key, spec.source).is_file()]
     return (cached or sorted(styles) or [None])[0]
 

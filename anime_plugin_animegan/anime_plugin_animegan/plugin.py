@@ -78,6 +78,7 @@ def anime_register_models() -> list[ModelSpec]:
             paper=PAPER,
             description="lightweight photo -> anime GAN (grayscale style, colour and grayscale adversarial losses)",
             prepare=f"{PKG}.prepare:prepare",
+            default_style="paprika",  # scenes and any photo, uncropped; the face styles crop to a square
         )
     ]
 
