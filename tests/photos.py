@@ -1,4 +1,5 @@
-"""Real photos for tests (``ANIME_TEST_PHOTOS``, default /work/shared/photos); a shipped network, random weights."""
+"""Real photos for tests (``ANIME_TEST_PHOTOS``, default ``../shared/photos`` beside the checkout); a shipped network,
+random weights."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-PHOTOS = Path(os.environ.get("ANIME_TEST_PHOTOS", "/work/shared/photos"))
+PHOTOS = Path(os.environ.get("ANIME_TEST_PHOTOS", Path(__file__).resolve().parents[2] / "shared" / "photos"))
 SIDE = 96  # px: the photos are shrunk first, so a 2-core CPU runs AnimeGAN v2 on them in about a second
 
 
