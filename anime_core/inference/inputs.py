@@ -81,7 +81,6 @@ def translate_any(pipe: TranslatePipeline, x: Any, size: int | None = None, tile
         return torch.stack(outs) if outs else x.clone()
     item = prepare_input(pipe, x, size, max_pixels)
     y = pipe.translate(item.image, tile)
-    from anime_core.inference.pipeline import check_finite
 
     check_finite(y, "this image")
     return item.back(y)
@@ -218,3 +217,12 @@ def _like(y: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     if dtype == torch.uint8:
         return y.float().clamp(0, 1).mul_(255).round_().to(torch.uint8)
     return y.clamp(0, 1).to(dtype)
+
+
+def check_finite(images: torch.Tensor, what: str = "this input") -> None:
+    """Raise :class:`~anime_core.inference.io.BadImage` if ``images`` hold NaN or inf (instead of a black file)."""
+    if not bool(torch.isfinite(images).all()):
+        raise io.BadImage(
+            f"the model's output for {what} is not finite (NaN or inf); the weights are broken, "
+            f"e.g. saved from a diverged training run"
+        )

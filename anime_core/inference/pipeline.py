@@ -30,6 +30,7 @@ from torch import nn
 
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.inference import io, speed
+from anime_core.inference.inputs import check_finite, translate_any
 from anime_core.inference.modes import AUTO_TILE_PIXELS, DEFAULT_TILE, ModeOutput, RunRequest
 from anime_core.inference.tileplan import TilePlan, plan_tiles
 from anime_core.inference.tiling import TilingReport, pad_to_multiple, run_faithful, run_tiled
@@ -114,14 +115,6 @@ def resolve_precision(device: torch.device, precision: str) -> tuple[str, str | 
     where = "this CPU has no native" if device.type == "cpu" else f"this {device.type} device has no native"
     return "fp32", f"{where} {precision} arithmetic, so {precision} would be far slower than fp32; running in fp32"
 
-
-def check_finite(images: torch.Tensor, what: str = "this input") -> None:
-    """Raise :class:`~anime_core.inference.io.BadImage` if ``images`` hold NaN or inf (instead of a black file)."""
-    if not bool(torch.isfinite(images).all()):
-        raise io.BadImage(
-            f"the model's output for {what} is not finite (NaN or inf); the weights are broken, "
-            f"e.g. saved from a diverged training run"
-        )
 
 
 class Pipeline(ABC):
@@ -400,7 +393,6 @@ class TranslatePipeline(Pipeline):
         on its device, a list a list (:mod:`anime_core.inference.inputs`). ``size``: the long side in px;
         ``tile``: see :meth:`tile_for`; ``max_pixels``: larger inputs and resizes are refused (``BadImage``).
         """
-        from anime_core.inference.inputs import translate_any
 
         return translate_any(self, image, size, tile, max_pixels)
 

@@ -8,8 +8,8 @@ from PIL import Image
 
 from anime_core.errors import UsageError
 from anime_core.inference import io
+from anime_core.inference.inputs import check_finite
 from anime_core.inference.modes import ModeOutput
-from anime_core.inference.pipeline import check_finite
 from anime_core.runner.naming import DEFAULT_OUTPUT
 from anime_core.runner.report import Report
 

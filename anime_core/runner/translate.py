@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 
 from anime_core.errors import UsageError
 from anime_core.inference import io, video
+from anime_core.inference.inputs import check_finite
 from anime_core.inference.modes import RunRequest
-from anime_core.inference.pipeline import Pipeline, TranslatePipeline, check_finite
+from anime_core.inference.pipeline import Pipeline, TranslatePipeline
 from anime_core.runner.batches import Job, forward, groups
 from anime_core.runner.eta import Eta
 from anime_core.runner.inputs import collect_inputs

@@ -10,7 +10,8 @@ from PIL import Image
 
 from anime_core.errors import UsageError
 from anime_core.inference import animated, io, video
-from anime_core.inference.pipeline import TranslatePipeline, check_finite
+from anime_core.inference.inputs import check_finite
+from anime_core.inference.pipeline import TranslatePipeline
 from anime_core.inference.temporal import Deflicker
 from anime_core.runner.batches import check_size, forward, tiling
 from anime_core.runner.inputs import InputFile
