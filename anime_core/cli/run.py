@@ -18,6 +18,7 @@ import click
 from anime_core import budget
 from anime_core.cli.common import ModelGroup, architecture_params, warn_plugin_errors
 from anime_core.errors import UsageError
+from anime_core.inference import backends
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
 from anime_core.text import printable
@@ -48,7 +49,7 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
                  "checkpoint (NAME.ckpt.index with its .data beside it), or an .onnx graph (needs anime-core[onnx]); "
                  f"'anime info {spec.name}' lists the foreign layouts it recognises.",
         ),
-        click.Option(["--backend"], type=click.Choice(["torch", "onnxruntime"]),
+        click.Option(["--backend"], type=click.Choice(list(backends.NAMES)),
                      help="torch (default), or onnxruntime: the generator as a verified ONNX export (default "
                           "for .onnx weights; needs anime-core[onnx])."),
         click.Option(
