@@ -35,6 +35,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from anime_core import config as cfglib
+from anime_core import runfiles
 from anime_core.errors import ConfigError, TrainingError, UsageError
 from anime_core.inference.speed import reuse_cpu_memory
 from anime_core.registry import Registry, get_registry
@@ -43,8 +44,7 @@ from anime_core.training import checkpoint, preflight
 from anime_core.training.checkpoint import TrainState
 from anime_core.training.data import prepared_data_errors
 from anime_core.training.init import apply_start, start_weights
-from anime_core.training.outputs import EXPORT_NAME, export, sample_batch, write_samples
-from anime_core.training.report import REPORT
+from anime_core.training.outputs import export, sample_batch, write_samples
 from anime_core.training.rundir import Run, open_run, run_config
 from anime_core.training.signals import StopRequest, ignore_stop_signals
 from anime_core.training.task import StepContext, TrainingTask
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
 
     from anime_core.schema import RunConfig
 
-__all__ = ["EXPORT_NAME", "train"]
+__all__ = ["train"]
 
 
 def train(
@@ -95,7 +95,7 @@ def train(
             task.build(plan.steps_per_epoch)
             task.schedule(plan.max_steps)  # schedule.* over the run's real number of optimizer steps
         if acc.is_main_process:  # only once the checks passed: a run that fails them removes its folder unnamed
-            cfglib.write(cfg, run.dir / "config.yaml")
+            cfglib.write(cfg, run.dir / runfiles.CONFIG)
             _announce(run.dir, "tensorboard" in log_with)
         if acc.is_main_process and (warning := preflight.warn_random_features(task, cfg)):
             print(warning, file=sys.stderr)
@@ -372,7 +372,7 @@ def _checkpoint(acc: Accelerator, task: TrainingTask, state: TrainState, run: Ru
 def _announce(run_dir: Path, tensorboard: bool) -> None:
     """Where to look while the run goes on: said at the start, not only at the end."""
     where = run_dir.absolute()
-    lines = [f"run folder: {where}", f"report: {where / REPORT} (updated at each sample step)"]
+    lines = [f"run folder: {where}", f"report: {where / runfiles.REPORT} (updated at each sample step)"]
     if tensorboard:
         lines.append(f"TensorBoard: tensorboard --logdir {where / TENSORBOARD}")
     print("\n".join(lines), file=sys.stderr, flush=True)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from anime_core import runfiles
 from anime_core.errors import TrainingError
 from anime_core.training import checkpoint
 
@@ -22,14 +23,13 @@ if TYPE_CHECKING:
 
     from anime_core.training.task import TrainingTask
 
-EXPORT_NAME = "generator.safetensors"
 
 
 def export(acc: Accelerator, task: TrainingTask, model: str, run_dir: Path, step: int, epoch: int, advice: str) -> Path:
     """Write the task's export parts as native safetensors (``anime run MODEL --weights``), sane ones only."""
     from anime_core.weights.files import save_native
 
-    path = run_dir / EXPORT_NAME
+    path = run_dir / runfiles.EXPORT
     parts = {p: acc.unwrap_model(task.nets[p]) for p in task.export_parts}
     problem = checkpoint.weights_problem(parts)  # every process decides alike: the weights are the same
     if problem:
@@ -78,7 +78,7 @@ def write_samples(acc: Accelerator, task: TrainingTask, batch: Any, run_dir: Pat
     grid = to_image(make_grid(images, nrow=nrow, padding=PADDING, pad_value=1.0))
     if labels:
         grid = label_rows(grid, labels, images.size(-2))
-    write_atomic(grid, run_dir / "samples" / f"step-{step:07d}.png")
+    write_atomic(grid, run_dir / runfiles.SAMPLES / f"step-{step:07d}.png")
 
 
 PADDING = 2
