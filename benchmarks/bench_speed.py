@@ -357,4 +357,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from anime_core.inference.speed import application
+
+    with application():  # measured as 'anime run' runs: the CLI's process-wide speed settings on
+        main()

@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torchmetrics.functional.image import structural_similarity_index_measure
+from torchmetrics.functional.image.lpips import _NoTrainLpips
 
+from anime_core.errors import WeightsUnavailable
 from anime_core.ops import psnr as psnr  # the one PSNR (+inf for identical images), as anime_core.metrics.psnr
+from anime_core.weights import fetch
+from anime_core.weights.files import read_state
 from anime_core.weights.known import ALEXNET_KEY, ALEXNET_SOURCE
 
 #: torchvision's AlexNet ImageNet weights, the backbone LPIPS was calibrated with
@@ -28,8 +33,6 @@ from anime_core.weights.known import ALEXNET_KEY, ALEXNET_SOURCE
 
 def ssim(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """Per-image SSIM of (N, 3, H, W) images in [0, 1] (Gaussian 11x11 window, sigma 1.5)."""
-    from torchmetrics.functional.image import structural_similarity_index_measure
-
     return structural_similarity_index_measure(fake.double(), real.double(), data_range=1.0, reduction="none")
 
 
@@ -44,12 +47,8 @@ class LPIPS(nn.Module):
 
     def __init__(self, backbone: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__()
-        from torchmetrics.functional.image.lpips import _NoTrainLpips
 
         if backbone is None:
-            from anime_core.weights import fetch
-            from anime_core.weights.files import read_state
-
             backbone, _ = read_state(fetch(ALEXNET_KEY, ALEXNET_SOURCE))
         # pnet_rand: build the backbone without torchvision's download; the linear heads come from
         # the file torchmetrics ships, then the verified AlexNet weights go into the slices.
@@ -59,8 +58,6 @@ class LPIPS(nn.Module):
                 for pname, param in layer.named_parameters():
                     key = f"features.{index}.{pname}"
                     if key not in backbone:
-                        from anime_core.errors import WeightsUnavailable
-
                         raise WeightsUnavailable(f"AlexNet weights lack {key}; import torchvision's alexnet file")
                     param.data.copy_(backbone[key])
         self.requires_grad_(False).eval()

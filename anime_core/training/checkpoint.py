@@ -40,8 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
 
 from anime_core import runfiles
+from anime_core.budget import fmt_bytes
 from anime_core.errors import TrainingError, WeightsUnavailable
 from anime_core.fsutil import atomic_path
 
@@ -174,10 +178,6 @@ def size_on_disk(folder: Path) -> int:
 
 def report_saved(acc: Accelerator, ckpt: Checkpoint) -> None:
     """Say what was saved, with the step and the folder's size (main process; above a progress bar)."""
-    from tqdm.auto import tqdm
-
-    from anime_core.budget import fmt_bytes
-
     if acc.is_main_process:
         tqdm.write(f"saved {ckpt.path.name}: step {ckpt.step}, {fmt_bytes(size_on_disk(ckpt.path))} ({ckpt.path})",
                    file=sys.stderr)
@@ -185,7 +185,6 @@ def report_saved(acc: Accelerator, ckpt: Checkpoint) -> None:
 
 def summary(run_dir: Path) -> str:
     """``anime info RUN_DIR``: a table of the run's checkpoints (folder, step, epoch, size, saved) and a total."""
-    from anime_core.budget import fmt_bytes
     from anime_core.cli.common import table
 
     rows, total = [], 0
@@ -285,8 +284,6 @@ def verify(folder: Path) -> None:
 # -- the loop's own state: tensors as safetensors, the structure around them as JSON ---------------
 def write_tree(path: Path, tree: Any, what: str) -> None:
     """Save nested dicts/lists of tensors, numbers, strings, booleans and None, without pickle."""
-    from safetensors.torch import save_file
-
     tensors: dict[str, torch.Tensor] = {}
     layout = _flatten(tree, "", tensors, what)
     with atomic_path(path) as tmp:
@@ -294,8 +291,6 @@ def write_tree(path: Path, tree: Any, what: str) -> None:
 
 
 def read_tree(path: Path) -> Any:
-    from safetensors import safe_open
-
     with safe_open(str(path), "pt") as fh:
         layout = json.loads(fh.metadata()["anime_state"])
         tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 (safe_open is no dict)
