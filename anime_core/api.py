@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from anime_core.errors import AnimeError, UsageError, WeightsUnavailable, did_you_mean
+from anime_core.inference import backends
 from anime_core.registry import Registry, get_registry
 from anime_core.variants import Variants
 
@@ -44,7 +45,7 @@ def build(model: str, part: str = "generator", **overrides: Any) -> nn.Module:
 
 
 
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = tuple(backends.NAMES)
 #: torch: the default torch path is 0.66x of eager at 512 px for AnimeGAN v2, ONNX Runtime 0.82x (benchmarks/RESULTS.md,
 #: "Inference speed"); ORT is faster at 256 px and for PixelSake SR, but its first use of a weights file costs a
 #: verified export (13-47 s on 2 cores), and torch runs on every device
@@ -310,8 +311,7 @@ def load(
 
     Any other keyword is a :class:`~anime_core.errors.UsageError` listing what the model takes.
     """
-    if backend not in (None, *BACKENDS):
-        raise UsageError(f"unknown backend '{backend}'; use torch or onnxruntime")
+    runner = backends.get(backend or DEFAULT_BACKEND)
     face_options = {k: options.pop(k) for k in FACE_OPTIONS if k in options}
     if faces:
         return _portrait(model, style, weights, device, precision, backend, background, face_options, options)
@@ -328,15 +328,10 @@ def load(
         if chosen:
             raise UsageError(f"{source.label} is an ONNX graph, whose network is fixed; leave out "
                              f"{', '.join(sorted(chosen))}")
-        from anime_core.inference.onnx import onnx_pipeline
-
-        return onnx_pipeline(cls, spec, source.onnx, device, precision, source.preprocess, **pipe_options)
+        return backends.get("onnxruntime").open(cls, spec, source.onnx, device, precision, source.preprocess,
+                                                **pipe_options)
     pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device, precision)
-    if (backend or DEFAULT_BACKEND) == "onnxruntime":
-        from anime_core.inference.onnx import to_onnxruntime
-
-        return to_onnxruntime(pipe, cls, device, **pipe_options)
-    return pipe
+    return runner.from_torch(pipe, cls, device, **pipe_options)
 
 
 #: ``load`` keywords of portrait mode besides ``faces`` and ``background``

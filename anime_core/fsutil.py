@@ -53,6 +53,11 @@ def atomic_path(dest: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
             os.close(fd)  # releases the lock
 
 
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through :func:`atomic_path`: the old file or the whole new one, never half."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
 def _lock(fd: int) -> int | None:
     """Hold an exclusive ``flock`` on the new temp file while it exists: its writer is alive.
 

@@ -12,14 +12,18 @@ from torch import nn
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-image PSNR in dB, shape (N,), of images whose values span ``data_range``.
+    """Per-image PSNR in dB, shape (N,), of images whose values span ``data_range``: the one PSNR of the project.
 
     ``data_range`` is 1 for [0, 1] images and 2 for [-1, 1]; ``pred`` is clamped to the range
-    (centred on 0 for 2, starting at 0 for 1). Identical images give 100 dB (MSE floored at 1e-10).
+    (centred on 0 for 2, starting at 0 for 1). Computed in float64 for float64 inputs, else in
+    float32. **Identical images give +inf dB**, as torchmetrics' ``peak_signal_noise_ratio`` (which
+    ``anime eval`` used before) and scikit-image do: no floor on the error, so a mean over images
+    that holds one exact copy is +inf rather than a number that depends on an arbitrary floor.
     """
+    dtype = torch.promote_types(pred.dtype, torch.float32) if pred.is_floating_point() else torch.float32
     low = -data_range / 2 if data_range == 2.0 else 0.0
-    pred = pred.float().clamp(low, low + data_range)
-    mse = (pred - target.float()).square().flatten(1).mean(1).clamp_min(1e-10)
+    pred = pred.to(dtype).clamp(low, low + data_range)
+    mse = (pred - target.to(dtype)).square().flatten(1).mean(1)
     return 10.0 * torch.log10(data_range**2 / mse)
 
 

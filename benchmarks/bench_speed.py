@@ -168,10 +168,10 @@ class Case:
 
     def onnx_graph(self) -> bytes:
         if self.graph is None:
-            from anime_core.inference import onnx
+            from anime_core.inference.backends import onnx_export
 
             start = time.perf_counter()
-            proto, _ = onnx.build_verified(self.plain)
+            proto, _ = onnx_export.build_verified(self.plain)
             self.graph = proto.SerializeToString()
             self.export_s = time.perf_counter() - start
         return self.graph
@@ -179,9 +179,9 @@ class Case:
     def ort_pipe(self) -> Any:
         """Our pipeline around the tuned ONNX Runtime session (``anime run --backend onnxruntime``)."""
         if self._ort_pipe is None:
-            from anime_core.inference import onnx
+            from anime_core.inference.backends import onnx_runtime
 
-            self._ort_pipe = onnx.onnx_pipeline(type(self.pipe), self.pipe.spec, self.onnx_graph(), self.device,
+            self._ort_pipe = onnx_runtime.onnx_pipeline(type(self.pipe), self.pipe.spec, self.onnx_graph(), self.device,
                                                 threads=self.threads)
         return self._ort_pipe
 
@@ -210,14 +210,14 @@ class Case:
                 session = ort.InferenceSession(self.onnx_graph(), ort.SessionOptions(),
                                                providers=["CPUExecutionProvider"])
             if name == "ort-int8":
-                from anime_core.inference import onnx
+                from anime_core.inference.backends import onnx_quant, onnx_runtime
 
                 if self.image is None:
                     raise RuntimeError("int8 is calibrated on photos: image models only")
                 start = time.perf_counter()
-                graph, scores = onnx.quantize_int8(self.plain, onnx.require("onnx").load_from_string(self.onnx_graph()),
-                                                   [self.image])
-                session = ort.InferenceSession(graph.SerializeToString(), onnx.session_options(self.threads),
+                fp32 = onnx_runtime.require("onnx").load_from_string(self.onnx_graph())
+                graph, scores = onnx_quant.quantize_int8(self.plain, fp32, [self.image])
+                session = ort.InferenceSession(graph.SerializeToString(), onnx_runtime.session_options(self.threads),
                                                providers=["CPUExecutionProvider"])
                 note += f", calibrate+quantize {time.perf_counter() - start:.0f} s on this input, {scores[0]:.1f} dB"
             feed = {i.name: a.cpu().numpy() for i, a in zip(session.get_inputs(), args)}
@@ -357,4 +357,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from anime_core.inference.speed import application
+
+    with application():  # measured as 'anime run' runs: the CLI's process-wide speed settings on
+        main()

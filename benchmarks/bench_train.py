@@ -527,4 +527,7 @@ def main_heap_ab(names: list[str], args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from anime_core.inference.speed import application
+
+    with application():  # measured as 'anime train' runs: the CLI's process-wide speed settings on
+        sys.exit(main())

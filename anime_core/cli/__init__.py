@@ -14,6 +14,7 @@ import traceback
 import click
 
 from anime_core.errors import AnimeError
+from anime_core.inference import speed
 from anime_core.text import printable
 
 _DEBUG = False
@@ -22,10 +23,13 @@ _DEBUG = False
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="anime-core", prog_name="anime")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors (accepted anywhere on the line).")
-def cli(debug: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """anime: turn photos into anime, generate anime faces, train the papers' models."""
     global _DEBUG
     _DEBUG = _DEBUG or debug
+    # the application may tune the process (allocator reuse, cuDNN autotuning); a library call may not
+    ctx.with_resource(speed.application())
 
 
 def _register_commands() -> None:

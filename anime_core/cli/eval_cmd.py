@@ -123,7 +123,7 @@ def _default_metrics(real: Path, fake: Path) -> tuple[tuple[str, ...], dict[str,
     Distribution metrics need the Inception weights (95 MB), LPIPS the AlexNet ones (244 MB): by
     default they run only when cached. Paired metrics need files named alike in both folders.
     """
-    from anime_core.metrics.folders import match_pairs
+    from anime_core.files import match_pairs
     from anime_core.weights.known import ALEXNET_KEY, ALEXNET_SOURCE, INCEPTION_KEY, INCEPTION_SOURCE
     from anime_core.weights.store import cache_status
 

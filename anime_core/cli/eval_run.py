@@ -31,6 +31,7 @@ import click
 from click.core import ParameterSource
 
 from anime_core import config as cfglib
+from anime_core import runfiles
 from anime_core.cli.eval_common import print_failure, render, write_outputs
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.fsutil import atomic_path
@@ -41,7 +42,6 @@ from anime_core.text import table as text_table
 if TYPE_CHECKING:
     from anime_core.metrics.scoring import Report
 
-EXPORT = "generator.safetensors"
 #: metrics where a smaller value is better (the others: larger is better)
 LOWER_IS_BETTER = {"fid", "kid", "lpips"}
 
@@ -57,7 +57,7 @@ class Target:
 
 def is_run_dir(arg: str | None) -> bool:
     """Whether the MODEL argument of ``anime eval`` names a run folder instead of a model."""
-    return bool(arg) and (Path(str(arg)) / "config.yaml").is_file()
+    return bool(arg) and (Path(str(arg)) / runfiles.CONFIG).is_file()
 
 
 def evaluate_run(run_dir: Path, kw: dict[str, Any]) -> int:
@@ -67,7 +67,7 @@ def evaluate_run(run_dir: Path, kw: dict[str, Any]) -> int:
             raise UsageError(f"with a run folder the outputs come from its own weights; give no {flag}")
     model = run_model(run_dir)
     spec = get_registry().model(model)
-    cfg = cfglib.load_saved(spec, run_dir / "config.yaml")
+    cfg = cfglib.load_saved(spec, run_dir / runfiles.CONFIG)
     real = _folder(kw.get("real") or kw.get("anime") or cfg.data.anime, "--real", run_dir)
     photos = None
     if spec.kind == "translate":
@@ -90,15 +90,15 @@ def run_model(run_dir: Path) -> str:
     model = _read_state(run_dir).get("model") or _model_of(run_dir)
     if not model:
         raise UsageError(f"cannot tell which model {run_dir} was trained for (no report.json, checkpoint or "
-                         f"{EXPORT}); it may not have reached its first checkpoint yet")
+                         f"{runfiles.EXPORT}); it may not have reached its first checkpoint yet")
     return str(model)
 
 
 def final_target(run_dir: Path) -> Target:
-    path = run_dir / EXPORT
+    path = run_dir / runfiles.EXPORT
     if not path.is_file():
-        raise UsageError(f"{run_dir} has no {EXPORT} yet (the run has not finished); score its checkpoints with "
-                         f"--all-checkpoints, or resume it to the end")
+        raise UsageError(f"{run_dir} has no {runfiles.EXPORT} yet (the run has not finished); score its "
+                         f"checkpoints with --all-checkpoints, or resume it to the end")
     return Target("final", _export_step(path), path)
 
 
@@ -108,14 +108,15 @@ def checkpoint_targets(run_dir: Path) -> list[Target]:
 
     targets, missing = [], []
     for ckpt in checkpoint.checkpoints(run_dir):
-        path = ckpt.path / EXPORT
+        path = ckpt.path / runfiles.EXPORT
         if path.is_file():
             targets.append(Target(ckpt.path.name, ckpt.step, path))
         else:
             missing.append(ckpt.path.name)
     if missing:
-        click.echo(f"note: {', '.join(missing)} hold no {EXPORT} (written by an older anime-core); skipped", err=True)
-    final = run_dir / EXPORT
+        click.echo(f"note: {', '.join(missing)} hold no {runfiles.EXPORT} (written by an older anime-core); skipped",
+                   err=True)
+    final = run_dir / runfiles.EXPORT
     if final.is_file():
         step = _export_step(final)
         if not targets or step is None or step > (targets[-1].step or 0):
@@ -146,7 +147,7 @@ def _folder(value: Any, flag: str, run_dir: Path) -> Path:
 
 def _metrics(kw: dict[str, Any], kind: str, real: Path, photos: Path | None) -> tuple[list[str], dict[str, str]]:
     """The metrics to compute and, when none were named, those left out with the reason."""
-    from anime_core.metrics.folders import match_pairs
+    from anime_core.files import match_pairs
     from anime_core.metrics.scoring import parse_metrics
 
     if _named_metrics():
@@ -284,7 +285,7 @@ def _write_table(run_dir: Path, header: list[str], rows: list[list[Any]], final:
     try:
         written.append(run_report.write_report(run_dir))
     except OSError as exc:
-        click.echo(f"note: {run_dir / run_report.REPORT} not refreshed ({exc})", err=True)
+        click.echo(f"note: {run_dir / runfiles.REPORT} not refreshed ({exc})", err=True)
     return written
 
 

@@ -81,14 +81,14 @@ def _make_command(spec: ModelSpec) -> click.Command:
 
     def callback(**kw: Any) -> None:
         from anime_core.api import is_onnx, pipeline_class, resolve, split_options, torch_pipeline
-        from anime_core.inference import onnx
+        from anime_core.inference.backends import onnx_export, onnx_runtime
 
         warn_plugin_errors()
         options = {k: kw.pop(k) for k in list(kw) if k in own}
         options.update({p.name: v for p in arch_params if p.name and (v := kw.pop(p.name, None)) is not None})
         if kw["weights"] is not None and is_onnx(kw["weights"]):
             raise UsageError(f"{kw['weights']} is already an ONNX graph; export from .safetensors or .pt weights")
-        onnx.require("onnxruntime")  # verification needs it: fail before the weights download
+        onnx_runtime.require("onnxruntime")  # verification needs it: fail before the weights download
         source = resolve(spec.name, kw["style"], kw["weights"])
         if source.onnx is not None:
             raise UsageError(f"style '{kw['style']}' is already an ONNX graph: {source.onnx}")
@@ -99,7 +99,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
         if kw["calibrate"] and kw["precision"] != "int8":
             raise UsageError("--calibrate is for --precision int8")
         calibration = _calibration(kw["calibrate"], pipe, kw["size"]) if kw["precision"] == "int8" else None
-        result = onnx.export(pipe, dest, kw["opset"], kw["precision"], generator_options, source.label,
+        result = onnx_export.export(pipe, dest, kw["opset"], kw["precision"], generator_options, source.label,
                              calibration=calibration)
         size = dest.stat().st_size / 2**20
         checks = ", ".join(map(str, result.checks))

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import click
 
+from anime_core import runfiles
 from anime_core.cli.common import warn_plugin_errors
 from anime_core.registry import get_registry
 from anime_core.text import printable, table
@@ -85,9 +87,7 @@ def _data_keys(spec: Any) -> str:
 
 def _run_info(arg: str) -> bool:
     """``anime info RUN_DIR``: the run's checkpoints (step, size, time); False when ``arg`` is no run folder."""
-    from pathlib import Path
-
-    if not (Path(arg) / "config.yaml").is_file():
+    if not (Path(arg) / runfiles.CONFIG).is_file():
         return False
     from anime_core.training.checkpoint import summary
 

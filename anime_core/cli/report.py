@@ -6,6 +6,9 @@ from pathlib import Path
 
 import click
 
+from anime_core import runfiles
+from anime_core.errors import UsageError
+
 
 @click.command("report", short_help="Rebuild RUN_DIR/report.html: losses, samples, throughput, config.")
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
@@ -16,11 +19,10 @@ def report_command(run_dir: Path) -> int:
     'pip install "anime-core[report]"'), sample grids over time, the resolved config and the
     command to resume. Open it in any browser.
     """
-    from anime_core.errors import UsageError
-    from anime_core.training.report import write_report
+    from anime_core.training.report import write_report  # torch: only when the command runs
 
-    if not (run_dir / "config.yaml").is_file():
-        raise UsageError(f"{run_dir} is not a run folder (no config.yaml); give a folder 'anime train' made")
+    if not (run_dir / runfiles.CONFIG).is_file():
+        raise UsageError(f"{run_dir} is not a run folder (no {runfiles.CONFIG}); give a folder 'anime train' made")
     try:
         path = write_report(run_dir)
     except OSError as exc:

@@ -19,6 +19,7 @@ from anime_core import budget
 from anime_core.choice import architecture_params
 from anime_core.cli.common import ModelGroup, warn_plugin_errors
 from anime_core.errors import UsageError
+from anime_core.inference import backends
 from anime_core.registry import get_registry
 from anime_core.specs import ModelSpec
 from anime_core.text import printable
@@ -49,7 +50,7 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
                  "checkpoint (NAME.ckpt.index with its .data beside it), or an .onnx graph (needs anime-core[onnx]); "
                  f"'anime info {spec.name}' lists the foreign layouts it recognises.",
         ),
-        click.Option(["--backend"], type=click.Choice(["torch", "onnxruntime"]),
+        click.Option(["--backend"], type=click.Choice(list(backends.NAMES)),
                      help="torch (default), or onnxruntime: the generator as a verified ONNX export (default "
                           "for .onnx weights; needs anime-core[onnx])."),
         click.Option(

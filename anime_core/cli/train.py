@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from anime_core import runfiles
 from anime_core.cli.common import warn_plugin_errors
 
 
@@ -26,7 +27,7 @@ def train_command(
     With --init the run starts from pretrained weights (recorded with their sha256 in config.yaml);
     train.freeze=encoder keeps a model's encoder fixed where it has one.
     """
-    from anime_core.training.loop import EXPORT_NAME, train
+    from anime_core.training.loop import train
 
     main_process = os.environ.get("RANK", "0") == "0"  # under `accelerate launch`, speak once
     if main_process:
@@ -39,7 +40,7 @@ def train_command(
 
         end_processes(PartialState())
     if main_process:
-        click.echo(f"run saved in {run_dir}; try: anime run {model} --weights {run_dir / EXPORT_NAME}", err=True)
+        click.echo(f"run saved in {run_dir}; try: anime run {model} --weights {run_dir / runfiles.EXPORT}", err=True)
     return 0
 
 

@@ -1,4 +1,12 @@
-"""Device-level speed settings the pipelines apply around a forward: CPU allocator reuse, cuDNN autotuning.
+"""Process-wide speed settings: CPU allocator reuse, cuDNN autotuning. The application's choice, not a library's.
+
+Both change state the whole process shares (glibc's allocator, torch's one ``cudnn.benchmark``
+switch), so a library call must not make them behind its host's back: they take effect only
+inside :func:`application`, which the ``anime`` command line enters for every command (``anime
+run``, ``anime ui``, ``anime train``, ``anime eval``), as nanoGPT sets its torch flags in
+``train.py`` and not in ``model.py``. ``anime_core.load(...)(img)`` and ``anime_core.train`` from
+another program leave both alone; such a program opts in with ``with speed.application(): ...``.
+Outside it, :func:`reuse_cpu_memory` and :func:`cudnn_autotune` do nothing.
 
 **CPU: reuse freed memory within a call** (:func:`reuse_cpu_memory`). A generator at 512 px
 allocates gigabytes of short-lived activations per forward (AnimeGAN v2: a 67 MB map per norm,
@@ -25,8 +33,10 @@ import sys
 import threading
 from collections.abc import Iterator
 from functools import cache
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 M_TRIM_THRESHOLD = -1  # mallopt parameter numbers, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -40,6 +50,28 @@ MAX_SHAPES_SEEN = 256
 
 _lock = threading.Lock()
 _depth = 0
+_application = 0  # depth of application() scopes: the settings below apply only while it is above 0
+
+
+@contextlib.contextmanager
+def application() -> Iterator[None]:
+    """Allow the process-wide speed settings while inside (the CLI's commands; reentrant).
+
+    Light (no torch): the CLI's top level enters it for every command.
+    """
+    global _application
+    with _lock:
+        _application += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _application -= 1
+
+
+def in_application() -> bool:
+    """Whether an :func:`application` scope is open (the speed settings may change process state)."""
+    return _application > 0
 
 
 @cache
@@ -63,9 +95,12 @@ def reuse_available() -> bool:
 
 @contextlib.contextmanager
 def reuse_cpu_memory(enabled: bool = True) -> Iterator[None]:
-    """Serve large CPU allocations from the heap while inside; reentrant and thread-safe (see the module doc)."""
+    """Serve large CPU allocations from the heap while inside; reentrant and thread-safe (see the module doc).
+
+    Only inside :func:`application`: elsewhere the host's allocator settings are left alone.
+    """
     global _depth
-    libc = _glibc() if enabled else None
+    libc = _glibc() if enabled and in_application() else None
     if libc is None:
         yield
         return
@@ -90,10 +125,13 @@ def cudnn_autotune(device: torch.device, shape: tuple[int, ...], seen: set[tuple
 
     A shape seen twice is likely to come again (a batch of one size, video frames), so the one-off
     search pays; a single image of each size never triggers it. It stays on for the process
-    (torch has one switch), which costs one search per later new shape.
+    (torch has one switch), which costs one search per later new shape: so only inside
+    :func:`application`, never for a library call.
     """
-    if device.type != "cuda":
+    if device.type != "cuda" or not in_application():
         return False
+    import torch  # this module is light (the CLI imports it at start); a CUDA device means torch is loaded
+
     if shape in seen and not torch.backends.cudnn.benchmark:
         torch.backends.cudnn.benchmark = True
         return True

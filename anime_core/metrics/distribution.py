@@ -23,6 +23,12 @@ original TensorFlow code); these wrappers only choose the papers' settings:
 from __future__ import annotations
 
 import torch
+from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
+from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
+
+from anime_core.errors import UsageError
 
 #: defaults of the papers' metrics (see the module docstring)
 KID_SUBSETS = 100
@@ -38,15 +44,11 @@ def _cpu(x: torch.Tensor) -> torch.Tensor:
 
 def _need(n: int, at_least: int, what: str) -> None:
     if n < at_least:
-        from anime_core.errors import UsageError
-
         raise UsageError(f"{what} needs at least {at_least} images in each set, got {n}; add images")
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets (N, D)."""
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
-
     _need(min(len(real), len(fake)), 2, "FID")
     stats_r, stats_f = fid_features_to_statistics(_cpu(real)), fid_features_to_statistics(_cpu(fake))
     return float(fid_statistics_to_metric(stats_f, stats_r, verbose=False)[KEY_METRIC_FID])
@@ -64,8 +66,6 @@ def kid(
     seed: int = SEED,
 ) -> tuple[float, float]:
     """(mean, std) of the unbiased polynomial-kernel MMD^2 over ``subsets`` random subsets."""
-    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
-
     _need(min(len(real), len(fake)), 2, "KID")
     out = kid_features_to_metric(
         _cpu(fake),
@@ -80,8 +80,6 @@ def kid(
 
 def inception_score(logits: torch.Tensor, splits: int = IS_SPLITS, seed: int = SEED) -> tuple[float, float]:
     """(mean, std) of ``exp(E KL(p(y|x) || p(y)))`` over ``splits`` shuffled splits of the logits."""
-    from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
-
     _need(len(logits), 1, "IS")
     out = isc_features_to_metric(_cpu(logits), splits=min(splits, len(logits)), shuffle=True, rng_seed=seed)
     return float(out[KEY_METRIC_ISC_MEAN]), float(out[KEY_METRIC_ISC_STD])
@@ -89,8 +87,6 @@ def inception_score(logits: torch.Tensor, splits: int = IS_SPLITS, seed: int = S
 
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, k: int = PRC_NEIGHBORHOOD) -> tuple[float, float]:
     """Improved precision and recall with k-NN balls (k=3 in the paper's experiments)."""
-    from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
-
     _need(min(len(real), len(fake)), k + 1, f"precision/recall with k={k}")
     out = prc_features_to_metric(
         _cpu(fake), _cpu(real), prc_neighborhood=k, prc_batch_size=10000, save_cpu_ram=False, verbose=False

@@ -1,4 +1,5 @@
-"""Image folders for ``anime eval``: listing, pairing by name, decoding, batched feature extraction.
+"""Image folders for ``anime eval``: decoding, batched feature extraction (listing and pairing by name:
+:mod:`anime_core.files`).
 
 Images are decoded like ``anime run`` does (EXIF orientation, any mode -> RGB); an unreadable file is
 reported with its reason and skipped. ``size`` scales every image so its long side is that many pixels
@@ -16,55 +17,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from anime_core.errors import UsageError
 from anime_core.inference import io
 
 T = TypeVar("T")
 Failed = list[tuple[str, str]]
-
-
-def list_images(folder: str | Path, flag: str = "folder") -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted); a usage error if there are none."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise UsageError(f"{flag} {folder} is not a folder; give a folder of images")
-    files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in io.IMAGE_EXTENSIONS)
-    if not files:
-        raise UsageError(f"{flag} {folder} holds no images ({', '.join(sorted(io.IMAGE_EXTENSIONS))})")
-    return files
-
-
-def _keyed(folder: Path, files: list[Path], flag: str) -> dict[str, Path]:
-    keyed: dict[str, Path] = {}
-    for f in files:
-        key = f.relative_to(folder).with_suffix("").as_posix()
-        if key in keyed:
-            raise UsageError(
-                f"{flag} holds both {keyed[key].name} and {f.name}; paired metrics match files by name "
-                f"without extension, so keep one of them"
-            )
-        keyed[key] = f
-    return keyed
-
-
-def match_pairs(real: str | Path, fake: str | Path) -> list[tuple[str, Path, Path]]:
-    """``[(name, real_file, fake_file)]`` matched by relative name; a usage error naming missing partners."""
-    real, fake = Path(real).expanduser(), Path(fake).expanduser()
-    r = _keyed(real, list_images(real, "--real"), "--real")
-    f = _keyed(fake, list_images(fake, "--fake"), "--fake")
-    problems = []
-    for missing, here, there in (
-        (sorted(set(f) - set(r)), "--fake", "--real"),
-        (sorted(set(r) - set(f)), "--real", "--fake"),
-    ):
-        if missing:
-            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            problems.append(f"{len(missing)} image(s) in {here} have no partner in {there} ({shown})")
-    if problems:
-        raise UsageError(
-            "; ".join(problems) + "; paired metrics (psnr, ssim, lpips) match files by relative name without extension"
-        )
-    return [(key, r[key], f[key]) for key in sorted(r)]
 
 
 def load(path: Path, size: int | None = None) -> Image.Image:

@@ -26,14 +26,17 @@ from PIL import Image
 from torch import nn
 from tqdm.auto import tqdm
 
+from anime_core import files
 from anime_core.errors import UsageError, WeightsUnavailable, did_you_mean
 from anime_core.inference import io
 from anime_core.metrics import DISTRIBUTION, METRICS, PAIRED, folders
 from anime_core.metrics import distribution as dist
 from anime_core.metrics import paired as pm
+from anime_core.ops import psnr
 
 #: a pair of different sizes is compared when the aspect ratios differ by at most this fraction
 ASPECT_TOLERANCE = 0.02
+PAIRED_BY_NAME = "paired metrics (psnr, ssim, lpips) match files by relative name without extension"
 OnFailure = Callable[[str, str], None]
 
 
@@ -160,7 +163,7 @@ def _distribution(
     size: int | None,
 ) -> None:
     wanted = [m for m in chosen if m in DISTRIBUTION]
-    real_files, fake_files = folders.list_images(real, "--real"), folders.list_images(fake, "--fake")
+    real_files, fake_files = files.list_images(real, "--real"), files.list_images(fake, "--fake")
     if extractor is None:
         try:
             from anime_core.metrics.inception import InceptionV3Features
@@ -213,7 +216,7 @@ def _paired(
     progress: bool,
     size: int | None,
 ) -> None:
-    pairs = folders.match_pairs(real, fake)
+    pairs = files.match_pairs(real, fake, why=PAIRED_BY_NAME)
     wanted = [m for m in chosen if m in PAIRED]
     if "lpips" in wanted and lpips is None:
         try:
@@ -246,7 +249,7 @@ def _paired(
         r, f = both[:, 0], both[:, 1]
         values = {}
         if "psnr" in wanted:
-            values["psnr"] = pm.psnr(f, r)
+            values["psnr"] = psnr(f.double(), r.double())
         if "ssim" in wanted:
             values["ssim"] = pm.ssim(f, r)
         if "lpips" in wanted:

@@ -40,7 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tqdm.auto import tqdm
 
+from anime_core import runfiles
+from anime_core.budget import fmt_bytes
 from anime_core.errors import TrainingError, WeightsUnavailable
 from anime_core.fsutil import atomic_path
 from anime_core.text import table
@@ -51,9 +56,6 @@ if TYPE_CHECKING:
 
     from anime_core.training.task import TrainingTask
 
-CHECKPOINTS = "checkpoints"
-STATE_FILE = "train_state.json"  # written last: the completion marker
-EXTRA_FILE = "anime_state.safetensors"
 #: parameters larger than this mean a diverged run (fp16 overflows at 6.5e4; trained conv weights stay near 1)
 MAX_WEIGHT = 1e6
 #: what the RNG states Accelerate pickles need besides tensors and Python containers (numpy's state array)
@@ -90,7 +92,7 @@ def checkpoints(run_dir: Path) -> list[Checkpoint]:
     found = []
     for folder in _folders(run_dir):
         try:
-            marker = json.loads((folder / STATE_FILE).read_text())
+            marker = json.loads((folder / runfiles.CHECKPOINT_STATE).read_text())
             found.append(Checkpoint(folder, int(marker["step"]), str(marker.get("model", ""))))
         except (OSError, ValueError, KeyError, TypeError):
             continue  # no marker (half-written) or an unreadable one: not a checkpoint to trust
@@ -110,13 +112,13 @@ def next_number(run_dir: Path) -> int:
 def clear_incomplete(run_dir: Path) -> None:
     """Delete half-written checkpoint folders (main process, under the run lock)."""
     for folder in _folders(run_dir):
-        if not (folder / STATE_FILE).is_file():
+        if not (folder / runfiles.CHECKPOINT_STATE).is_file():
             shutil.rmtree(folder, ignore_errors=True)
 
 
 def older_format(run_dir: Path) -> bool:
     """Whether the run holds checkpoints of an earlier anime-core (``step-*`` folders with pickled state)."""
-    return any((run_dir / CHECKPOINTS).glob("step-*"))
+    return any((run_dir / runfiles.CHECKPOINTS).glob("step-*"))
 
 
 # -- saving ---------------------------------------------------------------------------------------
@@ -130,7 +132,7 @@ def save(acc: Accelerator, task: TrainingTask, state: TrainState, run_dir: Path,
     if acc.is_main_process:
         clear_incomplete(run_dir)
     acc.wait_for_everyone()
-    folder = run_dir / CHECKPOINTS / f"checkpoint_{acc.project_configuration.iteration}"
+    folder = run_dir / runfiles.CHECKPOINTS / f"checkpoint_{acc.project_configuration.iteration}"
 
     def remove_folder() -> None:
         if acc.is_main_process:
@@ -140,11 +142,11 @@ def save(acc: Accelerator, task: TrainingTask, state: TrainState, run_dir: Path,
         acc.save_state()
         if acc.is_main_process:
             extra = {"task": task.state_dict(), "schedulers": {k: s.state_dict() for k, s in task.schedulers.items()}}
-            write_tree(folder / EXTRA_FILE, extra, f"the state of {type(task).__name__}")
+            write_tree(folder / runfiles.CHECKPOINT_EXTRA, extra, f"the state of {type(task).__name__}")
         acc.wait_for_everyone()  # every process's RNG file is written before the marker
         if acc.is_main_process:
             marker = {**asdict(state), "model": model}
-            with atomic_path(folder / STATE_FILE) as tmp:
+            with atomic_path(folder / runfiles.CHECKPOINT_STATE) as tmp:
                 tmp.write_text(json.dumps(marker))
     acc.wait_for_everyone()
     return Checkpoint(folder, state.step, model)
@@ -177,10 +179,6 @@ def size_on_disk(folder: Path) -> int:
 
 def report_saved(acc: Accelerator, ckpt: Checkpoint) -> None:
     """Say what was saved, with the step and the folder's size (main process; above a progress bar)."""
-    from tqdm.auto import tqdm
-
-    from anime_core.budget import fmt_bytes
-
     if acc.is_main_process:
         tqdm.write(f"saved {ckpt.path.name}: step {ckpt.step}, {fmt_bytes(size_on_disk(ckpt.path))} ({ckpt.path})",
                    file=sys.stderr)
@@ -188,24 +186,23 @@ def report_saved(acc: Accelerator, ckpt: Checkpoint) -> None:
 
 def summary(run_dir: Path) -> str:
     """``anime info RUN_DIR``: a table of the run's checkpoints (folder, step, epoch, size, saved) and a total."""
-    from anime_core.budget import fmt_bytes
-
     rows, total = [], 0
     for ckpt in checkpoints(run_dir):
         size = size_on_disk(ckpt.path)
         total += size
         try:
-            epoch = str(json.loads((ckpt.path / STATE_FILE).read_text()).get("epoch", ""))
-            saved = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime((ckpt.path / STATE_FILE).stat().st_mtime))
+            marker = ckpt.path / runfiles.CHECKPOINT_STATE
+            epoch = str(json.loads(marker.read_text()).get("epoch", ""))
+            saved = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(marker.stat().st_mtime))
         except (OSError, ValueError, AttributeError):
             epoch, saved = "", ""
         rows.append([ckpt.path.name, str(ckpt.step), epoch, fmt_bytes(size), saved])
-    incomplete = sum(1 for f in _folders(run_dir) if not (f / STATE_FILE).is_file())
+    incomplete = sum(1 for f in _folders(run_dir) if not (f / runfiles.CHECKPOINT_STATE).is_file())
     if not rows:
         text = f"{run_dir}: no complete checkpoint yet"
     else:
         text = table(rows, ["CHECKPOINT", "STEP", "EPOCH", "SIZE", "SAVED"])
-        text += f"\n{len(rows)} checkpoint(s), {fmt_bytes(total)} in {run_dir / CHECKPOINTS}"
+        text += f"\n{len(rows)} checkpoint(s), {fmt_bytes(total)} in {run_dir / runfiles.CHECKPOINTS}"
     if incomplete:
         text += f"\n{incomplete} incomplete folder(s) (a save that did not finish), removed at the next save"
     return text
@@ -220,8 +217,8 @@ def load(acc: Accelerator, task: TrainingTask, state: TrainState, ckpt: Checkpoi
     except Exception as exc:  # verified files that still do not fit these nets: another config or model
         raise TrainingError(f"{ckpt.path} does not fit this run's nets ({_first_line(exc)}); start a new run") from exc
     try:
-        extra = read_tree(ckpt.path / EXTRA_FILE)
-        marker = json.loads((ckpt.path / STATE_FILE).read_text())
+        extra = read_tree(ckpt.path / runfiles.CHECKPOINT_EXTRA)
+        marker = json.loads((ckpt.path / runfiles.CHECKPOINT_STATE).read_text())
         counters = {key: int(marker[key]) for key in asdict(state)}
         schedulers = {name: extra["schedulers"][name] for name in task.schedulers}
     except Exception as exc:
@@ -286,8 +283,6 @@ def verify(folder: Path) -> None:
 # -- the loop's own state: tensors as safetensors, the structure around them as JSON ---------------
 def write_tree(path: Path, tree: Any, what: str) -> None:
     """Save nested dicts/lists of tensors, numbers, strings, booleans and None, without pickle."""
-    from safetensors.torch import save_file
-
     tensors: dict[str, torch.Tensor] = {}
     layout = _flatten(tree, "", tensors, what)
     with atomic_path(path) as tmp:
@@ -295,8 +290,6 @@ def write_tree(path: Path, tree: Any, what: str) -> None:
 
 
 def read_tree(path: Path) -> Any:
-    from safetensors import safe_open
-
     with safe_open(str(path), "pt") as fh:
         layout = json.loads(fh.metadata()["anime_state"])
         tensors = {key: fh.get_tensor(key) for key in fh.keys()}  # noqa: SIM118 (safe_open is no dict)
@@ -377,7 +370,7 @@ def _existing(path: Path) -> Path:
 
 
 def _folders(run_dir: Path) -> Iterator[Path]:
-    root = run_dir / CHECKPOINTS
+    root = run_dir / runfiles.CHECKPOINTS
     if root.is_dir():
         yield from (p for p in root.iterdir() if p.is_dir() and _FOLDER.fullmatch(p.name))
 

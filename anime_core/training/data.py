@@ -24,7 +24,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from anime_core.errors import ConfigError
-from anime_core.inference.io import IMAGE_EXTENSIONS  # one list: what 'anime run' reads, training reads
+from anime_core.files import list_images, match_pairs
 from anime_core.text import printable
 
 if TYPE_CHECKING:
@@ -34,19 +34,6 @@ log = logging.getLogger("anime.data")
 
 #: what reading one bad image raises: skipped, never fatal (DecompressionBombError is no OSError)
 UNREADABLE = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
-
-
-def list_images(root: str | Path, what: str = "data folder") -> list[Path]:
-    """All image files below ``root`` (recursive, sorted); an empty or missing folder is a ConfigError."""
-    if root is None:
-        raise ConfigError(f"no {what} given; set it, e.g. data.anime=path/to/images")
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise ConfigError(f"{what} {root} does not exist or is not a folder")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
-    if not files:
-        raise ConfigError(f"{what} {root} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
-    return files
 
 
 def readable(files: Sequence[Path], what: str = "images") -> list[Path]:
@@ -164,7 +151,7 @@ class ImageFolderDataset(SeededDataset):
     ) -> None:
         super().__init__(seed)
         root = Path(root)
-        self.files = readable(list_images(root))
+        self.files = readable(list_images(root, "data folder", ConfigError))
         self.transform = transform or train_transform(image_size)
         self.classes: list[str] = []
         if labels:
@@ -200,8 +187,8 @@ class UnpairedDataset(SeededDataset):
         anime_transform: Callable[..., Any] | None = None,
     ) -> None:
         super().__init__(seed)
-        self.photos = readable(list_images(photo, "photo folder (data.photo)"), "photos")
-        self.anime = readable(list_images(anime, "anime folder (data.anime)"), "anime images")
+        self.photos = readable(list_images(photo, "photo folder (data.photo)", ConfigError), "photos")
+        self.anime = readable(list_images(anime, "anime folder (data.anime)", ConfigError), "anime images")
         self.photo_transform = photo_transform or train_transform(image_size)
         self.anime_transform = anime_transform or train_transform(image_size)
 
@@ -216,20 +203,11 @@ class UnpairedDataset(SeededDataset):
         }
 
 
-def match_pairs(photo_dir: str | Path, anime_dir: str | Path) -> list[tuple[Path, Path]]:
-    """Pair files of two folders by relative path without extension; unmatched names are an error."""
-    photos = {p.relative_to(photo_dir).with_suffix("").as_posix(): p for p in list_images(photo_dir, "data.photo")}
-    anime = {p.relative_to(anime_dir).with_suffix("").as_posix(): p for p in list_images(anime_dir, "data.anime")}
-    missing_a = sorted(set(photos) - set(anime))
-    missing_p = sorted(set(anime) - set(photos))
-    if missing_a or missing_p:
-        parts = []
-        if missing_a:
-            parts.append(f"no anime image for {', '.join(missing_a[:5])}{' ...' if len(missing_a) > 5 else ''}")
-        if missing_p:
-            parts.append(f"no photo for {', '.join(missing_p[:5])}{' ...' if len(missing_p) > 5 else ''}")
-        raise ConfigError("paired folders do not match: " + "; ".join(parts) + "; give both files the same name")
-    return [(photos[k], anime[k]) for k in sorted(photos)]
+def paired_files(photo: str | Path, anime: str | Path) -> list[tuple[Path, Path]]:
+    """(photo, anime) files of two folders paired by relative name (:func:`anime_core.files.match_pairs`)."""
+    pairs = match_pairs(photo, anime, ("photo folder (data.photo)", "anime folder (data.anime)"), ConfigError,
+                        "paired training matches files by relative name without extension; give both the same name")
+    return [(p, a) for _, p, a in pairs]
 
 
 class PairedDataset(SeededDataset):
@@ -245,7 +223,7 @@ class PairedDataset(SeededDataset):
         pairs: Sequence[tuple[Path, Path]] | None = None,
     ) -> None:
         super().__init__(seed)
-        self.pairs = list(pairs) if pairs is not None else match_pairs(photo, anime)
+        self.pairs = list(pairs) if pairs is not None else paired_files(photo, anime)
         self.transform = transform or train_transform(image_size)
 
     def __len__(self) -> int:

@@ -21,20 +21,27 @@ A model's :class:`~anime_core.training.task.TrainingTask` only says what one ste
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import accelerate.optimizer as accelerated_optimizer
 import torch
+from accelerate import Accelerator, PartialState, skip_first_batches
+from accelerate.utils import ProjectConfiguration, send_to_device, set_seed
 from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
 
 from anime_core import config as cfglib
+from anime_core import runfiles
 from anime_core.errors import ConfigError, TrainingError, UsageError
 from anime_core.inference.speed import reuse_cpu_memory
 from anime_core.registry import Registry, get_registry
@@ -43,19 +50,16 @@ from anime_core.training import checkpoint, preflight
 from anime_core.training.checkpoint import TrainState
 from anime_core.training.data import prepared_data_errors
 from anime_core.training.init import apply_start, start_weights
-from anime_core.training.outputs import EXPORT_NAME, export, sample_batch, write_samples
-from anime_core.training.report import REPORT
+from anime_core.training.outputs import export, sample_batch, write_samples
 from anime_core.training.rundir import Run, open_run, run_config
 from anime_core.training.signals import StopRequest, ignore_stop_signals
 from anime_core.training.task import StepContext, TrainingTask
 from anime_core.training.tracking import TENSORBOARD, trackers
 
 if TYPE_CHECKING:
-    from accelerate import Accelerator
-
     from anime_core.schema import RunConfig
 
-__all__ = ["EXPORT_NAME", "train"]
+__all__ = ["train"]
 
 
 def train(
@@ -71,15 +75,12 @@ def train(
 
     ``init``: a style (``animegan:paprika``) or weights file the new run starts from (:mod:`.init`).
     """
-    from accelerate import PartialState
-    from accelerate.utils import set_seed
-
     reg = registry or get_registry()
     spec = reg.model(model)
     cfg = run_config(spec, config, list(overrides), resume, reg)  # data folders checked, stored absolute
     PartialState(cpu=_device(cfg) == "cpu")  # the processes exist first, so they agree on one run directory
     start = start_weights(spec, cfg, reg, init, config, overrides, resuming=resume is not None)  # before any folder
-    with open_run(spec.name, cfg, resume is not None) as run:
+    with _accelerate_tweaks(), open_run(spec.name, cfg, resume is not None) as run:
         resume_step = run.resume_from.step if run.resume_from is not None else 0
         log_with, tracker_kwargs = trackers(run.dir, resume_step, cfg.train.tensorboard)
         acc = _accelerator(cfg, run, log_with)
@@ -95,7 +96,7 @@ def train(
             task.build(plan.steps_per_epoch)
             task.schedule(plan.max_steps)  # schedule.* over the run's real number of optimizer steps
         if acc.is_main_process:  # only once the checks passed: a run that fails them removes its folder unnamed
-            cfglib.write(cfg, run.dir / "config.yaml")
+            cfglib.write(cfg, run.dir / runfiles.CONFIG)
             _announce(run.dir, "tensorboard" in log_with)
         if acc.is_main_process and (warning := preflight.warn_random_features(task, cfg)):
             print(warning, file=sys.stderr)
@@ -204,8 +205,6 @@ def _tracking(acc: Accelerator, init_kwargs: dict[str, Any]) -> Iterator[None]:
 
 
 def _progress(acc: Accelerator, plan: Plan, state: TrainState, model: str, progress: bool) -> Any:
-    from tqdm.auto import tqdm
-
     return tqdm(
         total=plan.max_steps,
         initial=state.step,
@@ -234,9 +233,6 @@ _QUIET_ROTATION = _QuietRotation()
 
 
 def _accelerator(cfg: RunConfig, run: Run, log_with: list[Any]) -> Accelerator:
-    from accelerate import Accelerator
-    from accelerate.utils import ProjectConfiguration
-
     project = ProjectConfiguration(
         project_dir=str(run.dir),
         logging_dir=str(run.dir),
@@ -246,8 +242,6 @@ def _accelerator(cfg: RunConfig, run: Run, log_with: list[Any]) -> Accelerator:
         total_limit=max(2, cfg.train.keep_checkpoints),
         iteration=run.next_checkpoint,
     )
-    logging.getLogger("accelerate.accelerator").addFilter(_QUIET_ROTATION)
-    _cache_lomo_check()
     return Accelerator(
         cpu=_device(cfg) == "cpu",
         mixed_precision=cfg.train.precision,
@@ -257,18 +251,42 @@ def _accelerator(cfg: RunConfig, run: Run, log_with: list[Any]) -> Accelerator:
     )
 
 
-def _cache_lomo_check() -> None:
-    """Accelerate's ``AcceleratedOptimizer.step`` asks ``is_lomo_available()`` twice per call, and each
-    answer is an ``importlib`` search of ``sys.path`` (0.3-1 ms): with two optimizers, 1-4 ms a step,
-    the largest part of the loop's own cost on a small net (``benchmarks/bench_train.py``). Whether
-    the package is installed does not change during a run, so the answer is cached."""
-    import functools
+_tweaks_lock = threading.Lock()
+_tweaks_depth = 0
+_tweaks_saved: list[Any] = []  # accelerate's own is_lomo_available while the cached one stands in
 
-    import accelerate.optimizer as accelerated
 
-    check = getattr(accelerated, "is_lomo_available", None)
-    if callable(check) and not hasattr(check, "cache_info"):
-        accelerated.is_lomo_available = functools.cache(check)
+@contextmanager
+def _accelerate_tweaks() -> Iterator[None]:
+    """Two changes to accelerate for one :func:`train` call, undone when it returns (reentrant, thread-safe).
+
+    - Accelerate's ``AcceleratedOptimizer.step`` asks ``is_lomo_available()`` twice per call, and
+      each answer is an ``importlib`` search of ``sys.path`` (0.3-1 ms): with two optimizers, 1-4 ms
+      a step, the largest part of the loop's own cost on a small net (``benchmarks/bench_train.py``).
+      Whether the package is installed does not change during a run, so the answer is cached.
+    - Its warning at every checkpoint rotation (that is the plan) is filtered out.
+
+    Both are module-level state of accelerate that the host program shares, so the originals come
+    back when the outermost call ends.
+    """
+    global _tweaks_depth
+    with _tweaks_lock:
+        _tweaks_depth += 1
+        if _tweaks_depth == 1:
+            check = getattr(accelerated_optimizer, "is_lomo_available", None)
+            if callable(check):
+                _tweaks_saved.append(check)
+                accelerated_optimizer.is_lomo_available = functools.cache(check)
+            logging.getLogger("accelerate.accelerator").addFilter(_QUIET_ROTATION)
+    try:
+        yield
+    finally:
+        with _tweaks_lock:
+            _tweaks_depth -= 1
+            if _tweaks_depth == 0:
+                if _tweaks_saved:
+                    accelerated_optimizer.is_lomo_available = _tweaks_saved.pop()
+                logging.getLogger("accelerate.accelerator").removeFilter(_QUIET_ROTATION)
 
 
 def _prepare(acc: Accelerator, task: TrainingTask, model: str) -> None:
@@ -286,9 +304,6 @@ def _epoch_batches(
     dataset: Any, state: TrainState, plan: Plan, acc: Accelerator, seed: int, cfg: RunConfig
 ) -> Iterator[Any]:
     """The rest of epoch ``state.epoch`` on this process's device: the same order in every run."""
-    from accelerate import skip_first_batches
-    from accelerate.utils import send_to_device
-
     sampler = DistributedSampler(
         dataset, num_replicas=acc.num_processes, rank=acc.process_index, shuffle=True, seed=seed, drop_last=True
     )
@@ -372,7 +387,7 @@ def _checkpoint(acc: Accelerator, task: TrainingTask, state: TrainState, run: Ru
 def _announce(run_dir: Path, tensorboard: bool) -> None:
     """Where to look while the run goes on: said at the start, not only at the end."""
     where = run_dir.absolute()
-    lines = [f"run folder: {where}", f"report: {where / REPORT} (updated at each sample step)"]
+    lines = [f"run folder: {where}", f"report: {where / runfiles.REPORT} (updated at each sample step)"]
     if tensorboard:
         lines.append(f"TensorBoard: tensorboard --logdir {where / TENSORBOARD}")
     print("\n".join(lines), file=sys.stderr, flush=True)

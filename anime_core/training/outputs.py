@@ -12,9 +12,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from accelerate.utils import send_to_device
+from PIL import Image, ImageDraw, ImageFont
+from torch.utils.data import default_collate
+from torchvision.utils import make_grid
 
+from anime_core import runfiles
 from anime_core.errors import TrainingError
+from anime_core.inference.io import to_image, write_atomic
 from anime_core.training import checkpoint
+from anime_core.weights.files import save_native
 
 if TYPE_CHECKING:
     from accelerate import Accelerator
@@ -22,14 +29,11 @@ if TYPE_CHECKING:
 
     from anime_core.training.task import TrainingTask
 
-EXPORT_NAME = "generator.safetensors"
 
 
 def export(acc: Accelerator, task: TrainingTask, model: str, run_dir: Path, step: int, epoch: int, advice: str) -> Path:
     """Write the task's export parts as native safetensors (``anime run MODEL --weights``), sane ones only."""
-    from anime_core.weights.files import save_native
-
-    path = run_dir / EXPORT_NAME
+    path = run_dir / runfiles.EXPORT
     parts = {p: acc.unwrap_model(task.nets[p]) for p in task.export_parts}
     problem = checkpoint.weights_problem(parts)  # every process decides alike: the weights are the same
     if problem:
@@ -43,9 +47,6 @@ def export(acc: Accelerator, task: TrainingTask, model: str, run_dir: Path, step
 
 def sample_batch(dataset: Any, n: int, device: torch.device) -> Any:
     """The first ``n`` items, the same grid inputs for the whole run; the global RNG is left alone."""
-    from accelerate.utils import send_to_device
-    from torch.utils.data import default_collate
-
     with torch.random.fork_rng(devices=[]):
         items = [dataset[i] for i in range(min(n, len(dataset)))]
     return send_to_device(default_collate(items), device)
@@ -54,10 +55,6 @@ def sample_batch(dataset: Any, n: int, device: torch.device) -> Any:
 @torch.no_grad()
 def write_samples(acc: Accelerator, task: TrainingTask, batch: Any, run_dir: Path, step: int) -> None:
     """``samples/step-NNNNNNN.png``: the task's sample images as a grid (main process)."""
-    from torchvision.utils import make_grid
-
-    from anime_core.inference.io import to_image, write_atomic
-
     if not acc.is_main_process:
         return
     modes = {k: n.training for k, n in task.nets.items()}
@@ -78,7 +75,7 @@ def write_samples(acc: Accelerator, task: TrainingTask, batch: Any, run_dir: Pat
     grid = to_image(make_grid(images, nrow=nrow, padding=PADDING, pad_value=1.0))
     if labels:
         grid = label_rows(grid, labels, images.size(-2))
-    write_atomic(grid, run_dir / "samples" / f"step-{step:07d}.png")
+    write_atomic(grid, run_dir / runfiles.SAMPLES / f"step-{step:07d}.png")
 
 
 PADDING = 2
@@ -102,8 +99,6 @@ def row_labels(task: TrainingTask, count: int, n: int) -> tuple[str, ...]:
 
 def label_rows(grid: Image.Image, labels: tuple[str, ...], height: int) -> Image.Image:
     """``grid`` with a white margin on the left naming each row."""
-    from PIL import Image, ImageDraw, ImageFont
-
     size = max(10, min(24, height // 6))
     try:
         font: Any = ImageFont.load_default(size=size)

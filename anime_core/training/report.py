@@ -29,15 +29,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from anime_core import runfiles
 from anime_core.errors import AnimeError, TrainingError
 from anime_core.fsutil import atomic_path
 from anime_core.text import printable
 
 log = logging.getLogger("anime.train")
 
-REPORT = "report.html"
-STATE = "report.json"
-METRICS = "metrics.csv"
 EVAL_TABLE = Path("eval") / "checkpoints.csv"
 MIN_INTERVAL = 10.0  # seconds between two rewrites during a run (plots take about a second)
 MAX_POINTS = 4000  # throughput points kept in report.json; older sessions are thinned beyond that
@@ -79,12 +77,12 @@ class RunReport:
             _thin(self.sessions)
             state = {"model": self.model, "status": status, "step": self.step, "max_steps": self.max_steps,
                      "updated": datetime.now().isoformat(timespec="seconds"), "sessions": self.sessions}
-            with atomic_path(self.run_dir / STATE) as tmp:
+            with atomic_path(self.run_dir / runfiles.REPORT_STATE) as tmp:
                 tmp.write_text(json.dumps(state))
             path = write_report(self.run_dir)
         except Exception as exc:  # a report must never cost the run
             if not self._failed:
-                where, why = printable(self.run_dir / REPORT), printable(exc)
+                where, why = printable(self.run_dir / runfiles.REPORT), printable(exc)
                 log.warning("could not write %s (%s); the run goes on", where, why)
             self._failed = True
             return None
@@ -113,7 +111,7 @@ def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     state = _read_state(run_dir)
     model = str(state.get("model") or _model_of(run_dir) or "MODEL")
-    rows = read_metrics(run_dir / METRICS)
+    rows = read_metrics(run_dir / runfiles.METRICS)
     sessions = state.get("sessions", [])
     plots_ok = _have_matplotlib()
     parts = [_header(run_dir, model, state, rows, sessions)]
@@ -131,7 +129,7 @@ def write_report(run_dir: str | Path) -> Path:
         parts.append(_section("Checkpoints evaluated", evaluation))
     parts.append(_section("Config", _config(run_dir)))
     page = _page(f"{model}: {run_dir.name}", "\n".join(parts))
-    path = run_dir / REPORT
+    path = run_dir / runfiles.REPORT
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path
@@ -248,10 +246,10 @@ def _header(run_dir: Path, model: str, state: Mapping[str, Any], rows: list[dict
     cmds = [("resume", f"anime train {model} --resume {where}"),
             ("TensorBoard", f"tensorboard --logdir {where / 'tb'}"),
             ("rebuild this page", f"anime report {where}")]
-    export = where / "generator.safetensors"
+    export = where / runfiles.EXPORT
     if export.is_file():
         cmds.insert(0, ("use the weights", f"anime run {model} --weights {export} PHOTO -o out/"))
-    if any((where / "checkpoints").glob("checkpoint_*")):
+    if any((where / runfiles.CHECKPOINTS).glob("checkpoint_*")):
         cmds.append(("pick a checkpoint", f"anime eval {where} --all-checkpoints --real ANIME_DIR"))
     table = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in facts)
     table += "".join(f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(v)}</code></td></tr>" for k, v in cmds)
@@ -259,7 +257,7 @@ def _header(run_dir: Path, model: str, state: Mapping[str, Any], rows: list[dict
 
 
 def _samples(run_dir: Path) -> str:
-    grids = sorted((run_dir / "samples").glob("step-*.png"))
+    grids = sorted((run_dir / runfiles.SAMPLES).glob("step-*.png"))
     if not grids:
         return "<p>No sample grids yet (written every <code>train.sample_every</code> steps).</p>"
     newest = grids[-1]
@@ -309,7 +307,7 @@ def _evaluation(run_dir: Path, plots_ok: bool) -> str:
 
 
 def _config(run_dir: Path) -> str:
-    path = run_dir / "config.yaml"
+    path = run_dir / runfiles.CONFIG
     text = path.read_text(encoding="utf-8") if path.is_file() else "(no config.yaml)"
     return f"<pre>{html.escape(text)}</pre>"
 
@@ -337,7 +335,7 @@ def _page(title: str, body: str) -> str:
 # -- small helpers ------------------------------------------------------------------------------------
 def _read_state(run_dir: Path) -> dict[str, Any]:
     try:
-        state = json.loads((run_dir / STATE).read_text())
+        state = json.loads((run_dir / runfiles.REPORT_STATE).read_text())
     except (OSError, ValueError):
         return {}
     return state if isinstance(state, dict) else {}
@@ -350,7 +348,7 @@ def _model_of(run_dir: Path) -> str | None:
     last = checkpoint.latest(run_dir)
     if last is not None and last.model:
         return last.model
-    export = run_dir / "generator.safetensors"
+    export = run_dir / runfiles.EXPORT
     if export.is_file():
         try:
             from safetensors import safe_open

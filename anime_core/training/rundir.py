@@ -18,11 +18,11 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from anime_core import config as cfglib
+from anime_core import runfiles
 from anime_core.errors import AnimeError, UsageError
 from anime_core.specs import ModelSpec
 from anime_core.training import checkpoint, preflight
@@ -36,9 +36,6 @@ try:
     import fcntl
 except ImportError:  # Windows: runs are not locked there
     fcntl = None  # type: ignore[assignment]
-
-CONFIG_NAME = "config.yaml"
-LOCK_NAME = ".lock"
 
 
 @dataclass
@@ -77,8 +74,8 @@ def run_config(
         preflight.check_data(spec.name, cfg, keys)
         return cfg
     run_dir = Path(resume)
-    if not (run_dir / CONFIG_NAME).is_file():
-        raise UsageError(f"{run_dir} is not a run directory (no {CONFIG_NAME}); give the folder 'anime train' made")
+    if not (run_dir / runfiles.CONFIG).is_file():
+        raise UsageError(f"{run_dir} is not a run directory (no {runfiles.CONFIG}); give the folder 'anime train' made")
     if config is not None:
         raise UsageError("--resume continues with the run's saved config; pass only key=value overrides")
     last = checkpoint.latest(run_dir)
@@ -86,7 +83,7 @@ def run_config(
         raise UsageError(
             f"{run_dir} is a run of '{last.model}'; resume it with: anime train {last.model} --resume {run_dir}"
         )
-    cfg = cfglib.load_saved(spec, run_dir / CONFIG_NAME, overrides)  # keys added since the run take their defaults
+    cfg = cfglib.load_saved(spec, run_dir / runfiles.CONFIG, overrides)  # keys added since the run take their defaults
     preflight.absolute_paths(cfg, keys)  # a relative path from an older run, or a new key=value
     preflight.check_data(spec.name, cfg, keys, resume_dir=run_dir)
     cfg.output_dir = str(run_dir)
@@ -134,7 +131,7 @@ def _claim(model: str, cfg: RunConfig, resume: bool) -> tuple[IO[str] | None, Ru
     run_dir = Path(cfg.output_dir or "runs")
     root_existed = Path("runs").is_dir()
     try:
-        run_dir = Path(cfg.output_dir) if cfg.output_dir else _new_run_dir(model)
+        run_dir = Path(cfg.output_dir) if cfg.output_dir else runfiles.new_run_dir("runs", model)
         created = cfg.output_dir is None or not run_dir.exists()
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = _lock(run_dir)
@@ -161,20 +158,6 @@ def _claim(model: str, cfg: RunConfig, resume: bool) -> tuple[IO[str] | None, Ru
         raise
 
 
-def _new_run_dir(model: str) -> Path:
-    root = Path("runs")
-    root.mkdir(parents=True, exist_ok=True)
-    base = f"{model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    for n in range(1, 10_000):
-        path = root / (base if n == 1 else f"{base}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise UsageError(f"{root} holds too many runs named {base}-*; set output_dir")
-
-
 def _remove(run: Run) -> None:
     """Delete the folder a run created and wrote nothing useful to (and an emptied ``runs/`` it made)."""
     shutil.rmtree(run.dir, ignore_errors=True)
@@ -186,7 +169,7 @@ def _remove(run: Run) -> None:
 def _lock(run_dir: Path) -> IO[str] | None:
     if fcntl is None:
         return None
-    fh = (run_dir / LOCK_NAME).open("a+")
+    fh = (run_dir / runfiles.LOCK).open("a+")
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

@@ -15,9 +15,9 @@ from typing import Any
 
 from accelerate.tracking import GeneralTracker, on_main_process
 
+from anime_core import runfiles
 from anime_core.fsutil import atomic_path
 
-METRICS = "metrics.csv"
 TENSORBOARD = "tb"
 
 
@@ -25,7 +25,7 @@ def trackers(run_dir: Path, resume_step: int, tensorboard: bool) -> tuple[list[A
     """``log_with`` for the ``Accelerator`` and ``init_kwargs`` for ``init_trackers``."""
     from accelerate.utils import is_tensorboard_available
 
-    log_with: list[Any] = [CsvTracker(run_dir / METRICS, resume_step)]
+    log_with: list[Any] = [CsvTracker(run_dir / runfiles.METRICS, resume_step)]
     init_kwargs: dict[str, Any] = {}
     if tensorboard and is_tensorboard_available():
         log_with.append("tensorboard")

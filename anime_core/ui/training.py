@@ -25,11 +25,11 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from anime_core import config as cfglib
+from anime_core import runfiles
 from anime_core.budget import DEFAULT_MAX_PIXELS
 from anime_core.errors import UsageError
 from anime_core.registry import get_registry
@@ -37,8 +37,6 @@ from anime_core.registry import get_registry
 if TYPE_CHECKING:
     from PIL import Image
 
-LOG_NAME = "train.log"  # the subprocess's output, in the run folder
-METRICS = "metrics.csv"
 DEFAULT_RUNS = "runs"  # as ``anime train``
 #: the settings the form shows, with their labels; anything else goes in the extra key=value box
 SETTINGS = {
@@ -98,21 +96,6 @@ def overrides(
     return out
 
 
-def new_run_dir(root: str | Path, model: str) -> Path:
-    """``ROOT/MODEL-DATE-TIME`` (``-2``, ``-3``... when taken), created, as ``anime train`` names runs."""
-    root = Path(root or "runs").expanduser()
-    root.mkdir(parents=True, exist_ok=True)
-    base = f"{model}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
-    for n in range(1, 1000):
-        path = root / (base if n == 1 else f"{base}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise UsageError(f"{root} holds too many runs named {base}-*; choose another runs folder")
-
-
 def list_runs(root: str | Path) -> list[str]:
     """Run folders directly in ``root`` (real folders with a ``config.yaml``, no symlinks), newest first."""
     root = Path(root or DEFAULT_RUNS).expanduser()
@@ -121,7 +104,7 @@ def list_runs(root: str | Path) -> list[str]:
     runs = []
     for p in root.iterdir():
         try:
-            if _is_real_dir(p) and _is_regular(p / "config.yaml"):
+            if _is_real_dir(p) and _is_regular(p / runfiles.CONFIG):
                 runs.append((p.lstat().st_mtime, str(p)))
         except OSError:
             continue
@@ -139,7 +122,7 @@ def run_folder(root: str | Path, run: str | Path | None) -> Path:
     path = base / Path(text).expanduser()  # an absolute path replaces base
     inside = text not in ("", ".", "..") and path.name not in ("", ".", "..")
     try:
-        inside = inside and path.parent.resolve() == base and _is_real_dir(path) and _is_regular(path / "config.yaml")
+        inside = inside and path.parent.resolve() == base and _is_real_dir(path) and _is_regular(path / runfiles.CONFIG)
     except (OSError, ValueError):
         inside = False
     if not inside:
@@ -200,7 +183,7 @@ def metrics(run_dir: str | Path | None) -> dict[str, list[tuple[float, float]]]:
     """The run's logged losses as ``{name: [(step, value), ...]}`` (steps, epochs and learning rates left out)."""
     from anime_core.training.report import read_metrics
 
-    path = run_file(run_dir, METRICS) if run_dir else None
+    path = run_file(run_dir, runfiles.METRICS) if run_dir else None
     rows = read_metrics(path) if path else []
     names = dict.fromkeys(k for row in rows for k in row if k not in _NOT_PLOTTED and not k.startswith("lr"))
     series = {name: [(row["step"], row[name]) for row in rows if name in row and math.isfinite(row[name])]
@@ -232,7 +215,7 @@ def latest_sample(run_dir: str | Path | None, max_pixels: int = DEFAULT_MAX_PIXE
 
     if not run_dir:
         return None
-    samples = Path(run_dir) / "samples"
+    samples = Path(run_dir) / runfiles.SAMPLES
     try:
         if not _is_real_dir(samples):
             return None
@@ -256,7 +239,7 @@ def latest_sample(run_dir: str | Path | None, max_pixels: int = DEFAULT_MAX_PIXE
 
 def read_log(run_dir: str | Path | None, lines: int = 40) -> str:
     """The last ``lines`` lines of a run's ``train.log`` (progress-bar redraws collapsed to the last one)."""
-    fh = _open_run_file(run_dir, LOG_NAME) if run_dir else None
+    fh = _open_run_file(run_dir, runfiles.LOG) if run_dir else None
     if fh is None:
         return ""
     with fh:
@@ -307,7 +290,7 @@ class TrainJob:
         cfglib.resolve(spec, preset or None, args)  # a bad key or value fails now, with the CLI's message
         with self._lock:
             self._check_idle()
-            run_dir = new_run_dir(self.root, model)
+            run_dir = runfiles.new_run_dir(self.root, model, "choose another runs folder")
             config = ["--config", preset] if preset else []
             self._launch(["train", model, *config, *args, f"output_dir={run_dir}"], run_dir)
         return run_dir
@@ -344,7 +327,7 @@ class TrainJob:
         if code is None:
             return f"Running in {where} (PID {job.proc.pid})" + (": stopping..." if job.stops else ".")
         if code == 0:
-            return f"Finished: {where}; its weights are `{job.run_dir / 'generator.safetensors'}`."
+            return f"Finished: {where}; its weights are `{job.run_dir / runfiles.EXPORT}`."
         last = _last_error(self.log())
         if job.stops:
             return f"Stopped; resume it from {where} with **Resume**." + (f" ({last})" if last else "")
@@ -369,7 +352,7 @@ class TrainJob:
             raise UsageError("a training run is already going; stop it before starting another")
 
     def _launch(self, args: list[str], run_dir: Path) -> None:
-        log = (run_dir / LOG_NAME).open("ab")
+        log = (run_dir / runfiles.LOG).open("ab")
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         try:
             proc = subprocess.Popen(

@@ -1,4 +1,4 @@
-"""TensorFlow 1 checkpoints, read (and, for tests, written) without TensorFlow.
+"""TensorFlow 1 checkpoints, read without TensorFlow (the tests' writer is ``tests/tf1_writer.py``).
 
 A checkpoint ``NAME.ckpt`` is a pair of files (TensorFlow's "tensor bundle"):
 
@@ -31,7 +31,6 @@ from __future__ import annotations
 import glob
 import math
 import re
-import struct
 import sys
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -42,7 +41,6 @@ import numpy as np
 
 from anime_core.budget import check_bytes, fmt_bytes
 from anime_core.errors import WeightsUnavailable
-from anime_core.fsutil import atomic_path
 
 INDEX_SUFFIX = ".index"
 _DATA = re.compile(r"^(?P<stem>.+)\.data-(?P<shard>\d{5})-of-(?P<count>\d{5})$")
@@ -534,106 +532,3 @@ def _shown(name: str, limit: int = 120) -> str:
     """A name read from a file, safe to print: control and bidi characters escaped (``\\x1b``), cut to ``limit``."""
     text = _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), name)
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-# -- writing (tests, and anyone producing a fixture) -----------------------------------------
-
-
-def _put_varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def _field(number: int, value: int | bytes) -> bytes:
-    if isinstance(value, bytes):
-        return _put_varint(number << 3 | 2) + _put_varint(len(value)) + value
-    return _put_varint(number << 3) + _put_varint(value)
-
-
-def _entry_bytes(dtype: int, shape: tuple[int, ...], offset: int, size: int, crc: int) -> bytes:
-    dims = b"".join(_field(2, _field(1, d)) for d in shape)
-    out = _field(1, dtype) + _field(2, dims)
-    if offset:
-        out += _field(4, offset)
-    out += _field(5, size) + _put_varint(6 << 3 | 5) + crc.to_bytes(4, "little")
-    return out
-
-
-def _build_block(items: list[tuple[bytes, bytes]], restart_every: int) -> bytes:
-    out, restarts, last = bytearray(), [], b""
-    for i, (key, value) in enumerate(items):
-        shared = 0
-        if i % restart_every:
-            while shared < min(len(key), len(last)) and key[shared] == last[shared]:
-                shared += 1
-        else:
-            restarts.append(len(out))
-        out += _put_varint(shared) + _put_varint(len(key) - shared) + _put_varint(len(value))
-        out += key[shared:] + value
-        last = key
-    restarts = restarts or [0]
-    out += b"".join(struct.pack("<I", r) for r in restarts) + struct.pack("<I", len(restarts))
-    return bytes(out)
-
-
-def _append_block(out: bytearray, contents: bytes) -> bytes:
-    """Append ``contents`` with its trailer; return its encoded handle."""
-    handle = _put_varint(len(out)) + _put_varint(len(contents))
-    out += contents + b"\0" + struct.pack("<I", mask(crc32c(contents + b"\0")))
-    return handle
-
-
-def write_checkpoint(
-    prefix: str | Path,
-    tensors: Mapping[str, np.ndarray],
-    block_size: int = 4096,
-    big_endian: bool = False,
-    bfloat16: Collection[str] = (),
-) -> Path:
-    """Write ``tensors`` as the TF1 checkpoint ``prefix`` (``.index`` + ``.data-00000-of-00001``); return the index.
-
-    The on-disk format TensorFlow's ``BundleWriter`` produces for one shard: sorted keys,
-    uncompressed blocks of about ``block_size`` bytes, restart points every 16 entries, each
-    tensor's masked CRC32C. ``big_endian`` writes what a big-endian machine would;
-    the uint16 arrays named in ``bfloat16`` are stored as bfloat16 bit patterns.
-    """
-    prefix = Path(prefix)
-    codes = {np.dtype(v).str: k for k, v in _DTYPES.items() if k not in (BFLOAT16, 17)}
-    codes[np.dtype("<u2").str] = 17
-    order = ">" if big_endian else "<"
-    header = _field(1, 1) + (_field(2, 1) if big_endian else b"") + _field(3, _field(1, 1))
-    names = sorted(tensors)
-    arrays = [np.array(tensors[name], order="C") for name in names]  # (ascontiguousarray makes scalars 1-d)
-    raws = [a.astype(a.dtype.newbyteorder(order)).tobytes() for a in arrays]
-    data, items = bytearray(), [(b"", header)]
-    for name, array, raw, crc in zip(names, arrays, raws, crc32c_many(raws), strict=True):
-        code = codes[array.dtype.newbyteorder("<").str if array.dtype.itemsize > 1 else array.dtype.str]
-        if name in bfloat16:
-            code = BFLOAT16
-        items.append((name.encode(), _entry_bytes(code, array.shape, len(data), len(raw), mask(crc))))
-        data += raw
-    table, index_items, pending, size = bytearray(), [], [], 0
-    for key, value in items:
-        pending.append((key, value))
-        size += len(key) + len(value)
-        if size >= block_size:
-            index_items.append((key, _append_block(table, _build_block(pending, 16))))
-            pending, size = [], 0
-    if pending:
-        index_items.append((pending[-1][0], _append_block(table, _build_block(pending, 16))))
-    meta_handle = _append_block(table, _build_block([], 1))
-    index_handle = _append_block(table, _build_block(index_items, 1))
-    footer = (meta_handle + index_handle).ljust(40, b"\0") + struct.pack("<Q", _MAGIC)
-    table += footer
-    with atomic_path(data_path(prefix)) as tmp:
-        tmp.write_bytes(bytes(data))
-    with atomic_path(index_path(prefix)) as tmp:
-        tmp.write_bytes(bytes(table))
-    return index_path(prefix)

@@ -3,7 +3,7 @@ using Auto Encoders", sections II.A, II.B.1 and Table III: the dataset kind ``ae
 
 II.A: a dataset of "pairs of normal images and their corresponding anime-style representations";
 here two folders, ``data.photo`` and ``data.anime``, whose files match by name (a mismatch is an
-error listing the unmatched names, :func:`anime_core.training.data.match_pairs`).
+error listing the unmatched names, :func:`anime_core.files.match_pairs`).
 II.B.1: "scaling for consistency" and "noise reduction": every pair is resized (short side) and
 cropped to ``train.image_size`` (256 in II.D), and ``data.denoise`` optionally filters the input
 photos (``median`` or ``gaussian``, kernel ``data.denoise_size``; the paper names no filter, and
@@ -25,7 +25,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from anime_core.errors import ConfigError
-from anime_core.training.data import PairedDataset, load_rgb, match_pairs
+from anime_core.training.data import PairedDataset, load_rgb, paired_files
 
 if TYPE_CHECKING:
     from anime_plugin_ae.config import AEConfig
@@ -95,7 +95,7 @@ def paired_split(config: AEConfig, train: bool = True) -> DenoisedPairs:
     if data.photo is None or data.anime is None:
         raise ConfigError("paired training needs data.photo=DIR and data.anime=DIR (files matched by name)")
     size, seed = config.train.image_size, config.train.seed
-    train_pairs, val_pairs = split_pairs(match_pairs(data.photo, data.anime), data.val_fraction, seed)
+    train_pairs, val_pairs = split_pairs(paired_files(data.photo, data.anime), data.val_fraction, seed)
     denoise = denoiser(data.denoise, data.denoise_size)
     augment = train and data.augment  # validation crops stay central
     return DenoisedPairs(train_pairs if train else val_pairs, size, seed, pair_transform(size, augment), denoise)

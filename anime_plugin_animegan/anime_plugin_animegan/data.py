@@ -23,7 +23,8 @@ import torch
 from PIL import Image
 
 from anime_core.errors import ConfigError
-from anime_core.training.data import SeededDataset, list_images, load_rgb, readable, train_transform
+from anime_core.files import list_images
+from anime_core.training.data import SeededDataset, load_rgb, readable, train_transform
 from anime_plugin_animegan.prepare import color_target, prepare, targets
 
 if TYPE_CHECKING:
@@ -40,10 +41,10 @@ class AnimeGANDataset(SeededDataset):
                  seed: int = 0, flip: bool = True, edge_images: str = "gray") -> None:
         super().__init__(seed)
         anime_dir, root = Path(anime).expanduser(), Path(prepared)
-        self.photos = readable(list_images(photo, "photo folder (data.photo)"), "photos")
+        self.photos = readable(list_images(photo, "photo folder (data.photo)", ConfigError), "photos")
         self.smooth_key = SMOOTH_KEYS[edge_images]
         self.anime: list[tuple[Path, Path, Path]] = []
-        for src in list_images(anime_dir, "anime folder (data.anime)"):
+        for src in list_images(anime_dir, "anime folder (data.anime)", ConfigError):
             gray, smooth = targets(root, anime_dir, src)
             if edge_images == "color":
                 smooth = color_target(root, anime_dir, src)

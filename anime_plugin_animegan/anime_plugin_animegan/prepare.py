@@ -51,6 +51,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from anime_core.errors import ConfigError, UsageError
+from anime_core.files import list_images
 from anime_core.fsutil import atomic_path
 
 if TYPE_CHECKING:
@@ -131,13 +132,12 @@ def _wants_color(cfg: AnimeGANConfig) -> bool:
 
 def prepared_dir(cfg: AnimeGANConfig) -> Path:
     """``data.prepared``, or the cache entry ``$ANIME_HOME/prepared/<key>`` of the anime folder's frames."""
-    from anime_core.training.data import list_images
-
     anime_dir = anime_folder(cfg)
     explicit = cfg.data.prepared
     if explicit:
         return Path(explicit).expanduser()
-    return cache_root() / data_key(anime_dir, list_images(anime_dir, "anime folder (data.anime)"), _wants_color(cfg))
+    files = list_images(anime_dir, "anime folder (data.anime)", ConfigError)
+    return cache_root() / data_key(anime_dir, files, _wants_color(cfg))
 
 
 def targets(root: Path, anime_dir: Path, src: Path) -> tuple[Path, Path]:
@@ -183,12 +183,10 @@ class PrepareReport:
 
 def prepare(cfg: AnimeGANConfig, progress: bool = True) -> PrepareReport:
     """``anime prepare animegan --anime DIR``: the gray and smooth copies of every anime frame; where they are."""
-    from anime_core.training.data import list_images
-
     anime_dir = anime_folder(cfg)
-    files = list_images(anime_dir, "anime folder (data.anime)")
+    files = list_images(anime_dir, "anime folder (data.anime)", ConfigError)
     if cfg.data.photo:  # a training run: a wrong photo folder fails before anything is written
-        list_images(cfg.data.photo, "photo folder (data.photo)")
+        list_images(cfg.data.photo, "photo folder (data.photo)", ConfigError)
     color = _wants_color(cfg)
     explicit = cfg.data.prepared
     if explicit:

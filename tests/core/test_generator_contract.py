@@ -65,9 +65,9 @@ def test_every_first_party_generator_follows_the_contract(plugin):
 
 
 def test_the_onnx_export_records_the_contracts_attributes():
-    from anime_core.inference import onnx
+    from anime_core.inference.backends import onnx_runtime
 
-    assert onnx.ATTRIBUTES is contract.EXPORTED
+    assert onnx_runtime.ATTRIBUTES is contract.EXPORTED
     assert set(contract.EXPORTED) == {*contract.OPTIONAL, *(a.name for a in contract.REQUIRED.values())}
 
 

@@ -8,7 +8,7 @@ import hashlib
 import numpy as np
 import pytest
 import torch
-from helpers import write_images
+from helpers import make_image, write_images
 from PIL import Image
 from scipy import linalg
 from skimage.metrics import structural_similarity
@@ -40,6 +40,26 @@ def test_psnr_matches_numpy_closed_form():
     expected = [10 * np.log10(1.0 / np.mean((a[i] - b[i]) ** 2)) for i in range(3)]
     got = metrics.psnr(torch.from_numpy(b), torch.from_numpy(a))
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-6)  # torchmetrics keeps data_range in fp32
+
+
+def test_one_psnr_convention_everywhere_identical_images_are_infinite():
+    """One PSNR (anime_core.ops.psnr) for training logs, int8 checks and anime eval; +inf as torchmetrics."""
+    from torchmetrics.functional.image import peak_signal_noise_ratio
+
+    from anime_core import ops
+    from anime_core.inference.backends import onnx_quant
+
+    assert metrics.psnr is ops.psnr and onnx_quant.psnr is ops.psnr
+    photo = torch.from_numpy(np.array(make_image((48, 32), 3))).permute(2, 0, 1)
+    a = torch.stack([photo, photo.flip(-1)]).double() / 255
+    b = (a + 0.02 * torch.randn(a.shape, generator=torch.Generator().manual_seed(0), dtype=a.dtype)).clamp(0, 1)
+    b[1] = a[1]  # the second pair identical
+    want = peak_signal_noise_ratio(b, a, data_range=1.0, reduction="none", dim=(1, 2, 3))
+    got = ops.psnr(b, a)
+    assert got[1] == float("inf") and want[1] == float("inf")
+    assert torch.isfinite(got[0]) and float(got[0]) == pytest.approx(float(want[0]), rel=1e-6)  # its range in fp32
+    signed = ops.psnr(b.float() * 2 - 1, a.float() * 2 - 1, data_range=2.0)  # [-1, 1] images: same figures
+    assert signed[1] == float("inf") and float(signed[0]) == pytest.approx(float(want[0]), rel=1e-4)
 
 
 def test_ssim_matches_scikit_image():

@@ -26,7 +26,7 @@ from anime_core.api import pipeline_class
 from anime_core.cli import main
 from anime_core.errors import UsageError
 from anime_core.inference import io
-from anime_core.inference import onnx as ox
+from anime_core.inference.backends import onnx_cache, onnx_export, onnx_quant, onnx_runtime
 from anime_core.inference.tiling import pad_to_multiple
 from anime_core.ops import psnr
 from anime_core.weights.files import save_native
@@ -73,9 +73,9 @@ def test_export_matches_pytorch_and_runs_through_the_same_pipeline(native, tmp_p
     """Parity at two sizes, then the same images through the model's pipeline on either backend."""
     weights = native(model, options)
     torch_pipe = anime_core.load(model, weights=weights, device="cpu")
-    result = ox.export(torch_pipe, tmp_path / "g.onnx", generator_options=options)
+    result = onnx_export.export(torch_pipe, tmp_path / "g.onnx", generator_options=options)
 
-    assert len(result.checks) == 2 and result.max_diff <= ox.FP32_TOLERANCE
+    assert len(result.checks) == 2 and result.max_diff <= onnx_export.FP32_TOLERANCE
     assert len({c.shape for c in result.checks}) == 2  # two different input sizes (or batch sizes)
     meta = result.meta
     assert meta["model"] == model and json.loads(meta["variant"]) == options
@@ -83,7 +83,7 @@ def test_export_matches_pytorch_and_runs_through_the_same_pipeline(native, tmp_p
 
     onnx_pipe = anime_core.load(model, weights=result.path, device="cpu")
     assert isinstance(onnx_pipe, pipeline_class(registry_model(model)))
-    assert isinstance(onnx_pipe.generator, ox.OnnxGenerator)
+    assert isinstance(onnx_pipe.generator, onnx_runtime.OnnxGenerator)
     if torch_pipe.kind == "generate":
         want = torch.stack([torch.from_numpy(np.array(i, np.int16)) for i in torch_pipe.generate(n=4, seed=1)])
         got = torch.stack([torch.from_numpy(np.array(i, np.int16)) for i in onnx_pipe.generate(n=4, seed=1)])
@@ -109,9 +109,9 @@ def registry_model(name: str):
 def test_fp16_export_reports_its_distance(native, tmp_path):
     weights = native("pixelsake-sr", {"width": 4, "num_blocks": 1})
     pipe = anime_core.load("pixelsake-sr", weights=weights, device="cpu")
-    result = ox.export(pipe, tmp_path / "h.onnx", precision="fp16")
+    result = onnx_export.export(pipe, tmp_path / "h.onnx", precision="fp16")
     assert result.meta["precision"] == "fp16"
-    assert 0 < result.max_diff <= ox.FP16_TOLERANCE  # half precision is not exact, and says by how much
+    assert 0 < result.max_diff <= onnx_export.FP16_TOLERANCE  # half precision is not exact, and says by how much
     out = anime_core.load("pixelsake-sr", weights=result.path, device="cpu")(make_image((20, 12), 0))
     assert out.size == (80, 48)
 
@@ -133,8 +133,8 @@ class _ExportsDifferently(nn.Module):
 def test_export_that_differs_from_pytorch_writes_nothing(tmp_path):
     spec = registry_model("animegan")
     pipe = pipeline_class(spec)(spec, {"generator": _ExportsDifferently()}, device="cpu")
-    with pytest.raises(ox.ExportError, match="differs from PyTorch by up to 0.01"):
-        ox.export(pipe, tmp_path / "bad.onnx")
+    with pytest.raises(onnx_export.ExportError, match="differs from PyTorch by up to 0.01"):
+        onnx_export.export(pipe, tmp_path / "bad.onnx")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -174,7 +174,7 @@ def test_third_party_nhwc_graph_runs_through_anime_run(registry, tmp_path, capsy
     assert got.shape == want.shape == (37, 45, 3)
     assert np.abs(got - want).max() <= 2
     gen = anime_core.load("animegan", weights=path).generator
-    assert gen.layout == "NHWC" and gen.stride == ox.FOREIGN_STRIDE
+    assert gen.layout == "NHWC" and gen.stride == onnx_runtime.FOREIGN_STRIDE
 
 
 def test_backend_onnxruntime_exports_once_and_matches_torch(native, tmp_path, monkeypatch):
@@ -197,7 +197,7 @@ def test_backend_onnxruntime_exports_once_and_matches_torch(native, tmp_path, mo
     def no_export(*args, **kwargs):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(ox, "build_verified", no_export)
+    monkeypatch.setattr(onnx_cache, "build_verified", no_export)
     again = anime_core.load("cyclegan", weights=weights, device="cpu", backend="onnxruntime")
     assert np.array_equal(np.asarray(again(img, tile=24), np.int16), got)
 
@@ -208,7 +208,7 @@ def test_an_exported_file_as_weights_and_as_a_style(native, registry, tmp_path):
     from anime_core.weights.store import import_file
 
     weights = native("pixelsake-sr", {"width": 4, "num_blocks": 1})
-    path = ox.export(anime_core.load("pixelsake-sr", weights=weights, device="cpu"), tmp_path / "sr.onnx").path
+    path = onnx_export.export(anime_core.load("pixelsake-sr", weights=weights, device="cpu"), tmp_path / "sr.onnx").path
     with pytest.raises(UsageError, match="runs with --backend onnxruntime"):
         anime_core.load("pixelsake-sr", weights=path, backend="torch")
     with pytest.raises(UsageError, match="keeps the precision it was exported with"):
@@ -226,7 +226,7 @@ def test_an_exported_file_as_weights_and_as_a_style(native, registry, tmp_path):
     registry.styles["pixelsake-sr:tiny-onnx"] = StyleSpec("pixelsake-sr", "tiny-onnx", source, preprocess={"size": 24})
     import_file("pixelsake-sr:tiny-onnx", source, path)  # verified into the cache; ANIME_OFFLINE=1 in tests
     pipe = anime_core.load("pixelsake-sr", style="tiny-onnx")
-    assert isinstance(pipe.generator, ox.OnnxGenerator)
+    assert isinstance(pipe.generator, onnx_runtime.OnnxGenerator)
     assert pipe(make_image((40, 20), 1)).size == (96, 48)  # the style's size (long side 24), then x4
 
 
@@ -258,7 +258,7 @@ def test_int8_export_is_calibrated_on_photos_and_checked_against_fp32(native, tm
     assert "int8 vs fp32 PSNR" in capsys.readouterr().err
     meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
     scores = json.loads(meta["int8_psnr_db"])
-    assert meta["precision"] == "int8" and len(scores) == 2 and min(scores) >= ox.INT8_MIN_PSNR
+    assert meta["precision"] == "int8" and len(scores) == 2 and min(scores) >= onnx_quant.INT8_MIN_PSNR
     graph = onnx.load(str(out)).graph
     assert any(n.op_type == "QuantizeLinear" for n in graph.node)  # really quantized, not the fp32 graph renamed
 
@@ -268,7 +268,7 @@ def test_int8_export_is_calibrated_on_photos_and_checked_against_fp32(native, tm
     a, b = (torch.from_numpy(np.asarray(i, np.float32)).permute(2, 0, 1)[None] / 255 for i in (fp32, int8))
     assert float(psnr(b, a)[0]) >= 30  # the int8 graph runs through the same pipeline, close to torch's fp32
 
-    monkeypatch.setattr(ox, "INT8_MIN_PSNR", 1000.0)
+    monkeypatch.setattr(onnx_quant, "INT8_MIN_PSNR", 1000.0)
     refused = tmp_path / "refused.onnx"
     with pytest.raises(SystemExit) as done:
         main(["export", "pixelsake-sr", "--weights", str(weights), "--precision", "int8", "--calibrate", str(photos),

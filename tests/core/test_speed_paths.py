@@ -1,6 +1,8 @@
 """Speed decisions of the pipelines: CPU memory reuse, channels-last by device and net, cuDNN autotuning.
 
-The CUDA-only decisions are tested with the device check faked (no GPU is needed or used).
+The CUDA-only decisions are tested with the device check faked (no GPU is needed or used). The two
+process-wide settings (glibc's allocator, ``cudnn.benchmark``) are the application's: the CLI gets
+them, a library call does not (issue 22).
 """
 
 from __future__ import annotations
@@ -8,12 +10,16 @@ from __future__ import annotations
 import copy
 import runpy
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import make_image
 from torch import nn
 
+import anime_core
+from anime_core.cli import main
 from anime_core.inference import speed
 from anime_core.inference.pipeline import TranslatePipeline, use_channels_last
 
@@ -57,11 +63,19 @@ def fake_libc(monkeypatch):
     return libc
 
 
+@pytest.fixture
+def app():
+    """Inside the application scope the CLI opens: the process-wide settings are allowed."""
+    with speed.application():
+        yield
+    assert not speed.in_application()
+
+
 def _pipe(cls: type[TranslatePipeline], tiny_registry, net: nn.Module) -> TranslatePipeline:
     return cls(tiny_registry.model("tiny"), {"generator": copy.deepcopy(net)}, "cpu")
 
 
-def test_memory_reuse_is_scoped_reentrant_and_restored(fake_libc):
+def test_memory_reuse_is_scoped_reentrant_and_restored(fake_libc, app):
     with speed.reuse_cpu_memory():
         assert fake_libc.calls == [("mallopt", speed.M_MMAP_THRESHOLD, speed.SCOPE_MMAP_THRESHOLD),
                                    ("mallopt", speed.M_TRIM_THRESHOLD, 2**31 - 1)]
@@ -80,7 +94,7 @@ def test_memory_reuse_is_scoped_reentrant_and_restored(fake_libc):
     assert fake_libc.calls == []
 
 
-def test_real_glibc_scope_gives_identical_outputs(tiny_registry):
+def test_real_glibc_scope_gives_identical_outputs(tiny_registry, app):
     if not speed.reuse_available():
         pytest.skip("not glibc: the scope does nothing here")
     torch.manual_seed(0)
@@ -94,7 +108,7 @@ def test_real_glibc_scope_gives_identical_outputs(tiny_registry):
     assert fast.channels_last and (fast.translate(image) - want).abs().max() < 1e-5
 
 
-def test_pipeline_calls_run_inside_the_scope_on_cpu_only(tiny_registry, fake_libc):
+def test_pipeline_calls_run_inside_the_scope_on_cpu_only(tiny_registry, fake_libc, app):
     pipe = _pipe(TranslatePipeline, tiny_registry, NormNet())
     pipe.translate(torch.zeros(3, 16, 16, dtype=torch.uint8))
     assert [c[0] for c in fake_libc.calls].count("trim") == 1  # one outermost scope per call
@@ -123,7 +137,7 @@ def test_pipeline_converts_weights_to_channels_last(tiny_registry):
     assert not instance.channels_last and instance.generator.body[0].weight.is_contiguous()
 
 
-def test_cudnn_autotune_once_a_cuda_shape_repeats(monkeypatch):
+def test_cudnn_autotune_once_a_cuda_shape_repeats(monkeypatch, app):
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     seen: set[tuple[int, ...]] = set()
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
@@ -155,3 +169,51 @@ def test_bench_gpu_mode_says_plainly_when_there_is_no_gpu(monkeypatch, capsys):
     runpy.run_path(str(BENCH), run_name="__main__")
     out = capsys.readouterr().out
     assert "no CUDA GPU" in out and "no GPU figure measured" in out and "|" not in out
+
+
+def test_a_library_call_from_a_second_thread_changes_no_process_setting(tiny_registry, fake_libc, tmp_path,
+                                                                          monkeypatch):
+    """``anime_core.load(...)(img)`` in a host's worker thread: no mallopt, no cudnn.benchmark (was: both)."""
+    from anime_core.weights.files import save_native
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    weights = save_native(tmp_path / "tiny.safetensors", {"generator": anime_core.build("tiny", "generator")}, "tiny")
+    out: dict[str, object] = {}
+
+    def host_thread() -> None:
+        pipe = anime_core.load("tiny", weights=weights, device="cpu")
+        out["image"] = pipe(make_image((40, 28), seed=3))
+        out["image"] = pipe(make_image((40, 28), seed=4))  # the same size twice: what would turn autotuning on
+        seen: set[tuple[int, ...]] = set()
+        out["tuned"] = [speed.cudnn_autotune(torch.device("cuda"), (1, 3, 28, 40), seen) for _ in range(2)]
+
+    worker = threading.Thread(target=host_thread)
+    worker.start()
+    worker.join()
+    assert out["image"].size == (40, 28) and out["tuned"] == [False, False]
+    assert fake_libc.calls == [] and speed._depth == 0
+    assert torch.backends.cudnn.benchmark is False and not speed.in_application()
+
+
+def test_the_cli_gets_the_tuning_and_leaves_the_scope_after(tiny_registry, fake_libc, tmp_path):
+    from anime_core.weights.files import save_native
+
+    weights = save_native(tmp_path / "tiny.safetensors", {"generator": anime_core.build("tiny", "generator")}, "tiny")
+    make_image((40, 28), seed=3).save(tmp_path / "a.png")
+    inside: list[bool] = []
+    real = speed.reuse_cpu_memory
+
+    def spy(enabled: bool = True):
+        inside.append(speed.in_application())
+        return real(enabled)
+
+    speed.reuse_cpu_memory = spy
+    try:
+        with pytest.raises(SystemExit) as done:
+            main(["run", "tiny", "--weights", str(weights), "-q", str(tmp_path / "a.png"), "-o", str(tmp_path / "o")])
+    finally:
+        speed.reuse_cpu_memory = real
+    assert done.value.code == 0 and (tmp_path / "o").exists()
+    assert inside and all(inside)
+    assert ("mallopt", speed.M_MMAP_THRESHOLD, speed.SCOPE_MMAP_THRESHOLD) in fake_libc.calls
+    assert fake_libc.calls[-1] == ("trim", 0) and not speed.in_application()

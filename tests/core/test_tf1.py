@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+import tf1_writer
 import torch
 
 from anime_core.errors import WeightsUnavailable
@@ -35,7 +36,7 @@ def test_crc32c_matches_the_standard_check_value_and_the_vectorised_version():
 
 def test_written_checkpoint_has_the_bundle_layout_and_reads_back(tmp_path):
     tensors = _tensors(np.random.default_rng(0))
-    index = tf1.write_checkpoint(tmp_path / "model.ckpt", tensors, block_size=256)  # several data blocks
+    index = tf1_writer.write_checkpoint(tmp_path / "model.ckpt", tensors, block_size=256)  # several data blocks
     data = tmp_path / "model.ckpt.data-00000-of-00001"
     assert index == tmp_path / "model.ckpt.index" and data.is_file()
     raw = index.read_bytes()
@@ -59,7 +60,7 @@ def test_written_checkpoint_has_the_bundle_layout_and_reads_back(tmp_path):
 
 def test_read_state_gives_torch_tensors_with_the_tf_names(tmp_path):
     w = np.random.default_rng(1).standard_normal((1, 1, 4, 2)).astype(np.float32)
-    tf1.write_checkpoint(tmp_path / "g.ckpt", {"scope/Conv/weights": w})
+    tf1_writer.write_checkpoint(tmp_path / "g.ckpt", {"scope/Conv/weights": w})
     state, meta = files.read_state(tmp_path / "g.ckpt.index")
     assert meta == {"format": files.TF1_FORMAT}
     assert torch.equal(state["scope/Conv/weights"], torch.from_numpy(w))
@@ -68,7 +69,7 @@ def test_read_state_gives_torch_tensors_with_the_tf_names(tmp_path):
 def test_big_endian_and_bfloat16_checkpoints_read_exactly(tmp_path):
     values = np.array([1.5, -2.25, 3.0e-3], dtype=np.float32)
     bits = (values.view(np.uint32) >> 16).astype(np.uint16)  # bfloat16 = the top half of a float32
-    tf1.write_checkpoint(tmp_path / "b.ckpt", {"w": values, "bf": bits}, big_endian=True, bfloat16={"bf"})
+    tf1_writer.write_checkpoint(tmp_path / "b.ckpt", {"w": values, "bf": bits}, big_endian=True, bfloat16={"bf"})
     data = (tmp_path / "b.ckpt.data-00000-of-00001").read_bytes()
     assert data == bits.astype(">u2").tobytes() + values.astype(">f4").tobytes()
     _, big, entries = tf1.read_index(tmp_path / "b.ckpt.index")
@@ -80,11 +81,11 @@ def test_big_endian_and_bfloat16_checkpoints_read_exactly(tmp_path):
 
 
 def test_a_missing_half_is_named(tmp_path):
-    tf1.write_checkpoint(tmp_path / "m.ckpt", {"w": np.ones(3, np.float32)})
+    tf1_writer.write_checkpoint(tmp_path / "m.ckpt", {"w": np.ones(3, np.float32)})
     (tmp_path / "m.ckpt.data-00000-of-00001").unlink()
     with pytest.raises(WeightsUnavailable, match=r"no data file .*m\.ckpt\.data-00000-of-00001"):
         files.read_state(tmp_path / "m.ckpt.index")
-    tf1.write_checkpoint(tmp_path / "n.ckpt", {"w": np.ones(3, np.float32)})
+    tf1_writer.write_checkpoint(tmp_path / "n.ckpt", {"w": np.ones(3, np.float32)})
     (tmp_path / "n.ckpt.index").unlink()
     with pytest.raises(WeightsUnavailable, match=r"no index file .*n\.ckpt\.index"):
         files.read_state(tmp_path / "n.ckpt.data-00000-of-00001")
@@ -100,7 +101,7 @@ def test_a_missing_half_is_named(tmp_path):
     ],
 )
 def test_a_damaged_index_is_one_sentence(tmp_path, damage, message):
-    index = tf1.write_checkpoint(tmp_path / "d.ckpt", {"w": np.ones((2, 2), np.float32)})
+    index = tf1_writer.write_checkpoint(tmp_path / "d.ckpt", {"w": np.ones((2, 2), np.float32)})
     index.write_bytes(damage(index.read_bytes()))
     with pytest.raises(WeightsUnavailable, match=message) as err:
         tf1.read_checkpoint(index)
@@ -108,7 +109,8 @@ def test_a_damaged_index_is_one_sentence(tmp_path, damage, message):
 
 
 def test_corrupt_or_short_data_is_refused(tmp_path):
-    index = tf1.write_checkpoint(tmp_path / "c.ckpt", {"a": np.arange(6, dtype=np.float32), "b": np.ones(2, np.int32)})
+    tensors = {"a": np.arange(6, dtype=np.float32), "b": np.ones(2, np.int32)}
+    index = tf1_writer.write_checkpoint(tmp_path / "c.ckpt", tensors)
     data = tmp_path / "c.ckpt.data-00000-of-00001"
     good = data.read_bytes()
     data.write_bytes(good[:4] + bytes([good[4] ^ 1]) + good[5:])

@@ -245,7 +245,10 @@ def test_two_cpu_processes_end_with_identical_generators(tiny_site, data, tmp_pa
 
 
 def test_cpu_training_steps_reuse_heap_memory_and_restore_the_allocator(tiny_registry, data, tmp_path, monkeypatch):
-    """The steps run inside ``reuse_cpu_memory`` (large blocks from the heap); at the end glibc's settings come back."""
+    """In the application (the CLI), the steps run inside ``reuse_cpu_memory`` (large blocks from the heap); at the
+    end glibc's settings come back. A library call of ``train`` leaves the allocator alone."""
+    import accelerate.optimizer
+
     from anime_core.inference import speed
 
     calls: list[tuple] = []
@@ -269,9 +272,50 @@ def test_cpu_training_steps_reuse_heap_memory_and_restore_the_allocator(tiny_reg
         return step(self, *args, **kwargs)
 
     monkeypatch.setattr(task_cls, "step", recording_step)
-    train("tiny", overrides=[*data, f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.device=cpu"],
+    lomo = accelerate.optimizer.is_lomo_available
+    train("tiny", overrides=[*data, f"output_dir={tmp_path / 'library'}", "train.max_steps=2", "train.device=cpu"],
           progress=False)
+    assert calls == [] and set(depth_in_steps) == {0}, "a library call changed the host's allocator"
+    assert accelerate.optimizer.is_lomo_available is lomo  # cached during the call only, then restored
+    depth_in_steps.clear()
+    with speed.application():
+        train("tiny", overrides=[*data, f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.device=cpu"],
+              progress=False)
+    assert accelerate.optimizer.is_lomo_available is lomo
     assert depth_in_steps and set(depth_in_steps) == {1} and speed._depth == 0
     assert calls[0] == ("mallopt", speed.M_MMAP_THRESHOLD, speed.SCOPE_MMAP_THRESHOLD)
     assert calls[-3:] == [("mallopt", speed.M_MMAP_THRESHOLD, speed.RESTORE_MMAP_THRESHOLD),
                           ("mallopt", speed.M_TRIM_THRESHOLD, speed.RESTORE_TRIM_THRESHOLD), ("trim", 0)]
+
+
+def test_accelerate_is_tweaked_for_the_call_only(tiny_registry, data, tmp_path, monkeypatch):
+    """Was: train() replaced accelerate.optimizer.is_lomo_available for the whole process, for good."""
+    import accelerate.optimizer
+
+    from anime_core.training import loop
+
+    lomo = accelerate.optimizer.is_lomo_available
+    log = logging.getLogger("accelerate.accelerator")
+    during: list[tuple[bool, bool]] = []
+    task_cls = tiny_registry.model("tiny").task_class()
+    step = task_cls.step
+
+    def recording_step(self, *args, **kwargs):
+        now = accelerate.optimizer.is_lomo_available
+        during.append((now is not lomo and hasattr(now, "cache_info"), loop._QUIET_ROTATION in log.filters))
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(task_cls, "step", recording_step)
+    train("tiny", overrides=[*data, f"output_dir={tmp_path / 'run'}", "train.max_steps=2", "train.device=cpu"],
+          progress=False)
+    assert during and set(during) == {(True, True)}  # cached and filtered while training
+    assert accelerate.optimizer.is_lomo_available is lomo and loop._QUIET_ROTATION not in log.filters
+
+    def failing_step(self, *args, **kwargs):
+        raise RuntimeError("a step that fails")
+
+    monkeypatch.setattr(task_cls, "step", failing_step)
+    with pytest.raises(Exception, match="a step that fails"):  # a failing call restores too
+        train("tiny", overrides=[*data, f"output_dir={tmp_path / 'bad'}", "train.max_steps=2", "train.device=cpu"],
+              progress=False)
+    assert accelerate.optimizer.is_lomo_available is lomo and loop._QUIET_ROTATION not in log.filters

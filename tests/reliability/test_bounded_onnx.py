@@ -199,7 +199,7 @@ def test_ctrl_c_stops_a_running_graph_within_a_second(tmp_path):
 
 def test_a_damaged_cached_export_is_rebuilt_with_one_note(registry, tmp_path, capsys, monkeypatch):
     """Was: a truncated cached export made every later --backend onnxruntime run exit 3 (ORT's text only)."""
-    from anime_core.inference import onnx as ox
+    from anime_core.inference.backends import onnx_cache
 
     options = {"arch": "resnet", "width": 4, "n_blocks": 1}
     net = registry.build("cyclegan", "generator", **options)
@@ -224,7 +224,7 @@ def test_a_damaged_cached_export_is_rebuilt_with_one_note(registry, tmp_path, ca
     def no_export(*args, **kwargs):
         raise AssertionError("exported again")
 
-    monkeypatch.setattr(ox, "build_verified", no_export)  # intact again: used as it is, quietly
+    monkeypatch.setattr(onnx_cache, "build_verified", no_export)  # intact again: used as it is, quietly
     again = anime_core.load("cyclegan", weights=weights, backend="onnxruntime")
     assert capsys.readouterr().err == ""
     peak, _ = again.generator.guard.estimate({"input": (1, 3, 256, 256)})  # the guard passes a real export, sanely

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tf1_writer
 import torch
 from helpers import make_image
 from safetensors.torch import save_file
@@ -81,21 +82,21 @@ def _table(path: Path, blocks: list[list[tuple[bytes, bytes]]], repeat: int = 1)
     """An SSTable of ``blocks`` (sorted (key, value) lists), the index block listing every handle ``repeat`` times."""
     table, handles = bytearray(), []
     for items in blocks:
-        handles.append((items[-1][0], tf1._append_block(table, tf1._build_block(items, 16))))
-    meta = tf1._append_block(table, tf1._build_block([], 1))
-    index = tf1._append_block(table, tf1._build_block(handles * repeat, 1))
+        handles.append((items[-1][0], tf1_writer.append_block(table, tf1_writer.build_block(items, 16))))
+    meta = tf1_writer.append_block(table, tf1_writer.build_block([], 1))
+    index = tf1_writer.append_block(table, tf1_writer.build_block(handles * repeat, 1))
     table += (meta + index).ljust(40, b"\0") + struct.pack("<Q", tf1._MAGIC)
     path.write_bytes(bytes(table))
     return path
 
 
 def _header() -> tuple[bytes, bytes]:
-    return b"", tf1._field(1, 1) + tf1._field(3, tf1._field(1, 1))
+    return b"", tf1_writer.field(1, 1) + tf1_writer.field(3, tf1_writer.field(1, 1))
 
 
 def _index_bomb(prefix: Path, entries: int, handles: int) -> Path:
     """An index whose index block holds ``handles`` handles to one block of ``entries`` entries."""
-    items = [_header()] + [(b"v%08d" % i, tf1._entry_bytes(1, (1,), 0, 4, 0)) for i in range(entries)]
+    items = [_header()] + [(b"v%08d" % i, tf1_writer.entry_bytes(1, (1,), 0, 4, 0)) for i in range(entries)]
     return _table(tf1.index_path(prefix), [items], repeat=handles)
 
 
@@ -103,7 +104,7 @@ def _odd_shapes(prefix: Path, shape: tuple[int, ...], size: int, name: bytes = b
     """A checkpoint whose one float32 variable declares ``shape`` and ``size`` bytes (the data file holds 4)."""
     tf1.data_path(prefix).write_bytes(b"\0" * 4)
     crc = tf1.mask(tf1.crc32c(b"\0" * min(size, 4)))  # right for the bytes a reader would take
-    return _table(tf1.index_path(prefix), [[_header(), (name, tf1._entry_bytes(1, shape, 0, size, crc))]])
+    return _table(tf1.index_path(prefix), [[_header(), (name, tf1_writer.entry_bytes(1, shape, 0, size, crc))]])
 
 
 def _photo(tmp_path: Path) -> Path:
@@ -170,7 +171,7 @@ def test_handles_repeating_a_block_are_refused_at_once(tmp_path):
 def test_an_index_with_too_many_variables_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(tf1, "MAX_VARIABLES", 100)
     tensors = {f"v{i:04d}": np.zeros(1, np.float32) for i in range(101)}
-    index = tf1.write_checkpoint(tmp_path / "many.ckpt", tensors)
+    index = tf1_writer.write_checkpoint(tmp_path / "many.ckpt", tensors)
     with pytest.raises(WeightsUnavailable, match="lists more than 100 variables"):
         tf1.read_index(index)
 
@@ -195,7 +196,7 @@ def test_only_the_variables_the_layout_maps_are_read_once(tmp_path, monkeypatch)
     unused = 32 << 20
     state = _official_v2(unused)
     needed = sum(v.nbytes for k, v in state.items() if not k.endswith("/Adam"))
-    index = tf1.write_checkpoint(tmp_path / "v2.ckpt", state)
+    index = tf1_writer.write_checkpoint(tmp_path / "v2.ckpt", state)
     tracemalloc.start()
     try:
         loaded = files.load_weights(index, "animegan", get_registry())
@@ -297,7 +298,7 @@ def test_a_missing_part_lists_a_few_escaped_names(tmp_path):
 
 def test_tf_variable_names_are_escaped_in_messages(tmp_path):
     evil = f"a{ESC}]0;pwned\x07{ESC}[2J\nfake error line\u202e"
-    tf1.write_checkpoint(tmp_path / "evil.ckpt", {evil: np.zeros(2, np.float32)})
+    tf1_writer.write_checkpoint(tmp_path / "evil.ckpt", {evil: np.zeros(2, np.float32)})
     with pytest.raises(WeightsUnavailable) as err:
         files.load_weights(tmp_path / "evil.ckpt.index", "animegan", get_registry())
     msg = str(err.value)

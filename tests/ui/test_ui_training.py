@@ -7,6 +7,7 @@ import time
 import pytest
 from helpers import make_image, write_images
 
+from anime_core import runfiles
 from anime_core.errors import ConfigError, UsageError
 from anime_core.ui import training
 
@@ -68,8 +69,8 @@ def test_start_checks_the_config_before_starting_anything(registry, tmp_path):
 
 
 def test_run_folders_are_listed_and_named_by_model(registry, tmp_path):
-    old = training.new_run_dir(tmp_path, "cyclegan")
-    new = training.new_run_dir(tmp_path, "cyclegan")
+    old = runfiles.new_run_dir(tmp_path, "cyclegan")
+    new = runfiles.new_run_dir(tmp_path, "cyclegan")
     assert new != old and new.name.startswith(old.name) and old.is_dir() and new.is_dir()  # same second: -2
     for run in (old, new):
         (run / "config.yaml").write_text("{}\n")

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from torchvision.transforms import v2
 
 from anime_core.errors import ConfigError
-from anime_core.training.data import SeededDataset, list_images, load_rgb, readable, train_transform
+from anime_core.files import list_images
+from anime_core.training.data import SeededDataset, load_rgb, readable, train_transform
 
 
 def bicubic_down(hr: torch.Tensor, scale: int) -> torch.Tensor:
@@ -67,7 +68,7 @@ def sr_datasets(cfg: Any) -> tuple[SRPairDataset, SRPairDataset | None]:
     """Training and held-out pair datasets from ``data.anime`` (or ``data.photo``); the training one
     also holds the held-out one as ``held_out``."""
     root = cfg.data.anime or cfg.data.photo
-    files = readable(list_images(root, "image folder (data.anime)"))
+    files = readable(list_images(root, "image folder (data.anime)", ConfigError))
     seed = cfg.train.seed
     train_files, val_files = split_files(files, cfg.data.val_fraction, seed)
     size, scale = cfg.train.image_size, int(cfg.generator["scale"])

@@ -55,7 +55,8 @@ def test_the_task_trains_on_the_registered_kind_and_keeps_its_validation_pairs(r
 def test_unmatched_names_are_listed(registry, tmp_path, make_pairs):
     photo, anime = make_pairs(tmp_path, 3)
     (anime / "001.png").rename(anime / "extra.png")
-    with pytest.raises(ConfigError, match=r"no anime image for 001.*no photo for extra"):
+    with pytest.raises(ConfigError, match=r"in anime folder \(data.anime\) have no partner in photo folder "
+                                          r"\(data.photo\) \(extra\).* in photo folder .* \(001\)"):
         build_datasets(cfg(registry, photo, anime))
 
 

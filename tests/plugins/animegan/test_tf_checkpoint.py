@@ -15,6 +15,7 @@ import hashlib
 
 import numpy as np
 import pytest
+import tf1_writer
 import torch
 from anime_plugin_animegan.converters_tf import LAYOUT_V1_TF, LAYOUT_V2_TF, V1_TF_OPTIONS
 from anime_plugin_animegan.generator import GeneratorV2
@@ -167,7 +168,7 @@ def test_anime_run_with_a_tf_checkpoint_reproduces_the_official_network(official
 
     from anime_core.cli import cli
 
-    tf1.write_checkpoint(tmp_path / "Hayao-60.ckpt", {k: v.numpy() for k, v in official.vars.items()})
+    tf1_writer.write_checkpoint(tmp_path / "Hayao-60.ckpt", {k: v.numpy() for k, v in official.vars.items()})
     rng = np.random.default_rng(0)
     src = tmp_path / "in.png"
     Image.fromarray(rng.integers(0, 256, (44, 36, 3), dtype=np.uint8)).save(src)  # 44 -> 22 -> 11: odd sizes
@@ -190,8 +191,8 @@ def test_a_training_checkpoint_under_another_scope_matches_and_kernels_are_trans
     extra["gan/discriminator/conv_0/kernel"] = np.zeros((3, 3, 3, 32), np.float32)
     extra["gan/G/G_MODEL/Conv/weights/Adam"] = np.zeros((1, 1, 64, 3), np.float32)
     extra["global_step"] = np.array(60, np.int64)
-    tf1.write_checkpoint(tmp_path / "train" / "AnimeGAN.model-60", extra)
-    tf1.write_checkpoint(tmp_path / "g.ckpt", state)
+    tf1_writer.write_checkpoint(tmp_path / "train" / "AnimeGAN.model-60", extra)
+    tf1_writer.write_checkpoint(tmp_path / "g.ckpt", state)
     reg = get_registry()
     reference = load_weights(tmp_path / "g.ckpt.index", "animegan", reg)
     assert reference.layout == LAYOUT_V1_TF and reference.generator == V1_TF_OPTIONS
@@ -206,7 +207,7 @@ def test_a_training_checkpoint_under_another_scope_matches_and_kernels_are_trans
 
 
 def test_an_unknown_tf_checkpoint_is_named_as_such(tmp_path):
-    tf1.write_checkpoint(tmp_path / "other.ckpt", {"resnet/conv1/kernel": np.zeros((7, 7, 3, 64), np.float32)})
+    tf1_writer.write_checkpoint(tmp_path / "other.ckpt", {"resnet/conv1/kernel": np.zeros((7, 7, 3, 64), np.float32)})
     with pytest.raises(WeightsUnavailable, match=r"TensorFlow checkpoint .*'resnet/conv1/kernel'.*animegan\.v1-tf"):
         load_weights(tmp_path / "other.ckpt", "animegan", get_registry())
 
@@ -245,7 +246,7 @@ def _official_v2_names() -> dict[str, tuple[int, ...]]:
 def test_an_animeganv2_tf_checkpoint_maps_every_tensor_onto_the_v2_network(tmp_path):
     names = _official_v2_names()
     rng = np.random.default_rng(2)
-    tf1.write_checkpoint(tmp_path / "Shinkai-53.ckpt", {k: rng.standard_normal(s).astype(np.float32)
+    tf1_writer.write_checkpoint(tmp_path / "Shinkai-53.ckpt", {k: rng.standard_normal(s).astype(np.float32)
                                                         for k, s in names.items()})
     loaded = load_weights(tmp_path / "Shinkai-53.ckpt.index", "animegan", get_registry())
     assert loaded.layout == LAYOUT_V2_TF and loaded.generator["variant"] == "v2"
@@ -279,7 +280,7 @@ def test_a_two_file_style_installs_and_runs_from_the_cache(official, tmp_path, m
     from anime_core.specs import WeightsFile, WeightsSource
     from anime_core.weights import file_digests, import_file
 
-    tf1.write_checkpoint(tmp_path / "Hayao-60.ckpt", {k: v.numpy() for k, v in official.vars.items()})
+    tf1_writer.write_checkpoint(tmp_path / "Hayao-60.ckpt", {k: v.numpy() for k, v in official.vars.items()})
     pair = [tmp_path / "Hayao-60.ckpt.index", tmp_path / "Hayao-60.ckpt.data-00000-of-00001"]
     reg = get_registry()
     st = reg.style("animegan", "hayao")  # the real style, pinned here to the files this test wrote
