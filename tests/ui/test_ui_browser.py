@@ -100,8 +100,13 @@ def test_photo_to_anime_in_a_browser(tmp_path):
         status = driver.find_element(By.ID, "photo-status")
         wait.until(lambda d: "wrote" in status.text or "Error" in status.text)
         assert "wrote street-animegan" in status.text, status.text
-        shown = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#photo-result img"))
-        assert len(shown) == 2 and all(img.get_attribute("naturalWidth") == "384" for img in shown)  # before, after
+        def loaded(d):  # both images in the page and decoded (naturalWidth is 0 while one still loads)
+            found = d.find_elements(By.CSS_SELECTOR, "#photo-result img")
+            decoded = all(i.get_attribute("naturalWidth") not in (None, "0") for i in found)
+            return found if len(found) == 2 and decoded else []
+
+        shown = wait.until(loaded)
+        assert [img.get_attribute("naturalWidth") for img in shown] == ["384", "384"]  # before, after
         driver.execute_script("window.scrollTo(0, 0)")  # the click scrolled the button into view
         time.sleep(0.5)  # let the slider settle for the screenshot
         shot = tmp_path / "ui.png"
