@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -24,6 +25,8 @@ from anime_core.specs import ModelSpec
 from anime_core.text import printable
 
 MIN_TILE = 16  # px; --tile 0 turns tiling off
+#: the exit code of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
+INTERRUPTED = 130
 #: the most samples one ``anime run --num`` draws. They are held together and laid out as one sheet: 10,000
 #: samples of 64 px make a 6,602 px square sheet (44 MP); more belong in several runs with other seeds
 MAX_NUM = 10_000
@@ -92,6 +95,12 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
             ),
             click.Option(["--side-by-side"], is_flag=True, help="Write input and output next to each other."),
             click.Option(
+                ["--skip-existing"],
+                is_flag=True,
+                help="Skip inputs whose output file already exists (continues an interrupted run); without it, "
+                     "existing outputs are replaced and the summary counts them.",
+            ),
+            click.Option(
                 ["--max-pixels"],
                 default=DEFAULT_MAX_PIXELS,
                 show_default=True,
@@ -154,6 +163,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
         from anime_core.inference.modes import RunRequest, read_image
         from anime_core.inference.pipeline import PrecisionFallback
         from anime_core.runner.options import FileOptions
+        from anime_core.runner.report import RunInterrupted
         from anime_core.runner.sharding import end_processes, process_state
         from anime_core.runner.translate import run_pipeline
 
@@ -207,6 +217,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
             tile=kw.get("tile"),
             batch_size=kw["batch_size"],
             side_by_side=kw.get("side_by_side", False),
+            skip_existing=kw.get("skip_existing", False),
             max_pixels=max_pixels,
             progress=not kw["quiet"] and main,
             deflicker=kw.get("deflicker", False),
@@ -215,14 +226,17 @@ def _make_command(spec: ModelSpec) -> click.Command:
             announce=None if kw["quiet"] else lambda line: tqdm.write(printable(line), file=sys.stderr),
             processes=state,
         )
-        report = run_pipeline(pipe, request, file_options)  # under accelerate launch: every process's, merged
+        try:
+            report = run_pipeline(pipe, request, file_options)  # under accelerate launch: every process's, merged
+        except RunInterrupted as stop:  # Ctrl-C: what was computed is written; say what is left and how to go on
+            if main:
+                _echo_report(stop.report)
+                _echo_interrupted(stop, state is None)
+            return INTERRUPTED
         end_processes(state)  # after the last collective: exiting with the group alive can abort (SIGABRT)
         if not main:
             return report.exit_code
-        for path, note in report.notes:  # file names and reasons naming them: escaped, one line each
-            click.echo(printable(f"warning: {path}: {note}"), err=True)
-        for path, reason in report.failed:
-            click.echo(printable(f"failed: {path}: {reason}"), err=True)
+        _echo_report(report)
         where = f" to {report.written[0]}" if len(report.written) == 1 else ""
         click.echo(printable(f"{spec.name}: {report.summary()}{where}"), err=True)
         return report.exit_code
@@ -235,6 +249,41 @@ def _make_command(spec: ModelSpec) -> click.Command:
         help=f"{what} with {spec.name}. {spec.description}".strip(),
         short_help=spec.description or what,  # the listing shows what differs between models, uncut
     )
+
+
+def _echo_report(report: Any) -> None:
+    for path, note in report.notes:  # file names and reasons naming them: escaped, one line each
+        click.echo(printable(f"warning: {path}: {note}"), err=True)
+    for path, reason in report.failed:
+        click.echo(printable(f"failed: {path}: {reason}"), err=True)
+
+
+def _echo_interrupted(stop: Any, counted: bool) -> None:
+    """After Ctrl-C: the files written, those that remain, and the command that continues the run.
+
+    ``counted``: one process ran every input, so its counts are the run's (under ``accelerate launch`` each
+    process knows only its share: the command is still right).
+    """
+    report = stop.report
+    if counted:
+        replaced = f" ({len(set(report.replaced))} replaced)" if report.replaced else ""
+        skipped = f", {len(set(report.skipped))} skipped" if report.skipped else ""
+        failed = f", {len(report.failed)} failed" if report.failed else ""
+        click.echo(printable(f"interrupted: {len(set(report.written))} files written{replaced}{skipped}{failed}, "
+                             f"{len(stop.remaining)} remain"), err=True)
+    else:
+        click.echo("interrupted", err=True)
+    click.echo(printable(f"to continue: {continue_command()}"), err=True)
+
+
+def continue_command() -> str:
+    """The command line of this ``anime run`` with ``--skip-existing``: it runs only the inputs not yet written."""
+    ctx = click.get_current_context()
+    argv = list((ctx.find_root().obj or {}).get("argv") or ctx.command_path.split()[1:])
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--skip-existing" not in argv[:end]:
+        argv.insert(end, "--skip-existing")
+    return shlex.join(["anime", *argv])
 
 
 def check_samples(pipe: Any, num: int, sheet: bool = True) -> None:
