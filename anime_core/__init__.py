@@ -16,10 +16,11 @@ from anime_core.registry import get_registry
 
 if TYPE_CHECKING:
     from anime_core.api import build, list_models, load
+    from anime_core.runner.call import run
 
 __version__ = "0.1.0"
 
-__all__ = ["AnimeError", "__version__", "build", "get_registry", "hookimpl", "list_models", "load"]
+__all__ = ["AnimeError", "__version__", "build", "get_registry", "hookimpl", "list_models", "load", "run"]
 
 _API = {"build", "list_models", "load"}
 
@@ -29,4 +30,8 @@ def __getattr__(name: str) -> Any:
         from anime_core import api
 
         return getattr(api, name)
+    if name == "run":  # the runner of 'anime run' (files, folders, globs, videos) as a call
+        from anime_core.runner.call import run
+
+        return run
     raise AttributeError(f"module 'anime_core' has no attribute '{name}'")

@@ -7,7 +7,6 @@ callback loads the pipeline (compute) and hands it to the runner (:mod:`anime_co
 from __future__ import annotations
 
 import functools
-import math
 import shlex
 import sys
 import warnings
@@ -21,17 +20,12 @@ from anime_core.choice import architecture_params
 from anime_core.cli.common import ModelGroup, warn_plugin_errors
 from anime_core.errors import UsageError
 from anime_core.registry import get_registry
+from anime_core.runner.limits import MAX_NUM, MIN_SIZE, MIN_TILE, check_samples
 from anime_core.specs import ModelSpec
 from anime_core.text import printable
 
-MIN_TILE = 16  # px; --tile 0 turns tiling off
 #: the exit code of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
 INTERRUPTED = 130
-#: the most samples one ``anime run --num`` draws. They are held together and laid out as one sheet: 10,000
-#: samples of 64 px make a 6,602 px square sheet (44 MP); more belong in several runs with other seeds
-MAX_NUM = 10_000
-#: the most samples ``anime eval --num`` draws (held together, written one file each): FID's usual 50,000, doubled
-MAX_EVAL_NUM = 100_000
 
 
 def _common(spec: ModelSpec) -> list[click.Parameter]:
@@ -82,7 +76,7 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
             *params,
             click.Option(
                 ["--size"],
-                type=click.IntRange(8),
+                type=click.IntRange(MIN_SIZE),
                 help="Resize so the long side is N px [default: original, or the style's preset]. On a CPU a photo of "
                      "several megapixels at full size can take minutes; the run prints an estimate.",
             ),
@@ -284,27 +278,6 @@ def continue_command() -> str:
     if "--skip-existing" not in argv[:end]:
         argv.insert(end, "--skip-existing")
     return shlex.join(["anime", *argv])
-
-
-def check_samples(pipe: Any, num: int, sheet: bool = True) -> None:
-    """Refuse (``UsageError``) a ``--num`` above the limit, or whose samples would not fit memory or one sheet.
-
-    The samples are held together as float32 (with ``sheet``, also laid out as one image of at most
-    ``DEFAULT_MAX_PIXELS``, as a float and an 8-bit copy); their size is measured on one sample.
-    """
-    budget.check_count(num, MAX_NUM if sheet else MAX_EVAL_NUM, "--num", advice="draw more in runs with other seeds")
-    _, c, h, w = pipe.decode_latents(pipe.latents(1, 0)).shape
-    per_sample = c * h * w * 4 + pipe.latent_dim * 4 + ((h + 2) * (w + 2) * c * 5 if sheet else 0)
-    budget.check_bytes(num * per_sample, f"--num {num:,} samples of {w}x{h}", advice="lower --num")
-    if not sheet:
-        return
-    cols = max(1, math.ceil(math.sqrt(num)))
-    width, height = cols * (w + 2) + 2, math.ceil(num / cols) * (h + 2) + 2
-    if width * height > budget.DEFAULT_MAX_PIXELS:
-        raise UsageError(
-            f"--num {num:,} samples of {w}x{h} make a {width}x{height} sheet ({budget.fmt_mp(width * height)}), above "
-            f"the {budget.DEFAULT_MAX_PIXELS / 1e6:g} MP limit of one image; lower --num or draw more in other runs"
-        )
 
 
 def check_weights_path(path: Path) -> None:
