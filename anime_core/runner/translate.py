@@ -72,7 +72,7 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
     if not items:  # nothing to run at all: a usage error (exit 2), not "0 written, N failed"
         shown = "; ".join(f"{arg}: {why}" for arg, why in failed[:3]) + (" ..." if len(failed) > 3 else "")
         raise UsageError(f"no input found ({shown}); check the paths")
-    jobs, clashes = plan_outputs(items, options.output)  # on the full list in every process: names agree
+    jobs, clashes = plan_outputs(items, options.output, options.skip_existing)  # every process: names agree
     report = Report(failed=failed + clashes)
     existed = {dest for _, dest in jobs if dest.exists()}  # before any process writes: what this run replaces
     if options.skip_existing:

@@ -143,3 +143,36 @@ def test_sigint_to_a_running_anime_run(tiny_site, tmp_path):
     assert again.returncode == 0, again.stderr
     assert f"tiny: {8 - len(done)} written, {len(done)} skipped (output exists), 0 failed" in again.stderr
     assert len(list(out.iterdir())) == 8
+
+
+def test_skip_existing_finds_the_invented_names_of_the_interrupted_run(tiny_registry, tmp_path, capsys, monkeypatch):
+    """Two inputs named alike get NAME.jpg and NAME-1.jpg; continuing finds NAME-1.jpg again (no NAME-2.jpg)."""
+    photos = _photos(tmp_path / "in")
+    (tmp_path / "d1").mkdir()
+    (tmp_path / "d2").mkdir()
+    a, b, c = tmp_path / "d1" / "same.jpg", tmp_path / "d2" / "same.jpg", tmp_path / "d2" / "other.jpg"
+    for src, dest in zip(photos, (a, b, c)):
+        shutil.copy(src, dest)
+    weights = _weights(tmp_path / "tiny.safetensors", 4)
+    out = tmp_path / "out"
+    args = ["run", "tiny", "--weights", weights, a, b, c, "-o", out, "--size", "64", "--batch-size", "1"]
+    real = translate.translate_group
+    calls = []
+
+    def interrupted_at_the_third(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(translate, "translate_group", interrupted_at_the_third)
+    code, err = _anime(capsys, args)
+    assert code == 130 and "interrupted: 2 files written, 1 remain" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["same-1.jpg", "same.jpg"]
+    monkeypatch.setattr(translate, "translate_group", real)
+    code, err = _anime(capsys, _continue_args(err))
+    assert code == 0 and "tiny: 1 written, 2 skipped (output exists), 0 failed" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["other.jpg", "same-1.jpg", "same.jpg"]
+    code, err = _anime(capsys, args)  # without --skip-existing an invented name still never replaces a file
+    assert code == 0 and "tiny: 3 written (2 replaced), 0 failed" in err, err
+    assert sorted(p.name for p in out.iterdir()) == ["other.jpg", "same-1.jpg", "same-2.jpg", "same.jpg"]
