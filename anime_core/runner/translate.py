@@ -85,7 +85,7 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
         state.wait_for_everyone()  # no process writes before all have planned (NAME-1 looks at existing files)
         stills, videos = share(stills, state), share(videos, state)  # a video is one unit
         if not state.is_main_process:
-            report.failed = report.skipped = []  # reported once, by the main process
+            report.failed, report.skipped = [], []  # reported once, by the main process
     bar = tqdm(total=len(stills), unit="img", disable=not options.progress or len(stills) < 2, desc=pipe.spec.name)
     eta = Eta(pipe, options.announce) if options.announce and pipe.device.type == "cpu" else None
     workers = 1 if pipe.device.type == "cpu" else min(4, os.cpu_count() or 1)  # on a CPU the model wants the cores
