@@ -1,7 +1,7 @@
 """The ``anime`` command line (click). See ``anime --help``.
 
 Exit codes: 0 success, 1 some inputs failed (the others were written) or a run stopped,
-2 usage or config error, 3 weights unavailable. Errors are one sentence on stderr, one line: control
+2 usage or config error, 3 weights unavailable, 130 Ctrl-C. Errors are one sentence on stderr, one line: control
 characters in it (from file names, names read from files) are shown escaped; ``--debug`` adds the traceback.
 """
 
@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> None:
     _DEBUG = "--debug" in args[:end]
     args = [a for a in args[:end] if a != "--debug"] + args[end:]
     try:
-        code = cli.main(args=args, prog_name="anime", standalone_mode=False)
+        # obj: the command line as given, for a command that prints how to continue it (anime run after Ctrl-C)
+        code = cli.main(args=args, prog_name="anime", standalone_mode=False, obj={"argv": args})
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         code = 130

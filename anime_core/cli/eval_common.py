@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from anime_core.cli.run import check_samples
 from anime_core.errors import UsageError
 from anime_core.registry import get_registry
+from anime_core.runner.limits import check_samples
 from anime_core.text import table
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ callback loads the pipeline (compute) and hands it to the runner (:mod:`anime_co
 from __future__ import annotations
 
 import functools
-import math
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -21,15 +21,12 @@ from anime_core.cli.common import ModelGroup, warn_plugin_errors
 from anime_core.errors import UsageError
 from anime_core.inference import backends
 from anime_core.registry import get_registry
+from anime_core.runner.limits import MAX_NUM, MIN_SIZE, MIN_TILE, check_samples
 from anime_core.specs import ModelSpec
 from anime_core.text import printable
 
-MIN_TILE = 16  # px; --tile 0 turns tiling off
-#: the most samples one ``anime run --num`` draws. They are held together and laid out as one sheet: 10,000
-#: samples of 64 px make a 6,602 px square sheet (44 MP); more belong in several runs with other seeds
-MAX_NUM = 10_000
-#: the most samples ``anime eval --num`` draws (held together, written one file each): FID's usual 50,000, doubled
-MAX_EVAL_NUM = 100_000
+#: the exit code of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it)
+INTERRUPTED = 130
 
 
 def _common(spec: ModelSpec) -> list[click.Parameter]:
@@ -80,7 +77,7 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
             *params,
             click.Option(
                 ["--size"],
-                type=click.IntRange(8),
+                type=click.IntRange(MIN_SIZE),
                 help="Resize so the long side is N px [default: original, or the style's preset]. On a CPU a photo of "
                      "several megapixels at full size can take minutes; the run prints an estimate.",
             ),
@@ -98,6 +95,12 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
                      "crop, see 'anime info MODEL']. The run says so in one line when it crops.",
             ),
             click.Option(["--side-by-side"], is_flag=True, help="Write input and output next to each other."),
+            click.Option(
+                ["--skip-existing"],
+                is_flag=True,
+                help="Skip inputs whose output file already exists (continues an interrupted run); without it, "
+                     "existing outputs are replaced and the summary counts them.",
+            ),
             click.Option(
                 ["--max-pixels"],
                 default=DEFAULT_MAX_PIXELS,
@@ -189,6 +192,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
         from anime_core.inference.modes import RunRequest, read_image
         from anime_core.inference.pipeline import PrecisionFallback
         from anime_core.runner.options import FileOptions
+        from anime_core.runner.report import RunInterrupted
         from anime_core.runner.sharding import end_processes, process_state
         from anime_core.runner.translate import run_pipeline
 
@@ -249,6 +253,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
             tile=kw.get("tile"),
             batch_size=kw["batch_size"],
             side_by_side=kw.get("side_by_side", False),
+            skip_existing=kw.get("skip_existing", False),
             max_pixels=max_pixels,
             progress=not kw["quiet"] and main,
             deflicker=kw.get("deflicker", False),
@@ -257,14 +262,17 @@ def _make_command(spec: ModelSpec) -> click.Command:
             announce=None if kw["quiet"] else lambda line: tqdm.write(printable(line), file=sys.stderr),
             processes=state,
         )
-        report = run_pipeline(pipe, request, file_options)  # under accelerate launch: every process's, merged
+        try:
+            report = run_pipeline(pipe, request, file_options)  # under accelerate launch: every process's, merged
+        except RunInterrupted as stop:  # Ctrl-C: what was computed is written; say what is left and how to go on
+            if main:
+                _echo_report(stop.report)
+                _echo_interrupted(stop, state is None)
+            return INTERRUPTED
         end_processes(state)  # after the last collective: exiting with the group alive can abort (SIGABRT)
         if not main:
             return report.exit_code
-        for path, note in report.notes:  # file names and reasons naming them: escaped, one line each
-            click.echo(printable(f"warning: {path}: {note}"), err=True)
-        for path, reason in report.failed:
-            click.echo(printable(f"failed: {path}: {reason}"), err=True)
+        _echo_report(report)
         if hasattr(pipe, "counts"):  # --faces: how many faces were stylised and skipped
             click.echo(pipe.counts.line(pipe.min_face, pipe.max_faces), err=True)
         where = f" to {report.written[0]}" if len(report.written) == 1 else ""
@@ -281,25 +289,39 @@ def _make_command(spec: ModelSpec) -> click.Command:
     )
 
 
-def check_samples(pipe: Any, num: int, sheet: bool = True) -> None:
-    """Refuse (``UsageError``) a ``--num`` above the limit, or whose samples would not fit memory or one sheet.
+def _echo_report(report: Any) -> None:
+    for path, note in report.notes:  # file names and reasons naming them: escaped, one line each
+        click.echo(printable(f"warning: {path}: {note}"), err=True)
+    for path, reason in report.failed:
+        click.echo(printable(f"failed: {path}: {reason}"), err=True)
 
-    The samples are held together as float32 (with ``sheet``, also laid out as one image of at most
-    ``DEFAULT_MAX_PIXELS``, as a float and an 8-bit copy); their size is measured on one sample.
+
+def _echo_interrupted(stop: Any, counted: bool) -> None:
+    """After Ctrl-C: the files written, those that remain, and the command that continues the run.
+
+    ``counted``: one process ran every input, so its counts are the run's (under ``accelerate launch`` each
+    process knows only its share: the command is still right).
     """
-    budget.check_count(num, MAX_NUM if sheet else MAX_EVAL_NUM, "--num", advice="draw more in runs with other seeds")
-    _, c, h, w = pipe.decode_latents(pipe.latents(1, 0)).shape
-    per_sample = c * h * w * 4 + pipe.latent_dim * 4 + ((h + 2) * (w + 2) * c * 5 if sheet else 0)
-    budget.check_bytes(num * per_sample, f"--num {num:,} samples of {w}x{h}", advice="lower --num")
-    if not sheet:
-        return
-    cols = max(1, math.ceil(math.sqrt(num)))
-    width, height = cols * (w + 2) + 2, math.ceil(num / cols) * (h + 2) + 2
-    if width * height > budget.DEFAULT_MAX_PIXELS:
-        raise UsageError(
-            f"--num {num:,} samples of {w}x{h} make a {width}x{height} sheet ({budget.fmt_mp(width * height)}), above "
-            f"the {budget.DEFAULT_MAX_PIXELS / 1e6:g} MP limit of one image; lower --num or draw more in other runs"
-        )
+    report = stop.report
+    if counted:
+        replaced = f" ({len(set(report.replaced))} replaced)" if report.replaced else ""
+        skipped = f", {len(set(report.skipped))} skipped" if report.skipped else ""
+        failed = f", {len(report.failed)} failed" if report.failed else ""
+        click.echo(printable(f"interrupted: {len(set(report.written))} files written{replaced}{skipped}{failed}, "
+                             f"{len(stop.remaining)} remain"), err=True)
+    else:
+        click.echo("interrupted", err=True)
+    click.echo(printable(f"to continue: {continue_command()}"), err=True)
+
+
+def continue_command() -> str:
+    """The command line of this ``anime run`` with ``--skip-existing``: it runs only the inputs not yet written."""
+    ctx = click.get_current_context()
+    argv = list((ctx.find_root().obj or {}).get("argv") or ctx.command_path.split()[1:])
+    end = argv.index("--") if "--" in argv else len(argv)
+    if "--skip-existing" not in argv[:end]:
+        argv.insert(end, "--skip-existing")
+    return shlex.join(["anime", *argv])
 
 
 def check_weights_path(path: Path) -> None:

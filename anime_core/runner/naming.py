@@ -11,12 +11,14 @@ from anime_core.runner.inputs import MEDIA_EXTENSIONS, InputFile
 DEFAULT_OUTPUT = Path("anime_out")
 
 
-def unique_names(rels: list[Path], folder: Path) -> list[Path]:
+def unique_names(rels: list[Path], folder: Path, avoid_existing: bool = True) -> list[Path]:
     """One output name per input, all different (ignoring case, as some file systems do).
 
     An input keeps its own name if it is the first to claim it. A later input with a taken name
     gets ``NAME-1``, ``NAME-2`` ... skipping names another input keeps, names already given and
-    files that exist in ``folder``, so an invented name never replaces anything.
+    (``avoid_existing``) files that exist in ``folder``, so an invented name never replaces anything.
+    A run that skips existing outputs replaces nothing, so it names as if the folder were empty: the
+    names an interrupted run gave, and the outputs it wrote under them are found again.
     """
 
     def key(rel: Path) -> str:
@@ -30,7 +32,7 @@ def unique_names(rels: list[Path], folder: Path) -> list[Path]:
     for i, rel in enumerate(rels):
         name, n = rel, 0
         if owner[key(rel)] != i:
-            while key(name) in taken or (folder / name).exists():
+            while key(name) in taken or (avoid_existing and (folder / name).exists()):
                 n += 1
                 name = rel.with_name(f"{rel.stem}-{n}{rel.suffix}")
             taken.add(key(name))
@@ -39,9 +41,12 @@ def unique_names(rels: list[Path], folder: Path) -> list[Path]:
 
 
 def plan_outputs(
-    items: list[InputFile], output: Path | None
+    items: list[InputFile], output: Path | None, skip_existing: bool = False
 ) -> tuple[list[tuple[InputFile, Path]], list[tuple[str, str]]]:
-    """(input, destination) pairs and [(input, reason)] for those whose destination is an input."""
+    """(input, destination) pairs and [(input, reason)] for those whose destination is an input.
+
+    ``skip_existing``: the run writes no destination that exists, so invented names may be existing files.
+    """
     out = output or DEFAULT_OUTPUT
     if out.suffix.lower() in MEDIA_EXTENSIONS and not out.is_dir():
         if len(items) > 1:
@@ -53,7 +58,7 @@ def plan_outputs(
             )
         dests = [out] * len(items)
     else:
-        dests = [out / rel for rel in unique_names([i.rel for i in items], out)]
+        dests = [out / rel for rel in unique_names([i.rel for i in items], out, not skip_existing)]
     inputs = {i.path.resolve() for i in items}
     jobs, failed = [], []
     for item, dest in zip(items, dests):

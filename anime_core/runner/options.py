@@ -31,5 +31,7 @@ class FileOptions:
     announce: Callable[[str], None] | None = None
     #: batches decoded ahead (worker threads; outputs are written by others while the model runs); 0: one thread
     prefetch: int = 2
+    #: inputs whose planned output already exists are not run (counted as skipped): continues an interrupted run
+    skip_existing: bool = False
     #: accelerate's state under ``accelerate launch`` (see :func:`process_state`): this process does its share
     processes: PartialState | None = None

@@ -55,5 +55,8 @@ def write_mode(result: ModeOutput, output: Path | None) -> Report:
             img = io.grid(result.images, result.nrow, result.padding)
         else:
             img = io.to_image(result.images[index])
+        existed = dest.exists()
         write(img, dest, result.name, report)
+        if existed and report.written[-1:] == [dest]:
+            report.replaced.append(dest)
     return report

@@ -51,8 +51,9 @@ class Ledger:
 
     def _settle(self, keep: int) -> None:
         while self.pending and (len(self.pending) > keep or _done(self.pending[0])):
-            part = self.pending.popleft()
+            part = self.pending[0]  # removed once added: a Ctrl-C while waiting leaves it for the next drain
             self.report.add(part.result() if isinstance(part, Future) else part)  # re-raises a writer's error
+            self.pending.popleft()
 
 
 def _done(part: Future[Report] | Report) -> bool:

@@ -13,6 +13,7 @@ import functools
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -24,12 +25,12 @@ from anime_core.inference.modes import RunRequest
 from anime_core.inference.pipeline import Pipeline, TranslatePipeline
 from anime_core.runner.batches import Job, forward, groups
 from anime_core.runner.eta import Eta
-from anime_core.runner.inputs import collect_inputs
+from anime_core.runner.inputs import InputFile, collect_inputs
 from anime_core.runner.naming import plan_outputs
 from anime_core.runner.options import FileOptions
 from anime_core.runner.outputs import side_by_side, write, write_mode
 from anime_core.runner.prefetch import Ledger, decode_ahead
-from anime_core.runner.report import Report
+from anime_core.runner.report import Report, RunInterrupted
 from anime_core.runner.sharding import gather_reports, share
 from anime_core.runner.videos import translate_video
 
@@ -43,12 +44,16 @@ def run_pipeline(pipe: Pipeline, request: RunRequest, options: FileOptions) -> R
     start = time.perf_counter()
     state = options.processes
     result = pipe.run_mode(request)
-    if result is not None:
-        report = write_mode(result, options.output) if state is None or state.is_main_process else Report()
-    elif isinstance(pipe, TranslatePipeline):
-        report = translate_files(pipe, list(request.inputs), options)
-    else:
-        raise UsageError(f"'{pipe.spec.name}' has no run mode for these options")
+    try:
+        if result is not None:
+            report = write_mode(result, options.output) if state is None or state.is_main_process else Report()
+        elif isinstance(pipe, TranslatePipeline):
+            report = translate_files(pipe, list(request.inputs), options)
+        else:
+            raise UsageError(f"'{pipe.spec.name}' has no run mode for these options")
+    except RunInterrupted as exc:
+        exc.report.seconds = time.perf_counter() - start
+        raise
     report.seconds = time.perf_counter() - start
     return report if state is None else gather_reports(report, state)
 
@@ -57,7 +62,10 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
     """Translate files, folders and globs into ``options.output``; bad files are reported and skipped.
 
     Images are decoded ``options.prefetch`` batches ahead and written in other threads while the model
-    runs; the report lists everything in the order a single thread would (``prefetch=0``).
+    runs; the report lists everything in the order a single thread would (``prefetch=0``). With
+    ``options.skip_existing`` an input whose planned output exists is skipped; outputs that existed and
+    were overwritten are listed in ``report.replaced``. Ctrl-C raises :class:`RunInterrupted` once the
+    outputs already computed are written, with the report so far and the inputs that remain.
     """
     items, failed = collect_inputs(inputs)
     if not items and not failed:
@@ -65,8 +73,12 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
     if not items:  # nothing to run at all: a usage error (exit 2), not "0 written, N failed"
         shown = "; ".join(f"{arg}: {why}" for arg, why in failed[:3]) + (" ..." if len(failed) > 3 else "")
         raise UsageError(f"no input found ({shown}); check the paths")
-    jobs, clashes = plan_outputs(items, options.output)  # on the full list in every process: names agree
+    jobs, clashes = plan_outputs(items, options.output, options.skip_existing)  # every process: names agree
     report = Report(failed=failed + clashes)
+    existed = {dest for _, dest in jobs if dest.exists()}  # before any process writes: what this run replaces
+    if options.skip_existing:
+        report.skipped = [dest for _, dest in jobs if dest in existed]
+        jobs = [(item, dest) for item, dest in jobs if dest not in existed]
     videos = [(item, dest) for item, dest in jobs if video.is_video(item.path)]
     stills = [(item, dest) for item, dest in jobs if not video.is_video(item.path)]
     state = options.processes
@@ -74,34 +86,51 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
         state.wait_for_everyone()  # no process writes before all have planned (NAME-1 looks at existing files)
         stills, videos = share(stills, state), share(videos, state)  # a video is one unit
         if not state.is_main_process:
-            report.failed = []  # bad arguments and clashes are reported once, by the main process
+            report.failed, report.skipped = [], []  # reported once, by the main process
     bar = tqdm(total=len(stills), unit="img", disable=not options.progress or len(stills) < 2, desc=pipe.spec.name)
     eta = Eta(pipe, options.announce) if options.announce and pipe.device.type == "cpu" else None
     workers = 1 if pipe.device.type == "cpu" else min(4, os.cpu_count() or 1)  # on a CPU the model wants the cores
-    with contextlib.ExitStack() as stack:
-        writers = readers = None
-        if options.prefetch > 0:
-            # outputs already computed are still written on Ctrl-C or an error (shutdown waits for them) ...
-            writers = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="anime-write"))
-            readers = ThreadPoolExecutor(workers, thread_name_prefix="anime-read")
-            # ... while images decoded ahead are dropped
-            stack.callback(functools.partial(readers.shutdown, cancel_futures=True))
-        ledger = Ledger(report, writers, ahead=2 * options.batch_size + workers)  # outputs of about two batches
-        ahead = options.prefetch * options.batch_size
-        jobs_in = decode_ahead(pipe, stills, options, ledger, bar, readers, ahead)
-        for group in groups(stack.enter_context(contextlib.closing(jobs_in)), options.batch_size):
-            if eta:
-                eta.before(group)
-            start = time.perf_counter()
-            translate_group(pipe, group, options, report, ledger)
-            if eta:
-                eta.after(group, time.perf_counter() - start)
-            bar.update(len(group))
-        ledger.drain()
-    bar.close()
-    for item, dest in videos:
-        translate_video(pipe, item, dest, options, report)
+    ledger: Ledger | None = None
+    try:
+        with contextlib.ExitStack() as stack:
+            writers = readers = None
+            if options.prefetch > 0:
+                # outputs already computed are still written on Ctrl-C or an error (shutdown waits for them) ...
+                writers = stack.enter_context(ThreadPoolExecutor(workers, thread_name_prefix="anime-write"))
+                readers = ThreadPoolExecutor(workers, thread_name_prefix="anime-read")
+                # ... while images decoded ahead are dropped
+                stack.callback(functools.partial(readers.shutdown, cancel_futures=True))
+            ledger = Ledger(report, writers, ahead=2 * options.batch_size + workers)  # outputs of about two batches
+            ahead = options.prefetch * options.batch_size
+            jobs_in = decode_ahead(pipe, stills, options, ledger, bar, readers, ahead)
+            for group in groups(stack.enter_context(contextlib.closing(jobs_in)), options.batch_size):
+                if eta:
+                    eta.before(group)
+                start = time.perf_counter()
+                translate_group(pipe, group, options, report, ledger)
+                if eta:
+                    eta.after(group, time.perf_counter() - start)
+                bar.update(len(group))
+            ledger.drain()
+        bar.close()
+        for item, dest in videos:
+            translate_video(pipe, item, dest, options, report)
+    except KeyboardInterrupt:
+        bar.close()
+        if ledger is not None:
+            ledger.drain()  # the outputs finished while the writer threads were joined
+        raise _interrupted(report, [*stills, *videos], existed) from None
+    report.replaced = [dest for dest in dict.fromkeys(report.written) if dest in existed]
     return report
+
+
+def _interrupted(report: Report, jobs: list[tuple[InputFile, Path]], existed: set[Path]) -> RunInterrupted:
+    """What a Ctrl-C leaves: the report so far and the inputs neither written nor failed."""
+    written = set(report.written)
+    report.replaced = [dest for dest in dict.fromkeys(report.written) if dest in existed]
+    failed = {path for path, _ in report.failed}
+    remaining = [item.path for item, dest in jobs if dest not in written and str(item.path) not in failed]
+    return RunInterrupted(report, remaining)
 
 
 def translate_group(

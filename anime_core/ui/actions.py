@@ -31,6 +31,7 @@ from anime_core.inference.modes import RunRequest, read_image
 from anime_core.inference.pipeline import Pipeline, TranslatePipeline
 from anime_core.inference.video import EncodeOptions
 from anime_core.registry import get_registry
+from anime_core.runner.limits import MIN_SIZE, MIN_TILE
 from anime_core.runner.options import FileOptions
 from anime_core.runner.translate import run_pipeline
 from anime_core.ui.options import convert
@@ -38,7 +39,6 @@ from anime_core.weights.store import anime_home, cache_status, cached_path, fetc
 
 #: pipelines kept loaded between clicks (a model with its weights is the slow part of a run)
 CACHED_PIPELINES = 2
-MIN_SIZE, MIN_TILE = 8, 16  # as ``anime run --size`` / ``--tile``
 MAX_COUNT = 64  # images on one Generate sheet; ``anime run MODEL --num N`` makes more
 SEED_RANGE = (-(2**63), 2**64 - 1)  # what torch.manual_seed takes
 

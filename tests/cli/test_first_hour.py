@@ -240,7 +240,7 @@ def test_exit_codes(tiny_registry, weights, tmp_path, capsys):
     code, _, err = anime(capsys, "run", "tiny", "-w", weights, a, "-o", out)
     assert code == EXIT["ok"], err
     code, _, err = anime(capsys, "run", "tiny", "-w", weights, a, tmp_path / "gone.png", "-o", out)
-    assert code == EXIT["some inputs failed"] and "1 written, 1 failed" in err
+    assert code == EXIT["some inputs failed"] and "1 written (1 replaced), 1 failed" in err  # a.png again
     code, _, err = anime(capsys, "run", "tiny", "-w", tmp_path / "nope.safetensors", a)
     assert code == EXIT["usage"] and f"error: --weights {tmp_path / 'nope.safetensors'} does not exist" in err
     code, _, err = anime(capsys, "run", "tiny", "-w", weights, tmp_path / "gone.png", "-o", out)
