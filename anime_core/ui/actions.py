@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from anime_core import budget
 from anime_core.errors import AnimeError, UsageError
 from anime_core.registry import get_registry
+from anime_core.ui.controls import applied
 from anime_core.ui.options import convert
 
 if TYPE_CHECKING:
@@ -267,8 +268,12 @@ def translate(
     precision: str = "fp32",
     workspace: Workspace | None = None,
     max_pixels: int = budget.DEFAULT_MAX_PIXELS,
+    controls: Mapping[str, Any] | None = None,
 ) -> Result:
-    """Photo -> anime: one image through a translate model; ``values`` are the model's own form fields."""
+    """Photo -> anime: one image through a translate model; ``values`` are the model's own form fields.
+
+    ``controls``: ``keep_colors`` / ``strength`` (:func:`anime_core.ui.controls.applied`).
+    """
     if not image:
         raise UsageError("upload a photo first")
     reg = get_registry()
@@ -276,7 +281,7 @@ def translate(
     if spec.kind != "translate":
         raise UsageError(f"'{spec.name}' generates images from noise; use the Generate tab")
     size_px, tile_px = _sizes(size, tile, max_pixels)
-    pipe = pipeline(weights, convert(spec, values or {}), device, precision)
+    pipe = applied(pipeline(weights, convert(spec, values or {}), device, precision), **(controls or {}))
     folder = (workspace or Workspace()).folder(_name(weights))
     written, notes = _run(pipe, [image], folder / f"{Path(image).stem}-{_name(weights)}.png", size_px, tile_px,
                           max_pixels=max_pixels)
@@ -363,6 +368,7 @@ def video(
     deflicker: bool = False,
     crf: float = 18,
     max_pixels: int = budget.DEFAULT_MAX_PIXELS,
+    controls: Mapping[str, Any] | None = None,
 ) -> Result:
     """A video (or animated GIF/WebP) through a translate model, as ``anime run MODEL clip.mp4 [--deflicker]``."""
     missing = video_support()
@@ -376,7 +382,7 @@ def video(
     size_px, tile_px = _sizes(size, tile, max_pixels)
     if crf is None or not 0 <= _whole(crf, "CRF") <= 63:
         raise UsageError(f"CRF must be a whole number from 0 (lossless) to 63, not {crf}")
-    pipe = pipeline(weights, convert(spec, values or {}), device, precision)
+    pipe = applied(pipeline(weights, convert(spec, values or {}), device, precision), **(controls or {}))
     folder = (workspace or Workspace()).folder(_name(weights))
     from anime_core.inference.video import EncodeOptions
 

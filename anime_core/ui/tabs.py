@@ -12,6 +12,7 @@ import gradio as gr
 
 from anime_core.budget import DEFAULT_MAX_PIXELS
 from anime_core.ui import actions
+from anime_core.ui.controls import control_inputs, wire
 from anime_core.ui.form import WEIGHTS_TYPES, Picker, guarded, picker, size_inputs
 
 VIDEO_TYPES = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".webp"]
@@ -49,6 +50,7 @@ def photo_tab(settings: Settings, workspace: actions.Workspace) -> None:
                              elem_id="photo-input", height=260)
             p = picker("translate", "photo", default="animegan")
             size, tile = size_inputs("photo", settings.max_pixels)
+            keep, strength = control_inputs("photo")
             run = gr.Button("Turn into anime", variant="primary", elem_id="photo-run")
         with gr.Column(scale=3):
             slider = gr.ImageSlider(type="filepath", label="Before / after (drag the handle)", elem_id="photo-result",
@@ -59,13 +61,15 @@ def photo_tab(settings: Settings, workspace: actions.Workspace) -> None:
     def go(data: dict[Any, Any]) -> list[Any]:
         result = actions.translate(
             data[image], size=data[size], tile=data[tile], workspace=workspace, max_pixels=settings.max_pixels,
-            **_run_kwargs(p, settings, data)
+            controls={"keep_colors": data[keep], "strength": data[strength]}, **_run_kwargs(p, settings, data)
         )
         out = str(result.files[0])
         before = str(result.shown) if result.shown else out
         return [(before, out), gr.update(value=out, visible=True), result.message]
 
-    run.click(guarded(go, 3, 2), {image, size, tile, *p.inputs, *settings.inputs}, [slider, download, status])
+    wire(p, strength)
+    run.click(guarded(go, 3, 2), {image, size, tile, keep, strength, *p.inputs, *settings.inputs},
+              [slider, download, status])
 
 
 def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
@@ -78,6 +82,7 @@ def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
                            elem_id="video-input")
             p = picker("translate", "video", default="animegan")
             size, tile = size_inputs("video", settings.max_pixels)
+            keep, strength = control_inputs("video")
             with gr.Row():
                 deflicker = gr.Checkbox(False, label="Deflicker (steadier static areas)", elem_id="video-deflicker")
                 crf = gr.Number(18, label="Quality: CRF (0 lossless, 18 default, 63 smallest)", precision=0,
@@ -91,13 +96,15 @@ def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
     def go(data: dict[Any, Any]) -> list[Any]:
         result = actions.video(
             data[clip], size=data[size], tile=data[tile], workspace=workspace, deflicker=data[deflicker],
-            crf=data[crf], max_pixels=settings.max_pixels, **_run_kwargs(p, settings, data)
+            crf=data[crf], max_pixels=settings.max_pixels,
+            controls={"keep_colors": data[keep], "strength": data[strength]}, **_run_kwargs(p, settings, data)
         )
         out = str(result.files[0])
         playable = out.lower().endswith((".mp4", ".webm", ".mov"))
         return [out if playable else None, gr.update(value=out, visible=True), result.message]
 
-    inputs = {clip, size, tile, deflicker, crf, *p.inputs, *settings.inputs}
+    wire(p, strength)
+    inputs = {clip, size, tile, deflicker, crf, keep, strength, *p.inputs, *settings.inputs}
     run.click(guarded(go, 3, 2), inputs, [shown, download, status])
 
 
