@@ -4,13 +4,17 @@ Gradio's streaming webcam input (``gr.Image(sources=["webcam"], streaming=True)`
 ``.stream`` event) sends a frame every :data:`STREAM_EVERY` s; each is scaled to a long side of
 :data:`DEFAULT_SIDE` px (the form's "Long side"), goes through the same cached pipeline as the
 Photo tab (``anime_core.load``, with the Strength / Keep-colours controls) and comes back as an
-image. One frame runs at a time per session (``concurrency_limit=1``), so a slow model shows fewer
-frames rather than lagging behind the camera. The rate shown is stylised frames per second over
-the last few seconds (:class:`Rate`).
+image. A stream is one queued job that calls the model again with the newest frame the browser
+has sent once the last call returns (Gradio keeps only the latest input), so a slow model shows
+fewer frames rather than lagging behind the camera. One stream runs at a time
+(``concurrency_limit=1``: a second browser waits until the first stops, or after
+:data:`TIME_LIMIT`). The rate shown is stylised frames per second over the last few seconds
+(:class:`Rate`).
 
-The default side is what keeps up on a CPU: a random-weights AnimeGAN v2 frame took 0.15 s at
-256 px on the development machine (about 6 fps; benchmarks/RESULTS.md, "Webcam"), so larger
-sides are for GPUs. Every frame is checked against the app's pixel limit before it is converted.
+The default side, 256 px (AnimeGAN's training size), is the largest that stays near 3 fps on a
+small CPU: a 256x192 AnimeGAN v2 frame costs 0.36 s of one core of a 2-core Xeon (2.8 fps), a
+192 px one 0.23 s (4.4 fps), a 384 px one 0.87 s (1.2 fps) (benchmarks/RESULTS.md, "Webcam");
+larger sides are for GPUs. Every frame is checked against the app's pixel limit before it is converted.
 :func:`stylise` and :class:`Rate` need no gradio (tests and ``benchmarks/bench_controls.py`` use them).
 """
 
