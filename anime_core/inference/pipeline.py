@@ -1,7 +1,8 @@
 """Pipelines: what ``anime_core.load`` returns. They compute; the CLI (``anime_core.cli.files``) handles files.
 
 ``TranslatePipeline``: PIL image or (N, 3, H, W) tensor -> resize policy -> pad to the generator's
-stride (reflect) -> device/precision -> generator -> crop back. Large images go through tiles
+stride (reflect) -> device/precision -> generator -> crop back -> the user controls (``keep_colors``,
+``strength``: :mod:`anime_core.inference.controls`). Large images go through tiles
 that reproduce the untiled result with memory bounded by the tile (``translate``).
 ``GeneratePipeline``: seeded latents -> generator -> images.
 
