@@ -109,7 +109,7 @@ def architecture_option(spec: ModelSpec, registry: Registry | None = None) -> Va
 #: keywords the core's own translate pipeline reads (``Pipeline.options``) beside a model's run options
 #: ``crop``: True/False centre-crops every image to a square or never does (None: the style's ``center_crop``
 #: preset); ``no_crop=True`` is its older spelling of False
-CORE_PIPELINE_OPTIONS = {"translate": ("crop", "no_crop"), "generate": ()}
+CORE_PIPELINE_OPTIONS = {"translate": ("crop", "no_crop", "keep_colors", "strength"), "generate": ()}
 _PIPELINE_ARGS = {"self", "spec", "nets", "device", "precision", "preprocess", "args", "kwargs", "options"}
 
 
@@ -300,6 +300,10 @@ def load(
       centre-crop it to a square (``anime run --no-crop``), ``True`` crops for any style;
     - pipeline keywords (``anime run MODEL``'s own options): e.g. ``strength=0.5`` for ``ae``,
       ``direction="anime2photo"`` for ``cyclegan``, ``class_name="green"`` for ``dcgan``;
+    - the controls of every translate model (:mod:`anime_core.inference.controls`): ``keep_colors=True``
+      (the style's lightness, the photo's colours) and ``strength=0..1`` (0: the photo, 1: the full
+      style); ``pipe.with_controls(strength=0.5)`` changes them without reloading. A model with an
+      option of the same name keeps its own meaning (``ae``'s ``strength`` blends chroma only);
     - generator keywords (the builders', as in ``anime_core.build``): the architecture of a file
       whose tensors do not decide it, e.g. ``variant="v2"`` for ``animegan`` or ``ae``,
       ``variant="resnet", n_blocks=6`` for ``cyclegan`` (its own key ``arch`` works too),

@@ -110,6 +110,7 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
             ),
             *_video_options(),
             *_face_options(),
+            *_control_options(spec),
         ]
     else:
         params += [
@@ -127,6 +128,21 @@ def _tile_side(ctx: click.Context, param: click.Parameter, value: int | None) ->
     if value is not None and 0 < value < MIN_TILE:
         raise click.BadParameter(f"{value} px is too small for a tile; use at least {MIN_TILE}, or 0 for no tiling")
     return value
+
+
+def _control_options(spec: ModelSpec) -> list[click.Parameter]:
+    """--keep-colors and --strength (anime_core.inference.controls), unless the model has its own (ae's --strength)."""
+    from anime_core.inference.controls import owned  # no torch
+
+    params = [
+        click.Option(["--keep-colors"], is_flag=True, default=None,
+                     help="Keep the photo's colours: the style's lightness (lines, shading) with the photo's "
+                          "CIE a*b* chroma."),
+        click.Option(["--strength"], type=click.FloatRange(0.0, 1.0), default=None,
+                     help="Style strength: 0 returns the photo, 1 the full style [default: 1]; a blend in "
+                          "between."),
+    ]
+    return [p for p in params if p.name not in owned(spec)]
 
 
 def _video_options() -> list[click.Parameter]:
@@ -204,6 +220,7 @@ def _make_command(spec: ModelSpec) -> click.Command:
         options.update({p.name: v for p in arch_params if p.name and (v := kw.pop(p.name, None)) is not None})
         if kw.get("crop") is not None:  # --crop/--no-crop; unset: the style's preset decides
             options["crop"] = kw["crop"]
+        options.update({k: v for k in ("keep_colors", "strength") if (v := kw.pop(k, None)) is not None})
         encode = video.EncodeOptions(  # checked before the model loads: a typo fails at once
             codec=kw.get("codec", "auto"),
             crf=kw.get("crf", video.DEFAULT_CRF),

@@ -1,7 +1,8 @@
 """Pipelines: what ``anime_core.load`` returns. They compute; the runner (``anime_core.runner``) handles files.
 
 ``TranslatePipeline``: PIL image or (N, 3, H, W) tensor -> resize policy -> pad to the generator's
-stride (reflect) -> device/precision -> generator -> crop back. Large images go through tiles
+stride (reflect) -> device/precision -> generator -> crop back -> the user controls (``keep_colors``,
+``strength``: :mod:`anime_core.inference.controls`). Large images go through tiles
 that reproduce the untiled result with memory bounded by the tile (``translate``).
 ``GeneratePipeline``: seeded latents -> generator -> images.
 
@@ -16,6 +17,8 @@ models, ``latent_dim``.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import math
 import warnings
@@ -30,6 +33,7 @@ from torch import nn
 
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.inference import io, speed
+from anime_core.inference.controls import Controls, owned
 from anime_core.inference.inputs import check_finite, translate_any
 from anime_core.inference.modes import AUTO_TILE_PIXELS, DEFAULT_TILE, ModeOutput, RunRequest
 from anime_core.inference.tileplan import TilePlan, plan_tiles
@@ -226,6 +230,21 @@ class TranslatePipeline(Pipeline):
     kind = "translate"
     out_scale = 1  # output side / input side (4 for a 4x super-resolution model)
 
+    def __init__(self, spec: ModelSpec, nets: dict[str, nn.Module], *args: Any, **options: Any) -> None:
+        #: ``keep_colors`` / ``strength``, applied after :meth:`postprocess` (:mod:`anime_core.inference.controls`);
+        #: checked before the nets move to the device
+        self.controls = Controls.from_options(spec, options)
+        super().__init__(spec, nets, *args, **options)
+
+    def with_controls(self, keep_colors: bool | None = None, strength: float | None = None) -> TranslatePipeline:
+        """This pipeline with other controls (``None``: as it is), sharing its nets: no reload for a slider."""
+        asked = {k: v for k, v in (("keep_colors", keep_colors), ("strength", strength)) if v is not None}
+        for name in sorted(owned(self.spec) & set(asked)):
+            raise UsageError(f"{self.spec.name} has its own {name} option; pass {name}= to anime_core.load instead")
+        twin = copy.copy(self)
+        twin.controls = dataclasses.replace(self.controls, **asked)
+        return twin
+
     # -- value ranges (override for other colour spaces) -------------------------------------
     def preprocess(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) float in [0, 1] -> generator input; default [-1, 1]."""
@@ -300,7 +319,7 @@ class TranslatePipeline(Pipeline):
         s = self.out_scale
         y = y[..., : h * s, : w * s].float()
         y = torch.where(torch.isfinite(y), y, torch.nan)
-        return self.postprocess(y, x).cpu()
+        return self.controls.apply(self.postprocess(y, x), x).cpu()
 
     @staticmethod
     def tile_for(height: int, width: int, tile: int | None = None) -> int | None:
@@ -336,7 +355,7 @@ class TranslatePipeline(Pipeline):
             self.last_tiling = TilingReport(0, 1, overlap, [plan])
             return run_tiled(self.forward, image, side, overlap, scale=self.out_scale)
         out, self.last_tiling = run_faithful(self, image, side, plan)
-        return out
+        return self.controls.apply(out.unsqueeze(0), image.unsqueeze(0))[0]  # the tiles ran without them
 
     def _tile_plan(self, h: int, w: int, side: int) -> TilePlan | str:
         """The plan for this size (cached: video frames share it), or why there is none."""

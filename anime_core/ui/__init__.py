@@ -1,7 +1,7 @@
 """``anime ui``: a local web app (Gradio) over the registry, the pipelines and ``anime train``.
 
-Tabs: Photo -> anime, Video, Generate, Train, Compare. Nothing here is model-specific: pickers
-come from the registry and a model's own options from ``ModelSpec.run_options``
+Tabs: Photo -> anime, Video, Webcam (live: :mod:`anime_core.ui.webcam`), Generate, Train, Compare.
+Nothing here is model-specific: pickers come from the registry and a model's own options from ``ModelSpec.run_options``
 (:mod:`anime_core.ui.options`), so a plugin's models appear without UI code. Runs go through
 ``anime_core.load`` and the CLI's file runner (:mod:`anime_core.ui.actions`); training runs
 ``anime train`` as a subprocess (:mod:`anime_core.ui.training`). Gradio is the optional extra

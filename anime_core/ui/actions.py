@@ -34,6 +34,7 @@ from anime_core.registry import get_registry
 from anime_core.runner.limits import MIN_SIZE, MIN_TILE
 from anime_core.runner.options import FileOptions
 from anime_core.runner.translate import run_pipeline
+from anime_core.ui.controls import applied
 from anime_core.ui.options import convert
 from anime_core.weights.store import anime_home, cache_status, cached_path, fetch_style
 
@@ -283,10 +284,12 @@ def translate(
     max_pixels: int = budget.DEFAULT_MAX_PIXELS,
     faces: bool = False,
     background: str | None = None,
+    controls: Mapping[str, Any] | None = None,
 ) -> Result:
     """Photo -> anime: one image through a translate model; ``values`` are the model's own form fields.
 
-    ``faces``/``background``: portrait mode, as ``anime run --faces --background``.
+    ``faces``/``background``: portrait mode, as ``anime run --faces --background``; ``controls``: ``keep_colors`` /
+    ``strength`` (:func:`anime_core.ui.controls.applied`).
     """
     if not image:
         raise UsageError("upload a photo first")
@@ -295,7 +298,8 @@ def translate(
     if spec.kind != "translate":
         raise UsageError(f"'{spec.name}' generates images from noise; use the Generate tab")
     size_px, tile_px = _sizes(size, tile, max_pixels)
-    pipe = pipeline(weights, {**convert(spec, values or {}), **face_options(faces, background)}, device, precision)
+    pipe = applied(pipeline(weights, {**convert(spec, values or {}), **face_options(faces, background)}, device,
+                            precision), **(controls or {}))
     folder = (workspace or Workspace()).folder(_name(weights))
     counted = _count_faces(pipe)
     written, notes = _run(pipe, [image], folder / f"{Path(image).stem}-{_name(weights)}.png", size_px, tile_px,
@@ -385,6 +389,7 @@ def video(
     max_pixels: int = budget.DEFAULT_MAX_PIXELS,
     faces: bool = False,
     background: str | None = None,
+    controls: Mapping[str, Any] | None = None,
 ) -> Result:
     """A video (or animated GIF/WebP) through a translate model, as ``anime run MODEL clip.mp4 [--deflicker]``."""
     missing = video_support()
@@ -398,7 +403,8 @@ def video(
     size_px, tile_px = _sizes(size, tile, max_pixels)
     if crf is None or not 0 <= _whole(crf, "CRF") <= 63:
         raise UsageError(f"CRF must be a whole number from 0 (lossless) to 63, not {crf}")
-    pipe = pipeline(weights, {**convert(spec, values or {}), **face_options(faces, background)}, device, precision)
+    pipe = applied(pipeline(weights, {**convert(spec, values or {}), **face_options(faces, background)}, device,
+                            precision), **(controls or {}))
     folder = (workspace or Workspace()).folder(_name(weights))
     counted = _count_faces(pipe)
     src = Path(clip)

@@ -1,4 +1,4 @@
-"""The Gradio app of ``anime ui``: five tabs over the registry, the pipelines and ``anime train``.
+"""The Gradio app of ``anime ui``: six tabs over the registry, the pipelines and ``anime train``.
 
 Built for Gradio 6 (theme and CSS are passed to ``launch``). Everything shown comes from the
 registry, so the tabs list whatever models and styles the installed plugins register.
@@ -23,12 +23,13 @@ from anime_core.ui import actions, training
 from anime_core.ui.serving import ServeOptions, check_exposure
 from anime_core.ui.tabs import Settings, compare_tab, generate_tab, photo_tab, video_tab
 from anime_core.ui.train_tab import train_tab
+from anime_core.ui.webcam import webcam_tab
 
 #: room for a request's form fields and multipart framing above the one file it may carry
 BODY_SLACK = 1 << 20
 
 CSS = """
-#photo-status, #video-status, #generate-status, #compare-status, #train-status { min-height: 1.5em; }
+#photo-status, #video-status, #webcam-fps, #generate-status, #compare-status, #train-status { min-height: 1.5em; }
 """
 
 
@@ -54,6 +55,8 @@ def build_app(
                 photo_tab(settings, workspace)
             with gr.Tab("Video", id="video"):
                 video_tab(settings, workspace)
+            with gr.Tab("Webcam", id="webcam"):
+                webcam_tab(settings, workspace)
             with gr.Tab("Generate", id="generate"):
                 generate_tab(settings, workspace)
             with gr.Tab("Train", id="train"):

@@ -12,6 +12,7 @@ import gradio as gr
 
 from anime_core.budget import DEFAULT_MAX_PIXELS
 from anime_core.ui import actions
+from anime_core.ui.controls import control_inputs, wire
 from anime_core.ui.form import WEIGHTS_TYPES, Picker, guarded, picker, size_inputs
 
 VIDEO_TYPES = [".mp4", ".mov", ".mkv", ".webm", ".avi", ".gif", ".webp"]
@@ -60,6 +61,7 @@ def photo_tab(settings: Settings, workspace: actions.Workspace) -> None:
             p = picker("translate", "photo", default="animegan")
             size, tile = size_inputs("photo", settings.max_pixels)
             faces, background = face_inputs("photo")
+            keep, strength = control_inputs("photo")
             run = gr.Button("Turn into anime", variant="primary", elem_id="photo-run")
         with gr.Column(scale=3):
             slider = gr.ImageSlider(type="filepath", label="Before / after (drag the handle)", elem_id="photo-result",
@@ -70,13 +72,15 @@ def photo_tab(settings: Settings, workspace: actions.Workspace) -> None:
     def go(data: dict[Any, Any]) -> list[Any]:
         result = actions.translate(
             data[image], size=data[size], tile=data[tile], workspace=workspace, max_pixels=settings.max_pixels,
-            faces=data[faces], background=data[background], **_run_kwargs(p, settings, data)
+            faces=data[faces], background=data[background],
+            controls={"keep_colors": data[keep], "strength": data[strength]}, **_run_kwargs(p, settings, data)
         )
         out = str(result.files[0])
         before = str(result.shown) if result.shown else out
         return [(before, out), gr.update(value=out, visible=True), result.message]
 
-    run.click(guarded(go, 3, 2), {image, size, tile, faces, background, *p.inputs, *settings.inputs},
+    wire(p, strength)
+    run.click(guarded(go, 3, 2), {image, size, tile, faces, background, keep, strength, *p.inputs, *settings.inputs},
               [slider, download, status])
 
 
@@ -91,6 +95,7 @@ def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
             p = picker("translate", "video", default="animegan")
             size, tile = size_inputs("video", settings.max_pixels)
             faces, background = face_inputs("video")
+            keep, strength = control_inputs("video")
             with gr.Row():
                 deflicker = gr.Checkbox(False, label="Deflicker (steadier static areas)", elem_id="video-deflicker")
                 crf = gr.Number(18, label="Quality: CRF (0 lossless, 18 default, 63 smallest)", precision=0,
@@ -105,13 +110,14 @@ def video_tab(settings: Settings, workspace: actions.Workspace) -> None:
         result = actions.video(
             data[clip], size=data[size], tile=data[tile], workspace=workspace, deflicker=data[deflicker],
             crf=data[crf], max_pixels=settings.max_pixels, faces=data[faces], background=data[background],
-            **_run_kwargs(p, settings, data)
+            controls={"keep_colors": data[keep], "strength": data[strength]}, **_run_kwargs(p, settings, data)
         )
         out = str(result.files[0])
         playable = out.lower().endswith((".mp4", ".webm", ".mov"))
         return [out if playable else None, gr.update(value=out, visible=True), result.message]
 
-    inputs = {clip, size, tile, deflicker, crf, faces, background, *p.inputs, *settings.inputs}
+    wire(p, strength)
+    inputs = {clip, size, tile, deflicker, crf, faces, background, keep, strength, *p.inputs, *settings.inputs}
     run.click(guarded(go, 3, 2), inputs, [shown, download, status])
 
 

@@ -117,8 +117,8 @@ def test_keywords_neither_part_takes_are_usage_errors(registry, tmp_path):
         anime_core.load("animegan", weights=path, device="cpu", variant="v3")
     with pytest.raises(UsageError, match=r"resize='tf1_legacy' does not build animegan's generator.*variant v1"):
         anime_core.load("animegan", weights=path, device="cpu", resize="tf1_legacy")  # a v1 option on a v2 file
-    with pytest.raises(UsageError, match=r"takes no 'strength'.*its pipeline takes direction"):
-        anime_core.load("cyclegan", weights=path, device="cpu", strength=0.5)  # ae's option, not cyclegan's
+    with pytest.raises(UsageError, match=r"takes no 'class_name'.*its pipeline takes direction"):
+        anime_core.load("cyclegan", weights=path, device="cpu", class_name="green")  # dcgan's option, not cyclegan's
     graph = tmp_path / "g.onnx"
     graph.write_bytes(b"not read: the keyword is refused first")
     with pytest.raises(UsageError, match=r"ONNX graph.*leave out variant"):

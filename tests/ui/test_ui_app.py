@@ -41,7 +41,7 @@ def test_the_page_lists_what_plugins_register(tiny_registry, tmp_path):
     assert [v for _, v in blocks["train-model"].choices] == ["tiny", "tinygen"]  # glow has no training task
     assert [v for _, v in blocks["compare-styles"].choices] == ["tiny:demo"]
     radius = [b for b in app.blocks.values() if getattr(b, "label", None) == "glow radius"]
-    assert len(radius) == 2  # on the Photo and the Video tab, as a bounded number box
+    assert len(radius) == 3  # on the Photo, Video and Webcam tabs, as a bounded number box
     assert (radius[0].minimum, radius[0].maximum, radius[0].value) == (1, 9, 3)
 
 

@@ -1,5 +1,6 @@
 """``anime ui`` in a real browser: headless Chromium (Selenium) uploads a photo and a weights file, runs
-AnimeGAN v2 (random weights saved in the native format), sees the result and downloads it.
+AnimeGAN v2 (random weights saved in the native format), sees the result and downloads it; and streams
+Chromium's fake camera (``--use-fake-device-for-media-stream``) through the Webcam tab.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``apt-get install -y chromium chromium-driver``);
 skipped, with that reason, only where they are missing. ``ANIME_UI_SCREENSHOT=docs/ui.png`` also saves
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +57,14 @@ def _serve(port: int, tmp_path: Path) -> subprocess.Popen:
     pytest.fail(f"anime ui did not answer within {2 * WAIT} s: {(tmp_path / 'ui.log').read_text()}")
 
 
-def _browser(downloads: Path):
+def _browser(downloads: Path, camera: bool = False):
+    """Headless Chromium; ``camera``: its fake webcam (a test pattern), granted without asking."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100"):
+    fake = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream") if camera else ()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100", *fake):
         opts.add_argument(arg)
     opts.binary_location = CHROMIUM
     opts.add_experimental_option(
@@ -128,3 +132,60 @@ def test_photo_to_anime_in_a_browser(tmp_path):
     assert Image.open(shot).width == 1400 and len(np.unique(np.asarray(Image.open(shot)))) > 50
     if os.environ.get("ANIME_UI_SCREENSHOT"):
         shutil.copyfile(shot, os.environ["ANIME_UI_SCREENSHOT"])
+
+
+@pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no headless Chromium: apt-get install chromium chromium-driver")
+def test_webcam_tab_streams_stylised_frames(tmp_path):
+    """Chromium's fake camera streams into the Webcam tab; stylised frames come back with a rate above 0 fps."""
+    pytest.importorskip("gradio")
+    pytest.importorskip("selenium")
+    import re
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    import anime_core
+    from anime_core.ui.webcam import DEFAULT_SIDE
+    from anime_core.weights.files import save_native
+
+    weights = tmp_path / "random-v2.safetensors"
+    save_native(weights, {"generator": anime_core.build("animegan", variant="v2")}, "animegan", {"variant": "v2"})
+    server = _serve(_free_port(), tmp_path)
+    port = int(server.args[-1])
+    driver = _browser(tmp_path, camera=True)
+    try:
+        driver.get(f"http://127.0.0.1:{port}/")
+        wait = WebDriverWait(driver, WAIT)
+        tab = wait.until(lambda d: [t for t in d.find_elements(By.CSS_SELECTOR, "button[role=tab]")
+                                    if t.text.strip() == "Webcam"])
+        tab[0].click()
+        driver.find_element(By.CSS_SELECTOR, "#webcam-weights input[type=file]").send_keys(str(weights))
+        wait.until(lambda d: "uploaded weights file" in d.find_element(By.ID, "webcam-note").text)
+        cam = driver.find_element(By.ID, "webcam-input")
+        cam.find_element(By.CSS_SELECTOR, "[title='grant webcam access'] button").click()
+        record = wait.until(lambda d: next((b for b in cam.find_elements(By.CSS_SELECTOR, "button")
+                                            if b.text.strip() == "Record"), None))
+        record.click()
+        status = driver.find_element(By.ID, "webcam-fps")
+        sources: set[str] = set()
+
+        def streaming(d) -> bool:
+            sources.update(img.get_attribute("src") for img in d.find_elements(By.CSS_SELECTOR, "#webcam-result img"))
+            rate = re.search(r"([0-9.]+) fps", status.text)
+            assert "Error" not in status.text, status.text
+            return bool(rate and float(rate.group(1)) > 0 and len(sources - {None, ""}) >= 3)
+
+        WebDriverWait(driver, 3 * WAIT, poll_frequency=0.3).until(streaming)
+        assert f"{DEFAULT_SIDE}x" in status.text, status.text  # the default long side, shown with the rate
+        last = driver.find_element(By.CSS_SELECTOR, "#webcam-result img").get_attribute("src")
+        with urllib.request.urlopen(last, timeout=10) as resp:
+            frame = Image.open(BytesIO(resp.read())).convert("RGB")
+    finally:
+        driver.quit()
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    assert max(frame.size) == DEFAULT_SIDE  # Chromium's fake camera is 640x480: scaled to the long side
+    assert len(np.unique(np.asarray(frame).reshape(-1, 3), axis=0)) > 50  # a stylised picture, not a blank
