@@ -347,10 +347,13 @@ def _portrait(model: str, style: str | None, weights: str | Path | None, device:
               options: dict[str, Any]) -> Pipeline:
     """``load(..., faces=True)``: the face pipeline, its background's, and the detector, as a PortraitPipeline."""
     from anime_core.faces.portrait import parse_background, portrait
+    from anime_core.inference.controls import owned
 
     reg = get_registry()
     if reg.model(model).kind != "translate":
         raise UsageError(f"faces=True (--faces) stylises faces in photos; '{model}' generates images from noise")
+    core = {"keep_colors", "strength"} - owned(reg.model(model))  # the core's controls act on the composite
+    controls = {k: options.pop(k) for k in sorted(core) if k in options}
     face = load(model, style, weights, device, precision, backend, **options)
     template = reg.style(model, style).face if style else None
     name = parse_background(background)
@@ -367,5 +370,6 @@ def _portrait(model: str, style: str | None, weights: str | Path | None, device:
         reg.style(other, bg_style)  # an unknown style is a usage error naming the styles there are
         back = load(other, bg_style, device=device, precision=precision, backend=backend,
                     **(options if other == model else {}))
-    return portrait(face, back, template=template, background_name=name, face_preset=template is not None,
+    pipe = portrait(face, back, template=template, background_name=name, face_preset=template is not None,
                     **face_options)
+    return pipe.with_controls(**controls) if controls else pipe

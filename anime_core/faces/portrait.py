@@ -25,7 +25,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from anime_core import budget
 from anime_core.errors import UsageError
@@ -147,7 +146,8 @@ class PortraitPipeline(TranslatePipeline):
         photo = x.cpu()
         photo = photo.float() / 255 if photo.dtype == torch.uint8 else photo.float()
         base = self._background(photo)
-        return torch.stack([self._faces(p, b) for p, b in zip(photo, base)])
+        out = torch.stack([self._faces(p, b) for p, b in zip(photo, base)])
+        return self.controls.apply(out, photo)  # --strength/--keep-colors on the composite, faces and background alike
 
     @torch.inference_mode()
     def translate(self, image: torch.Tensor, tile: int | None = None) -> torch.Tensor:
@@ -157,10 +157,8 @@ class PortraitPipeline(TranslatePipeline):
         photo = photo.float() / 255 if photo.dtype == torch.uint8 else photo.float()
         if self.tile_for(*photo.shape[-2:], tile) is None:
             return self.forward(photo[None])[0]
-        return self._faces(photo, self._background(photo, tile))
-
-    def __call__(self, image: Image.Image, size: int | None = None, tile: int | None = None) -> Image.Image:
-        return super().__call__(image, size, tile)
+        out = self._faces(photo, self._background(photo, tile))
+        return self.controls.apply(out[None], photo[None])[0]
 
 
 def parse_background(value: str | None) -> str:

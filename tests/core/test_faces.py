@@ -287,3 +287,20 @@ def test_a_face_style_names_its_template_and_the_whole_picture_is_not_cropped(re
     for name in ("face_paint_512_v1", "face_paint_512_v2", "celeba_distill"):
         assert registry.style("animegan", name).face == FFHQ_512
     assert registry.style("animegan", "hayao").face is None
+
+
+@needs_detector
+def test_strength_and_keep_colors_act_on_the_composite(models):
+    """--strength and --keep-colors with --faces: the core controls apply once, to the pasted result."""
+    import anime_core
+
+    photo = fh.astronaut()
+    full = np.asarray(anime_core.load("faceid", weights=models["invert"], faces=True, background="keep")(
+        Image.fromarray(photo))).astype(int)
+    pipe = anime_core.load("faceid", weights=models["invert"], faces=True, background="keep", strength=0.5)
+    half = np.asarray(pipe(Image.fromarray(photo))).astype(int)
+    # halfway between the photo and the inverted face, everywhere (outside the face both are the photo)
+    assert np.abs(half - (photo.astype(int) + full) / 2).max() <= 1
+    assert np.array_equal(np.asarray(pipe.with_controls(strength=0.0)(Image.fromarray(photo))), photo)
+    kept = np.asarray(pipe.with_controls(strength=1.0, keep_colors=True)(Image.fromarray(photo))).astype(int)
+    assert np.abs(kept - full).mean() > 1  # the face's colours are the photo's again, its lightness inverted
