@@ -8,7 +8,6 @@ for any output, and trained styles cannot be downloaded here.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from helpers import subprocess_env
+from photos import PHOTOS as PHOTO_DIR
 from PIL import Image
 
 import anime_core
@@ -33,16 +33,8 @@ CHROMA_TOLERANCE = 1.0
 SIZE = 160  # long side of the photos in these tests (small: 2 shared cores)
 
 
-def _photos() -> list[Path]:
-    for root in (os.environ.get("ANIME_TEST_PHOTOS"), ROOT.parent / "shared" / "photos",
-                 ROOT.parent.parent / "shared" / "photos"):
-        if root and Path(root).is_dir() and (found := sorted(Path(root).glob("*.jpg"))):
-            return found
-    return []
-
-
-PHOTOS = _photos()
-needs_photos = pytest.mark.skipif(not PHOTOS, reason="no shared photos (../shared/photos or $ANIME_TEST_PHOTOS)")
+PHOTOS = sorted(PHOTO_DIR.glob("*.jpg"))
+needs_photos = pytest.mark.skipif(not PHOTOS, reason=f"no shared photos in {PHOTO_DIR} (set ANIME_TEST_PHOTOS)")
 
 
 def _pipe(model: str = "animegan", variant: str | None = "v2", **options) -> TranslatePipeline:
@@ -119,7 +111,8 @@ def test_keep_colors_keeps_the_photos_chroma_and_the_styles_lightness(i):
 
 @needs_photos
 def test_batches_tiles_and_video_frames_get_the_same_controls():
-    from anime_core.cli import files
+    from anime_core.runner.options import FileOptions
+    from anime_core.runner.videos import frame_fn
 
     a, b = _photo(0, 128), _photo(3, 128).resize(_photo(0, 128).size)
     pipe = _pipe(keep_colors=True, strength=0.6)
@@ -133,7 +126,7 @@ def test_batches_tiles_and_video_frames_get_the_same_controls():
     assert (pipe.translate(x, tile=64) - want).abs().max() < 1e-5
     assert pipe.last_tiling is not None and pipe.last_tiling.tiles > 1
     frames = [np.asarray(a), np.asarray(b)]  # the video/animation path of anime run
-    fn = files._frame_fn(_pipe(strength=0.0), files.FileOptions(), "clip.mp4", [])
+    fn = frame_fn(_pipe(strength=0.0), FileOptions(), "clip.mp4", [])
     assert all(np.array_equal(got, want) for got, want in zip(fn(frames), frames))
 
 
