@@ -51,25 +51,6 @@ if TYPE_CHECKING:  # this module's names are read by the CLI without torch
 #: the control keywords of ``anime_core.load`` / options of ``anime run`` (translate models)
 NAMES = ("keep_colors", "strength")
 
-# sRGB (linear) -> XYZ, rows X, Y, Z (IEC 61966-2-1, as skimage.color), and the D65 white (2 degree observer)
-_XYZ_FROM_RGB = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
-_WHITE = (0.95047, 1.0, 1.08883)
-_EPS, _KAPPA, _OFFSET = 0.008856, 7.787, 16.0 / 116.0  # CIE linear segment below (6/29)^3
-
-
-def _inverse(m: tuple[tuple[float, ...], ...]) -> tuple[tuple[float, ...], ...]:
-    """The inverse of a 3x3 matrix (adjugate over determinant; no numpy or torch at import)."""
-    (a, b, c), (d, e, f), (g, h, i) = m
-    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
-    adj = ((e * i - f * h, c * h - b * i, b * f - c * e),
-           (f * g - d * i, a * i - c * g, c * d - a * f),
-           (d * h - e * g, b * g - a * h, a * e - b * d))
-    return tuple(tuple(v / det for v in row) for row in adj)
-
-
-_RGB_FROM_XYZ = _inverse(_XYZ_FROM_RGB)
-
-
 def check_strength(value: Any) -> float:
     """``value`` as a float in [0, 1], else a one-sentence :class:`~anime_core.errors.UsageError`."""
     from anime_core.errors import UsageError
@@ -143,39 +124,7 @@ def keep_colors(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Gatys et al. (2016) luminance-only transfer in CIE Lab: ``y``'s L*, ``x``'s a*b*, clipped to sRGB."""
     import torch
 
+    from anime_core.color import lab_to_rgb, rgb_to_lab
+
     lab = torch.cat([rgb_to_lab(y)[:, :1], rgb_to_lab(x)[:, 1:]], dim=1)
     return lab_to_rgb(lab)
-
-
-def _mix(rows: tuple[tuple[float, ...], ...], x: torch.Tensor) -> torch.Tensor:
-    """A 3x3 matrix times the channel dim (1) of (N, 3, H, W) ``x``."""
-    import torch
-
-    m = torch.tensor(rows, dtype=x.dtype, device=x.device)
-    return torch.einsum("ij,njhw->nihw", m, x)
-
-
-def rgb_to_lab(rgb: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) sRGB in [0, 1] -> CIE Lab (L* in [0, 100]), skimage's ``rgb2lab`` constants."""
-    import torch
-
-    rgb = rgb.float()
-    lin = torch.where(rgb > 0.04045, ((rgb.clamp_min(0.04045) + 0.055) / 1.055) ** 2.4, rgb / 12.92)
-    xyz = _mix(_XYZ_FROM_RGB, lin) / torch.tensor(_WHITE, device=rgb.device).view(1, 3, 1, 1)
-    f = torch.where(xyz > _EPS, xyz.clamp_min(_EPS) ** (1 / 3), _KAPPA * xyz + _OFFSET)
-    fx, fy, fz = f.unbind(1)
-    return torch.stack([116.0 * fy - 16.0, 500.0 * (fx - fy), 200.0 * (fy - fz)], dim=1)
-
-
-def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) CIE Lab -> sRGB clipped to [0, 1] (NaN stays NaN), skimage's ``lab2rgb`` constants."""
-    import torch
-
-    L, a, b = lab.float().unbind(1)
-    fy = (L + 16.0) / 116.0
-    f = torch.stack([fy + a / 500.0, fy, (fy - b / 200.0).clamp_min(0)], dim=1)
-    xyz = torch.where(f > 0.2068966, f**3, (f - _OFFSET) / _KAPPA)
-    xyz = xyz * torch.tensor(_WHITE, device=lab.device).view(1, 3, 1, 1)
-    lin = _mix(_RGB_FROM_XYZ, xyz)
-    srgb = torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, lin * 12.92)
-    return srgb.clamp(0, 1)

@@ -20,6 +20,7 @@ from photos import PHOTOS as PHOTO_DIR
 from PIL import Image
 
 import anime_core
+from anime_core import color
 from anime_core.errors import UsageError
 from anime_core.inference import controls, io
 from anime_core.inference.pipeline import TranslatePipeline
@@ -53,18 +54,18 @@ def _arr(img: Image.Image) -> np.ndarray:
 
 
 def _lab(img: Image.Image) -> torch.Tensor:
-    return controls.rgb_to_lab(io.to_tensor(img).unsqueeze(0).float() / 255)
+    return color.rgb_to_lab(io.to_tensor(img).unsqueeze(0).float() / 255)
 
 
 def test_lab_matches_scikit_image_formulas():
     # skimage.color.rgb2lab of pure red, green, blue, white and a mid grey (published values, D65)
     rgb = torch.tensor([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 1], [0.5, 0.5, 0.5]]).T.reshape(1, 3, 5, 1)
-    lab = controls.rgb_to_lab(rgb)[0, :, :, 0].T
+    lab = color.rgb_to_lab(rgb)[0, :, :, 0].T
     want = torch.tensor([[53.24, 80.09, 67.20], [87.73, -86.18, 83.18], [32.30, 79.19, -107.86],
                          [100.0, 0.0, 0.0], [53.39, 0.0, 0.0]])
     assert (lab - want).abs().max() < 0.02
     x = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-    assert (controls.lab_to_rgb(controls.rgb_to_lab(x)) - x).abs().max() < 1e-4
+    assert (color.lab_to_rgb(color.rgb_to_lab(x)) - x).abs().max() < 1e-4
 
 
 @needs_photos

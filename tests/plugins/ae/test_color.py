@@ -7,7 +7,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from anime_plugin_ae.color import compose, lab_to_rgb, rgb_to_lab, rgb_to_lightness
+from anime_plugin_ae.color import compose, rgb_to_lightness
+
+from anime_core.color import lab_to_rgb, rgb_to_lab
 
 
 def _pixels(*rgb: tuple[float, float, float]) -> torch.Tensor:
