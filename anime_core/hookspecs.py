@@ -170,7 +170,7 @@ def anime_register_styles() -> list[StyleSpec]:
 def anime_weights_converters() -> list[WeightsConverter]:
     """Register converters from foreign checkpoint layouts to native state dicts.
 
-    Called once per process, last of the hooks. When ``--weights`` (or ``--init``) names a file
+    Called once per process, after the style hooks. When ``--weights`` (or ``--init``) names a file
     that is not native safetensors, the core tries the model's converters in order:
     ``matches(state)`` recognises a layout from its keys, ``convert(state)`` returns
     ``(native_state, generator_options)`` (the options name the variant the tensors belong to);
