@@ -43,11 +43,24 @@ def build(model: str, part: str = "generator", **overrides: Any) -> nn.Module:
 
 
 
-BACKENDS = ("torch", "onnxruntime")
-#: torch: the default torch path is 0.66x of eager at 512 px for AnimeGAN v2, ONNX Runtime 0.82x (benchmarks/RESULTS.md,
-#: "Inference speed"); ORT is faster at 256 px and for PixelSake SR, but its first use of a weights file costs a
-#: verified export (13-47 s on 2 cores), and torch runs on every device
-DEFAULT_BACKEND = "torch"
+BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
+#: auto: OpenVINO where it is installed (anime-core[openvino]) and the device is the CPU, else torch. On a CPU
+#: with native bf16, OpenVINO's bf16 ran AnimeGAN v2 1.8-2x faster than torch's bf16 autocast (benchmarks/RESULTS.md,
+#: "Precision auto and OpenVINO"); its first use of a weights file costs a verified export (cached, like
+#: onnxruntime's), and a generator that does not export runs on torch. ONNX graphs run on onnxruntime.
+DEFAULT_BACKEND = "auto"
+
+
+def pick_backend(backend: str | None, device: str | None, graph: bool = False) -> str:
+    """The backend ``auto`` (or ``None``) means for ``device``; ``graph``: the weights are an ONNX graph."""
+    if backend not in (None, "auto"):
+        return backend
+    if graph:
+        return "onnxruntime"
+    from anime_core.inference.openvino import available
+    from anime_core.inference.pipeline import pick_device
+
+    return "openvino" if available() and pick_device(device).type == "cpu" else "torch"
 
 
 @dataclass
@@ -270,7 +283,7 @@ def load(
     style: str | None = None,
     weights: str | Path | None = None,
     device: str | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     backend: str | None = None,
     **options: Any,
 ) -> Pipeline:
@@ -278,9 +291,15 @@ def load(
 
     Styles download (verified) on first use; ``weights`` may be native safetensors, a foreign
     ``.pt``/``.pth`` whose layout a plugin converter recognises, or an ``.onnx`` graph (exported by
-    ``anime export`` or a third party's). ``backend``: ``torch`` (default) or ``onnxruntime``, which
-    runs the same pipeline on an ONNX export of the generator (made and verified once, then cached);
-    ONNX graphs always run on onnxruntime.
+    ``anime export`` or a third party's). ``backend``: ``auto`` (default: ``openvino`` on the CPU
+    where it is installed, else ``torch``), ``torch``, ``onnxruntime`` or ``openvino``, which run the
+    same pipeline on an ONNX export of the generator (made and verified once, then cached); ONNX
+    graphs run on onnxruntime (or openvino when asked for).
+
+    ``precision``: ``auto`` (default) runs the fastest precision the device computes natively (bf16
+    on CPUs with AVX512-BF16/AMX and on GPUs that have it, else fp32) if its output is within a mean
+    of 1/255 and a 99.9th percentile of 6/255 of fp32 on a real photo, checked once per weights
+    file and cached (:mod:`anime_core.inference.precision`); ``fp32`` is always today's exact output.
 
     ``options`` are keywords of the model's pipeline or of its generator, never anything else:
 
@@ -298,24 +317,43 @@ def load(
     Any other keyword is a :class:`~anime_core.errors.UsageError` listing what the model takes.
     """
     if backend not in (None, *BACKENDS):
-        raise UsageError(f"unknown backend '{backend}'; use torch or onnxruntime")
+        raise UsageError(f"unknown backend '{backend}'; use {', '.join(BACKENDS)}")
     reg = get_registry()
     spec = reg.model(model)
     cls = pipeline_class(spec)
     chosen, pipe_options = split_options(spec, cls, reg, options)
     source = resolve(model, style, weights)
+    # ONNX Runtime runs graphs in the precision they were exported with: auto is fp32 there
+    fixed = "fp32" if precision == "auto" else precision
     if source.onnx is not None:
         if backend == "torch":
             raise UsageError(f"{source.label} is an ONNX graph, which runs with --backend onnxruntime, not torch")
         if chosen:
             raise UsageError(f"{source.label} is an ONNX graph, whose network is fixed; leave out "
                              f"{', '.join(sorted(chosen))}")
+        if backend == "openvino":
+            from anime_core.inference.openvino import openvino_pipeline
+
+            return openvino_pipeline(cls, spec, source.onnx, device, precision, source.preprocess, **pipe_options)
         from anime_core.inference.onnx import onnx_pipeline
 
-        return onnx_pipeline(cls, spec, source.onnx, device, precision, source.preprocess, **pipe_options)
-    pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device, precision)
-    if (backend or DEFAULT_BACKEND) == "onnxruntime":
+        return onnx_pipeline(cls, spec, source.onnx, device, fixed, source.preprocess, **pipe_options)
+    which = pick_backend(backend, device)
+    pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device,
+                             precision if which == "torch" else "fp32" if which == "openvino" else fixed)
+    if which == "onnxruntime":
         from anime_core.inference.onnx import to_onnxruntime
 
         return to_onnxruntime(pipe, cls, device, **pipe_options)
+    if which == "openvino":
+        from anime_core.inference.onnx import ExportError
+        from anime_core.inference.openvino import to_openvino
+
+        try:
+            return to_openvino(pipe, cls, device, precision, **pipe_options)
+        except ExportError as exc:
+            if backend == "openvino":
+                raise
+            pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device, precision)
+            pipe.backend_notice = f"running on torch: the generator does not export for OpenVINO ({exc})"
     return pipe
