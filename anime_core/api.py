@@ -44,23 +44,29 @@ def build(model: str, part: str = "generator", **overrides: Any) -> nn.Module:
 
 
 BACKENDS = ("auto", "torch", "onnxruntime", "openvino")
-#: auto: OpenVINO where it is installed (anime-core[openvino]) and the device is the CPU, else torch. On a CPU
-#: with native bf16, OpenVINO's bf16 ran AnimeGAN v2 1.8-2x faster than torch's bf16 autocast (benchmarks/RESULTS.md,
-#: "Precision auto and OpenVINO"); its first use of a weights file costs a verified export (cached, like
-#: onnxruntime's), and a generator that does not export runs on torch. ONNX graphs run on onnxruntime.
+#: auto: OpenVINO where it is installed (anime-core[openvino]), the device is the CPU, and OpenVINO runs a precision
+#: below fp32 natively there (bf16 on AVX512-BF16/AMX) that the run may use (--precision auto or that one); else
+#: torch. Measured on such a CPU, OpenVINO's bf16 ran AnimeGAN v2 1.8-2x faster than torch's bf16 autocast, while in
+#: fp32 torch, ONNX Runtime and OpenVINO are on a par (benchmarks/RESULTS.md, "Precision auto and OpenVINO"): there
+#: torch keeps the exact output, exact tiles and no export. OpenVINO's first use of a weights file costs a verified
+#: export (cached, shared with onnxruntime's); a generator that does not export runs on torch. ONNX graphs run on
+#: onnxruntime.
 DEFAULT_BACKEND = "auto"
 
 
-def pick_backend(backend: str | None, device: str | None, graph: bool = False) -> str:
-    """The backend ``auto`` (or ``None``) means for ``device``; ``graph``: the weights are an ONNX graph."""
+def pick_backend(backend: str | None, device: str | None, precision: str = "auto", graph: bool = False) -> str:
+    """The backend ``auto`` (or ``None``) means for ``device`` and ``precision``; ``graph``: the weights are ONNX."""
     if backend not in (None, "auto"):
         return backend
     if graph:
         return "onnxruntime"
-    from anime_core.inference.openvino import available
+    from anime_core.inference import openvino
     from anime_core.inference.pipeline import pick_device
 
-    return "openvino" if available() and pick_device(device).type == "cpu" else "torch"
+    if precision == "fp32" or not openvino.available() or pick_device(device).type != "cpu":
+        return "torch"
+    native = openvino.native_precision()
+    return "openvino" if native != "fp32" and precision in ("auto", native) else "torch"
 
 
 @dataclass
@@ -338,7 +344,7 @@ def load(
         from anime_core.inference.onnx import onnx_pipeline
 
         return onnx_pipeline(cls, spec, source.onnx, device, fixed, source.preprocess, **pipe_options)
-    which = pick_backend(backend, device)
+    which = pick_backend(backend, device, precision)
     pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device,
                              precision if which == "torch" else "fp32" if which == "openvino" else fixed)
     if which == "onnxruntime":

@@ -22,6 +22,7 @@ imported inside functions only.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import importlib.util
 import sys
@@ -58,6 +59,15 @@ def require() -> types.ModuleType:
     return openvino
 
 
+@functools.cache
+def native_precision() -> str:
+    """The precision OpenVINO's CPU plugin runs by default on this CPU: bf16 with AVX512-BF16/AMX, f16 on some
+    ARM CPUs, else fp32 (its ``INFERENCE_PRECISION_HINT``)."""
+    ov = require()
+    hint = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")
+    return next((name for name, t in (("bf16", ov.Type.bf16), ("fp16", ov.Type.f16)) if hint == t), "fp32")
+
+
 class OpenVinoGenerator(onnx.OnnxGenerator):
     """An ONNX graph run by OpenVINO's CPU plugin; drop-in for the torch generator of a pipeline.
 
@@ -88,9 +98,7 @@ class OpenVinoGenerator(onnx.OnnxGenerator):
 
     def native_precision(self) -> str:
         """The precision OpenVINO's CPU plugin runs by default here (bf16 with AVX512-BF16/AMX, else fp32)."""
-        ov = require()
-        hint = self.core.get_property("CPU", "INFERENCE_PRECISION_HINT")
-        return next((name for name, t in (("bf16", ov.Type.bf16), ("fp16", ov.Type.f16)) if hint == t), "fp32")
+        return native_precision()
 
     def set_precision(self, precision: str) -> None:
         """Run in ``precision`` from now on (compiled on first use)."""
