@@ -125,7 +125,7 @@ class OpenVinoGenerator(onnx.OnnxGenerator):
         """One inference; Ctrl-C cancels it (the wait returns to Python every :data:`STOP_MS` ms)."""
         req = self.request()
         try:
-            req.start_async(feed)
+            req.start_async(feed, share_inputs=True)  # the feed is ours until the wait ends: no copy
             while not req.wait_for(STOP_MS):
                 pass
         except KeyboardInterrupt:
