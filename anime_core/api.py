@@ -349,8 +349,9 @@ def load(
                              precision if which == "torch" else "fp32" if which == "openvino" else fixed)
     if which == "onnxruntime":
         from anime_core.inference.onnx import to_onnxruntime
+        from anime_core.inference.openvino import export_source
 
-        return to_onnxruntime(pipe, cls, device, **pipe_options)
+        return to_onnxruntime(export_source(pipe), cls, device, **pipe_options)
     if which == "openvino":
         from anime_core.inference.onnx import ExportError
         from anime_core.inference.openvino import to_openvino

@@ -155,6 +155,18 @@ def openvino_pipeline(cls: type[Pipeline], spec: ModelSpec, graph: str | Path | 
     return cls(spec, {"generator": gen}, device="cpu", precision=precision, preprocess=defaults, **options)
 
 
+def export_source(pipe: Pipeline) -> Pipeline:
+    """``pipe`` as the source of an export: its generator in NCHW memory again.
+
+    The export cache's digest (:func:`anime_core.inference.onnx._digest`) reads each tensor's bytes as
+    they lie, which fails for channels-last 1x1 convolution weights (AnimeGAN v2 on a CPU); the
+    torch pipeline is only the export's source here, so its memory format does not matter.
+    """
+    pipe.generator.to(memory_format=torch.contiguous_format)
+    pipe.channels_last = False
+    return pipe
+
+
 def cached_export(pipe: Pipeline, cache: Path | None = None) -> Path | bytes:
     """The verified fp32 ONNX export of ``pipe``'s generator from the export cache, exported once when missing.
 
@@ -163,9 +175,7 @@ def cached_export(pipe: Pipeline, cache: Path | None = None) -> Path | bytes:
     """
     from anime_core.weights.store import anime_home
 
-    # ``pipe`` is only the export's source: NCHW memory again, as the export cache's digest reads bytes as they lie
-    pipe.generator.to(memory_format=torch.contiguous_format)
-    pipe.channels_last = False
+    export_source(pipe)
     folder = cache or anime_home() / "onnx"
     path = folder / f"{pipe.spec.name}-{onnx._digest(pipe, 'fp32')}.onnx"
     state = onnx._cache_state(path)

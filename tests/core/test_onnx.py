@@ -180,7 +180,7 @@ def test_third_party_nhwc_graph_runs_through_anime_run(registry, tmp_path, capsy
 def test_backend_onnxruntime_exports_once_and_matches_torch(native, tmp_path, monkeypatch):
     weights = native("cyclegan", {"arch": "resnet", "width": 4, "n_blocks": 1})
     img = make_image((44, 36), 5)
-    torch_pipe = anime_core.load("cyclegan", weights=weights, device="cpu")
+    torch_pipe = anime_core.load("cyclegan", weights=weights, device="cpu", backend="torch", precision="fp32")
     pipe = anime_core.load("cyclegan", weights=weights, device="cpu", backend="onnxruntime")
     whole = np.asarray(pipe(img), np.int16)
     assert np.abs(whole - np.asarray(torch_pipe(img), np.int16)).max() <= 1

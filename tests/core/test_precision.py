@@ -201,3 +201,12 @@ def test_load_default_backend_runs_openvino_where_it_pays(v2, tmp_path):
     assert getattr(pipe.generator, "backend", "torch") == expect
     exact = anime_core.load("animegan", weights=weights, device="cpu", precision="fp32")
     assert getattr(exact.generator, "backend", "torch") == "torch"
+
+
+def test_onnxruntime_backend_takes_a_channels_last_generator(v2, tmp_path):
+    """AnimeGAN v2 runs channels-last on the CPU; the export cache's digest must still read its tensors."""
+    pytest.importorskip("onnxruntime")
+    weights = save_native(tmp_path / "v2.safetensors", {"generator": v2}, "animegan", {"variant": "v2"})
+    assert _pipe(v2, "fp32").channels_last  # the case: 1x1 conv weights whose last stride is not 1
+    pipe = anime_core.load("animegan", weights=weights, device="cpu", backend="onnxruntime")
+    assert pipe.precision == "fp32" and hasattr(pipe.generator, "session")
