@@ -155,13 +155,19 @@ def openvino_pipeline(cls: type[Pipeline], spec: ModelSpec, graph: str | Path | 
     return cls(spec, {"generator": gen}, device="cpu", precision=precision, preprocess=defaults, **options)
 
 
-def export_source(pipe: Pipeline) -> Pipeline:
-    """``pipe`` as the source of an export: its generator in NCHW memory again.
+def export_digest(pipe: Pipeline) -> str:
+    """The export cache's key for ``pipe``'s fp32 graph: the same as ``--backend onnxruntime``'s where that one's
+    digest works, and also for channels-last and 0-dim tensors (a BatchNorm's counter), which it cannot read."""
+    from anime_core.inference.precision import module_digest
 
-    The export cache's digest (:func:`anime_core.inference.onnx._digest`) reads each tensor's bytes as
-    they lie, which fails for channels-last 1x1 convolution weights (AnimeGAN v2 on a CPU); the
-    torch pipeline is only the export's source here, so its memory format does not matter.
-    """
+    part = type(pipe).weights_part(pipe.options)
+    return module_digest(pipe, f"fp32|{part}|{torch.__version__}|{onnx.FORMAT_VERSION}|{type(pipe).__qualname__}")[:20]
+
+
+def export_source(pipe: Pipeline) -> Pipeline:
+    """``pipe`` as the source of an export: its generator in NCHW memory again, which
+    :func:`anime_core.inference.onnx._digest` (``--backend onnxruntime``'s cache key) needs to read channels-last
+    1x1 convolution weights (AnimeGAN v2 on a CPU); the torch pipeline is only the export's source there."""
     pipe.generator.to(memory_format=torch.contiguous_format)
     pipe.channels_last = False
     return pipe
@@ -175,9 +181,8 @@ def cached_export(pipe: Pipeline, cache: Path | None = None) -> Path | bytes:
     """
     from anime_core.weights.store import anime_home
 
-    export_source(pipe)
     folder = cache or anime_home() / "onnx"
-    path = folder / f"{pipe.spec.name}-{onnx._digest(pipe, 'fp32')}.onnx"
+    path = folder / f"{pipe.spec.name}-{export_digest(pipe)}.onnx"
     state = onnx._cache_state(path)
     if state == "ok":
         return path

@@ -93,18 +93,16 @@ def device_kind(pipe: Pipeline) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in f"{backend}-{dev.type}-{name}").lower()[:80]
 
 
-def weights_digest(pipe: Pipeline) -> str:
-    """The generator's own digest (a graph's hash) if it has one, else one of its tensors, classes and options.
+def module_digest(pipe: Pipeline, prefix: str) -> str:
+    """sha256 of ``prefix``, every submodule's class and plain attributes and every tensor's bytes.
 
-    Like the export cache's key (every submodule's class and plain attributes, every tensor's bytes),
-    with the tensors read in one canonical (NCHW) order whatever memory format the pipeline chose.
+    The export cache's digest (:func:`anime_core.inference.onnx._digest`) with the tensors read in
+    one canonical order (NCHW, 0-dim as one element) whatever memory format the pipeline chose:
+    for a prefix equal to its own, the same hex where that one works.
     """
     import hashlib
 
-    own = getattr(pipe.generator, "weights_digest", None)
-    if own:
-        return str(own)
-    h = hashlib.sha256(f"{type(pipe).weights_part(pipe.options)}|{torch.__version__}".encode())
+    h = hashlib.sha256(prefix.encode())
     for name, module in pipe.generator.named_modules():
         plain = {k: v for k, v in vars(module).items()
                  if not k.startswith("_") and isinstance(v, (bool, int, float, str, tuple, list))}
@@ -113,7 +111,15 @@ def weights_digest(pipe: Pipeline) -> str:
         h.update(key.encode())
         canonical = tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format)
         h.update(canonical.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:20]
+    return h.hexdigest()
+
+
+def weights_digest(pipe: Pipeline) -> str:
+    """The generator's own digest (a graph's hash) if it has one, else :func:`module_digest` of the torch one."""
+    own = getattr(pipe.generator, "weights_digest", None)
+    if own:
+        return str(own)
+    return module_digest(pipe, f"parity|{type(pipe).weights_part(pipe.options)}|{torch.__version__}")[:20]
 
 
 def cache_path(pipe: Pipeline, precision: str, folder: Path | None = None) -> Path:
