@@ -210,3 +210,17 @@ def test_onnxruntime_backend_takes_a_channels_last_generator(v2, tmp_path):
     assert _pipe(v2, "fp32").channels_last  # the case: 1x1 conv weights whose last stride is not 1
     pipe = anime_core.load("animegan", weights=weights, device="cpu", backend="onnxruntime")
     assert pipe.precision == "fp32" and hasattr(pipe.generator, "session")
+
+
+def test_bench_speed_prints_the_issue_26_ratios():
+    import runpy
+    from pathlib import Path
+
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[2] / "benchmarks" / "bench_speed.py"))
+    rows = [{"model": "animegan-v2", "size": 256, "method": m, "median_s": t}
+            for m, t in [("eager", 2.0), ("pipeline", 1.5), ("openvino-f32", 0.6), ("openvino", 0.2),
+                         ("load-default", 0.21)]]
+    line = bench["ratios"](rows)
+    assert "load-default / openvino default 1.05x (bar 1.1)" in line
+    assert "load-default / openvino f32 0.35x" in line and "pipeline fp32 / eager 0.75x (bar 0.8)" in line
+    assert bench["ratios"]([{"model": "x", "size": 1, "method": "eager", "median_s": 1.0}]) == ""
