@@ -96,6 +96,10 @@ class OpenVinoGenerator(onnx.OnnxGenerator):
         self._requests: dict[str, Any] = {}
         self.precision = "fp32"
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> OpenVinoGenerator:
+        """Itself: OpenVINO's Core and compiled models cannot be copied, and running a graph changes nothing in it."""
+        return self
+
     def native_precision(self) -> str:
         """The precision OpenVINO's CPU plugin runs by default here (bf16 with AVX512-BF16/AMX, else fp32)."""
         return native_precision()
