@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from anime_core.errors import AnimeError, UsageError, WeightsUnavailable, did_you_mean
 from anime_core.inference import backends
+from anime_core.inference.backends.base import ExportError
 from anime_core.registry import Registry, get_registry
 from anime_core.variants import Variants
 
@@ -45,11 +46,30 @@ def build(model: str, part: str = "generator", **overrides: Any) -> nn.Module:
 
 
 
-BACKENDS = tuple(backends.NAMES)
-#: torch: the default torch path is 0.66x of eager at 512 px for AnimeGAN v2, ONNX Runtime 0.82x (benchmarks/RESULTS.md,
-#: "Inference speed"); ORT is faster at 256 px and for PixelSake SR, but its first use of a weights file costs a
-#: verified export (13-47 s on 2 cores), and torch runs on every device
-DEFAULT_BACKEND = "torch"
+BACKENDS = ("auto", *backends.NAMES)
+#: auto: OpenVINO where it is installed (anime-core[openvino]), the device is the CPU, and OpenVINO runs a precision
+#: below fp32 natively there (bf16 on AVX512-BF16/AMX) that the run may use (--precision auto or that one); else
+#: torch. Measured on such a CPU, OpenVINO's bf16 ran AnimeGAN v2 1.8-2x faster than torch's bf16 autocast, while in
+#: fp32 torch, ONNX Runtime and OpenVINO are on a par (benchmarks/RESULTS.md, "Precision auto and OpenVINO"): there
+#: torch keeps the exact output, exact tiles and no export. OpenVINO's first use of a weights file costs a verified
+#: export (cached, shared with onnxruntime's); a generator that does not export runs on torch. ONNX graphs run on
+#: onnxruntime.
+DEFAULT_BACKEND = "auto"
+
+
+def pick_backend(backend: str | None, device: str | None, precision: str = "auto", graph: bool = False) -> str:
+    """The backend ``auto`` (or ``None``) means for ``device`` and ``precision``; ``graph``: the weights are ONNX."""
+    if backend not in (None, "auto"):
+        return backend
+    if graph:
+        return "onnxruntime"
+    from anime_core.inference.backends import openvino
+    from anime_core.inference.pipeline import pick_device
+
+    if precision == "fp32" or not openvino.available() or pick_device(device).type != "cpu":
+        return "torch"
+    native = openvino.native_precision()
+    return "openvino" if native != "fp32" and precision in ("auto", native) else "torch"
 
 
 @dataclass
@@ -274,7 +294,7 @@ def load(
     style: str | None = None,
     weights: str | Path | None = None,
     device: str | None = None,
-    precision: str = "fp32",
+    precision: str = "auto",
     backend: str | None = None,
     faces: bool = False,
     background: str | None = None,
@@ -290,9 +310,15 @@ def load(
 
     Styles download (verified) on first use; ``weights`` may be native safetensors, a foreign
     ``.pt``/``.pth`` whose layout a plugin converter recognises, or an ``.onnx`` graph (exported by
-    ``anime export`` or a third party's). ``backend``: ``torch`` (default) or ``onnxruntime``, which
-    runs the same pipeline on an ONNX export of the generator (made and verified once, then cached);
-    ONNX graphs always run on onnxruntime.
+    ``anime export`` or a third party's). ``backend``: ``auto`` (default: ``openvino`` on the CPU
+    where it is installed, else ``torch``), ``torch``, ``onnxruntime`` or ``openvino``, which run the
+    same pipeline on an ONNX export of the generator (made and verified once, then cached); ONNX
+    graphs run on onnxruntime (or openvino when asked for).
+
+    ``precision``: ``auto`` (default) runs the fastest precision the device computes natively (bf16
+    on CPUs with AVX512-BF16/AMX and on GPUs that have it, else fp32) if its output is within a mean
+    of 1/255 and a 99.9th percentile of 6/255 of fp32 on a real photo, checked once per weights
+    file and cached (:mod:`anime_core.inference.precision`); ``fp32`` is always today's exact output.
 
     ``options`` are keywords of the model's pipeline or of its generator, never anything else:
 
@@ -315,7 +341,8 @@ def load(
 
     Any other keyword is a :class:`~anime_core.errors.UsageError` listing what the model takes.
     """
-    runner = backends.get(backend or DEFAULT_BACKEND)
+    if backend not in (None, *BACKENDS):
+        raise UsageError(f"unknown backend '{backend}'; use {', '.join(BACKENDS)}")
     face_options = {k: options.pop(k) for k in FACE_OPTIONS if k in options}
     if faces:
         return _portrait(model, style, weights, device, precision, backend, background, face_options, options)
@@ -326,16 +353,32 @@ def load(
     cls = pipeline_class(spec)
     chosen, pipe_options = split_options(spec, cls, reg, options)
     source = resolve(model, style, weights)
+    # ONNX Runtime runs graphs in the precision they were exported with: auto is fp32 there
+    fixed = "fp32" if precision == "auto" else precision
     if source.onnx is not None:
         if backend == "torch":
             raise UsageError(f"{source.label} is an ONNX graph, which runs with --backend onnxruntime, not torch")
         if chosen:
             raise UsageError(f"{source.label} is an ONNX graph, whose network is fixed; leave out "
                              f"{', '.join(sorted(chosen))}")
-        return backends.get("onnxruntime").open(cls, spec, source.onnx, device, precision, source.preprocess,
+        if backend == "openvino":
+            return backends.get("openvino").open(cls, spec, source.onnx, device, precision, source.preprocess,
+                                                 **pipe_options)
+        return backends.get("onnxruntime").open(cls, spec, source.onnx, device, fixed, source.preprocess,
                                                 **pipe_options)
-    pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device, precision)
-    return runner.from_torch(pipe, cls, device, **pipe_options)
+    which = pick_backend(backend, device, precision)
+    pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device,
+                             precision if which == "torch" else "fp32" if which == "openvino" else fixed)
+    if which == "openvino":
+        try:
+            return backends.get("openvino").from_torch(pipe, cls, device, precision=precision, **pipe_options)
+        except ExportError as exc:
+            if backend == "openvino":
+                raise
+            pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device, precision)
+            pipe.backend_notice = f"running on torch: the generator does not export for OpenVINO ({exc})"
+            return pipe
+    return backends.get(which).from_torch(pipe, cls, device, **pipe_options)
 
 
 #: ``load`` keywords of portrait mode besides ``faces`` and ``background``

@@ -14,7 +14,16 @@ path alike:
 - ``pipeline-ort``: our pipeline with the ONNX Runtime generator (``anime run --backend onnxruntime``);
 - ``jit-frozen``: ``torch.jit.trace`` + ``freeze`` + ``optimize_for_inference`` (oneDNN fusions);
 - ``channels-last``: eager with NHWC weights and input;
-- ``compile``: ``torch.compile`` (inductor) after its warm-up, whose time is printed.
+- ``compile``: ``torch.compile`` (inductor) after its warm-up, whose time is printed;
+- ``pipeline-bf16``: the torch pipeline with ``--precision bf16`` (autocast);
+- ``openvino-f32`` / ``openvino``: OpenVINO (where installed) on the same verified export, the
+  compiled model's ``infer`` on a ready tensor with the LATENCY hint, f32 pinned / its default
+  precision (bf16 on CPUs with AVX512-BF16/AMX); ``ov-int8``: the calibrated int8 graph on OpenVINO;
+- ``load-default``: ``anime_core.load(model, weights=FILE)(pil_image)`` with default settings
+  (``--backend auto``, ``--precision auto``), the figure the issue-26 bar is about.
+
+After the table it prints, per size, load-default / openvino (bar: at most 1.1 on a CPU with native
+bf16; 1.1x OpenVINO f32 on one without) and pipeline / eager (bar: at most 0.8).
 
 The default paths are eager, pipeline, pipeline-plain, onnxruntime, pipeline-ort and
 channels-last; add ort-default, ort-int8 (``anime export --precision int8``, calibrated on the timed
@@ -64,11 +73,14 @@ MODELS: dict[str, tuple[str, dict[str, Any]]] = {
     "pixelsake-sr": ("pixelsake-sr", {}),  # SIZE is the output side: the input is SIZE / 4
     "dcgan": ("dcgan", {}),  # generate: SIZE is ignored, a batch of 64 latents is timed
 }
-METHODS = ["eager", "pipeline", "pipeline-plain", "onnxruntime", "ort-default", "ort-int8", "pipeline-ort",
-           "jit-frozen", "channels-last", "compile"]
-DEFAULT_METHODS = ["eager", "pipeline", "pipeline-plain", "onnxruntime", "pipeline-ort", "channels-last"]
-CPU_ONLY = {"onnxruntime", "ort-default", "ort-int8", "jit-frozen"}  # ORT's CPU sessions; TorchScript's oneDNN passes
-RAW = {"eager", "onnxruntime", "ort-default", "ort-int8", "jit-frozen", "channels-last", "compile"}  # generator output
+METHODS = ["eager", "pipeline", "pipeline-plain", "pipeline-bf16", "onnxruntime", "ort-default", "ort-int8",
+           "pipeline-ort", "openvino-f32", "openvino", "ov-int8", "load-default", "jit-frozen", "channels-last",
+           "compile"]
+DEFAULT_METHODS = ["eager", "pipeline", "pipeline-bf16", "onnxruntime", "openvino-f32", "openvino", "load-default"]
+# ORT's and OpenVINO's CPU sessions; TorchScript's oneDNN passes
+CPU_ONLY = {"onnxruntime", "ort-default", "ort-int8", "jit-frozen", "openvino-f32", "openvino", "ov-int8"}
+RAW = {"eager", "onnxruntime", "ort-default", "ort-int8", "jit-frozen", "channels-last", "compile", "openvino-f32",
+       "openvino", "ov-int8"}  # generator output
 
 
 def matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float32, reps: int = 5) -> float:
@@ -153,13 +165,22 @@ class Case:
                           torch.randint(0, 256, (3, side, side), dtype=torch.uint8))
             self.x01 = self.image[None].float().to(device) / 255
             self.args = (self.pipe.preprocess(self.x01).contiguous(),)
+        self.bf16 = cls(spec, {"generator": copy.deepcopy(self.generator)}, device=device, precision="bf16")
         self.graph: bytes | None = None
         self._ort_pipe: Any = None
+        self._int8: Any = None
         self.export_s = 0.0
+        self.model_name, self.options = model, options
 
     def image01(self, out: Any, method: str) -> torch.Tensor:
         """A method's output as the [0, 1] image the pipeline writes, to compare paths."""
-        y = torch.as_tensor(out[0] if isinstance(out, list) else out).float().to(self.device)
+        if hasattr(out, "getdata"):  # a PIL image (load-default)
+            from anime_core.inference import io
+
+            out = io.to_tensor(out).float() / 255
+        elif not isinstance(out, (torch.Tensor, list)) and hasattr(out, "to_tuple"):  # OpenVINO's OVDict
+            out = out.to_tuple()[0]
+        y = torch.as_tensor(out[0] if isinstance(out, (list, tuple)) else out).float().to(self.device)
         if method not in RAW:
             return y if y.dim() == 4 else y[None]
         if self.x01 is None:
@@ -185,6 +206,53 @@ class Case:
                                                 threads=self.threads)
         return self._ort_pipe
 
+    def int8_graph(self) -> tuple[bytes, str]:
+        """The calibrated int8 graph (``anime export --precision int8``, calibrated on the timed input)."""
+        if self._int8 is None:
+            from anime_core.inference.backends import onnx_quant, onnx_runtime
+
+            if self.image is None:
+                raise RuntimeError("int8 is calibrated on photos: image models only")
+            start = time.perf_counter()
+            fp32 = onnx_runtime.require("onnx").load_from_string(self.onnx_graph())
+            graph, scores = onnx_quant.quantize_int8(self.plain, fp32, [self.image])
+            self._int8 = (graph.SerializeToString(),
+                          f"calibrate+quantize {time.perf_counter() - start:.0f} s on this input, {scores[0]:.1f} dB")
+        return self._int8
+
+    def load_default(self) -> Callable[[], Any]:
+        """``anime_core.load(model, weights=FILE)(pil_image)``: default backend and precision."""
+        import tempfile
+
+        import anime_core
+        from anime_core.inference import io
+        from anime_core.weights.files import save_native
+
+        if self.image is None:
+            raise RuntimeError("load-default times image models")
+        folder = Path(tempfile.mkdtemp(prefix="bench-speed-"))
+        weights = save_native(folder / "g.safetensors", {"generator": self.generator}, self.model_name,
+                              self.options)
+        pipe = anime_core.load(self.model_name, weights=weights, device=str(self.device))
+        image = io.to_image(self.image.float() / 255)
+        self.load_note = f"{pipe.precision} on {getattr(pipe.generator, 'backend', 'torch')}"
+        return lambda: pipe(image)
+
+    def openvino(self, name: str) -> tuple[Callable[[], Any], str]:
+        import numpy as np
+        import openvino as ov
+
+        core = ov.Core()
+        graph, note = (self.int8_graph() if name == "ov-int8" else (self.onnx_graph(), ""))
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if name == "openvino-f32":
+            config["INFERENCE_PRECISION_HINT"] = "f32"
+        compiled = core.compile_model(core.read_model(graph), "CPU", config)
+        request = compiled.create_infer_request()
+        tensor = ov.Tensor(np.ascontiguousarray(self.args[0].cpu().numpy()))
+        note = f"{note}, {compiled.get_property('INFERENCE_PRECISION_HINT')}".strip(", ")
+        return (lambda: request.infer([tensor])[0]), note
+
     def method(self, name: str) -> tuple[Callable[[], Any], str]:
         """The callable for ``name`` and a note (set-up time, when it matters)."""
         g, args = self.generator, self.args
@@ -195,8 +263,13 @@ class Case:
                 with torch.no_grad():
                     return g(*args)
             return eager, ""
-        if name in ("pipeline", "pipeline-plain"):
-            pipe = self.pipe if name == "pipeline" else self.plain
+        if name in ("openvino-f32", "openvino", "ov-int8"):
+            return self.openvino(name)
+        if name == "load-default":
+            fn = self.load_default()
+            return (lambda: fn()), self.load_note
+        if name in ("pipeline", "pipeline-plain", "pipeline-bf16"):
+            pipe = {"pipeline": self.pipe, "pipeline-plain": self.plain, "pipeline-bf16": self.bf16}[name]
             if self.image is None:
                 return (lambda: pipe.decode_latents(args[0])), ""
             return (lambda: pipe.translate(self.image)), ""
@@ -210,16 +283,12 @@ class Case:
                 session = ort.InferenceSession(self.onnx_graph(), ort.SessionOptions(),
                                                providers=["CPUExecutionProvider"])
             if name == "ort-int8":
-                from anime_core.inference.backends import onnx_quant, onnx_runtime
+                from anime_core.inference.backends import onnx_runtime
 
-                if self.image is None:
-                    raise RuntimeError("int8 is calibrated on photos: image models only")
-                start = time.perf_counter()
-                fp32 = onnx_runtime.require("onnx").load_from_string(self.onnx_graph())
-                graph, scores = onnx_quant.quantize_int8(self.plain, fp32, [self.image])
-                session = ort.InferenceSession(graph.SerializeToString(), onnx_runtime.session_options(self.threads),
+                graph, extra = self.int8_graph()
+                session = ort.InferenceSession(graph, onnx_runtime.session_options(self.threads),
                                                providers=["CPUExecutionProvider"])
-                note += f", calibrate+quantize {time.perf_counter() - start:.0f} s on this input, {scores[0]:.1f} dB"
+                note += f", {extra}"
             feed = {i.name: a.cpu().numpy() for i, a in zip(session.get_inputs(), args)}
             return (lambda: session.run(None, feed)), note
         if name == "pipeline-ort":
@@ -336,15 +405,21 @@ def main() -> None:
         import onnxruntime
 
         print(f"# onnxruntime {onnxruntime.__version__}\n")
+    with contextlib.suppress(ImportError):
+        import openvino
+
+        print(f"# openvino {openvino.__version__}\n")
     print("| model | size | GFLOP | path | min s | median s | CPU s | CPU vs eager | first s | GFLOP/s | % of matmul "
           "| vs eager | max diff /255 | load | note |")
     print("| --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    summary: list[str] = []
     for name in args.models.split(","):
         sizes = [0] if MODELS[name][0] == "dcgan" else [int(s) for s in args.sizes.split(",")]
         for size in sizes:
             gc.collect()  # the previous case's nets, sessions and outputs
             case = Case(name, size, args.threads, device, args.precision, args.photo)
-            for r in run_case(case, methods, args.reps, peak):
+            rows = run_case(case, methods, args.reps, peak)
+            for r in rows:
                 if "min_s" in r:
                     cells = (f"{r['min_s']:.3f} | {r['median_s']:.3f} | {r['cpu_s']:.3f} | {r['cpu_vs_eager']:.2f}x | "
                              f"{r['first_s']:.2f} | {r['gflops']:.0f} | {100 * r['of_peak']:.0f}% | "
@@ -353,7 +428,26 @@ def main() -> None:
                     cells = "- | - | - | - | - | - | - | - | -"
                 print(f"| {name} | {size or '64x64 x64'} | {r['gflop']:.1f} | {r['method']} | {cells} | "
                       f"{r['load']} | {r['note']} |", flush=True)
+            summary.append(ratios(rows))
             del case
+    print("\n" + "\n".join(line for line in summary if line))
+
+
+def ratios(rows: list[dict]) -> str:
+    """The issue-26 bars: load-default / openvino (its default precision) and pipeline / eager, on median times."""
+    med = {r["method"]: r["median_s"] for r in rows if "median_s" in r}
+    parts = []
+    if "load-default" in med and "openvino" in med:
+        parts.append(f"load-default / openvino default {med['load-default'] / med['openvino']:.2f}x (bar 1.1)")
+    if "load-default" in med and "openvino-f32" in med:
+        parts.append(f"load-default / openvino f32 {med['load-default'] / med['openvino-f32']:.2f}x")
+    if "pipeline" in med and "eager" in med:
+        parts.append(f"pipeline fp32 / eager {med['pipeline'] / med['eager']:.2f}x (bar 0.8)")
+    if "pipeline-bf16" in med and "openvino" in med:
+        parts.append(f"pipeline bf16 / openvino default {med['pipeline-bf16'] / med['openvino']:.2f}x")
+    if "ov-int8" in med and "openvino" in med:
+        parts.append(f"openvino int8 / openvino default {med['ov-int8'] / med['openvino']:.2f}x")
+    return f"# {rows[0]['model']} {rows[0]['size']}: " + "; ".join(parts) if parts else ""
 
 
 if __name__ == "__main__":

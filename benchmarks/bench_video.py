@@ -9,6 +9,12 @@ decoder, encoder and frames. Prints Markdown tables for benchmarks/RESULTS.md.
     python benchmarks/bench_video.py memory --size 1920x1080 --frames 2,6      # video vs one still image
     python benchmarks/bench_video.py flicker --size 256x192 --frames 48 --noise 4
     python benchmarks/bench_video.py flicker --size 256x192 --frames 48 --noise 4 --encode="--crf 0 --pix-fmt yuv444p"
+    python benchmarks/bench_video.py throughput --size 1280x720 --frames 32   # fps on the default path
+
+``throughput``: frames per second of ``anime run MODEL -w W clip.mp4 -o out.mp4`` with default settings
+(backend and precision auto), from two timed runs after a warm-up (a 1-frame clip and an N-frame one:
+(N - 1) / (t_N - t_1), so start-up, loading and the first frame cancel out), beside decoding alone,
+encoding alone (libx264, the default CRF 18 yuv420p) and the model alone on one frame in this process.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
@@ -191,9 +198,55 @@ def ghosting(plain: Path, smoothed: Path, size: tuple[int, int]) -> float:
     return total / max(count, 1)
 
 
+def throughput(args: argparse.Namespace, tmp: Path, weights: Path) -> None:
+    import av
+    import torch
+
+    import anime_core
+    from anime_core.inference import io
+
+    w, h = map(int, args.size.split("x"))
+    n = int(args.frames.split(",")[-1])
+    one, clip = tmp / "one.mp4", tmp / "clip.mp4"
+    make_clip(one, 1, (w, h), fps=args.fps, noise=args.noise)
+    make_clip(clip, n, (w, h), fps=args.fps, noise=args.noise)
+    run = ("run", args.model, "-w", weights, "-q")
+    anime(*run, one, "-o", tmp / "warm.mp4")  # the export and the precision verdict are cached from here on
+    t1, _, _ = anime(*run, one, "-o", tmp / "o1.mp4")
+    tn, rss, _ = anime(*run, clip, "-o", tmp / "on.mp4")
+    start = time.perf_counter()
+    with av.open(str(clip)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    decode_s, decoded = time.perf_counter() - start, len(frames)
+    start = time.perf_counter()
+    with av.open(str(tmp / "enc.mp4"), "w") as out:
+        stream = out.add_stream("libx264", rate=args.fps, options={"crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        for rgb in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode())
+    encode_s = time.perf_counter() - start
+    pipe = anime_core.load(args.model, weights=weights, device="cpu")
+    x = io.to_tensor(io.to_image(torch.from_numpy(frames[0]).permute(2, 0, 1).float() / 255))
+    pipe.translate(x)
+    model_s = sorted(_timed(lambda: pipe.translate(x)) for _ in range(3))[1]
+    fps = (n - 1) / (tn - t1)
+    print(f"| {w}x{h} | {n} frames | {fps:.3f} fps ({(tn - t1) / (n - 1):.2f} s/frame) | model alone "
+          f"{1 / model_s:.3f} fps ({model_s:.2f} s/frame, {pipe.precision} on "
+          f"{getattr(pipe.generator, 'backend', 'torch')}) | decode alone {decoded / decode_s:.1f} fps | "
+          f"encode alone {n / encode_s:.1f} fps | peak RSS {rss:.0f} MB | 1-frame run {t1:.1f} s |")
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["memory", "flicker"])
+    ap.add_argument("what", choices=["memory", "flicker", "throughput"])
+    ap.add_argument("--fps", type=int, default=16, help="throughput: the clip's frame rate")
     ap.add_argument("--model", default="animegan")
     ap.add_argument("--options", default="variant=v2", help="generator options, k=v,...")
     ap.add_argument("--size", default="1920x1080")
@@ -207,7 +260,7 @@ def main() -> None:
     print(f"{args.model} {opts}, random weights, CPU, load average {os.getloadavg()[0]:.1f} at start\n")
     with tempfile.TemporaryDirectory() as tmp:
         weights = random_weights(Path(tmp) / "w.safetensors", args.model, opts)
-        (memory if args.what == "memory" else flicker)(args, Path(tmp), weights)
+        {"memory": memory, "flicker": flicker, "throughput": throughput}[args.what](args, Path(tmp), weights)
     print(f"\nload average {os.getloadavg()[0]:.1f} at the end")
 
 

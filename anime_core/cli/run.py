@@ -47,19 +47,24 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
                  "checkpoint (NAME.ckpt.index with its .data beside it), or an .onnx graph (needs anime-core[onnx]); "
                  f"'anime info {spec.name}' lists the foreign layouts it recognises.",
         ),
-        click.Option(["--backend"], type=click.Choice(list(backends.NAMES)),
-                     help="torch (default), or onnxruntime: the generator as a verified ONNX export (default "
-                          "for .onnx weights; needs anime-core[onnx])."),
+        click.Option(["--backend"], type=click.Choice(["auto", *backends.NAMES]), default="auto",
+                     show_default=True,
+                     help="auto: openvino on the CPU where it is installed (anime-core[openvino]), else torch; "
+                          "onnxruntime (the default for .onnx weights; needs anime-core[onnx]) and openvino run the "
+                          "generator as a verified ONNX export, made once and cached."),
         click.Option(
             ["--device"], default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda", "mps"])
         ),
         click.Option(
             ["--precision"],
-            default="fp32",
+            default="auto",
             show_default=True,
-            type=click.Choice(["fp32", "fp16", "bf16"]),
-            help="fp16/bf16 speed up CUDA GPUs (bf16 from Ampere on) and Apple MPS; a CPU without native fp16/bf16 "
-                 "instructions (AVX512-FP16/BF16, AMX) would be ~60x slower, so fp32 runs there, with a notice.",
+            type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
+            help="auto: bf16 where the device computes it natively (AVX512-BF16/AMX CPUs, recent GPUs) if the "
+                 "model's output stays within 1/255 (mean) of fp32 on a real photo (checked once per weights file, "
+                 "cached), else fp32; fp32: the exact output. fp16/bf16 speed up CUDA GPUs (bf16 from Ampere on) "
+                 "and Apple MPS; a CPU without native fp16/bf16 instructions would be ~60x slower, so fp32 runs "
+                 "there, with a notice.",
         ),
         click.Option(["--batch-size"], default=1, show_default=True, type=click.IntRange(1)),
         click.Option(
@@ -255,6 +260,14 @@ def _make_command(spec: ModelSpec) -> click.Command:
         crop_notice = getattr(pipe, "crop_notice", None)  # translate pipelines
         if main and crop_notice is not None and kw.get("inputs") and (line := crop_notice(kw.get("size"))):
             click.echo(f"note: {line}", err=True)
+        if pipe.backend_notice and main:
+            click.echo(f"note: {pipe.backend_notice}", err=True)
+        ran = pipe.precision  # settles --precision auto (a parity check the first time for these weights)
+        if main:
+            gen = pipe.generator
+            engine = getattr(gen, "backend", "onnxruntime" if hasattr(gen, "session") else "torch")
+            line = pipe.precision_choice or f"precision {ran}"
+            click.echo(f"{spec.name}: {line.replace(f'precision {ran}', f'precision {ran} on {engine}', 1)}", err=True)
         max_pixels = kw.get("max_pixels") or DEFAULT_MAX_PIXELS
         request = RunRequest(
             inputs=tuple(kw.get("inputs", ())),

@@ -23,8 +23,8 @@ import functools
 import math
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from contextlib import nullcontext
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -45,6 +45,9 @@ if TYPE_CHECKING:
     from anime_core.weights.files import LoadedWeights
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+#: what ``--precision`` takes: ``auto`` resolves to one of PRECISIONS (:mod:`anime_core.inference.precision`)
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+DEFAULT_PRECISION = "auto"  # of ``anime_core.load``, ``anime run`` and the web app; a pipeline built directly: fp32
 MIN_OVERLAP = 32  # px; seams are blended over the middle half of the overlap
 MAX_PROBE_SIDE = 1024  # min_side search gives up above this: the failure is not about size
 
@@ -79,8 +82,8 @@ def use_channels_last(device: torch.device, nets: Sequence[nn.Module], policy: b
     """
     if policy is not None:
         return policy
-    if device.type not in ("cuda", "cpu"):
-        return False
+    if device.type not in ("cuda", "cpu") or any(getattr(net, "opaque", None) for net in nets):
+        return False  # a graph run outside torch (ONNX Runtime, OpenVINO) takes contiguous NCHW: no copy to NHWC
     instance = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d)
     return not any(isinstance(m, instance) for net in nets for m in net.modules())
 
@@ -111,9 +114,14 @@ def precision_accelerated(device: torch.device, precision: str) -> bool:
 
 
 def resolve_precision(device: torch.device, precision: str) -> tuple[str, str | None]:
-    """(the precision to run in, a one-line notice when it is not the one asked for)."""
+    """(the precision to run in, a one-line notice when it is not the one asked for); ``auto`` stays ``auto``.
+
+    ``auto`` is settled once the nets are loaded, on the first use (:meth:`Pipeline.precision`).
+    """
+    if precision == "auto":
+        return precision, None
     if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision '{precision}'; use fp32, fp16 or bf16")
+        raise UsageError(f"unknown precision '{precision}'; use auto, fp32, fp16 or bf16")
     if precision_accelerated(device, precision):
         return precision, None
     where = "this CPU has no native" if device.type == "cpu" else f"this {device.type} device has no native"
@@ -142,8 +150,13 @@ class Pipeline(ABC):
     ) -> None:
         self.spec = spec
         self.device = pick_device(device)
-        #: the precision the nets run in; ``precision_notice`` says why it differs from the one asked for
-        self.precision, self.precision_notice = resolve_precision(self.device, precision)
+        #: the precision asked for; ``precision_notice`` says why the one that runs differs from it
+        self.precision_asked = precision
+        #: one line naming the precision that runs and why (``auto``: the parity verdict), for ``anime run``
+        self.precision_choice = ""
+        self._precision, self.precision_notice = resolve_precision(self.device, precision)
+        #: set by ``anime_core.load`` when ``--backend auto`` could not use the backend it picked
+        self.backend_notice: str | None = None
         if self.precision_notice:
             warnings.warn(self.precision_notice, PrecisionFallback, stacklevel=2)
         self.defaults = dict(preprocess or {})
@@ -155,10 +168,50 @@ class Pipeline(ABC):
             for net in self.nets.values():
                 net.to(memory_format=torch.channels_last)
         self._shapes_seen: set[tuple[int, ...]] = set()
+        if self._precision != "auto":
+            self._set_precision(self._precision)  # a generator outside torch compiles for it
 
     @property
     def generator(self) -> nn.Module:
         return self.nets["generator"]
+
+    @property
+    def precision(self) -> str:
+        """The precision the nets run in: ``auto`` is settled here on first use (a parity check, cached per weights)."""
+        if self._precision == "auto":
+            from anime_core.inference import precision as auto
+
+            self._precision = "fp32"  # while the check runs
+            chosen, self.precision_choice = auto.choose(self)
+            self._set_precision(chosen)
+        return self._precision
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        self._set_precision(value)
+
+    def _set_precision(self, value: str) -> None:
+        self._precision = value
+        select = getattr(self.generator, "set_precision", None)  # a generator outside torch (OpenVINO)
+        if callable(select) and value != "auto":
+            select(value)
+
+    @contextmanager
+    def running_in(self, precision: str) -> Iterator[None]:
+        """Run in ``precision`` inside (the parity check), then go back."""
+        before = self._precision
+        self._set_precision(precision)
+        try:
+            yield
+        finally:
+            self._set_precision(before)
+
+    def parity_sample(self) -> torch.Tensor:
+        """Images in [0, 1] on the CPU from a fixed input, to compare precisions (:mod:`.precision`).
+
+        A pipeline without one runs ``auto`` in fp32 (the check fails with this error).
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no parity sample")
 
     @classmethod
     def from_weights(
@@ -207,7 +260,7 @@ class Pipeline(ABC):
         return "the generator"
 
     def autocast(self) -> Any:
-        if self.precision == "fp32":
+        if self.precision == "fp32" or callable(getattr(self.generator, "set_precision", None)):
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
@@ -318,7 +371,7 @@ class TranslatePipeline(Pipeline):
             raise
         s = self.out_scale
         y = y[..., : h * s, : w * s].float()
-        y = torch.where(torch.isfinite(y), y, torch.nan)
+        y = torch.nan_to_num(y, nan=torch.nan, posinf=torch.nan, neginf=torch.nan)  # one pass: inf -> NaN
         return self.controls.apply(self.postprocess(y, x), x).cpu()
 
     @staticmethod
@@ -418,6 +471,12 @@ class TranslatePipeline(Pipeline):
     def run_mode(self, request: RunRequest) -> ModeOutput | None:
         return None
 
+    def parity_sample(self) -> torch.Tensor:
+        """The shipped real photo (256x187) through :meth:`forward`."""
+        from anime_core.inference.precision import parity_photo
+
+        return self.forward(parity_photo()[None])
+
 
 class GeneratePipeline(Pipeline):
     """Noise -> images. ``pipe.generate(n, seed)`` returns PIL images; same seed, same images."""
@@ -456,6 +515,12 @@ class GeneratePipeline(Pipeline):
     def grid(self, images: Sequence[torch.Tensor] | torch.Tensor, nrow: int | None = None) -> Image.Image:
         batch = torch.stack(list(images)) if not isinstance(images, torch.Tensor) else images
         return io.grid(batch, nrow or max(1, math.ceil(math.sqrt(len(batch)))))
+
+    def parity_sample(self) -> torch.Tensor:
+        """Images from seed 0's latents."""
+        from anime_core.inference.precision import PARITY_LATENTS
+
+        return self.decode_latents(self.latents(PARITY_LATENTS, 0))
 
     def run_mode(self, request: RunRequest) -> ModeOutput | None:
         """A grid of ``request.num`` samples from ``request.seed``."""

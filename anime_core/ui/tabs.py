@@ -26,7 +26,7 @@ class Settings:
         with gr.Row():
             self.device = gr.Dropdown(["auto", "cpu", "cuda", "mps"], value="auto", label="Device", scale=1,
                                       elem_id="device")
-            self.precision = gr.Dropdown(["fp32", "fp16", "bf16"], value="fp32", label="Precision", scale=1,
+            self.precision = gr.Dropdown(["auto", "fp32", "fp16", "bf16"], value="auto", label="Precision", scale=1,
                                          elem_id="precision")
 
     @property

@@ -62,7 +62,7 @@ def _native(monkeypatch, fp16: bool, bf16: bool) -> None:
 def test_emulated_half_precision_runs_in_fp32_with_a_notice(tiny_registry, weights, monkeypatch):
     _native(monkeypatch, fp16=False, bf16=True)
     img = make_image((20, 14), 0)
-    reference = anime_core.load("tiny", weights=weights, device="cpu")(img)
+    reference = anime_core.load("tiny", weights=weights, device="cpu", precision="fp32")(img)
     with pytest.warns(pl.PrecisionFallback, match="this CPU has no native fp16 arithmetic.*running in fp32"):
         pipe = anime_core.load("tiny", weights=weights, device="cpu", precision="fp16")
     assert pipe.precision == "fp32" and "fp16" in pipe.precision_notice

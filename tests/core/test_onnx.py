@@ -72,7 +72,7 @@ def native(registry, tmp_path):
 def test_export_matches_pytorch_and_runs_through_the_same_pipeline(native, tmp_path, model, options):
     """Parity at two sizes, then the same images through the model's pipeline on either backend."""
     weights = native(model, options)
-    torch_pipe = anime_core.load(model, weights=weights, device="cpu")
+    torch_pipe = anime_core.load(model, weights=weights, device="cpu", backend="torch", precision="fp32")
     result = onnx_export.export(torch_pipe, tmp_path / "g.onnx", generator_options=options)
 
     assert len(result.checks) == 2 and result.max_diff <= onnx_export.FP32_TOLERANCE
@@ -108,7 +108,7 @@ def registry_model(name: str):
 
 def test_fp16_export_reports_its_distance(native, tmp_path):
     weights = native("pixelsake-sr", {"width": 4, "num_blocks": 1})
-    pipe = anime_core.load("pixelsake-sr", weights=weights, device="cpu")
+    pipe = anime_core.load("pixelsake-sr", weights=weights, device="cpu", backend="torch", precision="fp32")
     result = onnx_export.export(pipe, tmp_path / "h.onnx", precision="fp16")
     assert result.meta["precision"] == "fp16"
     assert 0 < result.max_diff <= onnx_export.FP16_TOLERANCE  # half precision is not exact, and says by how much
@@ -180,7 +180,7 @@ def test_third_party_nhwc_graph_runs_through_anime_run(registry, tmp_path, capsy
 def test_backend_onnxruntime_exports_once_and_matches_torch(native, tmp_path, monkeypatch):
     weights = native("cyclegan", {"arch": "resnet", "width": 4, "n_blocks": 1})
     img = make_image((44, 36), 5)
-    torch_pipe = anime_core.load("cyclegan", weights=weights, device="cpu")
+    torch_pipe = anime_core.load("cyclegan", weights=weights, device="cpu", backend="torch", precision="fp32")
     pipe = anime_core.load("cyclegan", weights=weights, device="cpu", backend="onnxruntime")
     whole = np.asarray(pipe(img), np.int16)
     assert np.abs(whole - np.asarray(torch_pipe(img), np.int16)).max() <= 1
@@ -208,7 +208,8 @@ def test_an_exported_file_as_weights_and_as_a_style(native, registry, tmp_path):
     from anime_core.weights.store import import_file
 
     weights = native("pixelsake-sr", {"width": 4, "num_blocks": 1})
-    path = onnx_export.export(anime_core.load("pixelsake-sr", weights=weights, device="cpu"), tmp_path / "sr.onnx").path
+    torch_pipe = anime_core.load("pixelsake-sr", weights=weights, device="cpu", backend="torch", precision="fp32")
+    path = onnx_export.export(torch_pipe, tmp_path / "sr.onnx").path
     with pytest.raises(UsageError, match="runs with --backend onnxruntime"):
         anime_core.load("pixelsake-sr", weights=path, backend="torch")
     with pytest.raises(UsageError, match="keeps the precision it was exported with"):

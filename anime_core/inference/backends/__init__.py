@@ -9,7 +9,8 @@
 ``onnx_export``    export with parity verification and the graph's metadata (:func:`~.onnx_export.export`)
 ``onnx_quant``     static int8 quantization checked on photos (:func:`~.onnx_quant.quantize_int8`)
 ``onnx_cache``     ``--backend onnxruntime`` for torch weights: export once, cache by digest
-                   (:func:`~.onnx_cache.to_onnxruntime`)
+                   (:func:`~.onnx_cache.to_onnxruntime`, :func:`~.onnx_cache.cached_export`)
+``openvino``       OpenVINO's CPU plugin on the same cached export (``anime-core[openvino]``)
 =================  ==============================================================================
 
 This package's ``__init__`` stays light (no torch): :func:`get` imports a backend's module on
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 NAMES = {
     "torch": "anime_core.inference.backends.torch",
     "onnxruntime": "anime_core.inference.backends.onnx_cache",
+    "openvino": "anime_core.inference.backends.openvino",
 }
 
 

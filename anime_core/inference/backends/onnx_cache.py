@@ -25,6 +25,7 @@ from anime_core.errors import UsageError
 from anime_core.fsutil import write_bytes_atomic
 from anime_core.inference.backends.onnx_export import build_verified
 from anime_core.inference.backends.onnx_runtime import FORMAT_VERSION, onnx_pipeline
+from anime_core.inference.precision import module_digest
 from anime_core.weights.store import anime_home
 
 if TYPE_CHECKING:
@@ -43,21 +44,28 @@ def to_onnxruntime(pipe: Pipeline, cls: type[Pipeline], device: str | torch.devi
     precision = pipe.precision
     if precision not in BACKEND.precisions:
         raise UsageError(f"the onnxruntime backend runs fp32 or fp16 graphs, not {precision}")
+    return onnx_pipeline(cls, pipe.spec, cached_export(pipe, precision, cache), device, "fp32", pipe.defaults,
+                         threads, f"the ONNX export of {pipe.spec.name}", **kwargs)
+
+
+def cached_export(pipe: Pipeline, precision: str = "fp32", cache: Path | None = None) -> Path | bytes:
+    """The verified ONNX export of ``pipe``'s generator in ``precision`` from the export cache (``cache``, default
+    ``$ANIME_HOME/onnx``), exported once when missing or damaged: a path, or the graph's bytes where the cache
+    cannot be written. ONNX Runtime and OpenVINO share it."""
     folder = cache or anime_home() / "onnx"
     path = folder / f"{pipe.spec.name}-{_digest(pipe, precision)}.onnx"
-    graph: Path | bytes = path
     state = _cache_state(path)
-    if state != "ok":
-        proto, _ = build_verified(pipe, precision=precision)
-        graph = proto.SerializeToString()
-        with contextlib.suppress(OSError):  # a read-only cache still runs, from memory
-            write_bytes_atomic(path, graph)
-            write_bytes_atomic(_sidecar(path), f"{hashlib.sha256(graph).hexdigest()}  {path.name}\n".encode())
-        if state == "damaged" and path not in _NOTED:
-            _NOTED.add(path)
-            print(f"note: cached ONNX export {path} was damaged; rebuilt", file=sys.stderr)
-    return onnx_pipeline(cls, pipe.spec, graph, device, "fp32", pipe.defaults, threads,
-                         f"the ONNX export of {pipe.spec.name}", **kwargs)
+    if state == "ok":
+        return path
+    proto, _ = build_verified(pipe, precision=precision)
+    graph = proto.SerializeToString()
+    with contextlib.suppress(OSError):  # a read-only cache still runs, from memory
+        write_bytes_atomic(path, graph)
+        write_bytes_atomic(_sidecar(path), f"{hashlib.sha256(graph).hexdigest()}  {path.name}\n".encode())
+    if state == "damaged" and path not in _NOTED:
+        _NOTED.add(path)
+        print(f"note: cached ONNX export {path} was damaged; rebuilt", file=sys.stderr)
+    return graph
 
 
 _NOTED: set[Path] = set()  # damaged cached exports already reported in this process
@@ -90,18 +98,9 @@ def _cache_state(path: Path) -> str:
 
 def _digest(pipe: Pipeline, precision: str) -> str:
     """Tensors, classes and plain attributes of every submodule (options such as an up-sampling mode)."""
-    h = hashlib.sha256()
-    gen = pipe.generator
     part = type(pipe).weights_part(pipe.options)
-    h.update(f"{precision}|{part}|{torch.__version__}|{FORMAT_VERSION}|{type(pipe).__qualname__}".encode())
-    for name, module in gen.named_modules():
-        plain = {k: v for k, v in vars(module).items()
-                 if not k.startswith("_") and isinstance(v, (bool, int, float, str, tuple, list))}
-        h.update(f"{name}:{type(module).__module__}.{type(module).__qualname__}:{sorted(plain.items())!r}".encode())
-    for key, tensor in sorted(gen.state_dict().items()):
-        h.update(key.encode())
-        h.update(tensor.detach().to("cpu").contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:20]
+    prefix = f"{precision}|{part}|{torch.__version__}|{FORMAT_VERSION}|{type(pipe).__qualname__}"
+    return module_digest(pipe, prefix)[:20]
 
 
 class OnnxRuntimeBackend:

@@ -310,12 +310,12 @@ def onnx_pipeline(
     what = what or (f"ONNX file {graph}" if not isinstance(graph, bytes) else "the ONNX graph")
     gen = OnnxGenerator(graph, dev, threads, what)
     check_graph(gen, spec, cls.weights_part(options), cls.part_hint(options))
-    defaults = _defaults(gen)
+    defaults = graph_defaults(gen)
     defaults.update(preprocess or {})
     return cls(spec, {"generator": gen}, device=dev, precision="fp32", preprocess=defaults, **options)
 
 
-def _defaults(gen: OnnxGenerator) -> dict[str, Any]:
+def graph_defaults(gen: OnnxGenerator) -> dict[str, Any]:
     """The resize defaults recorded at export (``size``, ``center_crop``), checked like any metadata."""
     try:
         value = json.loads(gen.meta.get("preprocess_defaults", "{}"))

@@ -1,0 +1,225 @@
+"""``--precision auto`` and the OpenVINO backend (issue 26).
+
+Auto runs bf16 only where the device computes it natively and only if the model's output stays
+within 1/255 (mean) and 6/255 (99.9th percentile) of fp32 on the shipped real photo; the verdict
+is cached per weights file; ``fp32`` is today's exact output. AnimeGAN v2 (shipped architecture,
+random weights) is the model; the capability probe is patched where a test is about the decision.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import anime_core
+from anime_core.api import pick_backend, pipeline_class
+from anime_core.cli import main
+from anime_core.inference import pipeline as pl
+from anime_core.inference import precision as pr
+from anime_core.registry import get_registry
+from anime_core.weights.files import save_native
+from anime_core.weights.store import anime_home
+
+NATIVE_BF16 = pl.precision_accelerated(torch.device("cpu"), "bf16")
+
+
+@pytest.fixture(scope="module")
+def v2() -> nn.Module:
+    torch.manual_seed(0)
+    return get_registry().build("animegan", "generator", variant="v2").eval()
+
+
+def _pipe(net: nn.Module, precision: str = "auto") -> pl.TranslatePipeline:
+    spec = get_registry().model("animegan")
+    return pipeline_class(spec)(spec, {"generator": copy.deepcopy(net)}, device="cpu", precision=precision)
+
+
+class WrongInBf16(nn.Module):
+    """The generator, but its output is off by 0.1 (13/255) whenever it runs under bf16 autocast."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.stride = getattr(net, "stride", 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        low = torch.is_autocast_enabled("cpu")
+        with torch.autocast("cpu", enabled=False):
+            y = self.net(x.float())
+        return y + 0.1 if low else y
+
+
+def _no_check(*_args, **_kwargs):
+    raise AssertionError("the parity check ran again")
+
+
+def test_auto_is_fp32_without_native_bf16_and_bit_identical(v2, monkeypatch):
+    monkeypatch.setattr(pl, "precision_accelerated", lambda device, precision: precision == "fp32")
+    monkeypatch.setattr(pr, "check", _no_check)  # nothing to check: fp32 is the reference
+    pipe = _pipe(v2)
+    assert pipe.precision == "fp32" and "no native bf16" in pipe.precision_choice
+    photo = pr.parity_photo()[None]
+    assert torch.equal(pipe.forward(photo), _pipe(v2, "fp32").forward(photo))
+
+
+def test_auto_falls_back_to_fp32_when_bf16_is_too_far(v2, monkeypatch):
+    monkeypatch.setattr(pl, "precision_accelerated", lambda device, precision: True)
+    pipe = _pipe(WrongInBf16(v2))
+    assert pipe.precision == "fp32"
+    assert "too far from fp32" in pipe.precision_choice, pipe.precision_choice
+    verdicts = list((anime_home() / "precision").glob("animegan-*-bf16.json"))
+    assert len(verdicts) == 1 and json.loads(verdicts[0].read_text())["ok"] is False
+    monkeypatch.setattr(pr, "check", _no_check)  # the failed verdict is cached too
+    assert _pipe(WrongInBf16(v2)).precision == "fp32"
+
+
+@pytest.mark.skipif(not NATIVE_BF16, reason="this CPU has no native bf16 (AVX512-BF16/AMX): auto is fp32 here")
+def test_auto_runs_bf16_where_native_within_the_bounds_and_caches_the_verdict(v2, monkeypatch):
+    pipe = _pipe(v2)
+    assert pipe.precision == "bf16", pipe.precision_choice
+    folder = anime_home() / "precision"
+    (verdict,) = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+    assert verdict["ok"] and 0 < verdict["mean"] <= 1 and verdict["p999"] <= 6
+    photo = pr.parity_photo()[None]
+    mean, p999 = pr.compare(_pipe(v2, "fp32").forward(photo), pipe.forward(photo))
+    assert 0 < mean <= 1 and p999 <= 6  # bf16 really ran (not fp32), and within the bounds
+    monkeypatch.setattr(pr, "check", _no_check)
+    assert _pipe(v2).precision == "bf16"  # same weights: the cached verdict, no second check
+    other = copy.deepcopy(v2)
+    with torch.no_grad():
+        next(other.parameters()).mul_(1.01)
+    with pytest.raises(AssertionError, match="ran again"):
+        _ = _pipe(other).precision  # other weights: checked anew
+
+
+def test_cached_verdict_is_keyed_by_weights_and_survives_corruption(v2, monkeypatch):
+    monkeypatch.setattr(pl, "precision_accelerated", lambda device, precision: True)
+    calls = []
+    monkeypatch.setattr(pr, "check", lambda pipe, p: calls.append(p) or pr.Verdict(p, True, 0.1, 1.0, 0.0))
+    pipe = _pipe(v2)
+    assert pipe.precision == "bf16" and calls == ["bf16"]
+    path = pr.cache_path(pipe, "bf16")
+    path.write_text("{not json")  # a torn or edited file is checked again, not trusted
+    assert _pipe(v2).precision == "bf16" and calls == ["bf16", "bf16"]
+    assert json.loads(path.read_text())["ok"] is True
+
+
+def test_fp32_through_load_is_todays_exact_output(v2, tmp_path):
+    weights = save_native(tmp_path / "v2.safetensors", {"generator": v2}, "animegan", {"variant": "v2"})
+    from PIL import Image
+
+    image = Image.open(__import__("io").BytesIO(_photo_png()))
+    got = anime_core.load("animegan", weights=weights, device="cpu", precision="fp32")(image)
+    want = _pipe(v2, "fp32")(image)
+    assert np.array_equal(np.asarray(got), np.asarray(want))
+
+
+def _photo_png() -> bytes:
+    from io import BytesIO
+
+    from anime_core.inference import io
+
+    buf = BytesIO()
+    io.to_image(pr.parity_photo().float() / 255).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_anime_run_names_the_precision_once(v2, tmp_path, monkeypatch, capsys):
+    from anime_core.inference.backends import openvino
+
+    monkeypatch.setattr(pl, "precision_accelerated", lambda device, precision: precision == "fp32")
+    monkeypatch.setattr(openvino, "available", lambda: False)  # torch, whose probe is patched
+    weights = save_native(tmp_path / "v2.safetensors", {"generator": v2}, "animegan", {"variant": "v2"})
+    photo = tmp_path / "in.png"
+    photo.write_bytes(_photo_png())
+    with pytest.raises(SystemExit) as done:
+        main(["run", "animegan", "-w", str(weights), str(photo), "--size", "64", "-o", str(tmp_path / "out"),
+              "--device", "cpu", "-q"])
+    assert done.value.code in (0, None)
+    err = capsys.readouterr().err
+    assert err.count("precision") == 1 and "precision fp32 on torch (auto: this cpu has no native bf16)" in err, err
+
+
+def test_auto_backend_is_torch_for_fp32_and_where_openvino_is_missing(monkeypatch):
+    from anime_core.inference.backends import openvino
+
+    assert pick_backend(None, "cpu", "fp32") == "torch"
+    monkeypatch.setattr(openvino, "available", lambda: False)
+    assert pick_backend(None, "cpu", "auto") == "torch"
+    assert pick_backend("openvino", "cpu", "fp32") == "openvino"  # asked for: kept
+
+
+# -- OpenVINO ----------------------------------------------------------------------------------
+def _require_openvino() -> None:
+    from anime_core.inference.backends import openvino
+
+    if not openvino.available():
+        pytest.skip("openvino (or onnx/onnxruntime, which export for it) is not installed: "
+                    "pip install 'anime-core[openvino]'")
+
+
+def test_openvino_fp32_matches_onnxruntime_and_auto_checks_its_own_bf16(v2, monkeypatch):
+    _require_openvino()
+    from anime_core.inference.backends import onnx_cache, onnx_export, onnx_runtime, openvino
+
+    torch_pipe = _pipe(v2, "fp32")
+    graph = onnx_cache.cached_export(torch_pipe)
+    assert isinstance(graph, bytes)  # first time: exported (and verified on ONNX Runtime) ...
+    assert onnx_cache.cached_export(_pipe(v2, "fp32")).is_file()  # ... then read from the export cache (a path)
+    cls, spec = type(torch_pipe), torch_pipe.spec
+    ov32 = openvino.openvino_pipeline(cls, spec, graph, "cpu", "fp32")
+    ort = onnx_runtime.onnx_pipeline(cls, spec, graph, "cpu")
+    x = pr.parity_photo()[None].float() / 255
+    raw_ov, raw_ort = ov32._generate(x), ort._generate(x)
+    assert raw_ov.shape == raw_ort.shape
+    assert float((raw_ov - raw_ort).abs().max()) <= onnx_export.FP32_TOLERANCE * 10  # two fp32 engines, same graph
+    photo = pr.parity_photo()[None]
+    mean, p999 = pr.compare(torch_pipe.forward(photo), ov32.forward(photo))
+    assert mean < 0.05 and p999 <= 1
+    auto = openvino.openvino_pipeline(cls, spec, graph, "cpu", "auto")
+    want = openvino.native_precision()
+    assert auto.precision == want, auto.precision_choice
+    if want != "fp32":
+        assert "openvino" in pr.device_kind(auto)
+        mean, p999 = pr.compare(ov32.forward(photo), auto.forward(photo))
+        assert 0 < mean <= 1 and p999 <= 6
+
+
+def test_load_default_backend_runs_openvino_where_it_pays(v2, tmp_path):
+    _require_openvino()
+    from anime_core.inference.backends import openvino
+
+    weights = save_native(tmp_path / "v2.safetensors", {"generator": v2}, "animegan", {"variant": "v2"})
+    pipe = anime_core.load("animegan", weights=weights, device="cpu")
+    expect = "openvino" if openvino.native_precision() != "fp32" else "torch"
+    assert getattr(pipe.generator, "backend", "torch") == expect
+    exact = anime_core.load("animegan", weights=weights, device="cpu", precision="fp32")
+    assert getattr(exact.generator, "backend", "torch") == "torch"
+
+
+def test_onnxruntime_backend_takes_a_channels_last_generator(v2, tmp_path):
+    """AnimeGAN v2 runs channels-last on the CPU; the export cache's digest must still read its tensors."""
+    pytest.importorskip("onnxruntime")
+    weights = save_native(tmp_path / "v2.safetensors", {"generator": v2}, "animegan", {"variant": "v2"})
+    assert _pipe(v2, "fp32").channels_last  # the case: 1x1 conv weights whose last stride is not 1
+    pipe = anime_core.load("animegan", weights=weights, device="cpu", backend="onnxruntime")
+    assert pipe.precision == "fp32" and hasattr(pipe.generator, "session")
+
+
+def test_bench_speed_prints_the_issue_26_ratios():
+    import runpy
+    from pathlib import Path
+
+    bench = runpy.run_path(str(Path(__file__).resolve().parents[2] / "benchmarks" / "bench_speed.py"))
+    rows = [{"model": "animegan-v2", "size": 256, "method": m, "median_s": t}
+            for m, t in [("eager", 2.0), ("pipeline", 1.5), ("openvino-f32", 0.6), ("openvino", 0.2),
+                         ("load-default", 0.21)]]
+    line = bench["ratios"](rows)
+    assert "load-default / openvino default 1.05x (bar 1.1)" in line
+    assert "load-default / openvino f32 0.35x" in line and "pipeline fp32 / eager 0.75x (bar 0.8)" in line
+    assert bench["ratios"]([{"model": "x", "size": 1, "method": "eager", "median_s": 1.0}]) == ""
