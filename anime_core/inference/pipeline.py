@@ -33,6 +33,7 @@ from torch import nn
 
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.inference import io, speed
+from anime_core.inference import precision as auto
 from anime_core.inference.controls import Controls, owned
 from anime_core.inference.inputs import check_finite, translate_any
 from anime_core.inference.modes import AUTO_TILE_PIXELS, DEFAULT_TILE, ModeOutput, RunRequest
@@ -92,26 +93,6 @@ class PrecisionFallback(UserWarning):
     """fp16/bf16 was asked for on a device that would only emulate it; the pipeline runs in fp32."""
 
 
-def precision_accelerated(device: torch.device, precision: str) -> bool:
-    """Whether ``device`` computes ``precision`` natively rather than emulating it.
-
-    fp16/bf16 on a CPU without the instructions (AVX512-FP16, AVX512-BF16, AMX) go through slow
-    reference kernels: AnimeGAN v2 at 256 px took 246 s in fp16 and 301 s in bf16 against 4 s in
-    fp32 on a 2-core Xeon limited to AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``); with the instructions they
-    ran at about fp32's speed. CUDA runs fp16 on every GPU torch supports and bf16 from Ampere on.
-    """
-    if precision == "fp32":
-        return True
-    if device.type == "cuda":
-        return precision == "fp16" or torch.cuda.is_bf16_supported(including_emulation=False)
-    if device.type == "cpu":
-        check = "_is_mkldnn_fp16_supported" if precision == "fp16" else "_is_mkldnn_bf16_supported"
-        try:  # private torch API (no public one says this); if it ever goes, assume emulation
-            return bool(getattr(torch.ops.mkldnn, check)())
-        except (AttributeError, RuntimeError):
-            return False
-    return True  # mps and others: fp16/bf16 are their native formats
-
 
 def resolve_precision(device: torch.device, precision: str) -> tuple[str, str | None]:
     """(the precision to run in, a one-line notice when it is not the one asked for); ``auto`` stays ``auto``.
@@ -122,7 +103,7 @@ def resolve_precision(device: torch.device, precision: str) -> tuple[str, str | 
         return precision, None
     if precision not in PRECISIONS:
         raise UsageError(f"unknown precision '{precision}'; use auto, fp32, fp16 or bf16")
-    if precision_accelerated(device, precision):
+    if auto.precision_accelerated(device, precision):
         return precision, None
     where = "this CPU has no native" if device.type == "cpu" else f"this {device.type} device has no native"
     return "fp32", f"{where} {precision} arithmetic, so {precision} would be far slower than fp32; running in fp32"
@@ -179,7 +160,6 @@ class Pipeline(ABC):
     def precision(self) -> str:
         """The precision the nets run in: ``auto`` is settled here on first use (a parity check, cached per weights)."""
         if self._precision == "auto":
-            from anime_core.inference import precision as auto
 
             self._precision = "fp32"  # while the check runs
             chosen, self.precision_choice = auto.choose(self)
@@ -473,9 +453,8 @@ class TranslatePipeline(Pipeline):
 
     def parity_sample(self) -> torch.Tensor:
         """The shipped real photo (256x187) through :meth:`forward`."""
-        from anime_core.inference.precision import parity_photo
 
-        return self.forward(parity_photo()[None])
+        return self.forward(auto.parity_photo()[None])
 
 
 class GeneratePipeline(Pipeline):
@@ -518,9 +497,8 @@ class GeneratePipeline(Pipeline):
 
     def parity_sample(self) -> torch.Tensor:
         """Images from seed 0's latents."""
-        from anime_core.inference.precision import PARITY_LATENTS
 
-        return self.decode_latents(self.latents(PARITY_LATENTS, 0))
+        return self.decode_latents(self.latents(auto.PARITY_LATENTS, 0))
 
     def run_mode(self, request: RunRequest) -> ModeOutput | None:
         """A grid of ``request.num`` samples from ``request.seed``."""

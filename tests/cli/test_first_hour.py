@@ -23,6 +23,7 @@ from anime_core.cli import main
 from anime_core.cli.run import check_weights_path
 from anime_core.errors import UsageError
 from anime_core.inference import pipeline as pl
+from anime_core.inference import precision as auto
 from anime_core.runner.batches import Job
 from anime_core.runner.eta import Eta
 from anime_core.runner.inputs import InputFile
@@ -74,7 +75,7 @@ def test_emulated_half_precision_runs_in_fp32_with_a_notice(tiny_registry, weigh
 def test_which_precisions_count_as_accelerated(monkeypatch):
     cuda = torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
-    assert pl.precision_accelerated(cuda, "fp16") and not pl.precision_accelerated(cuda, "bf16")  # pre-Ampere
+    assert auto.precision_accelerated(cuda, "fp16") and not auto.precision_accelerated(cuda, "bf16")  # pre-Ampere
     assert pl.resolve_precision(cuda, "bf16") == ("fp32", "this cuda device has no native bf16 arithmetic, so "
                                                           "bf16 would be far slower than fp32; running in fp32")
     _native(monkeypatch, fp16=True, bf16=False)

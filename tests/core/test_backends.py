@@ -27,7 +27,7 @@ def test_every_backend_exposes_the_one_interface(name):
 
 
 def test_load_names_the_backends_for_an_unknown_one():
-    with pytest.raises(UsageError, match="unknown backend 'tensorrt'; use torch or onnxruntime"):
+    with pytest.raises(UsageError, match="unknown backend 'tensorrt'; use auto, torch, onnxruntime, openvino"):
         anime_core.load("animegan", weights="unused.safetensors", backend="tensorrt")
 
 

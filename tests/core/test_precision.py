@@ -20,12 +20,13 @@ import anime_core
 from anime_core.api import pick_backend, pipeline_class
 from anime_core.cli import main
 from anime_core.inference import pipeline as pl
+from anime_core.inference import precision as auto
 from anime_core.inference import precision as pr
 from anime_core.registry import get_registry
 from anime_core.weights.files import save_native
 from anime_core.weights.store import anime_home
 
-NATIVE_BF16 = pl.precision_accelerated(torch.device("cpu"), "bf16")
+NATIVE_BF16 = auto.precision_accelerated(torch.device("cpu"), "bf16")
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def _no_check(*_args, **_kwargs):
 
 
 def test_auto_is_fp32_without_native_bf16_and_bit_identical(v2, monkeypatch):
-    monkeypatch.setattr(pl, "precision_accelerated", lambda device, precision: precision == "fp32")
+    monkeypatch.setattr(auto, "precision_accelerated", lambda device, precision: precision == "fp32")
     monkeypatch.setattr(pr, "check", _no_check)  # nothing to check: fp32 is the reference
     pipe = _pipe(v2)
     assert pipe.precision == "fp32" and "no native bf16" in pipe.precision_choice
@@ -68,7 +69,7 @@ def test_auto_is_fp32_without_native_bf16_and_bit_identical(v2, monkeypatch):
 
 
 def test_auto_falls_back_to_fp32_when_bf16_is_too_far(v2, monkeypatch):
-    monkeypatch.setattr(pl, "precision_accelerated", lambda device, precision: True)
+    monkeypatch.setattr(auto, "precision_accelerated", lambda device, precision: True)
     pipe = _pipe(WrongInBf16(v2))
     assert pipe.precision == "fp32"
     assert "too far from fp32" in pipe.precision_choice, pipe.precision_choice
@@ -98,7 +99,7 @@ def test_auto_runs_bf16_where_native_within_the_bounds_and_caches_the_verdict(v2
 
 
 def test_cached_verdict_is_keyed_by_weights_and_survives_corruption(v2, monkeypatch):
-    monkeypatch.setattr(pl, "precision_accelerated", lambda device, precision: True)
+    monkeypatch.setattr(auto, "precision_accelerated", lambda device, precision: True)
     calls = []
     monkeypatch.setattr(pr, "check", lambda pipe, p: calls.append(p) or pr.Verdict(p, True, 0.1, 1.0, 0.0))
     pipe = _pipe(v2)
@@ -132,7 +133,7 @@ def _photo_png() -> bytes:
 def test_anime_run_names_the_precision_once(v2, tmp_path, monkeypatch, capsys):
     from anime_core.inference.backends import openvino
 
-    monkeypatch.setattr(pl, "precision_accelerated", lambda device, precision: precision == "fp32")
+    monkeypatch.setattr(auto, "precision_accelerated", lambda device, precision: precision == "fp32")
     monkeypatch.setattr(openvino, "available", lambda: False)  # torch, whose probe is patched
     weights = save_native(tmp_path / "v2.safetensors", {"generator": v2}, "animegan", {"variant": "v2"})
     photo = tmp_path / "in.png"

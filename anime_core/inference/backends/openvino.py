@@ -172,7 +172,7 @@ class OpenVinoBackend:
 
     name = "openvino"
     devices = ("cpu",)
-    precisions = ("auto", "fp32", "bf16", "fp16")
+    precisions = ("fp32", "bf16", "fp16")  # and auto: the native one if it passes the parity check
     suffixes = (".onnx",)
 
     def from_torch(self, pipe: Pipeline, cls: type[Pipeline], device: str | None = None,
