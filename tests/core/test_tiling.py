@@ -186,33 +186,3 @@ def test_a_tile_under_16_px_is_a_usage_error(registry, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["run", "cyclegan", "--weights", str(weights), str(tmp_path / "photo.png"), "--tile", "8"])
     assert done.value.code == 2 and "or 0 for no tiling" in capsys.readouterr().err
-
-
-SMALL_COPY_PROBE = r"""
-import resource, sys, types
-import torch
-import torch.nn.functional as F
-from anime_core.inference.tiling import small_copy
-image = torch.randint(0, 256, (4096, 4096, 3), dtype=torch.uint8).permute(2, 0, 1)  # as io.to_tensor returns it
-model = types.SimpleNamespace(device="cpu", stride=4, preprocess=lambda x: x * 2 - 1)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-got = small_copy(model, image, 512 * 512)
-grew = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
-whole = F.interpolate(image.unsqueeze(0).float() / 255, size=got.shape[-2:], mode="area") * 2 - 1
-print(grew, torch.equal(got, whole))
-"""
-
-
-def test_the_small_copy_of_a_huge_image_needs_no_float_copy_of_it():
-    """The coarse copy is shrunk a channel at a time: at 8192 px the whole image in float took 2.3 GB more.
-
-    A 4096 px image is 48 MiB in uint8; a float copy of it is 192 MiB (two were made). The result is
-    the same as shrinking the whole float image, bit for bit.
-    """
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-c", SMALL_COPY_PROBE], capture_output=True, text=True, check=True)
-    grew, same = out.stdout.split()
-    assert same == "True"
-    assert float(grew) < 120, f"small_copy grew the peak RSS by {grew} MiB"
