@@ -352,7 +352,7 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
         if not state.is_main_process:
             report.failed = []  # bad arguments and clashes are reported once, by the main process
     bar = tqdm(total=len(stills), unit="img", disable=not options.progress or len(stills) < 2, desc=pipe.spec.name)
-    eta = _Eta(pipe, options.announce) if options.announce and pipe.device.type == "cpu" else None
+    eta = _Eta(pipe, options.announce, options.tile) if options.announce and pipe.device.type == "cpu" else None
     workers = 1 if pipe.device.type == "cpu" else min(4, os.cpu_count() or 1)  # on a CPU the model wants the cores
     with contextlib.ExitStack() as stack:
         writers = readers = None
@@ -376,6 +376,8 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
         ledger.drain()
     bar.close()
     for item, dest in videos:
+        if eta:
+            eta.clip(item.path, options.size)
         _translate_video(pipe, item, dest, options, report)
     return report
 
@@ -515,26 +517,53 @@ class _Eta:
     count: AnimeGAN v2 measured 44 s/MP at 384 px and 42 s/MP at 1536x1088 on a loaded 2-core CPU.
     """
 
-    def __init__(self, pipe: TranslatePipeline, announce: Callable[[str], None]) -> None:
-        self.pipe, self.announce = pipe, announce
+    def __init__(self, pipe: TranslatePipeline, announce: Callable[[str], None], tile: int | None = None) -> None:
+        self.pipe, self.announce, self.tile = pipe, announce, tile
         self.rate: float | None = None  # seconds per input megapixel
+
+    def seconds(self, w: int, h: int, tiled: bool) -> float | None:
+        """Estimated time of one image; tiles count the pixels they compute (halos included)."""
+        if self.rate is None:
+            self.rate = self._calibrate()
+        if self.rate is None:
+            return None
+        cost = self.pipe.tiling_cost(h, w, self.tile) if tiled and hasattr(self.pipe, "tiling_cost") else 1.0
+        return self.rate * w * h / 1e6 * cost
 
     def before(self, group: list[_Job]) -> None:
         for job in group:
             w, h = job.image.size
             if w * h <= ETA_PIXELS:
                 continue
-            if self.rate is None:
-                self.rate = self._calibrate()
             mp = w * h / 1e6
             line = f"{job.item.path}: {w}x{h} px ({mp:.1f} MP) on the CPU"
-            if self.rate is not None:
-                line += f", about {_duration(self.rate * mp)}"
+            seconds = self.seconds(w, h, job.tiled)
+            if seconds is not None and self.rate is not None:
+                line += f", about {_duration(seconds)}"
                 if max(w, h) > 1024:
                     line += f" (--size 1024: about {_duration(self.rate * mp * (1024 / max(w, h)) ** 2)})"
             self.announce(line)
 
+    def clip(self, path: Path, size: int | None) -> None:
+        """Announce a video's estimated time before it starts: frames x the time of one frame."""
+        try:
+            av = video._av()
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                frames, w, h = video._expected_frames(stream), stream.codec_context.width, stream.codec_context.height
+        except Exception:  # an unreadable clip is reported by the transcode that follows
+            return
+        if not frames or not w or not h:
+            return
+        if size and max(w, h) != size:
+            w, h = round(w * size / max(w, h)), round(h * size / max(w, h))
+        one = self.seconds(w, h, self.pipe.tile_for(h, w, self.tile) is not None)
+        if one is not None:
+            self.announce(f"{path}: {frames} frames of {w}x{h} px on the CPU, about {_duration(one * frames)}")
+
     def after(self, group: list[_Job], seconds: float) -> None:
+        if group[0].tiled:  # per computed pixel, as the estimate counts them
+            seconds /= self.pipe.tiling_cost(group[0].image.height, group[0].image.width, self.tile)
         pixels = sum(job.image.width * job.image.height for job in group)
         if pixels >= CALIBRATION_SIDE**2:
             self.rate = seconds / (pixels / 1e6)
@@ -570,7 +599,7 @@ def _groups(jobs: Iterable[_Job], batch_size: int) -> Iterator[list[_Job]]:
 
 
 def _forward(pipe: TranslatePipeline, images: list[Image.Image], tile: int | None, tiled: bool,
-             notes: list[str] | None = None) -> list[torch.Tensor]:
+             notes: list[str] | None = None, progress: bool = False) -> list[torch.Tensor]:
     """Prepared images of one size -> outputs (3, H, W) in [0, 1]: one batch, or one by one in tiles.
 
     Why a tiled result is approximate, if it is, is added to ``notes`` (once per distinct remark).
@@ -584,7 +613,7 @@ def _forward(pipe: TranslatePipeline, images: list[Image.Image], tile: int | Non
         return list(pipe.forward(torch.stack(tensors, out=batch)))
     outs = []
     for img in images:
-        outs.append(pipe.translate(io.to_tensor(img), tile))
+        outs.append(pipe.translate(io.to_tensor(img), tile, progress=progress))  # a bar over tiles x segments
         report = getattr(pipe, "last_tiling", None)
         for note in report.notes if report is not None and notes is not None else ():
             if f"tiled output is approximate: {note}" not in notes:
@@ -599,7 +628,7 @@ def _translate(
     ledger = ledger or _Ledger(report)
     notes: list[str] = []
     try:
-        outs = _forward(pipe, [job.image for job in group], options.tile, group[0].tiled, notes)
+        outs = _forward(pipe, [job.image for job in group], options.tile, group[0].tiled, notes, options.progress)
     except io.BadImage as exc:
         ledger.add(Report(failed=[(str(job.item.path), str(exc)) for job in group]))
         return
