@@ -77,8 +77,8 @@ def main() -> None:
     p999 = float(flat.kthvalue(int(0.999 * flat.numel())).values)
     u, t = statistics.median(times["untiled"]), statistics.median(times["tiled"])
     print(f"{args.case}, {what}, --tile {args.tile}, {args.threads} threads, median of {args.repeat} interleaved")
-    print(f"untiled {u:.1f} s {['%.1f' % v for v in times['untiled']]}, tiled {t:.1f} s "
-          f"{['%.1f' % v for v in times['tiled']]}: {t / u:.2f}x; {report.tiles} tiles, {report.segments} segments, "
+    print(f"untiled {u:.1f} s {[round(v, 1) for v in times['untiled']]}, tiled {t:.1f} s "
+          f"{[round(v, 1) for v in times['tiled']]}: {t / u:.2f}x; {report.tiles} tiles, {report.segments} segments, "
           f"halo {report.halo}, pixel cost {report.cost:.2f}; diff mean {float(flat.mean()):.3f}/255, "
           f"p99.9 {p999:.0f}/255, bottom 16 rows {float(diff[:, -16:].mean()):.3f}/255; "
           f"load {min(loads):.1f}-{max(loads):.1f}")

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anime_core.budget import check_bytes, max_memory
+from anime_core.inference.io import BadImage
 from anime_core.inference.norms import NormSpec, mean_var, moments, norm_spec, normalize
 from anime_core.inference.tileplan import TilePlan, plan_tiles
 from anime_core.inference.tracing import Intercept, Key, Replay, TileGeometry, map_factor
@@ -165,6 +167,17 @@ def tiling_cost(plan: TilePlan) -> float:
     """Pixels the tiles compute per pixel of the (padded) image: the cost of tiling relative to one forward."""
     computed = sum((sy.stop - sy.start) * (sx.stop - sx.start) for sy, sx in layout(plan))
     return computed / (plan.padded[0] * plan.padded[1])
+
+
+#: the paused tiles hold about this many of one tile's largest tensor per tile pixel (AnimeGAN v2: the
+#: up-sampled input of a block and its norm input; measured 1.4 KB a pixel against 3 x 512 B)
+LIVE_MAPS = 3
+
+
+def sweep_bytes(plan: TilePlan) -> float:
+    """Estimated memory of a sweep: the whole image's live feature maps at a global call, halos included."""
+    per_pixel = plan.budget / (plan.tile[0] * plan.tile[1])
+    return LIVE_MAPS * per_pixel * plan.padded[0] * plan.padded[1] * tiling_cost(plan)
 
 
 def segments(plan: TilePlan) -> int:
@@ -481,6 +494,11 @@ def run_faithful(model: TileModel, image: torch.Tensor, tile: int, plan: TilePla
     h, w = image.shape[-2:]
     if plan is None:
         plan = plan_tiles(model.generator, _channels(model), torch.float32, (h, w), tile, model.stride)
+    need = sweep_bytes(plan)
+    if need > max_memory():
+        fit = int(max(h, w) * math.sqrt(max_memory() / need)) // 64 * 64
+        check_bytes(need, f"tiling {w}x{h} px (the paused tiles hold the image's live feature maps)", BadImage,
+                    advice=f"shrink it with --size {fit}")
     s = model.out_scale
     canvas = torch.zeros(3, h * s, w * s)
     sweep = _Sweep(model, plan, image, canvas, progress)

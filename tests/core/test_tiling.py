@@ -180,6 +180,14 @@ def test_the_estimate_of_a_tiled_photo_is_within_1_5x(registry):
     assert min(measured) / 1.5 <= estimate <= min(measured) * 1.5, (estimate, measured)
 
 
+def test_a_sweep_over_the_memory_budget_is_refused_with_a_size_to_use(registry, monkeypatch):
+    """The paused tiles hold the image's live maps: an image whose sweep exceeds the budget fails up front."""
+    pipe = _pipeline(registry, "cyclegan", registry.build("cyclegan", arch="resnet", width=8, n_blocks=1))
+    monkeypatch.setenv("ANIME_MAX_MEMORY", "4M")
+    with pytest.raises(io.BadImage, match=r"memory budget; shrink it with --size \d+"):
+        pipe.translate(io.to_tensor(make_image((320, 288), 1)), tile=96)
+
+
 def test_every_registered_translate_model_is_covered(registry):
     """A new translate model in a first-party or example plugin needs its case here."""
     covered = {"animegan", "cyclegan", "ae", "pixelsake-sr", "faststyle"}
