@@ -501,7 +501,7 @@ def _tiling(pipe: TranslatePipeline, size: tuple[int, int], options: FileOptions
     side = pipe.tile_for(h, w, options.tile)
     if side is not None and options.tile is None and options.announce:
         options.announce(f"{source}: {w}x{h} is over {AUTO_TILE_PIXELS / 1e6:.1f} MP: tiling in {side} px tiles, "
-                         "which give the untiled result in bounded memory (--tile 0 turns this off)")
+                         "which give the untiled result in less memory (--tile 0 turns this off)")
     return side is not None
 
 

@@ -2,7 +2,7 @@
 
 ``TranslatePipeline``: PIL image or (N, 3, H, W) tensor -> resize policy -> pad to the generator's
 stride (reflect) -> device/precision -> generator -> crop back. Large images go through tiles
-that reproduce the untiled result with memory bounded by the tile (``translate``).
+that reproduce the untiled result in less memory (``translate``).
 ``GeneratePipeline``: seeded latents -> generator -> images.
 
 A plugin customises a model's pipeline by subclassing and overriding ``preprocess`` /

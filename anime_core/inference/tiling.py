@@ -1,4 +1,4 @@
-"""Tiled inference that gives the untiled result in one sweep, with memory bounded by the tile size.
+"""Tiled inference that gives the untiled result in one sweep, in less memory than one forward.
 
 A tile alone cannot reproduce the whole image's output: its borders lack context, norms compute
 their statistics over the tile instead of the image, self-attention sees only the tile, and a
