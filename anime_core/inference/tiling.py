@@ -304,7 +304,7 @@ class _Sweep:
     def _norm(self, tile: _Tile, key: Key, spec: NormSpec, x: torch.Tensor) -> torch.Tensor:
         (_, _, r0, r1), (_, _, c0, c1) = self._core_of(tile, x)
         ys, xs = tile.rows(x.shape[-2], self.plan.padded[0]), tile.cols(x.shape[-1], self.plan.padded[1])
-        part = moments(x[..., r0 - ys[0]: r1 - ys[0], c0 - xs[0]: c1 - xs[0]], spec.groups)
+        part = moments(x, spec.groups, (slice(r0 - ys[0], r1 - ys[0]), slice(c0 - xs[0], c1 - xs[0])))
         self.sums[key] = self.sums[key] + part if key in self.sums else part
         tile.x = x
         self._pause(tile, key)  # meanwhile the halo of x is refreshed from the neighbours' cores
