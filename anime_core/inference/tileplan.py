@@ -79,7 +79,8 @@ class _Run:
 
 
 def _shadow(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[int, int], tile: tuple[int, int],
-            chosen: set[Key], budget: float = INFINITE, boundary: set[Key] | None = None) -> _Run:
+            chosen: set[Key], budget: float = INFINITE, boundary: set[Key] | None = None,
+            refresh: bool = True) -> _Run:
     """One meta run of ``gen`` on a (1, channels, *size) input with the ``chosen`` calls computed whole.
 
     ``boundary``: in a tile run, the chosen calls whose input the tiles assemble (found by a
@@ -118,7 +119,7 @@ def _shadow(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[int, 
                 out = orig(*args, **kwargs)
             finally:
                 stack.pop()
-        if norm and isinstance(out, torch.Tensor):  # its input's halo is refreshed from the neighbours' cores
+        if refresh and norm and isinstance(out, torch.Tensor):  # its input's halo is refreshed from the neighbours
             info = shadow.info(out)
             shadow.mark(out, Info(info.local, info.spatial, 0.0))
         four_d = x is not None and x.dim() == 4
@@ -166,10 +167,12 @@ def _up(n: int, unit: int) -> int:
 
 
 def plan_tiles(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[int, int], tile: int,
-               stride: int) -> TilePlan:
+               stride: int, refresh: bool = True) -> TilePlan:
     """Plan tiling an (h, w) image in tiles of at most ``tile`` px for ``gen`` (see the module docstring).
 
     ``channels``/``dtype``: of the generator's input; ``stride``: input sides must be multiples of it.
+    ``refresh``: tiles stop at each norm and refresh their halos there (the halo covers one
+    segment); False: tiles run through with given statistics (the halo covers the whole network).
     """
     h, w = size
     t = max(stride, tile // stride * stride)
@@ -178,7 +181,7 @@ def plan_tiles(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[in
 
     def run(size: tuple[int, int], chosen: set[Key], budget: float = INFINITE,
             boundary: set[Key] | None = None) -> _Run:
-        return _shadow(gen, channels, dtype, size, tile_hw, chosen, budget, boundary)
+        return _shadow(gen, channels, dtype, size, tile_hw, chosen, budget, boundary, refresh)
 
     # 1. what one tile holds at most, and the global modules that fit whole
     budget = float(run(tile_hw, set()).shadow.max_bytes)

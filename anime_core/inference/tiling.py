@@ -269,11 +269,12 @@ class _Sweep:
     """
 
     def __init__(self, model: TileModel, plan: TilePlan, image: torch.Tensor, canvas: torch.Tensor,
-                 progress: Progress | None) -> None:
+                 progress: Progress | None, frozen: dict[Key, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
         self.model, self.plan, self.image, self.canvas = model, plan, image, canvas
         self.tiles = [_Tile(sy, sx) for sy, sx in layout(plan)]
         self.progress = progress
-        self.total = len(self.tiles) * segments(plan)
+        self.frozen = frozen  # given statistics: tiles run through norms without stopping
+        self.total = len(self.tiles) * (len(plan.contexts) + 1 if frozen is not None else segments(plan))
         self.steps = 0
         self.arrived: queue.SimpleQueue[_Tile] = queue.SimpleQueue()
         self.sums: dict[Key, torch.Tensor] = {}  # per norm: (count, sum, sum of squares) over the cores
@@ -302,6 +303,8 @@ class _Sweep:
         return orig(*args, **kwargs)
 
     def _norm(self, tile: _Tile, key: Key, spec: NormSpec, x: torch.Tensor) -> torch.Tensor:
+        if self.frozen is not None:
+            return normalize(x, spec, *self.frozen[key])
         (_, _, r0, r1), (_, _, c0, c1) = self._core_of(tile, x)
         ys, xs = tile.rows(x.shape[-2], self.plan.padded[0]), tile.cols(x.shape[-1], self.plan.padded[1])
         part = moments(x, spec.groups, (slice(r0 - ys[0], r1 - ys[0]), slice(c0 - xs[0], c1 - xs[0])))
@@ -494,17 +497,43 @@ def run_faithful(model: TileModel, image: torch.Tensor, tile: int, plan: TilePla
     h, w = image.shape[-2:]
     if plan is None:
         plan = plan_tiles(model.generator, _channels(model), torch.float32, (h, w), tile, model.stride)
-    need = sweep_bytes(plan)
-    if need > max_memory():
-        fit = int(max(h, w) * math.sqrt(max_memory() / need)) // 64 * 64
-        check_bytes(need, f"tiling {w}x{h} px (the paused tiles hold the image's live feature maps)", BadImage,
-                    advice=f"shrink it with --size {fit}")
     s = model.out_scale
+    need = sweep_bytes(plan)
+    if need > max_memory() and plan.norms:
+        return _run_frozen(model, image, tile, need, progress)
     canvas = torch.zeros(3, h * s, w * s)
     sweep = _Sweep(model, plan, image, canvas, progress)
     with torch.inference_mode():
         sweep.run()
     return canvas, TilingReport(len(sweep.tiles), 1, plan.halo, list(plan.notes), segments(plan), tiling_cost(plan))
+
+
+def _run_frozen(model: TileModel, image: torch.Tensor, tile: int, need: float,
+                progress: Progress | None) -> tuple[torch.Tensor, TilingReport]:
+    """Above the memory budget: statistics from a sweep of a copy shrunk to fit, then tiles that run
+    through (one at a time, halo = the whole network's reach) with them. Approximate, and said so."""
+    h, w = image.shape[-2:]
+    f = math.sqrt(need / max_memory()) * 1.2
+    size = (max(1, round(h / f)), max(1, round(w / f)))
+    small = torch.cat([F.interpolate(_unit(image[c: c + 1].unsqueeze(0)), size=size, mode="area")
+                       for c in range(image.shape[0])], dim=1)[0]  # a channel at a time: no float copy of the image
+    small_plan = plan_tiles(model.generator, _channels(model), torch.float32, size, tile, model.stride)
+    s = model.out_scale
+    first = _Sweep(model, small_plan, small, torch.zeros(3, size[0] * s, size[1] * s), None)
+    with torch.inference_mode():
+        first.run()
+    plan = plan_tiles(model.generator, _channels(model), torch.float32, (h, w), tile, model.stride, refresh=False)
+    if plan.contexts:  # whole-image modules would stop every tile again
+        fit = int(max(h, w) / f) // 64 * 64
+        check_bytes(need, f"tiling {w}x{h} px (the paused tiles hold the image's live feature maps)", BadImage,
+                    advice=f"shrink it with --size {fit}")
+    canvas = torch.zeros(3, h * s, w * s)
+    sweep = _Sweep(model, plan, image, canvas, progress, frozen=first.stats)
+    with torch.inference_mode():
+        sweep.run()
+    note = (f"norm statistics from a copy shrunk to {size[1]}x{size[0]} px: the exact sweep would need "
+            f"{need / 2**30:.1f} GiB, over the {max_memory() / 2**30:.1f} GiB memory budget")
+    return canvas, TilingReport(len(sweep.tiles), 2, plan.halo, [*plan.notes, note], 1, tiling_cost(plan))
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
