@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from anime_core.budget import check_bytes, max_memory
+from anime_core.inference import speed
 from anime_core.inference.io import BadImage
 from anime_core.inference.norms import NormSpec, mean_var, moments, norm_spec, normalize
 from anime_core.inference.tileplan import TilePlan, plan_tiles
@@ -386,6 +387,7 @@ class _Sweep:
 
     # -- in the sweeping thread ------------------------------------------------------------------
     def run(self) -> None:
+        speed.one_heap_for_all_threads()
         try:
             with self.intercept:
                 self._round()
