@@ -299,3 +299,22 @@ def test_a_tile_under_16_px_is_a_usage_error(registry, tmp_path, capsys):
     with pytest.raises(SystemExit) as done:
         main(["run", "cyclegan", "--weights", str(weights), str(tmp_path / "photo.png"), "--tile", "8"])
     assert done.value.code == 2 and "or 0 for no tiling" in capsys.readouterr().err
+
+
+def test_a_video_starts_with_an_estimate(registry, tmp_path, capsys):
+    """Issue 24: a clip is announced with its frames and estimated time before its first frame runs."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from video_helpers import make_clip
+
+    from anime_core.cli import main
+
+    weights = _save_cyclegan(registry, tmp_path / "w.safetensors")
+    make_clip(tmp_path / "clip.mp4", n=12, size=(64, 48), audio=None)
+    with pytest.raises(SystemExit) as done:
+        main(["run", "cyclegan", "--weights", str(weights), str(tmp_path / "clip.mp4"), "-o",
+              str(tmp_path / "out.mp4")])
+    err = capsys.readouterr().err
+    assert done.value.code == 0, err
+    assert "clip.mp4: 12 frames of 64x48 px on the CPU, about" in err, err
