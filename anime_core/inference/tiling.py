@@ -237,15 +237,15 @@ class _Tile:
     done: bool = False
     error: BaseException | None = None
 
-    def rows(self, n: int, length: int) -> tuple[int, int, int, int]:
+    def rows(self, n: int) -> tuple[int, int, int, int]:
         """Span and core of this tile in a map of ``n`` rows (of the tile), in whole-map rows."""
-        return _place(self.sy, n, length)
+        return _place(self.sy, n)
 
-    def cols(self, n: int, length: int) -> tuple[int, int, int, int]:
-        return _place(self.sx, n, length)
+    def cols(self, n: int) -> tuple[int, int, int, int]:
+        return _place(self.sx, n)
 
 
-def _place(span: Span, n: int, length: int) -> tuple[int, int, int, int]:
+def _place(span: Span, n: int) -> tuple[int, int, int, int]:
     """(start, stop, core start, core stop) of ``span`` in a whole map whose tile map has ``n`` px.
 
     Positions are pixel positions divided by the map's factor (exact: spans start at multiples of
@@ -306,9 +306,8 @@ class _Sweep:
     def _norm(self, tile: _Tile, key: Key, spec: NormSpec, x: torch.Tensor) -> torch.Tensor:
         if self.frozen is not None:
             return normalize(x, spec, *self.frozen[key])
-        (_, _, r0, r1), (_, _, c0, c1) = self._core_of(tile, x)
-        ys, xs = tile.rows(x.shape[-2], self.plan.padded[0]), tile.cols(x.shape[-1], self.plan.padded[1])
-        part = moments(x, spec.groups, (slice(r0 - ys[0], r1 - ys[0]), slice(c0 - xs[0], c1 - xs[0])))
+        (y0, _, r0, r1), (x0, _, c0, c1) = self._core_of(tile, x)
+        part = moments(x, spec.groups, (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0)))
         self.sums[key] = self.sums[key] + part if key in self.sums else part
         tile.x = x
         self._pause(tile, key)  # meanwhile the halo of x is refreshed from the neighbours' cores
@@ -335,7 +334,7 @@ class _Sweep:
         return whole[..., ry[0]: ry[1], rx[0]: rx[1]].clone()  # a copy: later in-place ops must not touch the map
 
     def _core_of(self, tile: _Tile, x: torch.Tensor) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
-        return tile.rows(x.shape[-2], self.plan.padded[0]), tile.cols(x.shape[-1], self.plan.padded[1])
+        return tile.rows(x.shape[-2]), tile.cols(x.shape[-1])
 
     def _crop(self, span: Span, whole: int, axis: int) -> tuple[int, int]:
         """This tile's rows (``axis`` 0) or columns of a whole map of ``whole`` px."""
@@ -471,11 +470,10 @@ class _Sweep:
 
     def _exchange(self) -> None:
         """Copy every neighbour's core into each tile's halo (cores are exact; halos are stale)."""
-        ph, pw = self.plan.padded
         placed = []
         for t in self.tiles:
             assert t.x is not None
-            placed.append((t, t.rows(t.x.shape[-2], ph), t.cols(t.x.shape[-1], pw)))
+            placed.append((t, t.rows(t.x.shape[-2]), t.cols(t.x.shape[-1])))
         for t, ty, tx in placed:
             for u, uy, ux in placed:
                 if u is t:
