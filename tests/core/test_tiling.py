@@ -160,7 +160,7 @@ def test_progress_and_cost_count_tiles_segments_and_halos(registry):
 def test_the_estimate_of_a_tiled_photo_is_within_1_5x(registry):
     """The run's estimate counts the tiles' pixels: within 1.5x of the time a 1536 px photo takes (issue 24).
 
-    Best of two for both the calibration and the run: other processes share the CPU.
+    Best of three for both the calibration and the run: other processes share the CPU.
     """
     from anime_core.cli.files import _Eta
 
@@ -169,10 +169,13 @@ def test_the_estimate_of_a_tiled_photo_is_within_1_5x(registry):
     image = _photo(0)
     h, w = image.shape[-2:]
     eta = _Eta(pipe, lambda line: None, tile=512)
-    eta.rate = min(eta._calibrate() or 0.0 for _ in range(2))
-    estimate = eta.seconds(w, h, tiled=True)
+    estimates = []
+    for _ in range(3):
+        eta.rate = eta._calibrate()
+        estimates.append(eta.seconds(w, h, tiled=True))
+    estimate = min(estimates)  # the quietest calibration, as the quietest run below
     measured = []
-    for _ in range(2):
+    for _ in range(3):
         start = time.perf_counter()
         pipe.translate(image, 512)
         measured.append(time.perf_counter() - start)
