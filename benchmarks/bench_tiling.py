@@ -23,7 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "photos"
+PHOTOS = next((p for p in (Path(__file__).resolve().parents[1].parent / "shared" / "photos",
+                            Path("/work/shared/photos")) if p.is_dir()), Path("photos"))
 
 CHILD = r"""
 import json, os, resource, sys, time
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 from PIL import Image
 from anime_core.inference import io
-model, opts, size, tile, photo, out, threads = json.loads(sys.argv[1])
+model, opts, size, tile, photo, out, threads, aspect = json.loads(sys.argv[1])
 if threads:
     torch.set_num_threads(threads)
 torch.manual_seed(0)
@@ -42,9 +43,15 @@ spec = reg.model(model)
 gen = reg.build(spec, "generator", **opts)
 pipe = (spec.pipeline_class() or TranslatePipeline)(spec, {"generator": gen}, device="cpu")
 img = Image.open(photo).convert("RGB")
-side = min(img.size)
-img = img.crop(((img.width - side) // 2, (img.height - side) // 2, (img.width + side) // 2, (img.height + side) // 2))
-x = io.to_tensor(img.resize((size, size), Image.Resampling.LANCZOS))
+if aspect:  # the long side to ``size`` (0: the photo at full size)
+    if size:
+        k = size / max(img.size)
+        img = img.resize((round(img.width * k), round(img.height * k)), Image.Resampling.LANCZOS)
+else:
+    side = min(img.size)
+    img = img.crop(((img.width - side) // 2, (img.height - side) // 2, (img.width + side) // 2,
+                    (img.height + side) // 2)).resize((size, size), Image.Resampling.LANCZOS)
+x = io.to_tensor(img)
 del img
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 load0 = os.getloadavg()[0]
@@ -55,15 +62,18 @@ rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 report = pipe.last_tiling
 if out:
     np.save(out, (y.clamp(0, 1) * 255).round().to(torch.uint8).numpy())
-print(json.dumps({"seconds": seconds, "rss_before_mb": rss0, "rss_mb": rss, "load": [load0, os.getloadavg()[0]],
+print(json.dumps({"seconds": seconds, "size": list(x.shape[-2:]), "segments": report.segments if report else 0,
+                  "cost": report.cost if report else 1.0, "rss_before_mb": rss0, "rss_mb": rss,
+                  "load": [load0, os.getloadavg()[0]],
                   "threads": torch.get_num_threads(), "passes": report.passes if report else 0,
                   "tiles": report.tiles if report else 1, "halo": report.halo if report else 0,
                   "notes": report.notes if report else []}))
 """
 
 
-def run_case(model: str, opts: dict, size: int, tile: int, photo: Path, out: str | None, threads: int) -> dict:
-    payload = json.dumps([model, opts, size, tile, str(photo), out, threads])
+def run_case(model: str, opts: dict, size: int, tile: int, photo: Path, out: str | None, threads: int,
+             aspect: bool = False) -> dict:
+    payload = json.dumps([model, opts, size, tile, str(photo), out, threads, aspect])
     proc = subprocess.run([sys.executable, "-c", CHILD, payload], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else f"exit {proc.returncode}"}
@@ -82,8 +92,8 @@ def _case(text: str) -> tuple[str, dict]:
 def _diff(a: str, b: str) -> tuple[float, float]:
     import numpy as np
 
-    d = np.abs(np.load(a).astype(np.int16) - np.load(b).astype(np.int16)).ravel()
-    return float(d.mean()), float(np.percentile(d, 99.9))
+    d = np.abs(np.load(a).astype(np.int16) - np.load(b).astype(np.int16))
+    return float(d.mean()), float(np.percentile(d, 99.9)), float(d[:, -16:].mean())
 
 
 def main() -> None:
@@ -94,29 +104,36 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, default=None, help="default: the first photo in /work/shared/photos")
     parser.add_argument("--compare", action="store_true", help="also run untiled and compare the 8-bit outputs")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--aspect", action="store_true",
+                        help="keep the photo's aspect (SIZE is the long side; 0: the photo at full size)")
+    parser.add_argument("--repeat", type=int, default=1, help="interleaved tiled/untiled runs per size")
     args = parser.parse_args()
     photo = args.photo or sorted(PHOTOS.glob("*.jpg"))[0]
     model, opts = _case(args.case)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {model} {opts}, "
           f"photo {photo.name}, tile {args.tile}")
-    print("| size | mode | time | passes | tiles | halo | RSS before | peak RSS | load (1 min) | diff mean / p99.9 |")
+    print("| size | mode | time | segments | tiles (px cost) | halo | RSS before | peak RSS | load (1 min) | "
+          "diff mean / p99.9 (vs the tiled run above) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             outs = {}
-            for mode, tile in [("tiled", args.tile)] + ([("untiled", 0)] if args.compare else []):
+            runs = [("tiled", args.tile)] + ([("untiled", 0)] if args.compare else [])
+            for mode, tile in runs * args.repeat:
                 outs[mode] = str(Path(tmp) / f"{mode}{size}.npy") if args.compare else None
-                r = run_case(model, opts, size, tile, photo, outs[mode], args.threads)
+                r = run_case(model, opts, size, tile, photo, outs[mode], args.threads, args.aspect)
                 if "error" in r:
                     print(f"| {size} | {mode} | {r['error']} |")
                     outs[mode] = None
                     continue
                 diff = ""
                 if mode == "untiled" and outs.get("tiled") and outs[mode]:
-                    mean, p999 = _diff(outs["tiled"], outs[mode])
-                    diff = f"{mean:.3f} / {p999:.0f} (/255)"
+                    mean, p999, bottom = _diff(outs["tiled"], outs[mode])
+                    diff = f"{mean:.3f} / {p999:.0f} (/255; bottom 16 rows {bottom:.3f})"
                 notes = f" ({'; '.join(r['notes'])})" if r["notes"] else ""
-                print(f"| {size}x{size} | {mode}{notes} | {r['seconds']:.0f} s | {r['passes']} | {r['tiles']} | "
+                hw = "x".join(map(str, r["size"][::-1]))
+                print(f"| {hw} | {mode}{notes} | {r['seconds']:.1f} s | {r['segments']} | "
+                      f"{r['tiles']} ({r['cost']:.2f}) | "
                       f"{r['halo']} | {r['rss_before_mb']:.0f} MB | {r['rss_mb']:.0f} MB | "
                       f"{r['load'][0]:.1f} -> {r['load'][1]:.1f} ({r['threads']} threads) | {diff} |", flush=True)
 

@@ -90,7 +90,7 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
                 ["--tile"],
                 type=click.IntRange(0),
                 callback=_tile_side,
-                help="Process in N px tiles: memory bounded by the tile, output equal to the untiled one. Images "
+                help="Process in N px tiles: less memory, output equal to the untiled one. Images "
                      f"over {AUTO_TILE_PIXELS / 1e6:.1f} MP are tiled at {DEFAULT_TILE} px unless --tile 0.",
             ),
             click.Option(

@@ -3,7 +3,7 @@
 ``TranslatePipeline``: PIL image or (N, 3, H, W) tensor -> resize policy -> pad to the generator's
 stride (reflect) -> device/precision -> generator -> crop back -> the user controls (``keep_colors``,
 ``strength``: :mod:`anime_core.inference.controls`). Large images go through tiles
-that reproduce the untiled result with memory bounded by the tile (``translate``).
+that reproduce the untiled result in less memory (``translate``).
 ``GeneratePipeline``: seeded latents -> generator -> images.
 
 A plugin customises a model's pipeline by subclassing and overriding ``preprocess`` /
@@ -37,8 +37,18 @@ from anime_core.inference import precision as auto
 from anime_core.inference.controls import Controls, owned
 from anime_core.inference.inputs import check_finite, translate_any
 from anime_core.inference.modes import AUTO_TILE_PIXELS, DEFAULT_TILE, ModeOutput, RunRequest
+from anime_core.inference.norms import norm_spec
 from anime_core.inference.tileplan import TilePlan, plan_tiles
-from anime_core.inference.tiling import TilingReport, pad_to_multiple, run_faithful, run_tiled
+from anime_core.inference.tiling import (
+    Progress,
+    TilingReport,
+    layout,
+    pad_to_multiple,
+    run_faithful,
+    run_tiled,
+    segments,
+    tiling_cost,
+)
 
 if TYPE_CHECKING:
     from anime_core.registry import Registry
@@ -365,45 +375,81 @@ class TranslatePipeline(Pipeline):
             tile = DEFAULT_TILE if height * width > AUTO_TILE_PIXELS else 0
         return tile if tile and max(height, width) > tile else None
 
-    def translate(self, image: torch.Tensor, tile: int | None = None) -> torch.Tensor:
+    def translate(self, image: torch.Tensor, tile: int | None = None,
+                  progress: bool | Progress | None = None) -> torch.Tensor:
         """One (3, H, W) image, in tiles when :meth:`tile_for` says so.
 
         Tiling reproduces the untiled output (see :mod:`anime_core.inference.tiling`); what it did,
-        and why it was approximate if it was, is left in :attr:`last_tiling`.
+        and why it was approximate if it was, is left in :attr:`last_tiling`. ``progress``: a
+        ``(done, total)`` callback over tiles x segments, or True for a tqdm bar (off by default).
         """
         with self.speed_scope():
-            return self._translate(image, tile)
+            return self._translate(image, tile, progress)
 
-    def _translate(self, image: torch.Tensor, tile: int | None) -> torch.Tensor:
+    def _translate(self, image: torch.Tensor, tile: int | None,
+                   progress: bool | Progress | None = None) -> torch.Tensor:
         _, h, w = image.shape
         self.last_tiling: TilingReport | None = None
         side = self.tile_for(h, w, tile)
         if side is None:
             return self.forward(image.unsqueeze(0))[0]
         plan = self._tile_plan(h, w, side)
-        if isinstance(plan, str):  # the generator could not be analysed: blended tiles, as before
+        if isinstance(plan, str):  # the generator could not be analysed and has no norms: blended tiles
             overlap = min(side // 2, max(MIN_OVERLAP, side // 8))
             side = max(self.stride, side // self.stride * self.stride)
             overlap = max(self.stride, -(-overlap // self.stride) * self.stride)
             self.last_tiling = TilingReport(0, 1, overlap, [plan])
             return run_tiled(self.forward, image, side, overlap, scale=self.out_scale)
-        out, self.last_tiling = run_faithful(self, image, side, plan)
+        if progress is True:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(layout(plan)) * segments(plan), unit="tile", desc="tiles", leave=False,
+                       dynamic_ncols=True)
+            try:
+                out, self.last_tiling = run_faithful(self, image, side, plan, lambda done, _: bar.update(done - bar.n))
+            finally:
+                bar.close()
+            return self.controls.apply(out.unsqueeze(0), image.unsqueeze(0))[0]  # the tiles ran without them
+        out, self.last_tiling = run_faithful(self, image, side, plan, progress or None)
         return self.controls.apply(out.unsqueeze(0), image.unsqueeze(0))[0]  # the tiles ran without them
 
+    def tiling_cost(self, height: int, width: int, tile: int | None = None) -> float:
+        """Time of :meth:`translate` relative to one untiled forward of the same image (1.0 untiled).
+
+        The tiles' pixels (halos included) per image pixel, from the plan (shapes only; cached).
+        """
+        side = self.tile_for(height, width, tile)
+        if side is None:
+            return 1.0
+        plan = self._tile_plan(height, width, side)
+        return 1.0 if isinstance(plan, str) else tiling_cost(plan)
+
     def _tile_plan(self, h: int, w: int, side: int) -> TilePlan | str:
-        """The plan for this size (cached: video frames share it), or why there is none."""
+        """The plan for this size (cached: video frames share it), or why there is none.
+
+        A generator that cannot be traced is tiled with blended tiles only when it has no norm
+        layers (they would be normalised per tile); otherwise this raises ``BadImage`` saying how
+        to run it: whole (``--tile 0``) or with a backend that tiles exactly.
+        """
         cache: dict[tuple[int, int, int], TilePlan | str] = self.__dict__.setdefault("_tile_plans", {})
         key = (h, w, side)
         opaque = getattr(self.generator, "opaque", None)  # e.g. an ONNX Runtime session: no layers to see
         if opaque:
-            return f"tiles are normalised on their own: {opaque}"
+            raise io.BadImage(f"{w}x{h} px needs tiles, and {opaque}; use --tile 0 to run it whole "
+                              "(memory grows with the image) or --backend torch")
         if key not in cache:
             channels = int(self.preprocess(torch.zeros(1, 3, 2, 2, device=self.device)).shape[1])
             try:
                 cache[key] = plan_tiles(self.generator, channels, torch.float32, (h, w), side, self.stride)
-            except Exception as exc:  # any generator code (an ONNX session, a .item()) may refuse meta tensors
-                cache[key] = (f"tiles are normalised on their own: the generator could not be traced on "
-                              f"shapes alone ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+            except Exception as exc:  # any generator code (a .item(), numpy) may refuse meta tensors
+                if any(norm_spec(m) is not None for m in self.generator.modules()):
+                    raise io.BadImage(
+                        f"{w}x{h} px needs tiles, and {self.spec.name}'s generator could not be traced on shapes "
+                        f"alone ({type(exc).__name__}), so its norms cannot be gathered across tiles; use --tile 0 "
+                        "to run it whole") from None
+                cache[key] = (f"the generator could not be traced on shapes alone ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''}); it has no norm layers, so "
+                              "blended tiles are exact while its receptive field is under a quarter of the overlap")
             while len(cache) > 4:
                 cache.pop(next(iter(cache)))
         return cache[key]

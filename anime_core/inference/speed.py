@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 M_TRIM_THRESHOLD = -1  # mallopt parameter numbers, from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
 #: large blocks come from the heap inside the scope (a single tensor above this is still mmapped)
 SCOPE_MMAP_THRESHOLD = 1 << 30
 #: what glibc's dynamic thresholds settle at for large blocks (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
@@ -62,6 +63,7 @@ def application() -> Iterator[None]:
     global _application
     with _lock:
         _application += 1
+    one_heap_for_all_threads()  # before torch's worker threads make arenas of their own (see its docstring)
     try:
         yield
     finally:
@@ -87,6 +89,24 @@ def _glibc() -> ctypes.CDLL | None:
     except (OSError, AttributeError):
         return None
     return libc
+
+
+@cache
+def one_heap_for_all_threads() -> bool:
+    """Let threads started from now on allocate from the main heap (glibc ``M_ARENA_MAX=1``); once per process.
+
+    Tiled inference runs each tile in its own thread (one at a time). glibc gives each new thread
+    its own arena, whose heaps cannot hold a block over 64 MiB: every large activation of a tile
+    was then a fresh ``mmap``, page-faulted and zeroed, and freed memory was kept per thread. With
+    one arena the reuse above works for tiles too (768x1024 in 256 px tiles: 13% fewer page
+    faults than an untiled forward, 20% fewer than with per-thread arenas, and 15% less peak RSS).
+    glibc reads the limit when it creates an arena and reuses the arenas that exist (torch's
+    OpenMP workers make some at their first parallel region), so :func:`application` (the CLI)
+    sets it when it opens, before anything computes; a library call leaves the host's allocator
+    alone (its tiles then pay the page faults).
+    """
+    libc = _glibc()
+    return bool(libc is not None and libc.mallopt(M_ARENA_MAX, 1))
 
 
 def reuse_available() -> bool:
@@ -138,3 +158,4 @@ def cudnn_autotune(device: torch.device, shape: tuple[int, ...], seen: set[tuple
     if len(seen) < MAX_SHAPES_SEEN:  # a folder of a million distinct sizes must not grow it without bound
         seen.add(shape)
     return False
+

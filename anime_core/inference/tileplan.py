@@ -55,6 +55,8 @@ class TilePlan:
     geometry: bool  # the generator resizes with align_corners=True: tiles need TileGeometry
     budget: float  # bytes: whole-image tensors larger than this are never held
     notes: list[str] = field(default_factory=list)  # why the result is approximate (empty: exact)
+    #: (input (h, w), output (h, w)) of each align_corners resize of the whole image, in call order
+    aligned: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
 
 
 @dataclass
@@ -77,7 +79,8 @@ class _Run:
 
 
 def _shadow(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[int, int], tile: tuple[int, int],
-            chosen: set[Key], budget: float = INFINITE, boundary: set[Key] | None = None) -> _Run:
+            chosen: set[Key], budget: float = INFINITE, boundary: set[Key] | None = None,
+            refresh: bool = True) -> _Run:
     """One meta run of ``gen`` on a (1, channels, *size) input with the ``chosen`` calls computed whole.
 
     ``boundary``: in a tile run, the chosen calls whose input the tiles assemble (found by a
@@ -96,12 +99,13 @@ def _shadow(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[int, 
             with intercept.plain(), shadow.quiet():
                 out = orig(*args, **kwargs)
             edge = shadow.info(x).local if boundary is None else key in boundary
-            if edge:
+            if edge:  # the tiles' cores assemble its input
                 sinks.append(x)
             contexts[key] = Context(edge, tuple(x.shape), tuple(out.shape))
             shadow.mark(out, Info(False, True, 0.0))
             return out
-        if x is not None and norm_spec(module) is not None:
+        norm = x is not None and norm_spec(module) is not None
+        if norm:
             sinks.append(x)
         if is_global_module(module) and x is not None:
             # not run: its map may be huge (attention's chunk loop would take hours on meta tensors); a
@@ -115,6 +119,9 @@ def _shadow(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[int, 
                 out = orig(*args, **kwargs)
             finally:
                 stack.pop()
+        if refresh and norm and isinstance(out, torch.Tensor):  # its input's halo is refreshed from the neighbours
+            info = shadow.info(out)
+            shadow.mark(out, Info(info.local, info.spatial, 0.0))
         four_d = x is not None and x.dim() == 4
         eligible = (four_d and len(inputs) == 1 and len(args) == 1 and args[0] is x
                     and isinstance(out, torch.Tensor) and out.dim() == 4)
@@ -160,10 +167,12 @@ def _up(n: int, unit: int) -> int:
 
 
 def plan_tiles(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[int, int], tile: int,
-               stride: int) -> TilePlan:
+               stride: int, refresh: bool = True) -> TilePlan:
     """Plan tiling an (h, w) image in tiles of at most ``tile`` px for ``gen`` (see the module docstring).
 
     ``channels``/``dtype``: of the generator's input; ``stride``: input sides must be multiples of it.
+    ``refresh``: tiles stop at each norm and refresh their halos there (the halo covers one
+    segment); False: tiles run through with given statistics (the halo covers the whole network).
     """
     h, w = size
     t = max(stride, tile // stride * stride)
@@ -172,7 +181,7 @@ def plan_tiles(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[in
 
     def run(size: tuple[int, int], chosen: set[Key], budget: float = INFINITE,
             boundary: set[Key] | None = None) -> _Run:
-        return _shadow(gen, channels, dtype, size, tile_hw, chosen, budget, boundary)
+        return _shadow(gen, channels, dtype, size, tile_hw, chosen, budget, boundary, refresh)
 
     # 1. what one tile holds at most, and the global modules that fit whole
     budget = float(run(tile_hw, set()).shadow.max_bytes)
@@ -192,7 +201,8 @@ def plan_tiles(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[in
 
     cap = min(tile_hw) // 4
     local = tile_run(chosen)
-    if local.radius > cap:
+    # too deep for tiles: the reach, or the alignment the downsampling needs, exceeds a quarter tile
+    if max(local.radius, _pow2_at_least(1 / local.min_scale)) > cap:
         area = whole[0] * whole[1]
         chosen |= _outermost(
             calls, lambda k, c: c.eligible and max(c.in_bytes, c.out_bytes) <= budget and 0 < c.in_area < area,
@@ -202,7 +212,7 @@ def plan_tiles(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[in
     # 3. alignment (every kept feature map of a tile is an exact crop of the whole image's), padding
     align = _pow2_at_least(1 / local.min_scale)
     unit = math.lcm(stride, align)
-    padded = (_up(h, unit), _up(w, unit))
+    padded = whole  # as the untiled forward pads: the last tile ends there, aligned or not
     t = max(unit, t // unit * unit)
     tile_hw = (min(t, padded[0]), min(t, padded[1]))
     final = run(padded, chosen, budget)
@@ -214,4 +224,4 @@ def plan_tiles(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[in
     halo = cap if local.radius > cap else _up(math.ceil(local.radius), align)
     norms = {k for k, c in final.calls.items() if norm_spec(c.module) is not None}
     return TilePlan(tile_hw, padded, channels, halo, align, local.radius, final.contexts, norms,
-                    local.shadow.uses_aligned_resize, budget, notes)
+                    local.shadow.uses_aligned_resize, budget, notes, final.shadow.aligned)

@@ -1,33 +1,35 @@
-"""Tiled inference that gives the untiled result, with memory bounded by the tile size.
+"""Tiled inference that gives the untiled result in one sweep, in less memory than one forward.
 
 A tile alone cannot reproduce the whole image's output: its borders lack context, norms compute
 their statistics over the tile instead of the image, self-attention sees only the tile, and a
 resize with ``align_corners=True`` samples a grid that depends on the whole map's size. The
 method (``docs/DESIGN-NOTES.md``, "Faithful tiling"):
 
-1. **Plan** (:func:`plan_tiles`, on the meta device: no compute). Run the generator on shapes only,
-   once per tile and once for the whole image, and find: the global layers (norms and global
-   modules of :mod:`anime_core.inference.norms`), the receptive-field radius of everything else
-   (the halo a tile needs so its core is exact), the alignment the downsampling needs, and, if
-   the radius exceeds a quarter of the tile (a deep U-Net), the outermost low-resolution modules
-   whose whole-image feature maps are no larger than a tile's largest tensor: these become
-   *whole-image modules*, like self-attention.
-2. **Passes.** Every pass runs all tiles. Each norm layer normalises with the statistics frozen
-   from the previous pass (pass 0: the tile's own) and adds the sums and sums of squares of its
-   input over the tile's core to this pass's statistics. A whole-image module returns its crop of
-   the map computed after the previous pass; if its input comes from tile work, the tiles' cores
-   assemble that input. After the pass, :class:`~anime_core.inference.tracing.Replay` computes
-   the whole-image modules on the assembled inputs (everything large stays on the meta device).
-   The passes stop when statistics and maps change by less than ``TOLERANCE`` (relative); the
-   output is the last pass's cores.
+1. **Plan** (:func:`~anime_core.inference.tileplan.plan_tiles`, on the meta device: no compute).
+   Run the generator on shapes only, once per tile and once for the whole image, and find: the
+   global calls (norms and global modules of :mod:`anime_core.inference.norms`), the halo (the
+   receptive field of one *segment*: the layers between two global calls), the alignment the
+   downsampling needs, and the low-resolution calls computed on the whole image (*contexts*).
+2. **One sweep, segment by segment** (:class:`_Sweep`). Every tile runs the generator in its own
+   worker thread, one thread at a time, and stops at each global call. When all tiles have
+   reached it: a norm gets the exact statistics (count, sum and sum of squares of its input over
+   the tiles' cores, in float64), and each tile's norm input gets its halo refreshed from its
+   neighbours' cores, so the halo only has to cover one segment's reach; a context is computed
+   once on the map assembled from the cores, and each tile takes its crop. Then every tile runs
+   its next segment.
 
-Exact (up to float rounding) when the passes converged and the radius fits the halo; each pass
-costs one tiled forward, typically 2-4 passes. Networks without global layers take one pass.
+Exact up to float rounding, in one forward's worth of compute plus the halos (no passes, no
+fixed-point iteration). Memory: one tile's working set plus what the paused tiles hold, about
+the live feature maps of the whole image at a global call (see the cost model in the notes).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import queue
+import threading
+from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -37,12 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from anime_core.budget import check_bytes, max_memory
+from anime_core.inference.io import BadImage
 from anime_core.inference.norms import NormSpec, mean_var, moments, norm_spec, normalize
 from anime_core.inference.tileplan import TilePlan, plan_tiles
-from anime_core.inference.tracing import Intercept, Key, Replay, TileGeometry
+from anime_core.inference.tracing import Intercept, Key, Replay, TileGeometry, map_factor
 
-TOLERANCE = 1e-2  # relative change of statistics and whole-image maps that ends the passes
-MAX_PASSES = 6
+Progress = Callable[[int, int], None]  # (segments of tiles done, total)
 
 
 # -- padding and the simple blended tiling -------------------------------------------------------
@@ -134,28 +137,55 @@ class Span:
 
 
 def spans(length: int, tile: int, halo: int, align: int) -> list[Span]:
-    """Cores that partition ``length`` (multiples of ``align``), each inside a tile with ``halo`` around it.
+    """Cores that partition ``length``, each inside a tile of at most about ``tile`` with ``halo`` around it.
 
-    Every tile has size ``tile`` (``length`` if smaller) and starts at a multiple of ``align``;
-    a core touching the image border needs no halo on that side.
+    Cores start at multiples of ``align`` (the last one ends at ``length``, which need not be one),
+    a tile is its core plus ``halo`` on each side inside the image, and the tiles are about equal,
+    so the halos are all the recomputation there is: ``n`` tiles compute ``length + 2 * halo *
+    (n - 1)`` px.
     """
     if length <= tile:
         return [Span(0, length, 0, length)]
-    core = max(align, (tile - 2 * halo) // align * align)
-    units, n = length // align, math.ceil(length / core)
-    sizes = [(units // n + (i < units % n)) * align for i in range(n)]
-    out, c0 = [], 0
-    for size in sizes:
-        start = min(max(c0 - halo, 0), length - tile)
-        out.append(Span(start, start + tile, c0, c0 + size))
-        c0 += size
-    return out
+    n = max(1, math.ceil((length - 2 * halo) / max(align, tile - 2 * halo)))
+    extent = (length + 2 * halo * (n - 1)) / n
+    cuts = [0]
+    for i in range(1, n):
+        cut = int(i * (extent - 2 * halo) + halo) // align * align
+        if cut > cuts[-1] and cut < length:
+            cuts.append(cut)
+    cuts.append(length)
+    return [Span(max(0, c0 - halo), min(length, c1 + halo), c0, c1) for c0, c1 in itertools.pairwise(cuts)]
+
+
+def layout(plan: TilePlan) -> list[tuple[Span, Span]]:
+    """The tiles of ``plan``, row by row."""
+    return [(sy, sx) for sy in spans(plan.padded[0], plan.tile[0], plan.halo, plan.align)
+            for sx in spans(plan.padded[1], plan.tile[1], plan.halo, plan.align)]
+
+
+def tiling_cost(plan: TilePlan) -> float:
+    """Pixels the tiles compute per pixel of the (padded) image: the cost of tiling relative to one forward."""
+    computed = sum((sy.stop - sy.start) * (sx.stop - sx.start) for sy, sx in layout(plan))
+    return computed / (plan.padded[0] * plan.padded[1])
+
+
+#: the paused tiles hold about this many of one tile's largest tensor per tile pixel (AnimeGAN v2: the
+#: up-sampled input of a block and its norm input; measured 1.4 KB a pixel against 3 x 512 B)
+LIVE_MAPS = 3
+
+
+def sweep_bytes(plan: TilePlan) -> float:
+    """Estimated memory of a sweep: the whole image's live feature maps at a global call, halos included."""
+    per_pixel = plan.budget / (plan.tile[0] * plan.tile[1])
+    return LIVE_MAPS * per_pixel * plan.padded[0] * plan.padded[1] * tiling_cost(plan)
+
+
+def segments(plan: TilePlan) -> int:
+    """How many segments each tile runs: one more than the global calls."""
+    return len(plan.norms) + len(plan.contexts) + 1
 
 
 # -- faithful tiling -----------------------------------------------------------------------------
-Stats = dict[Key, tuple[torch.Tensor, torch.Tensor]]  # per norm call: per-group mean and biased variance
-
-
 class TileModel(Protocol):
     """What :func:`run_faithful` needs of a pipeline (:class:`~anime_core.inference.pipeline.TranslatePipeline`)."""
 
@@ -173,262 +203,340 @@ class TileModel(Protocol):
 
 @dataclass
 class TilingReport:
-    """What a tiled run did: tiles per pass, passes, halo, and why it is approximate (``notes``; empty: exact)."""
+    """What a tiled run did: tiles, segments each tile ran, halo, and why it is approximate (``notes``; empty: exact).
+
+    ``passes`` is kept for callers of the multi-pass design: a sweep is one pass.
+    """
 
     tiles: int
     passes: int
     halo: int
     notes: list[str] = field(default_factory=list)
+    segments: int = 1
+    cost: float = 1.0  # computed pixels per image pixel
 
 
-class _Passes:
-    """The state of the passes over one image: statistics, whole-image maps, the current tile.
+class _Abort(BaseException):
+    """Raised in a paused tile's thread to unwind it when the sweep stops early."""
 
-    Three kinds of run share one :class:`Intercept`: tile passes (``span`` set), the replay of
-    whole-image modules, and runs of the small copy of the image (``small`` set).
+
+class _Found(Exception):  # control flow, not an error
+    """Ends a replay once the context it was run for is computed."""
+
+
+@dataclass(eq=False)
+class _Tile:
+    sy: Span
+    sx: Span
+    go: threading.Event = field(default_factory=threading.Event)
+    counts: Counter[str] = field(default_factory=Counter)  # the tile's own call indices for Intercept
+    key: Key | None = None  # the global call the tile waits at
+    x: torch.Tensor | None = None  # the norm input it waits with
+    thread: threading.Thread | None = None
+    done: bool = False
+    error: BaseException | None = None
+
+    def rows(self, n: int) -> tuple[int, int, int, int]:
+        """Span and core of this tile in a map of ``n`` rows (of the tile), in whole-map rows."""
+        return _place(self.sy, n)
+
+    def cols(self, n: int) -> tuple[int, int, int, int]:
+        return _place(self.sx, n)
+
+
+def _place(span: Span, n: int) -> tuple[int, int, int, int]:
+    """(start, stop, core start, core stop) of ``span`` in a whole map whose tile map has ``n`` px.
+
+    Positions are pixel positions divided by the map's factor (exact: spans start at multiples of
+    the alignment); an edge that is the image's edge maps to the map's edge, whatever its rounding.
+    """
+    f = map_factor(span.stop - span.start, n)
+    start = round(span.start / f)
+    stop = start + n
+
+    def at(p: int) -> int:
+        return stop if p >= span.stop else start + round((p - span.start) / f)
+
+    return start, stop, at(span.core_start), at(span.core_stop)
+
+
+class _Sweep:
+    """One sweep over the tiles of one image (see the module docstring).
+
+    Tiles run in worker threads strictly one at a time (a baton passed through events), so the
+    generator's Python code needs no locking and the order of every sum is fixed: the result is
+    deterministic. ``Intercept``'s call counter is swapped per tile on each resume.
     """
 
-    def __init__(self, model: TileModel, plan: TilePlan, image: torch.Tensor) -> None:
-        self.model, self.plan, self.image = model, plan, image
-        self.used: Stats = {}  # statistics the tiles normalise with
-        self.sums: dict[Key, torch.Tensor] = {}  # this pass's (count, sum, sum of squares) over the cores
-        self.maps: dict[Key, torch.Tensor] = {}  # whole-image outputs of context calls, from the last replay
-        self.inputs: dict[Key, torch.Tensor] = {}  # whole-image inputs of boundary calls, from the cores
-        self.fresh: dict[Key, torch.Tensor] = {}
-        self.span: tuple[Span, Span] | None = None
-        self.replay: Replay | None = None
-        self.small: str | None = None  # "own" statistics, "frozen" (self.used) or "corrected" (+ self.tau)
-        self.tau: Stats = {}
-        self.seen: Stats = {}  # statistics a small run normalised with
-        self.eps: dict[Key, float] = {}
+    def __init__(self, model: TileModel, plan: TilePlan, image: torch.Tensor, canvas: torch.Tensor,
+                 progress: Progress | None, frozen: dict[Key, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+        self.model, self.plan, self.image, self.canvas = model, plan, image, canvas
+        self.tiles = [_Tile(sy, sx) for sy, sx in layout(plan)]
+        self.progress = progress
+        self.frozen = frozen  # given statistics: tiles run through norms without stopping
+        self.total = len(self.tiles) * (len(plan.contexts) + 1 if frozen is not None else segments(plan))
+        self.steps = 0
+        self.arrived: queue.SimpleQueue[_Tile] = queue.SimpleQueue()
+        self.sums: dict[Key, torch.Tensor] = {}  # per norm: (count, sum, sum of squares) over the cores
+        self.stats: dict[Key, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.inputs: dict[Key, torch.Tensor] = {}  # per context: its whole input, assembled from the cores
+        self.calls: dict[Key, tuple[Callable[..., Any], tuple, dict]] = {}
+        self.maps: dict[Key, torch.Tensor] = {}  # per context: its whole output
+        self.abort = False
+        self.replaying: Key | None = None  # the context a whole-image replay is run for
+        self.replay_mode = Replay(plan.budget)
+        self.threads = torch.get_num_threads()
+        self.local = threading.local()
         self.intercept = Intercept(model.generator, self.handle)
 
-    # -- module calls ----------------------------------------------------------------------------
+    # -- in the tiles' threads -------------------------------------------------------------------
     def handle(self, key: Key, module: nn.Module, orig: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        if key in self.plan.contexts:
-            if self.small:
-                with self.intercept.plain():
-                    return orig(*args, **kwargs)
-            return self._context(key, orig, args, kwargs)
-        if key in self.plan.norms:
+        tile: _Tile | None = getattr(self.local, "tile", None)
+        if tile is None and self.replaying is not None:
+            return self._replayed(key, module, orig, args, kwargs)
+        if tile is not None and key in self.plan.contexts:
+            return self._context(tile, key, orig, args, kwargs)
+        if tile is not None and key in self.plan.norms:
             spec = norm_spec(module)
             assert spec is not None
-            if self.small:
-                return self._small_norm(key, spec, args[0])
-            if self.span is not None:
-                return self._norm(key, spec, args[0])
+            return self._norm(tile, key, spec, args[0])
         return orig(*args, **kwargs)
 
-    def _context(self, key: Key, orig: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        ctx = self.plan.contexts[key]
-        if self.span is None:  # replay: compute the whole map
-            assert self.replay is not None
-            with self.intercept.plain(), self.replay.real():
-                x = self.inputs[key].clone() if ctx.boundary else args[0]  # a copy: the module may work in place
-                out = orig(x, *args[1:], **kwargs)
-                self.fresh[key] = out
-                return out.clone()
-        if ctx.boundary:
-            x = args[0]
-            full = self.inputs.get(key)
-            if full is None:
-                full = self.inputs[key] = torch.zeros(ctx.in_shape, dtype=x.dtype, device=x.device)
-            full[self._region(x)] = x[self._core(x)]
-        whole = self.maps.get(key)
-        if whole is None:  # first pass: the tile computes it alone
-            with self.intercept.plain():
-                return orig(*args, **kwargs)
-        return whole[self._crop(whole)].clone()  # a copy: in-place ops after it must not touch the map
-
-    def _norm(self, key: Key, spec: NormSpec, x: torch.Tensor) -> torch.Tensor:
-        part = moments(x[self._core(x)], spec.groups)
+    def _norm(self, tile: _Tile, key: Key, spec: NormSpec, x: torch.Tensor) -> torch.Tensor:
+        if self.frozen is not None:
+            return normalize(x, spec, *self.frozen[key])
+        (y0, _, r0, r1), (x0, _, c0, c1) = self._core_of(tile, x)
+        part = moments(x, spec.groups, (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0)))
         self.sums[key] = self.sums[key] + part if key in self.sums else part
-        return normalize(x, spec, *self.used[key])
+        tile.x = x
+        self._pause(tile, key)  # meanwhile the halo of x is refreshed from the neighbours' cores
+        return normalize(x, spec, *self.stats[key])
 
-    def _small_norm(self, key: Key, spec: NormSpec, x: torch.Tensor) -> torch.Tensor:
-        self.eps[key] = spec.eps
-        mean, var = mean_var(moments(x, spec.groups))
-        if self.small == "frozen":
-            self.seen[key] = (mean, var)
-            return normalize(x, spec, *self.used[key])
-        if self.small == "corrected":
-            shift, log_ratio = self.tau[key]
-            mean, var = mean + shift, var * torch.exp(2 * log_ratio)
-        self.seen[key] = (mean, var)
-        return normalize(x, spec, mean, var)
+    def _context(self, tile: _Tile, key: Key, orig: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        if not self.plan.contexts[key].boundary:  # its input comes from whole maps: a replay computes it
+            self._pause(tile, key)
+            return self._cropped(tile, key)
+        x = args[0]
+        full = self.inputs.get(key)
+        if full is None:
+            full = self.inputs[key] = torch.zeros(self.plan.contexts[key].in_shape, dtype=x.dtype, device=x.device)
+        ys, xs = self._core_of(tile, x)
+        full[..., ys[2]: ys[3], xs[2]: xs[3]] = x[..., ys[2] - ys[0]: ys[3] - ys[0], xs[2] - xs[0]: xs[3] - xs[0]]
+        self.calls[key] = (orig, args[1:], kwargs)
+        self._pause(tile, key)
+        return self._cropped(tile, key)
 
-    # -- where the current tile's core lies in a feature map ------------------------------------
-    def _scale(self, x: torch.Tensor) -> tuple[float, float]:
-        assert self.span is not None
-        sy, sx = self.span
-        return x.shape[-2] / (sy.stop - sy.start), x.shape[-1] / (sx.stop - sx.start)
+    def _cropped(self, tile: _Tile, key: Key) -> torch.Tensor:
+        whole = self.maps[key]
+        out = self.plan.contexts[key].out_shape
+        ry, rx = self._crop(tile.sy, out[-2], 0), self._crop(tile.sx, out[-1], 1)
+        return whole[..., ry[0]: ry[1], rx[0]: rx[1]].clone()  # a copy: later in-place ops must not touch the map
 
-    def _core(self, x: torch.Tensor) -> tuple[Any, ...]:
-        """Index of the core in a map of this tile."""
-        (sy, sx), (ky, kx) = self.span, self._scale(x)  # type: ignore[misc]
-        rows = slice(round((sy.core_start - sy.start) * ky), round((sy.core_stop - sy.start) * ky))
-        cols = slice(round((sx.core_start - sx.start) * kx), round((sx.core_stop - sx.start) * kx))
-        return (..., rows, cols)
+    def _core_of(self, tile: _Tile, x: torch.Tensor) -> tuple[tuple[int, int, int, int], tuple[int, int, int, int]]:
+        return tile.rows(x.shape[-2]), tile.cols(x.shape[-1])
 
-    def _region(self, x: torch.Tensor) -> tuple[Any, ...]:
-        """Index of this tile's core in the whole-image map that ``x`` (a map of this tile) is part of."""
-        (sy, sx), (ky, kx) = self.span, self._scale(x)  # type: ignore[misc]
-        rows = slice(round(sy.core_start * ky), round(sy.core_stop * ky))
-        cols = slice(round(sx.core_start * kx), round(sx.core_stop * kx))
-        return (..., rows, cols)
+    def _crop(self, span: Span, whole: int, axis: int) -> tuple[int, int]:
+        """This tile's rows (``axis`` 0) or columns of a whole map of ``whole`` px."""
+        length = self.plan.padded[axis]
+        f = map_factor(length, whole)
+        return round(span.start / f), whole if span.stop >= length else round(span.stop / f)
 
-    def _crop(self, full: torch.Tensor) -> tuple[Any, ...]:
-        """Index of this tile in a whole-image map (exact for the maps kept results are computed from)."""
-        index: list[Any] = [...]
-        for span, n, whole in zip(self.span, full.shape[-2:], self.plan.padded):  # type: ignore[arg-type]
-            k = n / whole
-            size = round((span.stop - span.start) * k)
-            start = min(int(span.start * k), n - size)
-            index.append(slice(start, start + size))
-        return tuple(index)
+    def _pause(self, tile: _Tile, key: Key) -> None:
+        tile.key = key
+        self.arrived.put(tile)
+        tile.go.wait()
+        tile.go.clear()
+        if self.abort:
+            raise _Abort
+        self.intercept.counts = tile.counts
 
-    # -- runs ------------------------------------------------------------------------------------
-    def tile_pass(self, canvas: torch.Tensor) -> None:
-        """Every tile once with ``self.used``; writes the cores' output and gathers statistics and inputs."""
+    def _work(self, tile: _Tile) -> None:
         m, plan = self.model, self.plan
+        self.local.tile = tile
+        torch.set_num_threads(self.threads)  # a new thread starts with the default
+        self.intercept.counts = tile.counts
+        sy, sx = tile.sy, tile.sx
         h, w = self.image.shape[-2:]
-        rows, cols = padded_index(h, plan.padded[0]), padded_index(w, plan.padded[1])
         s = m.out_scale
-        self.sums = {}
-        for sy in spans(plan.padded[0], plan.tile[0], plan.halo, plan.align):
-            for sx in spans(plan.padded[1], plan.tile[1], plan.halo, plan.align):
-                self.span = (sy, sx)
-                pixels = self.image[:, rows[sy.start : sy.stop]][:, :, cols[sx.start : sx.stop]]
-                x = _unit(pixels.unsqueeze(0).to(m.device))
-                with ExitStack() as stack:
-                    stack.enter_context(m.autocast())
-                    if plan.geometry:
-                        stack.enter_context(TileGeometry((sy.start, sx.start), plan.tile, plan.padded))
-                    self.intercept.reset()
-                    y = m.generator(m.preprocess(x))
+        try:
+            rows, cols = padded_index(h, plan.padded[0]), padded_index(w, plan.padded[1])
+            pixels = self.image[:, rows[sy.start: sy.stop]][:, :, cols[sx.start: sx.stop]]
+            x = _unit(pixels.unsqueeze(0).to(m.device))
+            with torch.inference_mode(), ExitStack() as stack:
+                stack.enter_context(m.autocast())
+                if plan.geometry:
+                    stack.enter_context(TileGeometry((sy.start, sx.start), (sy.stop - sy.start, sx.stop - sx.start),
+                                                     plan.padded, plan.aligned))
+                y = m.generator(m.preprocess(x))
                 y0, y1, x0, x1 = sy.core_start, min(sy.core_stop, h), sx.core_start, min(sx.core_stop, w)
-                if y1 <= y0 or x1 <= x0:  # a core in the padding only
+                if y1 > y0 and x1 > x0:  # else a core in the padding only
+                    core = y[..., (y0 - sy.start) * s: (y1 - sy.start) * s, (x0 - sx.start) * s: (x1 - sx.start) * s]
+                    core = torch.where(torch.isfinite(core), core.float(), torch.nan)
+                    inner = x[..., y0 - sy.start: y1 - sy.start, x0 - sx.start: x1 - sx.start]
+                    self.canvas[:, y0 * s: y1 * s, x0 * s: x1 * s] = m.postprocess(core, inner)[0].cpu()
+        except _Abort:
+            pass
+        except BaseException as exc:  # handed to the sweeping thread, which raises it
+            tile.error = exc
+        finally:
+            tile.done = True
+            tile.key = None
+            self.arrived.put(tile)
+
+    # -- in the sweeping thread ------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            with self.intercept:
+                self._round()
+                while not all(t.done for t in self.tiles):
+                    keys = {t.key for t in self.tiles}
+                    if len(keys) != 1 or None in keys:
+                        raise RuntimeError("the tiles took different paths through the generator (it branches on "
+                                           "values); run it with --tile 0")
+                    self._settle(keys.pop())
+                    self._round()
+        except BaseException:
+            self.abort = True
+            raise
+        finally:
+            for tile in self.tiles:
+                if tile.thread is not None and not tile.done:
+                    tile.go.set()
+            for tile in self.tiles:
+                if tile.thread is not None:
+                    tile.thread.join(timeout=60)
+
+    def _round(self) -> None:
+        """Every tile runs its next segment, one after the other."""
+        for tile in self.tiles:
+            if tile.thread is None:
+                tile.thread = threading.Thread(target=self._work, args=(tile,), daemon=True, name="anime-tile")
+                tile.thread.start()
+            else:
+                tile.go.set()
+            while True:
+                try:
+                    got = self.arrived.get(timeout=0.2)  # a timeout keeps Ctrl-C responsive
+                    break
+                except queue.Empty:
                     continue
-                core = y[..., (y0 - sy.start) * s : (y1 - sy.start) * s, (x0 - sx.start) * s : (x1 - sx.start) * s]
-                core = torch.where(torch.isfinite(core), core.float(), torch.nan)
-                inner = x[..., y0 - sy.start : y1 - sy.start, x0 - sx.start : x1 - sx.start]
-                canvas[:, y0 * s : y1 * s, x0 * s : x1 * s] = m.postprocess(core, inner)[0].cpu()
-        self.span = None
+            if got.error is not None:
+                raise got.error
+            self.steps += 1
+            if self.progress is not None:
+                self.progress(self.steps, self.total)
 
-    def replay_pass(self) -> dict[Key, torch.Tensor]:
-        """Compute every context call on the whole image from the inputs the cores assembled."""
-        m = self.model
-        self.fresh = {}
-        self.replay = Replay(self.plan.budget)
-        with m.autocast(), self.replay:
-            self.intercept.reset()
-            m.generator(torch.zeros(1, self.plan.channels, *self.plan.padded, device="meta"))
-        self.replay = None
-        return self.fresh
+    def _settle(self, key: Key) -> None:
+        """All tiles wait at ``key``: compute its statistics and refresh the halos, or compute the context."""
+        if key in self.plan.contexts and not self.plan.contexts[key].boundary:
+            self._replay(key)
+            return
+        if key in self.plan.contexts:
+            orig, rest, kwargs = self.calls.pop(key)
+            with self.intercept.plain(), self.model.autocast():
+                self.maps[key] = orig(self.inputs.pop(key), *rest, **kwargs)
+            return
+        self.stats[key] = mean_var(self.sums.pop(key))
+        self._exchange()
 
-    def small_run(self, x: torch.Tensor, how: str) -> Stats:
-        """Run the small copy untiled; returns the statistics its norms used (see :func:`run_faithful`)."""
-        self.small, self.seen = how, {}
-        with self.model.autocast():
-            self.intercept.reset()
-            self.model.generator(x)
-        self.small = None
-        return self.seen
+    def _replay(self, key: Key) -> None:
+        """Compute context ``key``, whose input derives from whole maps only, by a whole-image run that
+        keeps large tensors on the meta device (:class:`Replay`) and stops once ``key`` is computed."""
+        self.replaying, self.replay_mode = key, Replay(self.plan.budget)
+        try:
+            with self.model.autocast(), self.replay_mode:
+                self.intercept.counts = Counter()
+                self.model.generator(torch.zeros(1, self.plan.channels, *self.plan.padded, device="meta"))
+        except _Found:
+            pass
+        finally:
+            self.replaying = None
+        if key not in self.maps:
+            raise RuntimeError(f"the whole-image replay did not reach {key[0]}")
 
+    def _replayed(self, key: Key, module: nn.Module, orig: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        if key in self.maps:
+            return self.maps[key].clone()
+        if key == self.replaying:
+            with self.intercept.plain(), self.replay_mode.real():
+                self.maps[key] = orig(*args, **kwargs)
+            raise _Found
+        spec = norm_spec(module)
+        if key in self.plan.norms and spec is not None and not args[0].is_meta:
+            return normalize(args[0], spec, *self.stats[key])
+        return orig(*args, **kwargs)
 
-def small_copy(model: TileModel, image: torch.Tensor, pixels: int) -> torch.Tensor:
-    """The image shrunk (area average) to at most about ``pixels`` pixels, padded and preprocessed."""
-    h, w = image.shape[-2:]
-    f = max(2.0, math.sqrt(h * w / pixels))
-    size = (max(1, round(h / f)), max(1, round(w / f)))
-    # a channel at a time: the whole image in float is 12 bytes a pixel (2.3 GB of transient copies at 8192 px)
-    x = torch.cat([F.interpolate(_unit(image[c : c + 1].unsqueeze(0).to(model.device)), size=size, mode="area")
-                   for c in range(image.shape[0])], dim=1)
-    return model.preprocess(pad_to_multiple(x, model.stride)[0])
-
-
-def _unit(x: torch.Tensor) -> torch.Tensor:
-    """uint8 or float -> float in [0, 1]; a new tensor divided in place, so one copy of ``x`` at most."""
-    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-
-
-def _log_std(var: torch.Tensor) -> torch.Tensor:
-    return 0.5 * torch.log(var.clamp_min(1e-20))
-
-
-def _stats_change(old: Stats, new: Stats, eps: dict[Key, float]) -> float:
-    """Largest change of a mean (in standard deviations) or of a standard deviation (relative).
-
-    Deviations include the norm's ``eps``, as normalising does: a constant channel does not count.
-    """
-    worst = 0.0
-    for key, (mean, var) in new.items():
-        std_new, std_old = (var + eps[key]).sqrt(), (old[key][1] + eps[key]).sqrt()
-        shift = (mean - old[key][0]).abs() / std_new
-        worst = max(worst, float(torch.maximum(shift, (std_new / std_old - 1).abs()).max()))
-    return worst
-
-
-def _map_change(old: dict[Key, torch.Tensor], new: dict[Key, torch.Tensor]) -> float:
-    """Largest relative RMS change of a whole-image map (infinite for a map not computed before)."""
-    worst = 0.0
-    for key, a in new.items():
-        if key not in old:
-            return math.inf
-        scale = a.float().pow(2).mean().sqrt().clamp_min(1e-12)
-        worst = max(worst, float((a.float() - old[key].float()).pow(2).mean().sqrt() / scale))
-    return worst
+    def _exchange(self) -> None:
+        """Copy every neighbour's core into each tile's halo (cores are exact; halos are stale)."""
+        placed = []
+        for t in self.tiles:
+            assert t.x is not None
+            placed.append((t, t.rows(t.x.shape[-2]), t.cols(t.x.shape[-1])))
+        for t, ty, tx in placed:
+            for u, uy, ux in placed:
+                if u is t:
+                    continue
+                r0, r1 = max(ty[0], uy[2]), min(ty[1], uy[3])
+                c0, c1 = max(tx[0], ux[2]), min(tx[1], ux[3])
+                if r0 < r1 and c0 < c1:
+                    t.x[..., r0 - ty[0]: r1 - ty[0], c0 - tx[0]: c1 - tx[0]] = (
+                        u.x[..., r0 - uy[0]: r1 - uy[0], c0 - ux[0]: c1 - ux[0]])  # type: ignore[index]
+        for t in self.tiles:
+            t.x = None
 
 
-def run_faithful(model: TileModel, image: torch.Tensor, tile: int,
-                 plan: TilePlan | None = None) -> tuple[torch.Tensor, TilingReport]:
+def run_faithful(model: TileModel, image: torch.Tensor, tile: int, plan: TilePlan | None = None,
+                 progress: Progress | None = None) -> tuple[torch.Tensor, TilingReport]:
     """Translate one (3, H, W) image (uint8, or float in [0, 1]) in tiles; see the module docstring.
 
     Returns the (3, H*s, W*s) float [0, 1] output on the CPU and what the tiling did.
-
-    The norms' statistics come from a coarse-grid correction (the full approximation scheme of
-    multigrid solvers): the statistics ``u`` are a fixed point, ``u = G(u)`` where ``G`` measures
-    what the tiles' norm inputs are when every norm uses ``u``. Iterating ``u <- G(u)`` diverges
-    (an error in one layer's statistics rescales every later layer's input), so each step instead
-    solves ``u = G_small(u) + tau`` on a copy of the image small enough to run untiled, where each
-    norm measures its own input as it goes (so the small solve is exact in one run) and ``tau =
-    G(u_old) - G_small(u_old)`` is the difference between full and small resolution measured at
-    the last tile pass.
+    ``progress(done, total)`` is called after each segment of each tile.
     """
     h, w = image.shape[-2:]
     if plan is None:
         plan = plan_tiles(model.generator, _channels(model), torch.float32, (h, w), tile, model.stride)
     s = model.out_scale
+    need = sweep_bytes(plan)
+    if need > max_memory() and plan.norms:
+        return _run_frozen(model, image, tile, need, progress)
     canvas = torch.zeros(3, h * s, w * s)
-    state = _Passes(model, plan, image)
-    n_tiles = len(spans(plan.padded[0], plan.tile[0], plan.halo, plan.align)) * len(
-        spans(plan.padded[1], plan.tile[1], plan.halo, plan.align))
-    notes = list(plan.notes)
-    passes, change = 0, math.inf
-    with torch.inference_mode(), state.intercept:
-        small = small_copy(model, image, plan.tile[0] * plan.tile[1]) if plan.norms else None
-        if small is not None:
-            state.used = state.small_run(small, "own")
-        for passes in range(1, MAX_PASSES + 1):
-            state.tile_pass(canvas)
-            if not plan.norms and not plan.contexts:
-                break
-            maps = state.replay_pass() if plan.contexts else {}
-            change = _map_change(state.maps, maps) if passes > 1 else (math.inf if maps else 0.0)
-            if small is not None:
-                measured = {k: mean_var(v) for k, v in state.sums.items()}
-                coarse = state.used if passes == 1 else state.small_run(small, "frozen")
-                state.tau = {k: (measured[k][0] - coarse[k][0], _log_std(measured[k][1]) - _log_std(coarse[k][1]))
-                             for k in measured}
-                fresh = state.small_run(small, "corrected")
-                change = max(change, _stats_change(state.used, fresh, state.eps))
-                state.used = fresh
-            state.maps = maps
-            if change <= TOLERANCE:
-                break
-        else:
-            notes.append(f"statistics still changed by {change:.2g} after {MAX_PASSES} passes")
-    return canvas, TilingReport(n_tiles, passes, plan.halo, notes)
+    sweep = _Sweep(model, plan, image, canvas, progress)
+    with torch.inference_mode():
+        sweep.run()
+    return canvas, TilingReport(len(sweep.tiles), 1, plan.halo, list(plan.notes), segments(plan), tiling_cost(plan))
+
+
+def _run_frozen(model: TileModel, image: torch.Tensor, tile: int, need: float,
+                progress: Progress | None) -> tuple[torch.Tensor, TilingReport]:
+    """Above the memory budget: statistics from a sweep of a copy shrunk to fit, then tiles that run
+    through (one at a time, halo = the whole network's reach) with them. Approximate, and said so."""
+    h, w = image.shape[-2:]
+    f = math.sqrt(need / max_memory()) * 1.2
+    size = (max(1, round(h / f)), max(1, round(w / f)))
+    small = torch.cat([F.interpolate(_unit(image[c: c + 1].unsqueeze(0)), size=size, mode="area")
+                       for c in range(image.shape[0])], dim=1)[0]  # a channel at a time: no float copy of the image
+    small_plan = plan_tiles(model.generator, _channels(model), torch.float32, size, tile, model.stride)
+    s = model.out_scale
+    first = _Sweep(model, small_plan, small, torch.zeros(3, size[0] * s, size[1] * s), None)
+    with torch.inference_mode():
+        first.run()
+    plan = plan_tiles(model.generator, _channels(model), torch.float32, (h, w), tile, model.stride, refresh=False)
+    if plan.contexts:  # whole-image modules would stop every tile again
+        fit = int(max(h, w) / f) // 64 * 64
+        check_bytes(need, f"tiling {w}x{h} px (the paused tiles hold the image's live feature maps)", BadImage,
+                    advice=f"shrink it with --size {fit}")
+    canvas = torch.zeros(3, h * s, w * s)
+    sweep = _Sweep(model, plan, image, canvas, progress, frozen=first.stats)
+    with torch.inference_mode():
+        sweep.run()
+    note = (f"norm statistics from a copy shrunk to {size[1]}x{size[0]} px: the exact sweep would need "
+            f"{need / 2**30:.1f} GiB, over the {max_memory() / 2**30:.1f} GiB memory budget")
+    return canvas, TilingReport(len(sweep.tiles), 2, plan.halo, [*plan.notes, note], 1, tiling_cost(plan))
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 or float -> float in [0, 1]; a new tensor divided in place, so one copy of ``x`` at most."""
+    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
 
 
 def _channels(model: TileModel) -> int:

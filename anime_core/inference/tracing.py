@@ -198,6 +198,8 @@ class Shadow(TorchFunctionMode):
     budget: float = INFINITE
     max_bytes: int = 0
     uses_aligned_resize: bool = False
+    #: (input (h, w), output (h, w)) of each ``align_corners=True`` resize, in call order
+    aligned: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
     _info: dict[int, Info] = field(default_factory=dict)
     _keep: list[torch.Tensor] = field(default_factory=list)
     _edges: list[tuple[list[int], list[int]]] = field(default_factory=list)
@@ -260,6 +262,8 @@ class Shadow(TorchFunctionMode):
         self._edges.append(([id(t) for t in inputs], [id(t) for t in outs]))
         if name == "interpolate" and _arg(args, kwargs, 4, "align_corners", None):
             self.uses_aligned_resize = True
+            if hw_in := _hw(inputs[0]):
+                self.aligned.append((hw_in, _hw(outs[0]) or hw_in))
         return out
 
     def _reach(self, name: str, args: tuple, kwargs: dict, first: torch.Tensor, outs: list[torch.Tensor]) -> float:
@@ -305,19 +309,33 @@ class Replay(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+def map_factor(length: int, n: int) -> float:
+    """Pixels of the input per pixel of a map of ``n`` px computed from ``length`` px: a power of two when near one.
+
+    A side that is not a multiple of the downsampling (an image's last tile) gives a map a pixel
+    short or long (1021 px -> 510 at half resolution); the factor is still 2.
+    """
+    ratio = length / n
+    p2 = 2.0 ** round(math.log2(ratio))
+    return p2 if abs(ratio / p2 - 1) < 0.1 else ratio
+
+
 @dataclass(eq=False)
 class TileGeometry(TorchFunctionMode):
     """Where the current tile lies in the whole (padded) image, for resizes with ``align_corners=True``.
 
     Such a resize maps output pixel ``i`` to input position ``i * (n_in - 1) / (n_out - 1)`` with
     the sizes of the *whole* map, which a tile cannot know; this mode recomputes it from the
-    tile's offset and the whole image's size. Feature maps are assumed to be the tile scaled by a
-    constant factor (what the tile layout's alignment guarantees).
+    tile's offset and size and the sizes of the whole image's maps at the same call (``aligned``:
+    the input and output (h, w) of each such resize of a whole-image run, in call order, from
+    :class:`Shadow`; one instance per tile forward, as it counts the calls).
     """
 
     offset: tuple[int, int]
     tile: tuple[int, int]
     whole: tuple[int, int]
+    aligned: list[tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=list)
+    calls: int = 0
 
     def __post_init__(self) -> None:
         super().__init__()
@@ -334,24 +352,35 @@ class TileGeometry(TorchFunctionMode):
     def _resize(self, x: torch.Tensor, size: Any, scale: Any) -> torch.Tensor:
         """Bilinear resampling at the whole map's positions: an affine grid (one grid_sample, no gathers)."""
         out = resized(x, size, scale)
+        whole = self.aligned[self.calls] if self.calls < len(self.aligned) else None
+        self.calls += 1
         theta = torch.zeros(1, 2, 3, dtype=torch.float64)
         for row, axis in ((1, 0), (0, 1)):  # grid_sample's first coordinate is x (width)
-            theta[0, row, row], theta[0, row, 2] = self._axis(axis, x.shape[2 + axis], out[axis])
+            big = (whole[0][axis], whole[1][axis]) if whole else None
+            theta[0, row, row], theta[0, row, 2] = self._axis(axis, x.shape[2 + axis], out[axis], big)
         grid = F.affine_grid(theta.to(x.device, torch.float32), [1, 1, *out], align_corners=True)
         return F.grid_sample(x, grid.expand(x.shape[0], -1, -1, -1).to(x.dtype), mode="bilinear",
                              padding_mode="border", align_corners=True)
 
-    def _axis(self, axis: int, n_in: int, n_out: int) -> tuple[float, float]:
+    def _whole(self, axis: int, n: int, big: int | None) -> tuple[float, int]:
+        """(offset, whole size) of a tile map of ``n`` px along ``axis``, in that map's pixels."""
+        tile, whole, offset = self.tile[axis], self.whole[axis], self.offset[axis]
+        f = map_factor(tile, n)
+        start = offset / f
+        if big is None:
+            big = round(start) + n if offset + tile >= whole else round(whole / f)
+        return start, big
+
+    def _axis(self, axis: int, n_in: int, n_out: int, big: tuple[int, int] | None = None) -> tuple[float, float]:
         """Scale and shift mapping normalised output to normalised input coordinates along ``axis``.
 
         In pixels, output ``i`` of this tile samples input ``(offset_out + i) * step - offset_in``,
         with ``step`` from the sizes of the whole image's maps (``align_corners=True`` semantics).
         """
-        tile, whole, offset = self.tile[axis], self.whole[axis], self.offset[axis]
-        s_in, s_out = n_in / tile, n_out / tile
-        big_in, big_out = round(whole * s_in), round(whole * s_out)
+        off_in, big_in = self._whole(axis, n_in, big[0] if big else None)
+        off_out, big_out = self._whole(axis, n_out, big[1] if big else None)
         step = (big_in - 1) / (big_out - 1) if big_out > 1 else 0.0
-        shift = offset * s_out * step - offset * s_in  # input position of output pixel 0
+        shift = off_out * step - off_in  # input position of output pixel 0
         if n_in < 2:
             return 0.0, 0.0
         # normalised v in [-1, 1] <-> output pixel i = (v + 1) (n_out - 1) / 2; input u <-> 2 pos / (n_in - 1) - 1

@@ -36,7 +36,7 @@ def tiling(pipe: TranslatePipeline, size: tuple[int, int], options: FileOptions,
     side = pipe.tile_for(h, w, options.tile)
     if side is not None and options.tile is None and options.announce:
         options.announce(f"{source}: {w}x{h} is over {AUTO_TILE_PIXELS / 1e6:.1f} MP: tiling in {side} px tiles, "
-                         "which give the untiled result in bounded memory (--tile 0 turns this off)")
+                         "which give the untiled result in less memory (--tile 0 turns this off)")
     return side is not None
 
 
@@ -57,7 +57,7 @@ def groups(jobs: Iterable[Job], batch_size: int) -> Iterator[list[Job]]:
 
 
 def forward(pipe: TranslatePipeline, images: list[Image.Image], tile: int | None, tiled: bool,
-             notes: list[str] | None = None) -> list[torch.Tensor]:
+            notes: list[str] | None = None, progress: bool = False) -> list[torch.Tensor]:
     """Prepared images of one size -> outputs (3, H, W) in [0, 1]: one batch, or one by one in tiles.
 
     Why a tiled result is approximate, if it is, is added to ``notes`` (once per distinct remark).
@@ -71,7 +71,7 @@ def forward(pipe: TranslatePipeline, images: list[Image.Image], tile: int | None
         return list(pipe.forward(torch.stack(tensors, out=batch)))
     outs = []
     for img in images:
-        outs.append(pipe.translate(io.to_tensor(img), tile))
+        outs.append(pipe.translate(io.to_tensor(img), tile, progress=progress))  # a bar over tiles x segments
         report = getattr(pipe, "last_tiling", None)
         for note in report.notes if report is not None and notes is not None else ():
             if f"tiled output is approximate: {note}" not in notes:

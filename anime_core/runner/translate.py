@@ -88,7 +88,7 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
         if not state.is_main_process:
             report.failed, report.skipped = [], []  # reported once, by the main process
     bar = tqdm(total=len(stills), unit="img", disable=not options.progress or len(stills) < 2, desc=pipe.spec.name)
-    eta = Eta(pipe, options.announce) if options.announce and pipe.device.type == "cpu" else None
+    eta = Eta(pipe, options.announce, options.tile) if options.announce and pipe.device.type == "cpu" else None
     workers = 1 if pipe.device.type == "cpu" else min(4, os.cpu_count() or 1)  # on a CPU the model wants the cores
     ledger: Ledger | None = None
     try:
@@ -114,6 +114,8 @@ def translate_files(pipe: TranslatePipeline, inputs: list[str], options: FileOpt
             ledger.drain()
         bar.close()
         for item, dest in videos:
+            if eta:
+                eta.clip(item.path, options.size)
             translate_video(pipe, item, dest, options, report)
     except KeyboardInterrupt:
         bar.close()
@@ -140,7 +142,7 @@ def translate_group(
     ledger = ledger or Ledger(report)
     notes: list[str] = []
     try:
-        outs = forward(pipe, [job.image for job in group], options.tile, group[0].tiled, notes)
+        outs = forward(pipe, [job.image for job in group], options.tile, group[0].tiled, notes, options.progress)
     except io.BadImage as exc:
         ledger.add(Report(failed=[(str(job.item.path), str(exc)) for job in group]))
         return
