@@ -371,13 +371,16 @@ def load(
                              precision if which == "torch" else "fp32" if which == "openvino" else fixed)
     if which == "openvino":
         try:
-            return backends.get("openvino").from_torch(pipe, cls, device, precision=precision, **pipe_options)
+            graph = backends.get("openvino").from_torch(pipe, cls, device, precision=precision, **pipe_options)
         except ExportError as exc:
             if backend == "openvino":
                 raise
             pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device, precision)
             pipe.backend_notice = f"running on torch: the generator does not export for OpenVINO ({exc})"
             return pipe
+        if backend in (None, "auto"):  # a graph runs as one black box: images that need tiles run on torch, exactly
+            graph.tile_fallback = pipe
+        return graph
     return backends.get(which).from_torch(pipe, cls, device, **pipe_options)
 
 

@@ -383,6 +383,11 @@ class TranslatePipeline(Pipeline):
         and why it was approximate if it was, is left in :attr:`last_tiling`. ``progress``: a
         ``(done, total)`` callback over tiles x segments, or True for a tqdm bar (off by default).
         """
+        fallback = getattr(self, "tile_fallback", None)  # --backend auto on a graph backend: torch tiles exactly
+        if fallback is not None and self.tile_for(*image.shape[-2:], tile) is not None:
+            out = fallback.translate(image, tile, progress)
+            self.last_tiling = fallback.last_tiling
+            return out
         with self.speed_scope():
             return self._translate(image, tile, progress)
 
@@ -418,6 +423,8 @@ class TranslatePipeline(Pipeline):
 
         The tiles' pixels (halos included) per image pixel, from the plan (shapes only; cached).
         """
+        if getattr(self, "tile_fallback", None) is not None:  # its tiles run on torch (see translate)
+            return self.tile_fallback.tiling_cost(height, width, tile)
         side = self.tile_for(height, width, tile)
         if side is None:
             return 1.0
