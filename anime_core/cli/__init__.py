@@ -7,6 +7,7 @@ characters in it (from file names, names read from files) are shown escaped; ``-
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import traceback
@@ -20,7 +21,40 @@ from anime_core.text import printable
 _DEBUG = False
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+#: the subcommands, imported when one runs (or ``--help`` lists them): ``anime list`` loads only ``info``
+COMMANDS = {
+    "list": "anime_core.cli.info:list_command",
+    "info": "anime_core.cli.info:info_command",
+    "plugins": "anime_core.cli.info:plugins_command",
+    "run": "anime_core.cli.run:run_group",
+    "export": "anime_core.cli.export:export_group",
+    "train": "anime_core.cli.train:train_command",
+    "prepare": "anime_core.cli.train:prepare_command",
+    "report": "anime_core.cli.report:report_command",
+    "weights": "anime_core.cli.weights:weights_group",
+    "ui": "anime_core.cli.ui:ui_command",
+    "eval": "anime_core.cli.eval_cmd:eval_command",
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (start-up time: ``anime list`` is the hot path)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.commands and name in COMMANDS:
+            module, _, attr = COMMANDS[name].partition(":")
+            try:
+                command = getattr(importlib.import_module(module), attr)
+            except ImportError:  # e.g. eval without the metrics libraries in this build
+                return None
+            self.add_command(command, name)
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="anime-core", prog_name="anime")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors (accepted anywhere on the line).")
 @click.pass_context
@@ -30,29 +64,6 @@ def cli(ctx: click.Context, debug: bool) -> None:
     _DEBUG = _DEBUG or debug
     # the application may tune the process (allocator reuse, cuDNN autotuning); a library call may not
     ctx.with_resource(speed.application())
-
-
-def _register_commands() -> None:
-    from anime_core.cli import export, info, report, run, train, ui, weights
-
-    cli.add_command(info.list_command)
-    cli.add_command(info.info_command)
-    cli.add_command(info.plugins_command)
-    cli.add_command(run.run_group)
-    cli.add_command(export.export_group)
-    cli.add_command(train.train_command)
-    cli.add_command(train.prepare_command)
-    cli.add_command(report.report_command)
-    cli.add_command(weights.weights_group)
-    cli.add_command(ui.ui_command)
-    try:
-        from anime_core.cli.eval_cmd import eval_command
-    except ImportError:  # metrics not installed in this build
-        return
-    cli.add_command(eval_command)
-
-
-_register_commands()
 
 
 def _speaks() -> bool:
