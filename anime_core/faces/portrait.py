@@ -140,6 +140,10 @@ class PortraitPipeline(TranslatePipeline):
         self.last_tiling = getattr(self.background, "last_tiling", None)
         return out
 
+    def parity_sample(self) -> torch.Tensor:
+        """The face model's own sample (``--precision auto``): the check runs no detector and counts no faces."""
+        return self.face.parity_sample()
+
     @torch.inference_mode()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) uint8 or [0, 1] float -> (N, 3, H, W) float [0, 1] on the CPU, faces stylised."""

@@ -87,6 +87,17 @@ class Eta:
             self.rate = max(seconds - self.overhead, 0.5 * seconds) / (pixels / 1e6)
 
     def _calibrate(self) -> float | None:
+        """:meth:`_measure`, leaving a pipeline's own tallies (``--faces``: the faces per image) as they were."""
+        counts = getattr(self.pipe, "counts", None)
+        if counts is not None:
+            self.pipe.counts = type(counts)()  # the calibration's grey squares are not the user's images
+        try:
+            return self._measure()
+        finally:
+            if counts is not None:
+                self.pipe.counts = counts
+
+    def _measure(self) -> float | None:
         """Seconds per megapixel beyond a per-call overhead (kept in ``self.overhead``), from two sizes.
 
         One size over-estimated large images 1.5x: a forward's fixed cost is a large share of a
