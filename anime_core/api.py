@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,19 @@ BACKENDS = ("auto", *backends.NAMES)
 #: export (cached, shared with onnxruntime's); a generator that does not export runs on torch. ONNX graphs run on
 #: onnxruntime.
 DEFAULT_BACKEND = "auto"
+
+
+#: the environment variable that sets the default ``--precision`` (``auto`` when unset)
+PRECISION_ENV = "ANIME_PRECISION"
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "bf16")
+
+
+def default_precision() -> str:
+    """``$ANIME_PRECISION`` (e.g. ``fp32``: exact outputs everywhere), else ``auto``; a bad value is a usage error."""
+    value = os.environ.get(PRECISION_ENV, "").strip().lower() or "auto"
+    if value not in PRECISION_CHOICES:
+        raise UsageError(f"{PRECISION_ENV}={value} is not a precision; use one of {', '.join(PRECISION_CHOICES)}")
+    return value
 
 
 def pick_backend(backend: str | None, device: str | None, precision: str = "auto", graph: bool = False) -> str:
@@ -294,7 +308,7 @@ def load(
     style: str | None = None,
     weights: str | Path | None = None,
     device: str | None = None,
-    precision: str = "auto",
+    precision: str | None = None,
     backend: str | None = None,
     faces: bool = False,
     background: str | None = None,
@@ -315,10 +329,11 @@ def load(
     same pipeline on an ONNX export of the generator (made and verified once, then cached); ONNX
     graphs run on onnxruntime (or openvino when asked for).
 
-    ``precision``: ``auto`` (default) runs the fastest precision the device computes natively (bf16
-    on CPUs with AVX512-BF16/AMX and on GPUs that have it, else fp32) if its output is within a mean
-    of 1/255 and a 99.9th percentile of 6/255 of fp32 on a real photo, checked once per weights
-    file and cached (:mod:`anime_core.inference.precision`); ``fp32`` is always today's exact output.
+    ``precision``: ``None`` is ``$ANIME_PRECISION``, else ``auto`` (:func:`default_precision`).
+    ``auto`` runs the fastest precision the device computes natively (bf16 on CPUs with
+    AVX512-BF16/AMX and on GPUs that have it, else fp32) if its output is within a mean of 1/255
+    and a 99.9th percentile of 6/255 of fp32 on a real photo, checked once per weights file and
+    cached (:mod:`anime_core.inference.precision`); ``fp32`` is always today's exact output.
 
     ``options`` are keywords of the model's pipeline or of its generator, never anything else:
 
@@ -341,6 +356,7 @@ def load(
 
     Any other keyword is a :class:`~anime_core.errors.UsageError` listing what the model takes.
     """
+    precision = precision or default_precision()
     if backend not in (None, *BACKENDS):
         raise UsageError(f"unknown backend '{backend}'; use {', '.join(BACKENDS)}")
     face_options = {k: options.pop(k) for k in FACE_OPTIONS if k in options}

@@ -57,10 +57,10 @@ def _common(spec: ModelSpec) -> list[click.Parameter]:
         ),
         click.Option(
             ["--precision"],
-            default="auto",
-            show_default=True,
+            default=None,
             type=click.Choice(["auto", "fp32", "fp16", "bf16"]),
-            help="auto: bf16 where the device computes it natively (AVX512-BF16/AMX CPUs, recent GPUs) if the "
+            help="[default: auto, or $ANIME_PRECISION] auto: bf16 where the device computes it natively "
+                 "(AVX512-BF16/AMX CPUs, recent GPUs) if the "
                  "model's output stays within 1/255 (mean) of fp32 on a real photo (checked once per weights file, "
                  "cached), else fp32; fp32: the exact output. fp16/bf16 speed up CUDA GPUs (bf16 from Ampere on) "
                  "and Apple MPS; a CPU without native fp16/bf16 instructions would be ~60x slower, so fp32 runs "

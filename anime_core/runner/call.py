@@ -37,7 +37,7 @@ def run(
     style: str | None = None,
     weights: PathLike | None = None,
     device: str = "auto",
-    precision: str = "fp32",
+    precision: str | None = None,
     backend: str | None = None,
     size: int | None = None,
     tile: int | None = None,

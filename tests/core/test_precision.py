@@ -29,6 +29,12 @@ from anime_core.weights.store import anime_home
 NATIVE_BF16 = auto.precision_accelerated(torch.device("cpu"), "bf16")
 
 
+@pytest.fixture(autouse=True)
+def _default_precision(monkeypatch):
+    """This module tests the default itself: no ANIME_PRECISION (the suite's conftest sets fp32)."""
+    monkeypatch.delenv("ANIME_PRECISION", raising=False)
+
+
 @pytest.fixture(scope="module")
 def v2() -> nn.Module:
     torch.manual_seed(0)
