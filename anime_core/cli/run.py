@@ -263,10 +263,10 @@ def _make_command(spec: ModelSpec) -> click.Command:
         if pipe.backend_notice and main:
             click.echo(f"note: {pipe.backend_notice}", err=True)
         ran = pipe.precision  # settles --precision auto (a parity check the first time for these weights)
-        if main:
+        if main and pipe.precision_choice:  # --precision auto (the default) chose: say what ran, once
             gen = pipe.generator
             engine = getattr(gen, "backend", "onnxruntime" if hasattr(gen, "session") else "torch")
-            line = pipe.precision_choice or f"precision {ran}"
+            line = pipe.precision_choice
             click.echo(f"{spec.name}: {line.replace(f'precision {ran}', f'precision {ran} on {engine}', 1)}", err=True)
         max_pixels = kw.get("max_pixels") or DEFAULT_MAX_PIXELS
         request = RunRequest(

@@ -165,7 +165,8 @@ _PIPES: OrderedDict[str, Pipeline] = OrderedDict()
 _PIPES_LOCK = threading.Lock()
 
 
-def pipeline(weights: Weights, options: Mapping[str, Any], device: str = "auto", precision: str = "auto") -> Pipeline:
+def pipeline(weights: Weights, options: Mapping[str, Any], device: str = "auto",
+             precision: str | None = None) -> Pipeline:
     """``anime_core.load`` for these weights and options, reusing the last few pipelines built."""
     stamp = Path(weights.file).stat().st_mtime_ns if weights.file and Path(weights.file).is_file() else None
     # the registry and the cache root belong to the key: a style's weights are only valid where they were found
@@ -279,7 +280,7 @@ def translate(
     size: float | None = None,
     tile: float | None = None,
     device: str = "auto",
-    precision: str = "auto",
+    precision: str | None = None,
     workspace: Workspace | None = None,
     max_pixels: int = budget.DEFAULT_MAX_PIXELS,
     faces: bool = False,
@@ -313,7 +314,7 @@ def generate(
     num: float = 16,
     seed: float = 0,
     device: str = "auto",
-    precision: str = "auto",
+    precision: str | None = None,
     workspace: Workspace | None = None,
 ) -> Result:
     """Noise -> a sheet of ``num`` images from ``seed`` (or the model's own mode, e.g. a latent walk)."""
@@ -338,7 +339,7 @@ def compare(
     choices: Sequence[Weights],
     size: float | None = None,
     device: str = "auto",
-    precision: str = "auto",
+    precision: str | None = None,
     workspace: Workspace | None = None,
     max_pixels: int = budget.DEFAULT_MAX_PIXELS,
 ) -> tuple[list[tuple[Path, str]], list[str]]:
@@ -382,7 +383,7 @@ def video(
     size: float | None = None,
     tile: float | None = None,
     device: str = "auto",
-    precision: str = "auto",
+    precision: str | None = None,
     workspace: Workspace | None = None,
     deflicker: bool = False,
     crf: float = 18,

@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from anime_core.api import default_precision  # auto, or $ANIME_PRECISION
 from anime_core.budget import DEFAULT_MAX_PIXELS
 from anime_core.ui import actions
 from anime_core.ui.controls import control_inputs, wire
@@ -26,8 +27,8 @@ class Settings:
         with gr.Row():
             self.device = gr.Dropdown(["auto", "cpu", "cuda", "mps"], value="auto", label="Device", scale=1,
                                       elem_id="device")
-            self.precision = gr.Dropdown(["auto", "fp32", "fp16", "bf16"], value="auto", label="Precision", scale=1,
-                                         elem_id="precision")
+            self.precision = gr.Dropdown(["auto", "fp32", "fp16", "bf16"], value=default_precision(),
+                                         label="Precision", scale=1, elem_id="precision")
 
     @property
     def inputs(self) -> set[Any]:

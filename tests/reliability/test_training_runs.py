@@ -10,8 +10,9 @@ from datetime import datetime
 
 import pytest
 
+from anime_core import runfiles
 from anime_core.errors import UsageError
-from anime_core.training import checkpoint, rundir
+from anime_core.training import checkpoint
 from anime_core.training.loop import train
 
 
@@ -41,7 +42,7 @@ def test_runs_started_in_the_same_second_get_their_own_directories(tiny_registry
             return cls(2026, 11, 21, 10, 15, 0)
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(rundir, "datetime", Frozen)
+    monkeypatch.setattr(runfiles, "datetime", Frozen)  # new_run_dir stamps the folder name
     runs = [train("tiny", overrides=[*train_data, "train.max_steps=1"], progress=False) for _ in range(3)]
     assert [str(r) for r in runs] == [
         "runs/tiny-20261121-101500",

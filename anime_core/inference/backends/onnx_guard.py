@@ -224,12 +224,13 @@ class GraphGuard:
         if self.kind != "translate":
             budget.check_bytes(need, f"{self.what} on a batch of {n} (largest tensor: {biggest})",
                                WeightsUnavailable, advice="use a smaller --batch-size")
-        # the tensors grow with the pixels: the side that fits, with a margin for what does not grow
-        tile = int(math.sqrt(0.9 * limit / need * h * w / max(n, 1))) // self.stride * self.stride
+        # the tensors grow with the pixels: the long side that fits, with a margin for what does not grow (a graph
+        # runs whole: its norms cannot be gathered across tiles, so the advice is a smaller copy)
+        side = int(max(h, w) * math.sqrt(0.9 * limit / need / max(n, 1))) // self.stride * self.stride
         what = f"{self.what} at {w}x{h} px" + (f" (a batch of {n})" if n > 1 else "")
-        fits = tile >= max(MIN_TILE, self.stride)
+        fits = side >= max(MIN_TILE, self.stride)
         error: type[AnimeError] = io.BadImage if fits else WeightsUnavailable
-        advice = f"use --tile {tile}" if fits else "it does not fit even in small tiles"
+        advice = f"use --size {side}" if fits else "it does not fit even at a small size"
         budget.check_bytes(need, f"{what} (largest tensor: {biggest})", error, advice=advice)
 
 
