@@ -38,9 +38,14 @@ class Eta:
         self.pipe, self.announce, self.tile = pipe, announce, tile
         self.rate: float | None = None  # seconds per input megapixel
         self.overhead = 0.0  # seconds per forward, from the calibration
+        fallback = getattr(pipe, "tile_fallback", None)  # --backend auto on OpenVINO: tiles run on torch
+        #: the estimate of the pipeline that runs tiled images, when it is another one (its own rate)
+        self.tiles: Eta | None = Eta(fallback, announce, tile) if fallback is not None else None
 
     def seconds(self, w: int, h: int, tiled: bool) -> float | None:
         """Estimated time of one image; tiles count the pixels they compute (halos included)."""
+        if tiled and self.tiles is not None:
+            return self.tiles.seconds(w, h, tiled)
         if self.rate is None:
             self.rate = self._calibrate()
         if self.rate is None:
@@ -56,10 +61,11 @@ class Eta:
             mp = w * h / 1e6
             line = f"{job.item.path}: {w}x{h} px ({mp:.1f} MP) on the CPU"
             seconds = self.seconds(w, h, job.tiled)
-            if seconds is not None and self.rate is not None:
+            if seconds is not None:
                 line += f", about {duration(seconds)}"
-                if max(w, h) > 1024:
-                    line += f" (--size 1024: about {duration(self.rate * mp * (1024 / max(w, h)) ** 2)})"
+                small = self.seconds(*(round(v * 1024 / max(w, h)) for v in (w, h)), False)
+                if max(w, h) > 1024 and small is not None:
+                    line += f" (--size 1024: about {duration(small)})"
             self.announce(line)
 
     def clip(self, path: Path, size: int | None) -> None:
@@ -80,6 +86,8 @@ class Eta:
             self.announce(f"{path}: {frames} frames of {w}x{h} px on the CPU, about {duration(one * frames)}")
 
     def after(self, group: list[Job], seconds: float) -> None:
+        if group[0].tiled and self.tiles is not None:
+            return self.tiles.after(group, seconds)
         if group[0].tiled:  # per computed pixel, as the estimate counts them
             seconds /= self.pipe.tiling_cost(group[0].image.height, group[0].image.width, self.tile)
         pixels = sum(job.image.width * job.image.height for job in group)
