@@ -1,6 +1,6 @@
 """Issue 24 item 7: a big folder can be continued. Ctrl-C during ``anime run`` says how many files were
 written, how many remain and the exact command that continues; ``--skip-existing`` runs only the rest, and
-the summary counts the outputs a run replaced. On the eight real photos of /work/shared/photos."""
+the summary counts the outputs a run replaced. On the eight real photos of ../shared/photos."""
 
 from __future__ import annotations
 
@@ -17,14 +17,12 @@ import pytest
 import tiny_anime_plugin
 import torch
 from helpers import subprocess_env
+from photos import PHOTOS  # ../shared/photos beside the checkout, or $ANIME_TEST_PHOTOS
 
 from anime_core.cli import main
 from anime_core.runner import translate
 from anime_core.weights.files import save_native
 
-PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "photos"
-if not PHOTOS.is_dir():
-    PHOTOS = Path("/work/shared/photos")
 pytestmark = pytest.mark.skipif(not PHOTOS.is_dir(), reason="the real photos (../shared/photos) are not here")
 
 

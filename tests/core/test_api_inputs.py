@@ -1,6 +1,6 @@
 """``pipe(x)`` takes what users hold (a path, PIL, numpy, torch, a list) and answers in the same kind.
 
-Real photos (``ANIME_TEST_PHOTOS``, default /work/shared/photos) through a shipped architecture
+Real photos (``ANIME_TEST_PHOTOS``, default ../shared/photos beside the checkout) through a shipped architecture
 (AnimeGAN v2) with random weights: every kind must give the pixels the PIL path gives.
 """
 

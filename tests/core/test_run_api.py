@@ -1,6 +1,6 @@
 """Issue 24 item 6: ``anime_core.run(model, inputs, output, **options)`` is the runner of ``anime run``.
 
-Checked on the eight real photos of /work/shared/photos and a short generated clip: the call writes
+Checked on the eight real photos of ../shared/photos and a short generated clip: the call writes
 the same files, bytes included, as the command, by model name or with a loaded pipeline.
 """
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import tiny_anime_plugin
 import torch
+from photos import PHOTOS  # ../shared/photos beside the checkout, or $ANIME_TEST_PHOTOS
 from video_helpers import make_clip, read_video
 
 import anime_core
@@ -19,10 +20,6 @@ from anime_core.cli import main
 from anime_core.errors import UsageError
 from anime_core.runner.report import Report
 from anime_core.weights.files import save_native
-
-PHOTOS = Path(__file__).resolve().parents[3] / "shared" / "photos"
-if not PHOTOS.is_dir():
-    PHOTOS = Path("/work/shared/photos")
 
 
 @pytest.fixture

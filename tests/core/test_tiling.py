@@ -9,13 +9,13 @@ percentile of at most 6/255.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import make_image
+from photos import PHOTOS  # ../shared/photos beside the checkout, or $ANIME_TEST_PHOTOS
 from torch import nn
 
 from anime_core.inference import io
@@ -24,7 +24,6 @@ from anime_core.inference.tileplan import plan_tiles
 from anime_core.inference.tiling import spans
 
 MEAN_LIMIT, P999_LIMIT = 1.0, 6.0  # /255
-PHOTOS = Path(os.environ.get("ANIME_PHOTOS", "/work/shared/photos"))
 
 
 def _liven(gen: nn.Module) -> nn.Module:
@@ -72,7 +71,7 @@ def _photo(index: int = 0, size: tuple[int, int] | None = None) -> torch.Tensor:
 
     photos = sorted(PHOTOS.glob("*.jpg"))
     if not photos:
-        pytest.skip(f"no real photos in {PHOTOS} (set ANIME_PHOTOS)")
+        pytest.skip(f"no real photos in {PHOTOS} (set ANIME_TEST_PHOTOS)")
     img = Image.open(photos[index]).convert("RGB")
     return io.to_tensor(img if size is None else img.resize(size, Image.Resampling.LANCZOS))
 
