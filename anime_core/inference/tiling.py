@@ -29,6 +29,7 @@ import itertools
 import math
 import queue
 import threading
+import weakref
 from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -37,11 +38,12 @@ from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
-from torch import nn
+from torch import fx, nn
 
 from anime_core.budget import check_bytes, max_memory
 from anime_core.inference.io import BadImage
-from anime_core.inference.norms import NormSpec, mean_var, moments, norm_spec, normalize
+from anime_core.inference.norms import NormSpec, is_global_module, mean_var, moments, norm_spec, normalize
+from anime_core.inference.speed import release_large_blocks
 from anime_core.inference.tileplan import TilePlan, plan_tiles
 from anime_core.inference.tracing import Intercept, Key, Replay, TileGeometry, map_factor
 
@@ -185,6 +187,44 @@ def segments(plan: TilePlan) -> int:
     return len(plan.norms) + len(plan.contexts) + 1
 
 
+# -- the net the tiles run -----------------------------------------------------------------------
+_LEAN: weakref.WeakKeyDictionary[nn.Module, dict[frozenset[str], nn.Module]] = weakref.WeakKeyDictionary()
+
+
+class _Tracer(fx.Tracer):
+    """Keeps norms, global modules and the ``calls`` named as calls (the sweep intercepts them); inlines the rest."""
+
+    def __init__(self, calls: frozenset[str]) -> None:
+        super().__init__()
+        self.calls = calls
+
+    def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
+        return (qualname in self.calls or norm_spec(m) is not None or is_global_module(m)
+                or super().is_leaf_module(m, qualname))
+
+
+def lean(generator: nn.Module, calls: frozenset[str] = frozenset()) -> nn.Module:
+    """``generator`` as a ``torch.fx`` graph that frees each tensor after its last use (itself if untraceable).
+
+    A paused tile holds what its forward still references. Eager code also keeps tensors it no
+    longer needs: a block's input while the block runs (``self.block_e(self._up(y, x))`` keeps
+    AnimeGAN v2's up-sampled 128-channel map through three convolutions), a map kept only for its
+    shape. The traced graph frees every value after its last use (torch.fx's code generator), so
+    the paused tiles hold only the live maps. Same modules, names and call order (the plan's keys
+    still match; ``calls``: the names of modules the plan computes whole, kept as calls), same
+    operations: the output is bit-identical. Traced once per generator and ``calls``.
+    """
+    traced = _LEAN.setdefault(generator, {}).get(calls)
+    if traced is None:
+        try:
+            graph = _Tracer(calls).trace(generator)
+            traced = fx.GraphModule(generator, graph, type(generator).__name__)
+        except Exception:  # code that branches on values or shapes it cannot follow: run it as it is
+            traced = generator
+        _LEAN[generator][calls] = traced
+    return traced
+
+
 # -- faithful tiling -----------------------------------------------------------------------------
 class TileModel(Protocol):
     """What :func:`run_faithful` needs of a pipeline (:class:`~anime_core.inference.pipeline.TranslatePipeline`)."""
@@ -269,8 +309,10 @@ class _Sweep:
     """
 
     def __init__(self, model: TileModel, plan: TilePlan, image: torch.Tensor, canvas: torch.Tensor,
-                 progress: Progress | None, frozen: dict[Key, tuple[torch.Tensor, torch.Tensor]] | None = None) -> None:
+                 progress: Progress | None, frozen: dict[Key, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                 net: nn.Module | None = None) -> None:
         self.model, self.plan, self.image, self.canvas = model, plan, image, canvas
+        self.net = net if net is not None else lean(model.generator, frozenset(k[0] for k in plan.contexts))
         self.tiles = [_Tile(sy, sx) for sy, sx in layout(plan)]
         self.progress = progress
         self.frozen = frozen  # given statistics: tiles run through norms without stopping
@@ -287,7 +329,7 @@ class _Sweep:
         self.replay_mode = Replay(plan.budget)
         self.threads = torch.get_num_threads()
         self.local = threading.local()
-        self.intercept = Intercept(model.generator, self.handle)
+        self.intercept = Intercept(self.net, self.handle)
 
     # -- in the tiles' threads -------------------------------------------------------------------
     def handle(self, key: Key, module: nn.Module, orig: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -367,7 +409,7 @@ class _Sweep:
                 if plan.geometry:
                     stack.enter_context(TileGeometry((sy.start, sx.start), (sy.stop - sy.start, sx.stop - sx.start),
                                                      plan.padded, plan.aligned))
-                y = m.generator(m.preprocess(x))
+                y = self.net(m.preprocess(x))
                 y0, y1, x0, x1 = sy.core_start, min(sy.core_stop, h), sx.core_start, min(sx.core_stop, w)
                 if y1 > y0 and x1 > x0:  # else a core in the padding only
                     core = y[..., (y0 - sy.start) * s: (y1 - sy.start) * s, (x0 - sx.start) * s: (x1 - sx.start) * s]
@@ -446,7 +488,7 @@ class _Sweep:
         try:
             with self.model.autocast(), self.replay_mode:
                 self.intercept.counts = Counter()
-                self.model.generator(torch.zeros(1, self.plan.channels, *self.plan.padded, device="meta"))
+                self.net(torch.zeros(1, self.plan.channels, *self.plan.padded, device="meta"))
         except _Found:
             pass
         finally:
@@ -486,11 +528,13 @@ class _Sweep:
 
 
 def run_faithful(model: TileModel, image: torch.Tensor, tile: int, plan: TilePlan | None = None,
-                 progress: Progress | None = None) -> tuple[torch.Tensor, TilingReport]:
+                 progress: Progress | None = None, net: nn.Module | None = None) -> tuple[torch.Tensor, TilingReport]:
     """Translate one (3, H, W) image (uint8, or float in [0, 1]) in tiles; see the module docstring.
 
     Returns the (3, H*s, W*s) float [0, 1] output on the CPU and what the tiling did.
-    ``progress(done, total)`` is called after each segment of each tile.
+    ``progress(done, total)`` is called after each segment of each tile. ``net``: what the tiles
+    run instead of :func:`lean` ``(model.generator)``, with the same modules under the same names
+    at every global call (a graph backend's segments around the generator's own norms).
     """
     h, w = image.shape[-2:]
     if plan is None:
@@ -498,16 +542,16 @@ def run_faithful(model: TileModel, image: torch.Tensor, tile: int, plan: TilePla
     s = model.out_scale
     need = sweep_bytes(plan)
     if need > max_memory() and plan.norms:
-        return _run_frozen(model, image, tile, need, progress)
+        return _run_frozen(model, image, tile, need, progress, net)
     canvas = torch.zeros(3, h * s, w * s)
-    sweep = _Sweep(model, plan, image, canvas, progress)
-    with torch.inference_mode():
+    sweep = _Sweep(model, plan, image, canvas, progress, net=net)
+    with torch.inference_mode(), release_large_blocks():
         sweep.run()
     return canvas, TilingReport(len(sweep.tiles), 1, plan.halo, list(plan.notes), segments(plan), tiling_cost(plan))
 
 
 def _run_frozen(model: TileModel, image: torch.Tensor, tile: int, need: float,
-                progress: Progress | None) -> tuple[torch.Tensor, TilingReport]:
+                progress: Progress | None, net: nn.Module | None = None) -> tuple[torch.Tensor, TilingReport]:
     """Above the memory budget: statistics from a sweep of a copy shrunk to fit, then tiles that run
     through (one at a time, halo = the whole network's reach) with them. Approximate, and said so."""
     h, w = image.shape[-2:]
@@ -517,8 +561,8 @@ def _run_frozen(model: TileModel, image: torch.Tensor, tile: int, need: float,
                        for c in range(image.shape[0])], dim=1)[0]  # a channel at a time: no float copy of the image
     small_plan = plan_tiles(model.generator, _channels(model), torch.float32, size, tile, model.stride)
     s = model.out_scale
-    first = _Sweep(model, small_plan, small, torch.zeros(3, size[0] * s, size[1] * s), None)
-    with torch.inference_mode():
+    first = _Sweep(model, small_plan, small, torch.zeros(3, size[0] * s, size[1] * s), None, net=net)
+    with torch.inference_mode(), release_large_blocks():
         first.run()
     plan = plan_tiles(model.generator, _channels(model), torch.float32, (h, w), tile, model.stride, refresh=False)
     if plan.contexts:  # whole-image modules would stop every tile again
@@ -526,8 +570,8 @@ def _run_frozen(model: TileModel, image: torch.Tensor, tile: int, need: float,
         check_bytes(need, f"tiling {w}x{h} px (the paused tiles hold the image's live feature maps)", BadImage,
                     advice=f"shrink it with --size {fit}")
     canvas = torch.zeros(3, h * s, w * s)
-    sweep = _Sweep(model, plan, image, canvas, progress, frozen=first.stats)
-    with torch.inference_mode():
+    sweep = _Sweep(model, plan, image, canvas, progress, frozen=first.stats, net=net)
+    with torch.inference_mode(), release_large_blocks():
         sweep.run()
     note = (f"norm statistics from a copy shrunk to {size[1]}x{size[0]} px: the exact sweep would need "
             f"{need / 2**30:.1f} GiB, over the {max_memory() / 2**30:.1f} GiB memory budget")
