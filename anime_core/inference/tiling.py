@@ -171,15 +171,18 @@ def tiling_cost(plan: TilePlan) -> float:
     return computed / (plan.padded[0] * plan.padded[1])
 
 
-#: the paused tiles hold about this many of one tile's largest tensor per tile pixel (AnimeGAN v2: the
-#: up-sampled input of a block and its norm input; measured 1.4 KB a pixel against 3 x 512 B)
-LIVE_MAPS = 3
+#: the paused tiles hold at most about this many of one tile's largest tensor per tile pixel, measured
+#: while all tiles wait at a global call (tests/core/test_tiling.py's ``_held_at_pauses``): running
+#: the eager generator, up to 3.25 (CycleGAN U-Net; AnimeGAN v2 2.4); its :func:`lean` trace, up to
+#: 2.3 (U-Net, whose skips stay live; AnimeGAN v2 0.56, v1 1.04, CycleGAN ResNet 1.05)
+LIVE_MAPS = {"eager": 3.5, "lean": 2.5}
 
 
-def sweep_bytes(plan: TilePlan) -> float:
+def sweep_bytes(plan: TilePlan, lean: bool = True) -> float:
     """Estimated memory of a sweep: the whole image's live feature maps at a global call, halos included."""
     per_pixel = plan.budget / (plan.tile[0] * plan.tile[1])
-    return LIVE_MAPS * per_pixel * plan.padded[0] * plan.padded[1] * tiling_cost(plan)
+    maps = LIVE_MAPS["lean" if lean else "eager"]
+    return maps * per_pixel * plan.padded[0] * plan.padded[1] * tiling_cost(plan)
 
 
 def segments(plan: TilePlan) -> int:
@@ -312,7 +315,7 @@ class _Sweep:
                  progress: Progress | None, frozen: dict[Key, tuple[torch.Tensor, torch.Tensor]] | None = None,
                  net: nn.Module | None = None) -> None:
         self.model, self.plan, self.image, self.canvas = model, plan, image, canvas
-        self.net = net if net is not None else lean(model.generator, frozenset(k[0] for k in plan.contexts))
+        self.net = net if net is not None else lean(model.generator, _calls(plan))  # what the tiles run
         self.tiles = [_Tile(sy, sx) for sy, sx in layout(plan)]
         self.progress = progress
         self.frozen = frozen  # given statistics: tiles run through norms without stopping
@@ -540,7 +543,8 @@ def run_faithful(model: TileModel, image: torch.Tensor, tile: int, plan: TilePla
     if plan is None:
         plan = plan_tiles(model.generator, _channels(model), torch.float32, (h, w), tile, model.stride)
     s = model.out_scale
-    need = sweep_bytes(plan)
+    net = net if net is not None else lean(model.generator, _calls(plan))
+    need = sweep_bytes(plan, lean=net is not model.generator)
     if need > max_memory() and plan.norms:
         return _run_frozen(model, image, tile, need, progress, net)
     canvas = torch.zeros(3, h * s, w * s)
@@ -576,6 +580,11 @@ def _run_frozen(model: TileModel, image: torch.Tensor, tile: int, need: float,
     note = (f"norm statistics from a copy shrunk to {size[1]}x{size[0]} px: the exact sweep would need "
             f"{need / 2**30:.1f} GiB, over the {max_memory() / 2**30:.1f} GiB memory budget")
     return canvas, TilingReport(len(sweep.tiles), 2, plan.halo, [*plan.notes, note], 1, tiling_cost(plan))
+
+
+def _calls(plan: TilePlan) -> frozenset[str]:
+    """Modules the plan computes on the whole map: kept as calls in the :func:`lean` trace."""
+    return frozenset(key[0] for key in plan.contexts)
 
 
 def _unit(x: torch.Tensor) -> torch.Tensor:
