@@ -85,4 +85,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from anime_core.inference import speed
+
+    with speed.application():  # the process settings of the anime command line (heap reuse, one heap)
+        main()

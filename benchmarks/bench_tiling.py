@@ -56,7 +56,9 @@ del img
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 load0 = os.getloadavg()[0]
 t = time.perf_counter()
-y = pipe.translate(x, tile)
+from anime_core.inference import speed
+with speed.application():  # the process settings of the anime command line (heap reuse, one heap)
+    y = pipe.translate(x, tile)
 seconds = time.perf_counter() - t
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 report = pipe.last_tiling

@@ -80,11 +80,12 @@ def translate_any(pipe: TranslatePipeline, x: Any, size: int | None = None, tile
         _channels(x.shape[1], x.shape, "tensor")
         outs = [translate_any(pipe, image, size, tile, max_pixels) for image in x]
         return torch.stack(outs) if outs else x.clone()
-    item = prepare_input(pipe, x, size, max_pixels)
+    with pipe.speed_scope():  # the steps around the model (its tiles, if any, run outside this scope)
+        item = prepare_input(pipe, x, size, max_pixels)
     y = pipe.translate(item.image, tile)
-
-    check_finite(y, "this image")
-    return item.back(y)
+    with pipe.speed_scope():
+        check_finite(y, "this image")
+        return item.back(y)
 
 
 def prepare_input(pipe: TranslatePipeline, x: Any, size: int | None, max_pixels: int) -> Prepared:

@@ -17,6 +17,7 @@ models, ``latent_dim``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -254,9 +255,20 @@ class Pipeline(ABC):
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
 
-    def speed_scope(self) -> Any:
-        """Around a whole call: on the CPU, freed activations are reused instead of page-faulted anew."""
-        return speed.reuse_cpu_memory(self.device.type == "cpu" and self.reuse_cpu_memory)
+    @property
+    def on_graph(self) -> bool:
+        """Whether a graph runtime (ONNX Runtime, OpenVINO) runs the generator, torch only the steps around it."""
+        return getattr(self.generator, "backend", "torch") != "torch"
+
+    @contextlib.contextmanager
+    def speed_scope(self) -> Iterator[None]:
+        """Around a whole call. On the CPU, freed activations are reused instead of page-faulted anew; on a
+        graph backend, which holds no torch activations, torch's small steps run in the calling thread
+        (:func:`speed.one_torch_thread`)."""
+        cpu = self.device.type == "cpu"
+        with speed.reuse_cpu_memory(cpu and self.reuse_cpu_memory and not self.on_graph), \
+                speed.one_torch_thread(cpu and self.on_graph):
+            yield
 
     def _autotune(self, x: torch.Tensor) -> None:
         """cuDNN autotuning once an input shape repeats on CUDA (see :func:`speed.cudnn_autotune`)."""

@@ -168,6 +168,30 @@ def release_large_blocks() -> Iterator[None]:
                 libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
 
 
+@contextlib.contextmanager
+def one_torch_thread(enabled: bool = True) -> Iterator[None]:
+    """torch's own operations in the calling thread only, while inside (graph backends' calls).
+
+    When OpenVINO or ONNX Runtime runs the network, torch only converts, pads, maps values and
+    checks the output: operations of a few hundred microseconds that torch still splits over its
+    OpenMP threads. Those threads sleep while the graph runtime's own threads work, and waking
+    them costs each small operation a scheduler round trip: on a loaded 2-core machine, up to
+    30 ms for converting a 256 px output to a PIL image, 10% of the call (benchmarks/RESULTS.md).
+    The count is the calling thread's own (OpenMP's), restored on leaving; nothing else changes.
+    """
+    import torch
+
+    threads = torch.get_num_threads() if enabled else 1
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def cudnn_autotune(device: torch.device, shape: tuple[int, ...], seen: set[tuple[int, ...]]) -> bool:
     """Turn ``cudnn.benchmark`` on once a CUDA input shape repeats (``seen``: the shapes so far); True if it did.
 

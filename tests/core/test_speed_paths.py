@@ -76,6 +76,7 @@ def _pipe(cls: type[TranslatePipeline], tiny_registry, net: nn.Module) -> Transl
 
 
 def test_memory_reuse_is_scoped_reentrant_and_restored(fake_libc, app):
+    fake_libc.calls.clear()  # the application scope's one-heap setting, when this test runs first
     with speed.reuse_cpu_memory():
         assert fake_libc.calls == [("mallopt", speed.M_MMAP_THRESHOLD, speed.SCOPE_MMAP_THRESHOLD),
                                    ("mallopt", speed.M_TRIM_THRESHOLD, 2**31 - 1)]
@@ -116,6 +117,40 @@ def test_pipeline_calls_run_inside_the_scope_on_cpu_only(tiny_registry, fake_lib
     pipe.reuse_cpu_memory = False
     pipe.translate(torch.zeros(3, 16, 16, dtype=torch.uint8))
     assert fake_libc.calls == []
+
+
+class GraphNet(NormNet):
+    """Stands for a graph backend's generator (``backend`` other than torch); records torch's thread count."""
+
+    backend = "openvino"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.threads = torch.get_num_threads()
+        return super().forward(x)
+
+
+def test_graph_backends_run_the_steps_around_the_model_in_one_torch_thread(tiny_registry, fake_libc, app,
+                                                                            monkeypatch):
+    """OpenVINO/ONNX Runtime own the cores during the call: torch's small steps stay in the calling thread,
+    the thread count comes back after it, and no heap tuning is made for torch activations that do not exist."""
+    from anime_core.inference import inputs
+
+    seen: list[int] = []
+    finite = inputs.check_finite
+    monkeypatch.setattr(inputs, "check_finite", lambda y, what: (seen.append(torch.get_num_threads()), finite(y, what)))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        graph = _pipe(TranslatePipeline, tiny_registry, GraphNet())
+        assert graph.on_graph
+        out = graph(torch.zeros(3, 16, 16, dtype=torch.uint8))
+        assert out.shape == (3, 16, 16) and graph.generator.threads == 1 and seen == [1]
+        assert torch.get_num_threads() == 2 and fake_libc.calls == []
+        plain = _pipe(TranslatePipeline, tiny_registry, NormNet())
+        plain(torch.zeros(3, 16, 16, dtype=torch.uint8))
+        assert seen == [1, 2] and [c[0] for c in fake_libc.calls].count("trim") >= 1
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda"])

@@ -99,6 +99,8 @@ class OnnxGenerator(nn.Module):
     ``in_channels``, ``scale``...); ``meta`` holds all of it.
     """
 
+    backend = "onnxruntime"
+
     def __init__(self, graph: str | Path | bytes, device: str | torch.device = "cpu",
                  threads: int | None = None, what: str = "the ONNX graph") -> None:
         super().__init__()
