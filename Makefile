@@ -42,7 +42,7 @@ install: wheels
 test: install
 	rm -rf $(TEST_SITE)
 	$(BIN)/python -m pip install --quiet --no-deps --target $(TEST_SITE) $(WHEELHOUSE)/anime_plugin_example-*.whl
-	PYTHONPATH="$(abspath $(TEST_SITE))$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/pytest -q $(PYTEST_ARGS)
+	PYTHONPATH="$(abspath $(TEST_SITE))$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/pytest -q -rs $(PYTEST_ARGS)
 	$(BIN)/python -I -c "$$ONLY_OURS" $(OURS)
 
 # fails naming what .venv holds besides our distributions: another anime.plugins entry point, or the example
