@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.utils._pytree import tree_flatten
 
 from anime_core.budget import check_bytes, max_memory
 from anime_core.inference.io import BadImage
@@ -171,18 +172,85 @@ def tiling_cost(plan: TilePlan) -> float:
     return computed / (plan.padded[0] * plan.padded[1])
 
 
-#: the paused tiles hold at most about this many of one tile's largest tensor per tile pixel, measured
-#: while all tiles wait at a global call (tests/core/test_tiling.py's ``_held_at_pauses``): running
-#: the eager generator, up to 3.25 (CycleGAN U-Net; AnimeGAN v2 2.4); its :func:`lean` trace, up to
-#: 2.3 (U-Net, whose skips stay live; AnimeGAN v2 0.56, v1 1.04, CycleGAN ResNet 1.05)
+#: without a trace to measure (:func:`live_bytes`), the paused tiles are taken to hold this many of one
+#: tile's largest tensor per tile pixel; measured while all tiles wait at a global call
+#: (tests/core/test_tiling.py's ``_held_at_pauses``): the eager generator up to 3.25 (CycleGAN U-Net;
+#: AnimeGAN v2 2.4), its :func:`lean` trace up to 2.3 (U-Net, whose skips stay live; AnimeGAN v2 0.56)
 LIVE_MAPS = {"eager": 3.5, "lean": 2.5}
+#: resident memory per byte of measured live maps: halos, the heap's own overhead and fragmentation
+#: (AnimeGAN v2, 2048x1451 in 1024 px tiles: 1.7-2.1 GB grown against 1.9 GB measured on meta)
+HEAP_MARGIN = 1.5
+_LIVE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple[float, float] | None]] = weakref.WeakKeyDictionary()
 
 
-def sweep_bytes(plan: TilePlan, lean: bool = True) -> float:
-    """Estimated memory of a sweep: the whole image's live feature maps at a global call, halos included."""
-    per_pixel = plan.budget / (plan.tile[0] * plan.tile[1])
+class _LiveBytes(fx.Interpreter):
+    """Runs a :func:`lean` trace on the meta device and measures the bytes its values hold.
+
+    fx's interpreter drops each value after its last use, as the traced code does, so at any node
+    its environment is what a tile holds there. Norms and global modules keep their input's shape
+    and are not run (their meta kernels are slow Python decompositions).
+    """
+
+    def __init__(self, module: fx.GraphModule) -> None:
+        super().__init__(module)
+        self.paused = self.peak = 0.0
+
+    def run_node(self, n: fx.Node) -> Any:
+        held = sum(v.numel() * v.element_size() for v in self.env.values() if isinstance(v, torch.Tensor))
+        if n.op == "call_module" and _stops(self.module.get_submodule(str(n.target))):
+            self.paused = max(self.paused, held)
+        out = super().run_node(n)
+        made = sum(t.numel() * t.element_size() for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
+        self.peak = max(self.peak, held + made)
+        return out
+
+    def call_module(self, target: Any, args: tuple, kwargs: dict) -> Any:
+        module = self.module.get_submodule(str(target))
+        if norm_spec(module) is not None or is_global_module(module):
+            return torch.empty(args[0].shape, dtype=args[0].dtype, device="meta")
+        return super().call_module(target, args, kwargs)
+
+
+def _stops(module: nn.Module) -> bool:
+    return norm_spec(module) is not None or is_global_module(module) or not isinstance(module, _LEAF_TYPES)
+
+
+_LEAF_TYPES = (nn.Conv2d, nn.ConvTranspose2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.ZeroPad2d,
+               nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Dropout, nn.Upsample, nn.PixelShuffle, nn.Identity)
+
+
+def live_bytes(net: nn.Module, plan: TilePlan) -> tuple[float, float] | None:
+    """(most bytes a tile holds at a global call, most it holds anywhere) in one forward of a tile of ``plan``.
+
+    Measured on the meta device (shapes only) for a :func:`lean` trace; None for a net that is not one.
+    """
+    if not isinstance(net, fx.GraphModule):
+        return None
+    key = (plan.tile, plan.channels)
+    cache = _LIVE.setdefault(net, {})
+    if key not in cache:
+        probe = _LiveBytes(net)
+        try:
+            with torch.inference_mode():
+                probe.run(torch.empty(1, plan.channels, *plan.tile, device="meta"))
+            cache[key] = (float(probe.paused), float(probe.peak))
+        except Exception:  # an operation without a meta kernel: estimate instead
+            cache[key] = None
+    return cache[key]
+
+
+def sweep_bytes(plan: TilePlan, lean: bool = True, net: nn.Module | None = None) -> float:
+    """Estimated memory of a sweep: the whole image's live maps at a global call, halos included, plus one
+    tile's working set; measured on ``net`` (:func:`live_bytes`) where it is a trace, else :data:`LIVE_MAPS`."""
+    pixels = plan.padded[0] * plan.padded[1] * tiling_cost(plan)
+    tile_pixels = plan.tile[0] * plan.tile[1]
+    found = live_bytes(net, plan) if net is not None else None
+    if found is not None:
+        paused, peak = found
+        contexts = sum(4 * (math.prod(c.in_shape) + math.prod(c.out_shape)) for c in plan.contexts.values())
+        return HEAP_MARGIN * (paused / tile_pixels * pixels + peak) + contexts
     maps = LIVE_MAPS["lean" if lean else "eager"]
-    return maps * per_pixel * plan.padded[0] * plan.padded[1] * tiling_cost(plan)
+    return maps * plan.budget / tile_pixels * pixels
 
 
 def segments(plan: TilePlan) -> int:
@@ -544,7 +612,8 @@ def run_faithful(model: TileModel, image: torch.Tensor, tile: int, plan: TilePla
         plan = plan_tiles(model.generator, _channels(model), torch.float32, (h, w), tile, model.stride)
     s = model.out_scale
     net = net if net is not None else lean(model.generator, _calls(plan))
-    need = sweep_bytes(plan, lean=net is not model.generator)
+    traced = lean(model.generator, _calls(plan))  # a graph backend's segments hold what the trace holds
+    need = sweep_bytes(plan, lean=traced is not model.generator, net=traced)
     if need > max_memory() and plan.norms:
         return _run_frozen(model, image, tile, need, progress, net)
     canvas = torch.zeros(3, h * s, w * s)

@@ -396,3 +396,21 @@ def test_paused_tiles_hold_only_live_maps(registry):
     lean = _held_at_pauses(pipe, image, 64, net=None)
     upsampled = 128 * 160 * 192 * 4
     assert eager - lean >= upsampled and 2 * lean < eager, (eager, lean, upsampled)
+
+
+@pytest.mark.parametrize("case", ["animegan:v2", "cyclegan:unet"])
+def test_the_sweep_memory_estimate_covers_what_the_paused_tiles_hold(registry, case):
+    """``sweep_bytes`` measures the traced net on the meta device (plus the whole-image context maps): never
+    under what the tiles really hold at a pause (counted by the garbage collector), nor wildly over it."""
+    from anime_core.inference import tiling
+
+    model, opt = case.split(":")
+    gen = registry.build(model, **({"variant": opt} if model == "animegan" else {"arch": opt}))
+    pipe = _pipeline(registry, model, gen)
+    image = io.to_tensor(make_image((384, 320), 3))
+    plan = pipe._tile_plan(320, 384, 128)
+    net = tiling.lean(pipe.generator, tiling._calls(plan))
+    assert tiling.live_bytes(net, plan) is not None
+    need = tiling.sweep_bytes(plan, net=net)
+    held = _held_at_pauses(pipe, image, 128, net=None)
+    assert held <= need <= 3 * held, (held, need)
