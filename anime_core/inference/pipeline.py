@@ -383,11 +383,6 @@ class TranslatePipeline(Pipeline):
         and why it was approximate if it was, is left in :attr:`last_tiling`. ``progress``: a
         ``(done, total)`` callback over tiles x segments, or True for a tqdm bar (off by default).
         """
-        fallback = getattr(self, "tile_fallback", None)  # --backend auto on a graph backend: torch tiles exactly
-        if fallback is not None and self.tile_for(*image.shape[-2:], tile) is not None:
-            out = fallback.translate(image, tile, progress)
-            self.last_tiling = fallback.last_tiling
-            return out
         with self.speed_scope():
             return self._translate(image, tile, progress)
 
@@ -405,17 +400,23 @@ class TranslatePipeline(Pipeline):
             overlap = max(self.stride, -(-overlap // self.stride) * self.stride)
             self.last_tiling = TilingReport(0, 1, overlap, [plan])
             return run_tiled(self.forward, image, side, overlap, scale=self.out_scale)
+        model: TranslatePipeline = self
+        net = None
+        source = getattr(self, "tile_source", None)  # a graph made from a torch pipeline: its segments, exact
+        if source is not None:
+            model, net = source.pipe, source.net(plan)
         if progress is True:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(layout(plan)) * segments(plan), unit="tile", desc="tiles", leave=False,
                        dynamic_ncols=True)
             try:
-                out, self.last_tiling = run_faithful(self, image, side, plan, lambda done, _: bar.update(done - bar.n))
+                out, self.last_tiling = run_faithful(model, image, side, plan, lambda done, _: bar.update(done - bar.n),
+                                                     net)
             finally:
                 bar.close()
             return self.controls.apply(out.unsqueeze(0), image.unsqueeze(0))[0]  # the tiles ran without them
-        out, self.last_tiling = run_faithful(self, image, side, plan, progress or None)
+        out, self.last_tiling = run_faithful(model, image, side, plan, progress or None, net)
         return self.controls.apply(out.unsqueeze(0), image.unsqueeze(0))[0]  # the tiles ran without them
 
     def tiling_cost(self, height: int, width: int, tile: int | None = None) -> float:
@@ -423,8 +424,6 @@ class TranslatePipeline(Pipeline):
 
         The tiles' pixels (halos included) per image pixel, from the plan (shapes only; cached).
         """
-        if getattr(self, "tile_fallback", None) is not None:  # its tiles run on torch (see translate)
-            return self.tile_fallback.tiling_cost(height, width, tile)
         side = self.tile_for(height, width, tile)
         if side is None:
             return 1.0
@@ -436,8 +435,13 @@ class TranslatePipeline(Pipeline):
 
         A generator that cannot be traced is tiled with blended tiles only when it has no norm
         layers (they would be normalised per tile); otherwise this raises ``BadImage`` saying how
-        to run it: whole (``--tile 0``) or with a backend that tiles exactly.
+        to run it: whole (``--tile 0``) or with a backend that tiles exactly. A graph made from a
+        torch pipeline (``tile_source``, :mod:`~anime_core.inference.backends.onnx_segments`) tiles
+        with that pipeline's plan.
         """
+        source = getattr(self, "tile_source", None)
+        if source is not None:
+            return source.pipe._tile_plan(h, w, side)  # type: ignore[no-any-return]
         cache: dict[tuple[int, int, int], TilePlan | str] = self.__dict__.setdefault("_tile_plans", {})
         key = (h, w, side)
         opaque = getattr(self.generator, "opaque", None)  # e.g. an ONNX Runtime session: no layers to see
