@@ -31,6 +31,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from anime_core.budget import max_memory
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.inference import io, speed
 from anime_core.inference import precision as auto
@@ -47,6 +48,7 @@ from anime_core.inference.tiling import (
     run_faithful,
     run_tiled,
     segments,
+    sweep_bytes,
     tiling_cost,
 )
 
@@ -403,8 +405,12 @@ class TranslatePipeline(Pipeline):
         model: TranslatePipeline = self
         net = None
         source = getattr(self, "tile_source", None)  # a graph made from a torch pipeline: its segments, exact
-        if source is not None:
+        if source is not None and not (plan.contexts and sweep_bytes(plan) > max_memory()):
+            # (above the budget a shrunk copy gives the statistics, whose plan may compute other modules whole
+            # than this cut export's: its tiles run on the torch pipeline)
             model, net = source.pipe, source.net(plan)
+        elif source is not None:
+            model = source.pipe
         if progress is True:
             from tqdm.auto import tqdm
 
