@@ -292,9 +292,18 @@ def _info(name: str, types: dict[str, tuple[int, int, int | None]]) -> Any:
 
 # -- running -----------------------------------------------------------------------------------
 def ort_runner(graph: bytes, threads: int | None = None, device: torch.device | None = None) -> Runner:
-    """A segment on ONNX Runtime (the CPU, or ``device``'s provider)."""
+    """A segment on ONNX Runtime (the CPU, or ``device``'s provider).
+
+    Without ONNX Runtime's memory arena: each session's arena keeps its peak, and a generator cut at
+    every norm has dozens of sessions (AnimeGAN v2: 27), so the arenas held the whole image's working
+    set many times over (a 2048 px photo in 1024 px tiles ran out of 23 GB).
+    """
     ort = require()
-    session = ort.InferenceSession(graph, session_options(threads), providers=providers(device or torch.device("cpu")))
+    options = session_options(threads)
+    options.enable_cpu_mem_arena = False
+    options.enable_mem_pattern = False
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # torch runs the norms next
+    session = ort.InferenceSession(graph, options, providers=providers(device or torch.device("cpu")))
 
     def run(feed: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
         return session.run(outputs, feed)
@@ -319,6 +328,8 @@ class SegmentedGenerator(nn.Module):
         self.split = split_
         self.runners = [runner(s.graph) if isinstance(s, Segment) else None for s in split_.steps]
         self.modules_by_name = dict(generator.named_modules())
+        #: where the torch modules run (the segments take and give CPU arrays)
+        self.device = next(generator.parameters(), torch.empty(0)).device
         self.runs = 0
 
     def named_modules(self, memo: set[nn.Module] | None = None, prefix: str = "",
@@ -343,12 +354,12 @@ class SegmentedGenerator(nn.Module):
                 self.runs += 1
                 live.update(zip(step.outputs, outs))
             elif step.name is not None:
-                live[step.outputs[0]] = self.modules_by_name[step.name](_torch(live[step.inputs[0]]))
+                live[step.outputs[0]] = self.modules_by_name[step.name](_torch(live[step.inputs[0]], self.device))
             else:
-                live[step.outputs[0]] = _resize(step, live)
+                live[step.outputs[0]] = _resize(step, live, self.device)
             for name in self.split.last[k]:
                 live.pop(name, None)
-        return _torch(live[self.split.output]).float()
+        return _torch(live[self.split.output], x.device).float()
 
 
 def _numpy(v: Any) -> np.ndarray:
@@ -357,13 +368,13 @@ def _numpy(v: Any) -> np.ndarray:
     return v  # type: ignore[no-any-return]
 
 
-def _torch(v: Any) -> torch.Tensor:
-    return v if isinstance(v, torch.Tensor) else torch.from_numpy(v)
+def _torch(v: Any, device: torch.device) -> torch.Tensor:
+    return (v if isinstance(v, torch.Tensor) else torch.from_numpy(v)).to(device)
 
 
-def _resize(step: Cut, live: dict[str, Any]) -> torch.Tensor:
+def _resize(step: Cut, live: dict[str, Any], device: torch.device) -> torch.Tensor:
     """A bilinear align-corners ``Resize`` in torch, at the size the graph computed (sizes, or scales)."""
-    x = _torch(live[step.inputs[0]])
+    x = _torch(live[step.inputs[0]], device)
 
     def value(i: int) -> np.ndarray | None:
         if len(step.inputs) <= i or not step.inputs[i]:

@@ -141,7 +141,7 @@ class OpenVinoGenerator(OnnxGenerator):
                 requests[precision] = self.core.compile_model(model, "CPU", config).create_infer_request()
             req = requests[precision]
             try:
-                req.infer(feed)
+                req.infer(feed, share_inputs=True)  # the feed lives until infer returns: no copy
             except Exception as exc:  # OpenVINO's own exception types
                 raise RuntimeError(f"OpenVINO: {first_line(exc)}") from None
             return [req.get_tensor(name).data.copy() for name in outputs]  # buffers are reused by the next call
