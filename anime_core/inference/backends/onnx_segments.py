@@ -53,7 +53,7 @@ CUT_DOMAIN = "anime.cut"
 CUT_OP = "Cut"
 #: metadata key of a cut export: the qualified names of the cut modules, by the nodes' ``index``
 CUTS_KEY = "anime_cuts"
-Runner = Callable[[dict[str, np.ndarray], list[str]], list[np.ndarray]]
+Runner = Callable[[dict[str, np.ndarray], list[str]], list[Any]]  # numpy arrays or CPU torch tensors
 
 # -- export ------------------------------------------------------------------------------------
 _FORWARDS: dict[int, Callable[..., torch.Tensor]] = {}  # cut index -> the module's own forward, while exporting
@@ -296,8 +296,9 @@ def ort_runner(graph: bytes, threads: int | None = None, device: torch.device | 
 
     All segments share one CPU arena (registered once in ONNX Runtime's environment): a session's
     own arena keeps its peak, and a generator cut at every norm has dozens of sessions (AnimeGAN v2:
-    27); without an arena every large map was a fresh ``mmap``, page-faulted anew. No spinning
-    after a run: torch runs the norm that follows, and a spinning pool took one of its cores.
+    27); without an arena every large map was a fresh ``mmap``, page-faulted anew (as were the
+    copies ``session.run`` returns, so outputs are bound in the arena and handed over as they are).
+    No spinning after a run: torch runs the norm that follows, and a spinning pool took one of its cores.
     """
     ort = require()
     options = session_options(threads)
@@ -308,8 +309,15 @@ def ort_runner(graph: bytes, threads: int | None = None, device: torch.device | 
         options.add_session_config_entry("session.use_env_allocators", "1")
     session = ort.InferenceSession(graph, options, providers=providers(device or torch.device("cpu")))
 
-    def run(feed: dict[str, np.ndarray], outputs: list[str]) -> list[np.ndarray]:
-        return session.run(outputs, feed)
+    def run(feed: dict[str, np.ndarray], outputs: list[str]) -> list[Any]:
+        binding = session.io_binding()
+        for name, value in feed.items():
+            binding.bind_cpu_input(name, value)
+        for name in outputs:
+            binding.bind_output(name, "cpu")
+        session.run_with_iobinding(binding)
+        # the outputs stay in the arena's blocks (no copy, no fresh pages): torch tensors that own them
+        return [torch.from_dlpack(v) for v in binding.get_outputs()]
 
     return run
 
