@@ -43,7 +43,7 @@ from anime_core.inference.backends.onnx_export import (
     _to_proto,
 )
 from anime_core.inference.backends.onnx_runtime import providers, require, session_options
-from anime_core.inference.norms import is_global_module, norm_spec
+from anime_core.inference.norms import donate, is_global_module, norm_spec
 
 if TYPE_CHECKING:
     from anime_core.inference.pipeline import TranslatePipeline
@@ -355,6 +355,9 @@ class SegmentedGenerator(nn.Module):
         #: where the torch modules run (the segments take and give CPU arrays)
         self.device = next(generator.parameters(), torch.empty(0)).device
         self.runs = 0
+        made = {o for step in split_.steps if isinstance(step, Segment) for o in step.outputs}
+        #: per step: the cut's input when a segment made it and this cut is its last reader
+        self.donatable = [{v for v in split_.last[k] if v in made} for k in range(len(split_.steps))]
 
     def named_modules(self, memo: set[nn.Module] | None = None, prefix: str = "",
                       remove_duplicate: bool = True) -> Iterator[tuple[str, nn.Module]]:
@@ -378,7 +381,10 @@ class SegmentedGenerator(nn.Module):
                 self.runs += 1
                 live.update(zip(step.outputs, outs))
             elif step.name is not None:
-                live[step.outputs[0]] = self.modules_by_name[step.name](_torch(live[step.inputs[0]], self.device))
+                value = _torch(live[step.inputs[0]], self.device)
+                if step.inputs[0] in self.donatable[k]:
+                    donate(value)  # read by nothing after this cut: a norm may write its output into it
+                live[step.outputs[0]] = self.modules_by_name[step.name](value)
             else:
                 live[step.outputs[0]] = _resize(step, live, self.device)
             for name in self.split.last[k]:
