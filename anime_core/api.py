@@ -394,8 +394,6 @@ def load(
             pipe, _ = torch_pipeline(spec, cls, source, chosen, pipe_options, device, precision)
             pipe.backend_notice = f"running on torch: the generator does not export for OpenVINO ({exc})"
             return pipe
-        if backend in (None, "auto"):  # a graph runs as one black box: images that need tiles run on torch, exactly
-            graph.tile_fallback = pipe
         return graph
     return backends.get(which).from_torch(pipe, cls, device, **pipe_options)
 

@@ -6,6 +6,12 @@ case: see bench_tiling.py.
 
     python benchmarks/bench_tile_ratio.py --size 768 1024 --tile 256 --repeat 3
     python benchmarks/bench_tile_ratio.py --photo 0 --long-side 2048 --tile 1024
+    python benchmarks/bench_tile_ratio.py --size 768 1024 --tile 256 --backend openvino
+
+``--backend onnxruntime|openvino``: both runs on that backend (the tiles run the cut export's
+segments there, ``anime_core.inference.backends.onnx_segments``); the exports are made before timing,
+in ``--cache`` (default: a temporary folder). OpenVINO runs in its default precision on this CPU
+unless ``--precision`` says otherwise.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--case", default="animegan:variant=v2")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "openvino"))
+    parser.add_argument("--precision", help="openvino: fp32, bf16 or fp16 (default: its native precision here)")
+    parser.add_argument("--cache", type=Path, help="export cache folder (default: a temporary one)")
     args = parser.parse_args()
 
     import torch
@@ -47,6 +56,19 @@ def main() -> None:
     reg = get_registry()
     spec = reg.model(model)
     pipe = (spec.pipeline_class() or TranslatePipeline)(spec, {"generator": reg.build(model, **opts)}, device="cpu")
+    precision = "fp32"
+    if args.backend != "torch":
+        import tempfile
+
+        from anime_core.inference.backends import get
+
+        options = {}
+        if args.backend == "openvino":
+            from anime_core.inference.backends.openvino import native_precision
+
+            precision = options["precision"] = args.precision or native_precision()
+        cache = args.cache or Path(tempfile.mkdtemp(prefix="anime-onnx-"))
+        pipe = get(args.backend).from_torch(pipe, type(pipe), "cpu", cache=cache, threads=args.threads, **options)
     if args.photo is not None:
         img = Image.open(sorted(PHOTOS.glob("*.jpg"))[args.photo]).convert("RGB")
         if args.long_side:
@@ -62,6 +84,11 @@ def main() -> None:
     x = io.to_tensor(img)
     pipe.translate(x[:, :64, :64], 0)  # one-off set-up
     pipe.tiling_cost(x.shape[1], x.shape[2], args.tile)  # the plan (shapes only) is made once per size
+    source = getattr(pipe, "tile_source", None)
+    if source is not None:  # the cut export (and its sessions) before timing; one run of each shape compiles
+        source.net(pipe._tile_plan(x.shape[1], x.shape[2], args.tile))
+        pipe.translate(x, args.tile)
+        pipe.translate(x, 0)
     times: dict[str, list[float]] = {"untiled": [], "tiled": []}
     outs = {}
     loads = [os.getloadavg()[0]]
@@ -76,7 +103,8 @@ def main() -> None:
     flat = diff.flatten()
     p999 = float(flat.kthvalue(int(0.999 * flat.numel())).values)
     u, t = statistics.median(times["untiled"]), statistics.median(times["tiled"])
-    print(f"{args.case}, {what}, --tile {args.tile}, {args.threads} threads, median of {args.repeat} interleaved")
+    print(f"{args.case}, {what}, --tile {args.tile}, {args.threads} threads, median of {args.repeat} interleaved, "
+          f"backend {args.backend} ({precision})")
     print(f"untiled {u:.1f} s {[round(v, 1) for v in times['untiled']]}, tiled {t:.1f} s "
           f"{[round(v, 1) for v in times['tiled']]}: {t / u:.2f}x; {report.tiles} tiles, {report.segments} segments, "
           f"halo {report.halo}, pixel cost {report.cost:.2f}; diff mean {float(flat.mean()):.3f}/255, "

@@ -20,6 +20,7 @@ entry would not fail, it would tile wrongly); docs/DESIGN-NOTES.md, "Faithful ti
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -128,7 +129,33 @@ def normalize(x: torch.Tensor, spec: NormSpec, mean: torch.Tensor, var: torch.Te
     mean_c, var_c = mean.float().repeat_interleave(per), var.float().repeat_interleave(per)
     weight = spec.weight.float() if spec.weight is not None else None
     bias = spec.bias.float() if spec.bias is not None else None
+    if donated(x) and x.dtype == torch.float32 and x.is_contiguous():  # into x: no fresh map
+        scale = var_c.add(spec.eps).rsqrt_()
+        if weight is not None:
+            scale = scale * weight
+        shift = -mean_c * scale + (bias if bias is not None else 0.0)
+        shape = (1, c) + (1,) * (x.dim() - 2)
+        return torch.addcmul(shift.view(shape), x, scale.view(shape), out=x)
     return F.batch_norm(x.float(), mean_c, var_c, weight, bias, False, 0.0, spec.eps)
+
+
+_DONATED: dict[int, weakref.ref[torch.Tensor]] = {}
+
+
+def donate(x: torch.Tensor) -> None:
+    """Let :func:`normalize` write its output into ``x``: its caller reads ``x`` no more after the norm.
+
+    A graph backend's segments know this (:mod:`anime_core.inference.backends.onnx_segments`): a norm
+    output is then no fresh map (one per norm and tile: at 2048 px in 1024 px tiles, a few GB of
+    page-faulted memory per tile for AnimeGAN v2).
+    """
+    key = id(x)
+    _DONATED[key] = weakref.ref(x, lambda _ref: _DONATED.pop(key, None))
+
+
+def donated(x: torch.Tensor) -> bool:
+    ref = _DONATED.get(id(x))
+    return ref is not None and ref() is x
 
 
 def _register_builtins() -> None:

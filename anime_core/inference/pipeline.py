@@ -32,6 +32,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from anime_core.budget import max_memory
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.inference import io, speed
 from anime_core.inference import precision as auto
@@ -48,6 +49,7 @@ from anime_core.inference.tiling import (
     run_faithful,
     run_tiled,
     segments,
+    sweep_need,
     tiling_cost,
 )
 
@@ -395,12 +397,9 @@ class TranslatePipeline(Pipeline):
         and why it was approximate if it was, is left in :attr:`last_tiling`. ``progress``: a
         ``(done, total)`` callback over tiles x segments, or True for a tqdm bar (off by default).
         """
-        fallback = getattr(self, "tile_fallback", None)  # --backend auto on a graph backend: torch tiles exactly
-        if fallback is not None and self.tile_for(*image.shape[-2:], tile) is not None:
-            out = fallback.translate(image, tile, progress)
-            self.last_tiling = fallback.last_tiling
-            return out
-        with self.speed_scope():
+        source = getattr(self, "tile_source", None)
+        tiled = source is not None and self.tile_for(*image.shape[-2:], tile) is not None
+        with (source.pipe if tiled else self).speed_scope():  # tiles: torch's norms between the graph's segments
             return self._translate(image, tile, progress)
 
     def _translate(self, image: torch.Tensor, tile: int | None,
@@ -417,17 +416,27 @@ class TranslatePipeline(Pipeline):
             overlap = max(self.stride, -(-overlap // self.stride) * self.stride)
             self.last_tiling = TilingReport(0, 1, overlap, [plan])
             return run_tiled(self.forward, image, side, overlap, scale=self.out_scale)
+        model: TranslatePipeline = self
+        net = None
+        source = getattr(self, "tile_source", None)  # a graph made from a torch pipeline: its segments, exact
+        if source is not None and not (plan.contexts and sweep_need(source.pipe, plan) > max_memory()):
+            # (above the budget a shrunk copy gives the statistics, whose plan may compute other modules whole
+            # than this cut export's: its tiles run on the torch pipeline)
+            model, net = source.pipe, source.net(plan)
+        elif source is not None:
+            model = source.pipe
         if progress is True:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=len(layout(plan)) * segments(plan), unit="tile", desc="tiles", leave=False,
                        dynamic_ncols=True)
             try:
-                out, self.last_tiling = run_faithful(self, image, side, plan, lambda done, _: bar.update(done - bar.n))
+                out, self.last_tiling = run_faithful(model, image, side, plan, lambda done, _: bar.update(done - bar.n),
+                                                     net)
             finally:
                 bar.close()
             return self.controls.apply(out.unsqueeze(0), image.unsqueeze(0))[0]  # the tiles ran without them
-        out, self.last_tiling = run_faithful(self, image, side, plan, progress or None)
+        out, self.last_tiling = run_faithful(model, image, side, plan, progress or None, net)
         return self.controls.apply(out.unsqueeze(0), image.unsqueeze(0))[0]  # the tiles ran without them
 
     def tiling_cost(self, height: int, width: int, tile: int | None = None) -> float:
@@ -435,8 +444,6 @@ class TranslatePipeline(Pipeline):
 
         The tiles' pixels (halos included) per image pixel, from the plan (shapes only; cached).
         """
-        if getattr(self, "tile_fallback", None) is not None:  # its tiles run on torch (see translate)
-            return self.tile_fallback.tiling_cost(height, width, tile)
         side = self.tile_for(height, width, tile)
         if side is None:
             return 1.0
@@ -448,8 +455,13 @@ class TranslatePipeline(Pipeline):
 
         A generator that cannot be traced is tiled with blended tiles only when it has no norm
         layers (they would be normalised per tile); otherwise this raises ``BadImage`` saying how
-        to run it: whole (``--tile 0``) or with a backend that tiles exactly.
+        to run it: whole (``--tile 0``) or with a backend that tiles exactly. A graph made from a
+        torch pipeline (``tile_source``, :mod:`~anime_core.inference.backends.onnx_segments`) tiles
+        with that pipeline's plan.
         """
+        source = getattr(self, "tile_source", None)
+        if source is not None:
+            return source.pipe._tile_plan(h, w, side)  # type: ignore[no-any-return]
         cache: dict[tuple[int, int, int], TilePlan | str] = self.__dict__.setdefault("_tile_plans", {})
         key = (h, w, side)
         opaque = getattr(self.generator, "opaque", None)  # e.g. an ONNX Runtime session: no layers to see

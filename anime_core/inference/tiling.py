@@ -253,6 +253,15 @@ def sweep_bytes(plan: TilePlan, lean: bool = True, net: nn.Module | None = None)
     return maps * plan.budget / tile_pixels * pixels
 
 
+def sweep_need(model: TileModel, plan: TilePlan) -> float:
+    """Estimated bytes of :func:`run_faithful`'s exact sweep of ``plan`` (checked against the memory budget).
+
+    Measured on the generator's :func:`lean` trace; a graph backend's segments hold what it holds.
+    """
+    traced = lean(model.generator, _calls(plan))
+    return sweep_bytes(plan, lean=traced is not model.generator, net=traced)
+
+
 def segments(plan: TilePlan) -> int:
     """How many segments each tile runs: one more than the global calls."""
     return len(plan.norms) + len(plan.contexts) + 1
@@ -612,8 +621,7 @@ def run_faithful(model: TileModel, image: torch.Tensor, tile: int, plan: TilePla
         plan = plan_tiles(model.generator, _channels(model), torch.float32, (h, w), tile, model.stride)
     s = model.out_scale
     net = net if net is not None else lean(model.generator, _calls(plan))
-    traced = lean(model.generator, _calls(plan))  # a graph backend's segments hold what the trace holds
-    need = sweep_bytes(plan, lean=traced is not model.generator, net=traced)
+    need = sweep_need(model, plan)
     if need > max_memory() and plan.norms:
         return _run_frozen(model, image, tile, need, progress, net)
     canvas = torch.zeros(3, h * s, w * s)

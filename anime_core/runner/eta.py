@@ -38,14 +38,9 @@ class Eta:
         self.pipe, self.announce, self.tile = pipe, announce, tile
         self.rate: float | None = None  # seconds per input megapixel
         self.overhead = 0.0  # seconds per forward, from the calibration
-        fallback = getattr(pipe, "tile_fallback", None)  # --backend auto on OpenVINO: tiles run on torch
-        #: the estimate of the pipeline that runs tiled images, when it is another one (its own rate)
-        self.tiles: Eta | None = Eta(fallback, announce, tile) if fallback is not None else None
 
     def seconds(self, w: int, h: int, tiled: bool) -> float | None:
         """Estimated time of one image; tiles count the pixels they compute (halos included)."""
-        if tiled and self.tiles is not None:
-            return self.tiles.seconds(w, h, tiled)
         if self.rate is None:
             self.rate = self._calibrate()
         if self.rate is None:
@@ -86,8 +81,6 @@ class Eta:
             self.announce(f"{path}: {frames} frames of {w}x{h} px on the CPU, about {duration(one * frames)}")
 
     def after(self, group: list[Job], seconds: float) -> None:
-        if group[0].tiled and self.tiles is not None:
-            return self.tiles.after(group, seconds)
         if group[0].tiled:  # per computed pixel, as the estimate counts them
             seconds /= self.pipe.tiling_cost(group[0].image.height, group[0].image.width, self.tile)
         pixels = sum(job.image.width * job.image.height for job in group)

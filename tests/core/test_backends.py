@@ -13,8 +13,8 @@ from anime_core.inference import backends
 from anime_core.inference.backends.base import Backend
 
 ROOT = Path(anime_core.__file__).parent / "inference" / "backends"
-#: each ONNX module may import only those before it (runtime <- quant <- export <- cache)
-ONNX_ORDER = ["onnx_guard", "onnx_runtime", "onnx_quant", "onnx_export", "onnx_cache"]
+#: each ONNX module may import only those before it (runtime <- quant <- export <- segments <- cache)
+ONNX_ORDER = ["onnx_guard", "onnx_runtime", "onnx_quant", "onnx_export", "onnx_segments", "onnx_cache"]
 
 
 @pytest.mark.parametrize("name", list(backends.NAMES))

@@ -8,6 +8,8 @@
 ``onnx_guard``     bounds on a graph from outside, checked before ONNX Runtime runs a node of it
 ``onnx_export``    export with parity verification and the graph's metadata (:func:`~.onnx_export.export`)
 ``onnx_quant``     static int8 quantization checked on photos (:func:`~.onnx_quant.quantize_int8`)
+``onnx_segments``  exact tiles on a graph backend: the export cut at each norm, run segment by segment
+                   (:class:`~.onnx_segments.SegmentedGenerator`)
 ``onnx_cache``     ``--backend onnxruntime`` for torch weights: export once, cache by digest
                    (:func:`~.onnx_cache.to_onnxruntime`, :func:`~.onnx_cache.cached_export`)
 ``openvino``       OpenVINO's CPU plugin on the same cached export (``anime-core[openvino]``)

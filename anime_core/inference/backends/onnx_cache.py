@@ -8,7 +8,7 @@ is rebuilt, with one note per process (:func:`_cache_state`).
 
 :data:`BACKEND` is the ``onnxruntime`` :class:`~.base.Backend`: graph files through
 :func:`.onnx_runtime.onnx_pipeline`, torch weights through :func:`to_onnxruntime`. It lives here,
-the top of the ONNX modules (runtime <- quant <- export <- cache), so no module imports back.
+the top of the ONNX modules (runtime <- quant <- export <- segments <- cache), so no module imports back.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from anime_core.errors import UsageError
 from anime_core.fsutil import write_bytes_atomic
 from anime_core.inference.backends.onnx_export import build_verified
 from anime_core.inference.backends.onnx_runtime import FORMAT_VERSION, onnx_pipeline
+from anime_core.inference.backends.onnx_segments import SegmentTiles, ort_runner
 from anime_core.inference.precision import module_digest
 from anime_core.weights.store import anime_home
 
@@ -40,12 +42,18 @@ def to_onnxruntime(pipe: Pipeline, cls: type[Pipeline], device: str | torch.devi
     The graph is exported and verified once, then kept in ``cache`` (default
     ``$ANIME_HOME/onnx``) under a digest of the generator's tensors, class, options and precision,
     with its sha256 beside it: a cached file that no longer matches is rebuilt (with one note).
+    Images that need tiles run exactly on ONNX Runtime: the segments of a cut export between the
+    torch pipeline's norms, with its plan (:mod:`.onnx_segments`).
     """
     precision = pipe.precision
     if precision not in BACKEND.precisions:
         raise UsageError(f"the onnxruntime backend runs fp32 or fp16 graphs, not {precision}")
-    return onnx_pipeline(cls, pipe.spec, cached_export(pipe, precision, cache), device, "fp32", pipe.defaults,
-                         threads, f"the ONNX export of {pipe.spec.name}", **kwargs)
+    graph = onnx_pipeline(cls, pipe.spec, cached_export(pipe, precision, cache), device, "fp32", pipe.defaults,
+                          threads, f"the ONNX export of {pipe.spec.name}", **kwargs)
+    if pipe.kind == "translate":  # images that need tiles: the cut export's segments on ONNX Runtime, exact
+        dev = graph.device
+        graph.tile_source = SegmentTiles(pipe, cut_store(pipe, cache), lambda g: ort_runner(g, threads, dev))
+    return graph
 
 
 def cached_export(pipe: Pipeline, precision: str = "fp32", cache: Path | None = None) -> Path | bytes:
@@ -54,11 +62,29 @@ def cached_export(pipe: Pipeline, precision: str = "fp32", cache: Path | None = 
     cannot be written. ONNX Runtime and OpenVINO share it."""
     folder = cache or anime_home() / "onnx"
     path = folder / f"{pipe.spec.name}-{_digest(pipe, precision)}.onnx"
+    return _cached(path, lambda: build_verified(pipe, precision=precision)[0].SerializeToString())
+
+
+def cut_store(pipe: Pipeline, cache: Path | None = None) -> Callable[[str, Callable[[], bytes]], bytes]:
+    """Where the cut exports of ``pipe`` (:mod:`.onnx_segments`) are kept: beside its export, ``-<tag>`` added.
+
+    ``store(tag, build)`` returns the graph's bytes, built (and verified by ``build``) when missing or damaged.
+    """
+    folder = cache or anime_home() / "onnx"
+
+    def store(tag: str, build: Callable[[], bytes]) -> bytes:
+        got = _cached(folder / f"{pipe.spec.name}-{_digest(pipe, 'fp32')}-{tag}.onnx", build)
+        return got if isinstance(got, bytes) else got.read_bytes()
+
+    return store
+
+
+def _cached(path: Path, build: Callable[[], bytes]) -> Path | bytes:
+    """``path`` when its sha256 matches its sidecar, else ``build()``'s bytes, written atomically (when it can be)."""
     state = _cache_state(path)
     if state == "ok":
         return path
-    proto, _ = build_verified(pipe, precision=precision)
-    graph = proto.SerializeToString()
+    graph = build()
     with contextlib.suppress(OSError):  # a read-only cache still runs, from memory
         write_bytes_atomic(path, graph)
         write_bytes_atomic(_sidecar(path), f"{hashlib.sha256(graph).hexdigest()}  {path.name}\n".encode())

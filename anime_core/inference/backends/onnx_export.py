@@ -175,8 +175,12 @@ def _dynamic_shapes(pipe: Pipeline, names: list[str]) -> tuple[dict[int, str], .
 
 
 def _to_proto(net: nn.Module, example: tuple[torch.Tensor, ...], names: list[str],
-              dynamic: tuple[dict[int, str], ...], opset: int | None) -> Any:
-    """``torch.onnx.export(dynamo=True)`` to an in-memory ModelProto; its progress chatter is silenced."""
+              dynamic: tuple[dict[int, str], ...], opset: int | None,
+              translations: dict[Any, Any] | None = None) -> Any:
+    """``torch.onnx.export(dynamo=True)`` to an in-memory ModelProto; its progress chatter is silenced.
+
+    ``translations``: the exporter's ``custom_translation_table`` (custom ops -> ONNX functions).
+    """
     for name in ("onnx", "onnxscript"):
         require(name)
     chatter = _io.StringIO()
@@ -186,6 +190,7 @@ def _to_proto(net: nn.Module, example: tuple[torch.Tensor, ...], names: list[str
             program = torch.onnx.export(
                 net, example, dynamo=True, input_names=names, output_names=["output"],
                 dynamic_shapes=dynamic, opset_version=opset, optimize=True, verbose=False,
+                custom_translation_table=translations,
             )
     except Exception as exc:
         raise ExportError(f"torch.onnx.export could not export this generator ({type(exc).__name__}: "

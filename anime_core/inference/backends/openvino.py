@@ -26,14 +26,16 @@ import functools
 import hashlib
 import importlib.util
 import types
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from anime_core.errors import UsageError
-from anime_core.inference.backends.onnx_cache import cached_export
+from anime_core.inference.backends.onnx_cache import cached_export, cut_store
 from anime_core.inference.backends.onnx_runtime import OnnxGenerator, check_graph, first_line, graph_defaults
+from anime_core.inference.backends.onnx_segments import SegmentTiles
 
 if TYPE_CHECKING:
     from anime_core.inference.pipeline import Pipeline
@@ -125,6 +127,27 @@ class OpenVinoGenerator(OnnxGenerator):
             self._requests[precision] = compiled.create_infer_request()
         return self._requests[precision]
 
+    def segment_runner(self, graph: bytes) -> Callable[[dict[str, Any], list[str]], list[Any]]:
+        """A segment of the cut export (:mod:`.onnx_segments`) on this Core, compiled as :meth:`request` compiles
+        (LATENCY, the threads) in the precision this generator runs at each call (bf16 where it is the default)."""
+        model = self.core.read_model(graph)
+        requests: dict[str, Any] = {}
+
+        def run(feed: dict[str, Any], outputs: list[str]) -> list[Any]:
+            precision = self.precision
+            if precision not in requests:
+                config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": OV_TYPES[precision],
+                          "INFERENCE_NUM_THREADS": self.threads}
+                requests[precision] = self.core.compile_model(model, "CPU", config).create_infer_request()
+            req = requests[precision]
+            try:
+                req.infer(feed, share_inputs=True)  # the feed lives until infer returns: no copy
+            except Exception as exc:  # OpenVINO's own exception types
+                raise RuntimeError(f"OpenVINO: {first_line(exc)}") from None
+            return [req.get_tensor(name).data.copy() for name in outputs]  # buffers are reused by the next call
+
+        return run
+
     def _run(self, feed: dict[str, Any]) -> Any:
         """One inference; Ctrl-C cancels it (the wait returns to Python every :data:`STOP_MS` ms)."""
         req = self.request()
@@ -162,9 +185,16 @@ def openvino_pipeline(cls: type[Pipeline], spec: ModelSpec, graph: str | Path | 
 def to_openvino(pipe: Pipeline, cls: type[Pipeline], device: str | torch.device | None = None,
                 precision: str = "auto", threads: int | None = None, cache: Path | None = None,
                 **kwargs: Any) -> Pipeline:
-    """``pipe`` (torch, fp32) as the same pipeline class running on OpenVINO in ``precision``."""
-    return openvino_pipeline(cls, pipe.spec, cached_export(pipe, "fp32", cache), device, precision, pipe.defaults,
-                             threads, f"the ONNX export of {pipe.spec.name}", **kwargs)
+    """``pipe`` (torch, fp32) as the same pipeline class running on OpenVINO in ``precision``.
+
+    Images that need tiles run exactly, on OpenVINO: the cut export's segments, the torch pipeline's
+    norms and plan (:mod:`.onnx_segments`).
+    """
+    graph = openvino_pipeline(cls, pipe.spec, cached_export(pipe, "fp32", cache), device, precision, pipe.defaults,
+                              threads, f"the ONNX export of {pipe.spec.name}", **kwargs)
+    if pipe.kind == "translate":
+        graph.tile_source = SegmentTiles(pipe, cut_store(pipe, cache), graph.generator.segment_runner)
+    return graph
 
 
 class OpenVinoBackend:

@@ -1,0 +1,130 @@
+"""Exact tiles on ONNX Runtime and OpenVINO for graphs exported from our torch generators (issue 26).
+
+The graph backend runs the segments of a cut export (:mod:`anime_core.inference.backends.onnx_segments`)
+between the torch generator's norms, whose statistics the sweep gathers across tiles. What must
+hold, tiled against untiled on the same backend, on the written 8-bit image: a mean difference of
+at most 1/255 and a 99.9th percentile of at most 6/255. Generators are small, random weights.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from helpers import make_image
+from photos import PHOTOS
+from torch import nn
+
+from anime_core.inference import io, pipeline
+from anime_core.inference.backends import get, onnx_segments
+from anime_core.inference.pipeline import TranslatePipeline
+from anime_core.inference.tiling import spans
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+MEAN_LIMIT, P999_LIMIT = 1.0, 6.0  # /255
+OPENVINO = importlib.util.find_spec("openvino") is not None
+BACKENDS = ["onnxruntime", pytest.param("openvino", marks=pytest.mark.skipif(not OPENVINO,
+                                                                               reason="openvino is not installed"))]
+
+
+def _liven(gen: nn.Module) -> nn.Module:
+    """Random weights everywhere, including layers a fresh net starts at zero (attention gamma)."""
+    torch.manual_seed(0)
+    for name, p in gen.named_parameters():
+        if not p.any():
+            nn.init.normal_(p, 0.0, 0.5 if name.endswith("gamma") else 0.02)
+    return gen
+
+
+def _torch_pipe(registry, model: str, **options) -> TranslatePipeline:
+    spec = registry.model(model)
+    cls = spec.pipeline_class() or TranslatePipeline
+    return cls(spec, {"generator": _liven(registry.build(model, **options))}, device="cpu")
+
+
+def _graph(pipe: TranslatePipeline, backend: str, cache) -> TranslatePipeline:
+    options = {"precision": "fp32"} if backend == "openvino" else {}
+    return get(backend).from_torch(pipe, type(pipe), "cpu", cache=cache, **options)
+
+
+def _compare(pipe: TranslatePipeline, image: torch.Tensor, tile: int, min_tiles: int = 3) -> None:
+    """Tiled vs untiled on ``pipe``'s backend; the tiles cut each side ``min_tiles`` times and ran its segments."""
+    h, w = image.shape[-2:]
+    full = pipe.translate(image, tile=0)
+    plan = pipe._tile_plan(h, w, tile)
+    net = pipe.tile_source.net(plan)
+    assert isinstance(net, onnx_segments.SegmentedGenerator)
+    before = net.runs
+    tiled = pipe.translate(image, tile=tile)
+    report = pipe.last_tiling
+    assert report is not None and report.notes == [] and report.passes == 1, report
+    per_side = [len(spans(n, t, plan.halo, plan.align)) for n, t in zip(plan.padded, plan.tile)]
+    assert min(per_side) >= min_tiles, per_side
+    graph_steps = sum(isinstance(s, onnx_segments.Segment) for s in net.split.steps)
+    assert net.runs - before == report.tiles * graph_steps  # every tile ran every segment on the backend
+    diff = ((tiled.clamp(0, 1) * 255).round() - (full.clamp(0, 1) * 255).round()).abs()
+    flat = diff.flatten()
+    p999 = float(flat.kthvalue(int(0.999 * flat.numel())).values)
+    assert float(flat.mean()) <= MEAN_LIMIT and p999 <= P999_LIMIT, (float(flat.mean()), p999, report)
+
+
+@pytest.fixture(scope="module")
+def animegan(tmp_path_factory):
+    from anime_core.registry import get_registry
+
+    return _torch_pipe(get_registry(), "animegan", variant="v2"), tmp_path_factory.mktemp("onnx")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_animegan_v2_scene_tiles_exactly_on_the_graph_backend(animegan, backend, monkeypatch):
+    """GroupNorm(1) statistics and align_corners resizes across tiles, the convolutions on the backend."""
+    monkeypatch.setattr(pipeline, "run_tiled", None)  # no blended (per-tile) path is taken
+    pipe = _graph(animegan[0], backend, animegan[1])
+    _compare(pipe, io.to_tensor(make_image((320, 256), 7)), 96)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_animegan_v2_real_photo_tiles_exactly(animegan, backend):
+    photos = sorted(PHOTOS.glob("*.jpg"))
+    if not photos:
+        pytest.skip(f"no real photos in {PHOTOS} (set ANIME_TEST_PHOTOS)")
+    from PIL import Image
+
+    with Image.open(photos[0]) as im:
+        photo = io.to_tensor(im.convert("RGB").resize((301, 213), Image.Resampling.LANCZOS))  # sides off the grid
+    _compare(_graph(animegan[0], backend, animegan[1]), photo, 96, min_tiles=3)
+
+
+def test_the_cut_export_is_cached_and_a_third_party_graph_still_refuses_tiles(animegan, monkeypatch, tmp_path):
+    torch_pipe, cache = animegan
+    pipe = _graph(torch_pipe, "onnxruntime", cache)
+    image = io.to_tensor(make_image((160, 128), 3))
+    pipe.translate(image, tile=64)  # the cut export for this plan exists (made by the tests above, or now)
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    monkeypatch.setattr(onnx_segments, "cut_export", no_export)
+    again = _graph(torch_pipe, "onnxruntime", cache)
+    assert torch.equal(again.translate(image, tile=64), pipe.translate(image, tile=64))
+    # the runner's estimate: the graph's own rate times the tiles' pixels of the torch plan
+    assert again.tiling_cost(128, 160, 64) == torch_pipe.tiling_cost(128, 160, 64) > 1.0
+    graph = next(p for p in cache.glob("*.onnx") if "-cut-" not in p.name)
+    opened = get("onnxruntime").open(type(torch_pipe), torch_pipe.spec, graph, "cpu")
+    with pytest.raises(io.BadImage, match="--tile 0"):  # no torch generator: no norms to gather, a clear refusal
+        opened.translate(image, tile=64)
+
+
+def test_cyclegan_resnet_with_self_attention(registry, tmp_path):
+    """Instance norms and a self-attention computed on the whole (low-resolution) map."""
+    pipe = _torch_pipe(registry, "cyclegan", arch="resnet", width=8, n_blocks=1, attention="blocks")
+    _compare(_graph(pipe, "onnxruntime", tmp_path), io.to_tensor(make_image((320, 288), 7)), 96)
+
+
+def test_cyclegan_unet_low_resolution_half_computed_whole(registry, tmp_path):
+    """A U-Net: its low-resolution half is computed on the whole image (contexts), cut out of the graph too."""
+    pipe = _torch_pipe(registry, "cyclegan", arch="unet", width=4, attention="down")
+    _compare(_graph(pipe, "onnxruntime", tmp_path), io.to_tensor(make_image((768, 768), 7)), 256)
