@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -44,3 +45,15 @@ def subprocess_env(site: Path | None = None, **extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(paths + [p for p in [env.get("PYTHONPATH")] if p])
     env.update(extra)
     return env
+
+
+def liven(gen: Any) -> Any:  # torch stays out of this module's imports
+    """Random weights everywhere in ``gen``, including layers a fresh net starts at zero (attention gamma, SR tail)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(0)
+    for name, p in gen.named_parameters():
+        if not p.any():
+            nn.init.normal_(p, 0.0, 0.5 if name.endswith("gamma") else 0.02)
+    return gen

@@ -12,9 +12,8 @@ import importlib.util
 
 import pytest
 import torch
-from helpers import make_image
+from helpers import liven, make_image
 from photos import PHOTOS
-from torch import nn
 
 from anime_core.inference import io, pipeline
 from anime_core.inference.backends import get, onnx_segments
@@ -30,19 +29,10 @@ BACKENDS = ["onnxruntime", pytest.param("openvino", marks=pytest.mark.skipif(not
                                                                                reason="openvino is not installed"))]
 
 
-def _liven(gen: nn.Module) -> nn.Module:
-    """Random weights everywhere, including layers a fresh net starts at zero (attention gamma)."""
-    torch.manual_seed(0)
-    for name, p in gen.named_parameters():
-        if not p.any():
-            nn.init.normal_(p, 0.0, 0.5 if name.endswith("gamma") else 0.02)
-    return gen
-
-
 def _torch_pipe(registry, model: str, **options) -> TranslatePipeline:
     spec = registry.model(model)
     cls = spec.pipeline_class() or TranslatePipeline
-    return cls(spec, {"generator": _liven(registry.build(model, **options))}, device="cpu")
+    return cls(spec, {"generator": liven(registry.build(model, **options))}, device="cpu")
 
 
 def _graph(pipe: TranslatePipeline, backend: str, cache) -> TranslatePipeline:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_image
+from helpers import liven, make_image
 from photos import PHOTOS  # ../shared/photos beside the checkout, or $ANIME_TEST_PHOTOS
 from torch import nn
 
@@ -26,19 +26,10 @@ from anime_core.inference.tiling import spans
 MEAN_LIMIT, P999_LIMIT = 1.0, 6.0  # /255
 
 
-def _liven(gen: nn.Module) -> nn.Module:
-    """Random weights everywhere, including layers a fresh net starts at zero (attention gamma, SR tail)."""
-    torch.manual_seed(0)
-    for name, p in gen.named_parameters():
-        if not p.any():
-            nn.init.normal_(p, 0.0, 0.5 if name.endswith("gamma") else 0.02)
-    return gen
-
-
 def _pipeline(registry, model: str, gen: nn.Module) -> TranslatePipeline:
     spec = registry.model(model)
     cls = spec.pipeline_class() or TranslatePipeline
-    return cls(spec, {"generator": _liven(gen)}, device="cpu")
+    return cls(spec, {"generator": liven(gen)}, device="cpu")
 
 
 def _compare(pipe: TranslatePipeline, size: tuple[int, int] | torch.Tensor, tile: int, min_tiles: int = 3) -> None:
@@ -259,7 +250,7 @@ def _save_cyclegan(registry, path):
     from anime_core.weights.files import save_native
 
     options = {"arch": "resnet", "width": 8, "n_blocks": 1}
-    return save_native(path, {"generator": _liven(registry.build("cyclegan", **options))}, "cyclegan", options)
+    return save_native(path, {"generator": liven(registry.build("cyclegan", **options))}, "cyclegan", options)
 
 
 def test_anime_run_says_why_it_tiles_and_tile_zero_turns_it_off(registry, tmp_path, monkeypatch, capsys):
