@@ -191,13 +191,14 @@ class _LiveBytes(fx.Interpreter):
     and are not run (their meta kernels are slow Python decompositions).
     """
 
-    def __init__(self, module: fx.GraphModule) -> None:
+    def __init__(self, module: fx.GraphModule, calls: frozenset[str]) -> None:
         super().__init__(module)
+        self.calls = calls  # the plan's contexts: tiles stop there too
         self.paused = self.peak = 0.0
 
     def run_node(self, n: fx.Node) -> Any:
         held = sum(v.numel() * v.element_size() for v in self.env.values() if isinstance(v, torch.Tensor))
-        if n.op == "call_module" and _stops(self.module.get_submodule(str(n.target))):
+        if n.op == "call_module" and (n.target in self.calls or _global(self.module.get_submodule(str(n.target)))):
             self.paused = max(self.paused, held)
         out = super().run_node(n)
         made = sum(t.numel() * t.element_size() for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
@@ -205,18 +206,14 @@ class _LiveBytes(fx.Interpreter):
         return out
 
     def call_module(self, target: Any, args: tuple, kwargs: dict) -> Any:
-        module = self.module.get_submodule(str(target))
-        if norm_spec(module) is not None or is_global_module(module):
+        if _global(self.module.get_submodule(str(target))):
             return torch.empty(args[0].shape, dtype=args[0].dtype, device="meta")
         return super().call_module(target, args, kwargs)
 
 
-def _stops(module: nn.Module) -> bool:
-    return norm_spec(module) is not None or is_global_module(module) or not isinstance(module, _LEAF_TYPES)
-
-
-_LEAF_TYPES = (nn.Conv2d, nn.ConvTranspose2d, nn.ReflectionPad2d, nn.ReplicationPad2d, nn.ZeroPad2d,
-               nn.LeakyReLU, nn.ReLU, nn.Tanh, nn.Sigmoid, nn.Dropout, nn.Upsample, nn.PixelShuffle, nn.Identity)
+def _global(module: nn.Module) -> bool:
+    """A global call of :mod:`~anime_core.inference.norms`: a global-statistics norm or a global module."""
+    return norm_spec(module) is not None or is_global_module(module)
 
 
 def live_bytes(net: nn.Module, plan: TilePlan) -> tuple[float, float] | None:
@@ -229,7 +226,7 @@ def live_bytes(net: nn.Module, plan: TilePlan) -> tuple[float, float] | None:
     key = (plan.tile, plan.channels)
     cache = _LIVE.setdefault(net, {})
     if key not in cache:
-        probe = _LiveBytes(net)
+        probe = _LiveBytes(net, _calls(plan))
         try:
             with torch.inference_mode():
                 probe.run(torch.empty(1, plan.channels, *plan.tile, device="meta"))
@@ -279,8 +276,7 @@ class _Tracer(fx.Tracer):
         self.calls = calls
 
     def is_leaf_module(self, m: nn.Module, qualname: str) -> bool:
-        return (qualname in self.calls or norm_spec(m) is not None or is_global_module(m)
-                or super().is_leaf_module(m, qualname))
+        return qualname in self.calls or _global(m) or super().is_leaf_module(m, qualname)
 
 
 def lean(generator: nn.Module, calls: frozenset[str] = frozenset()) -> nn.Module:
