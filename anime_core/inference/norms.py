@@ -85,30 +85,19 @@ def _group(module: nn.GroupNorm) -> NormSpec:
 def moments(x: torch.Tensor, groups: int, core: tuple[slice, slice] | None = None) -> torch.Tensor:
     """Per-group (count, sum, sum of squares) of (1, C, h, w) ``x``, or of its ``core`` (rows, columns), in float64.
 
-    Shape (3, groups). Per-channel sums in float32 (pairwise summation and a dot product: about
-    1e-7 relative), added up per group and over tiles in float64. A core is the whole map's sums
-    less the four strips around it: reductions of a strided crop are several times slower than
-    of the contiguous map, and the strips are thin.
+    Shape (3, groups). Sums along each row in float32 (``sum`` and the row's 2-norm, vectorised
+    kernels: about 1e-8 relative for rows of a few hundred pixels), then added up per channel, per
+    group and over tiles in float64. One read of the core: ``linalg.vecdot`` over a whole channel
+    was 6x slower than ``vector_norm`` along rows (a 128x732x692 map: 80 ms against 13 ms, 2 threads).
     """
     x = x.detach()[0].float()
-    h, w = x.shape[-2:]
-    sums = _sums(x)
     if core is not None:
-        r0, r1, _ = core[0].indices(h)
-        c0, c1, _ = core[1].indices(w)
-        for strip in (x[:, :r0], x[:, r1:], x[:, r0:r1, :c0], x[:, r0:r1, c1:]):
-            if strip.numel():
-                sums = sums - _sums(strip)
-    count, total, squares = sums
-    total, squares = total.view(groups, -1).sum(1), squares.view(groups, -1).sum(1)
-    return torch.stack([count.view(groups, -1).sum(1), total, squares])
-
-
-def _sums(x: torch.Tensor) -> torch.Tensor:
-    """(count, sum, sum of squares) per channel of (C, h, w) ``x``, float64, shape (3, C)."""
-    rows = x.reshape(x.shape[0], -1)  # a view when contiguous
-    total, squares = rows.sum(1).double(), torch.linalg.vecdot(rows, rows).double()
-    return torch.stack([torch.full_like(total, rows.shape[1]), total, squares])
+        x = x[..., core[0], core[1]]
+    rows = x.reshape(x.shape[0], -1, x.shape[-1] if x.dim() > 1 else 1)  # (C, rows, row length)
+    total = rows.sum(-1).double().sum(1)
+    squares = torch.linalg.vector_norm(rows, 2, dim=-1).double().square().sum(1)
+    count = torch.full_like(total, rows.shape[1] * rows.shape[2])
+    return torch.stack([count.view(groups, -1).sum(1), total.view(groups, -1).sum(1), squares.view(groups, -1).sum(1)])
 
 
 def mean_var(sums: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
