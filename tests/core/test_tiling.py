@@ -72,6 +72,28 @@ def test_animegan_v2_groupnorm(registry):
     _compare(_pipeline(registry, "animegan", registry.build("animegan", variant="v2")), (320, 256), 96)
 
 
+def test_a_tile_resizes_like_the_whole_map_in_bf16():
+    """bf16 autocast (what ``--precision auto`` runs on CPUs with native bf16): a tile's align_corners
+    resize samples the whole map's positions in float32; a bf16 grid was off by up to 2 px in a
+    600 px map (2048 px tiles came out 1.5/255 off the untiled output)."""
+    import torch.nn.functional as F
+
+    from anime_core.inference.tracing import TileGeometry
+
+    torch.manual_seed(0)
+    whole = torch.rand(1, 4, 150, 300).to(torch.bfloat16)  # a map at half the image's size
+    want = F.interpolate(whole.float(), size=(300, 600), mode="bilinear", align_corners=True)
+    top, left, height, width = 40, 400, 64, 96  # a tile of the 300x600 image
+    tile = whole[..., top // 2: (top + height) // 2, left // 2: (left + width) // 2]
+    with torch.autocast("cpu", dtype=torch.bfloat16), TileGeometry((top, left), (height, width), (300, 600),
+                                                                   [((150, 300), (300, 600))]):
+        got = F.interpolate(tile, size=(height, width), mode="bilinear", align_corners=True)
+    expect = want[..., top: top + height, left: left + width]
+    inner = (slice(None), slice(None), slice(2, -2), slice(2, -2))  # the edges sample the halo, which tiles refresh
+    assert float((got.float() - expect)[inner].abs().max()) < 0.02  # bf16 rounding of values in [0, 1]
+    assert got.dtype == torch.bfloat16  # as autocast would give the next layer
+
+
 @pytest.mark.slow  # ~9 s on a loaded 2-core CPU: per-channel statistics of random weights converge slowest
 def test_animegan_v1_instance_norm(registry):
     """AnimeGAN v1 (one inverted residual block instead of eight, to stay fast): per-channel instance norm."""
