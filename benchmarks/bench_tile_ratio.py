@@ -11,7 +11,7 @@ case: see bench_tiling.py.
 ``--backend onnxruntime|openvino``: both runs on that backend (the tiles run the cut export's
 segments there, ``anime_core.inference.backends.onnx_segments``); the exports are made before timing,
 in ``--cache`` (default: a temporary folder). OpenVINO runs in its default precision on this CPU
-unless ``--precision`` says otherwise.
+unless ``--precision`` says otherwise; torch runs ``--precision`` (default fp32).
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--case", default="animegan:variant=v2")
     parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "openvino"))
-    parser.add_argument("--precision", help="openvino: fp32, bf16 or fp16 (default: its native precision here)")
+    parser.add_argument("--precision", help="fp32, bf16 or fp16 (default: fp32 on torch and ONNX Runtime, the native "
+                        "precision here on OpenVINO)")
     parser.add_argument("--cache", type=Path, help="export cache folder (default: a temporary one)")
     args = parser.parse_args()
 
@@ -55,8 +56,9 @@ def main() -> None:
     opts = dict(item.split("=") for item in rest.split(",") if item)
     reg = get_registry()
     spec = reg.model(model)
-    pipe = (spec.pipeline_class() or TranslatePipeline)(spec, {"generator": reg.build(model, **opts)}, device="cpu")
-    precision = "fp32"
+    precision = args.precision if args.backend == "torch" and args.precision else "fp32"
+    pipe = (spec.pipeline_class() or TranslatePipeline)(spec, {"generator": reg.build(model, **opts)}, device="cpu",
+                                                        precision=precision)
     if args.backend != "torch":
         import tempfile
 

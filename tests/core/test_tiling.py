@@ -72,6 +72,24 @@ def test_animegan_v2_groupnorm(registry):
     _compare(_pipeline(registry, "animegan", registry.build("animegan", variant="v2")), (320, 256), 96)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_moments_of_a_core_match_float64_sums_in_every_layout(dtype, channels_last):
+    """The sweep's per-group (count, sum, sum of squares) of a tile's core: float32 rows, bf16, channels-last."""
+    from anime_core.inference.norms import moments
+
+    torch.manual_seed(0)
+    x = (torch.randn(1, 8, 37, 53) * 2 + 1).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    core = x[0, :, 3:30, 5:50].double()
+    want = torch.stack([torch.full((4,), 2 * 27 * 45.0, dtype=torch.float64), core.sum((1, 2)).view(4, 2).sum(1),
+                        core.square().sum((1, 2)).view(4, 2).sum(1)])
+    got = moments(x, 4, (slice(3, 30), slice(5, 50)))
+    assert got.dtype == torch.float64 and got.shape == (3, 4)
+    assert float(((got - want).abs() / want.abs()).max()) < 1e-6
+
+
 def test_a_tile_resizes_like_the_whole_map_in_bf16():
     """bf16 autocast (what ``--precision auto`` runs on CPUs with native bf16): a tile's align_corners
     resize samples the whole map's positions in float32; a bf16 grid was off by up to 2 px in a
