@@ -418,13 +418,22 @@ class TranslatePipeline(Pipeline):
             return run_tiled(self.forward, image, side, overlap, scale=self.out_scale)
         model: TranslatePipeline = self
         net = None
+        scope: Any = nullcontext()
         source = getattr(self, "tile_source", None)  # a graph made from a torch pipeline: its segments, exact
-        if source is not None and not (plan.contexts and sweep_need(source.pipe, plan) > max_memory()):
+        if source is not None and source.on_torch(self.precision):
+            model, scope = source.pipe, source.pipe.running_in(self.precision)  # the torch pipeline, same precision
+        elif source is not None and not (plan.contexts and sweep_need(source.pipe, plan) > max_memory()):
             # (above the budget a shrunk copy gives the statistics, whose plan may compute other modules whole
             # than this cut export's: its tiles run on the torch pipeline)
             model, net = source.pipe, source.net(plan)
         elif source is not None:
             model = source.pipe
+        with scope:
+            return self._sweep(model, net, image, side, plan, progress)
+
+    def _sweep(self, model: TranslatePipeline, net: Any, image: torch.Tensor, side: int, plan: TilePlan,
+               progress: bool | Progress | None) -> torch.Tensor:
+        """``run_faithful`` of ``model`` (``net``: what its tiles run) with a tqdm bar for ``progress=True``."""
         if progress is True:
             from tqdm.auto import tqdm
 

@@ -443,12 +443,17 @@ class SegmentTiles:
     """What a graph pipeline made from a torch pipeline tiles with: the torch pipeline's plan, a segmented net.
 
     ``store(tag, build)``: the cut export's bytes from the export cache (built by ``build`` when
-    missing); ``runner(graph)``: a segment on the graph's backend.
+    missing); ``runner(graph)``: a segment on the graph's backend. Where ``on_torch`` says so for the
+    graph's precision, the tiles run on the torch pipeline in that precision instead (same plan and
+    sweep; see the OpenVINO backend for why).
     """
 
     def __init__(self, pipe: TranslatePipeline, store: Callable[[str, Callable[[], bytes]], bytes],
-                 runner: Callable[[bytes], Runner]) -> None:
+                 runner: Callable[[bytes], Runner], on_torch: Callable[[str], bool] | None = None) -> None:
         self.pipe, self.store, self.runner = pipe, store, runner
+        #: ``on_torch(precision)``: whether tiles in that precision run on the torch pipeline, in that
+        #: precision, instead of the segments (a backend whose cuts cost more than its convolutions)
+        self.on_torch = on_torch or (lambda precision: False)
         self._nets: dict[frozenset[str], SegmentedGenerator] = {}
         self._failed: set[frozenset[str]] = set()
 

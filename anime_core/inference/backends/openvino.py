@@ -187,14 +187,29 @@ def to_openvino(pipe: Pipeline, cls: type[Pipeline], device: str | torch.device 
                 **kwargs: Any) -> Pipeline:
     """``pipe`` (torch, fp32) as the same pipeline class running on OpenVINO in ``precision``.
 
-    Images that need tiles run exactly, on OpenVINO: the cut export's segments, the torch pipeline's
-    norms and plan (:mod:`.onnx_segments`).
+    Images that need tiles run exactly, with the torch pipeline's plan and norm statistics gathered
+    across tiles. Their convolutions run on ``pipe`` itself in the graph's precision wherever torch
+    computes it natively (fp32; bf16 with AVX512-BF16/AMX), else on OpenVINO in the cut export's
+    segments (:mod:`.onnx_segments`). Why: OpenVINO keeps maps in its own blocked bf16 layout, so
+    each cut costs a reorder in and one out, which OpenVINO's own per-layer counters put above the
+    convolution they surround (AnimeGAN v2 at 1024 px, AMX: segment ``Pad, Conv`` 155 ms reorder in,
+    107 ms convolution, 142 ms reorder out). Its segments took 2.7x the whole graph, and its 2048 px
+    tiles 3.5-4.3x its untiled time; torch's bf16 tiles take 1.28x torch's untiled time, about
+    1.4x OpenVINO's (benchmarks/RESULTS.md).
     """
     graph = openvino_pipeline(cls, pipe.spec, cached_export(pipe, "fp32", cache), device, precision, pipe.defaults,
                               threads, f"the ONNX export of {pipe.spec.name}", **kwargs)
     if pipe.kind == "translate":
-        graph.tile_source = SegmentTiles(pipe, cut_store(pipe, cache), graph.generator.segment_runner)
+        graph.tile_source = SegmentTiles(pipe, cut_store(pipe, cache), graph.generator.segment_runner,
+                                         on_torch=functools.partial(_torch_runs, pipe.device))
     return graph
+
+
+def _torch_runs(device: torch.device, precision: str) -> bool:
+    """Whether torch computes ``precision`` natively on ``device`` (where an OpenVINO pipeline's tiles run on torch)."""
+    from anime_core.inference.precision import precision_accelerated
+
+    return precision == "fp32" or precision_accelerated(device, precision)
 
 
 class OpenVinoBackend:
