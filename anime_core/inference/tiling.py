@@ -43,7 +43,15 @@ from torch.utils._pytree import tree_flatten
 
 from anime_core.budget import check_bytes, max_memory
 from anime_core.inference.io import BadImage
-from anime_core.inference.norms import NormSpec, is_global_module, mean_var, moments, norm_spec, normalize
+from anime_core.inference.norms import (
+    NormSpec,
+    donate,
+    is_global_module,
+    mean_var,
+    moments,
+    norm_spec,
+    normalize,
+)
 from anime_core.inference.speed import release_large_blocks
 from anime_core.inference.tileplan import TilePlan, plan_tiles
 from anime_core.inference.tracing import Intercept, Key, Replay, TileGeometry, map_factor
@@ -294,11 +302,25 @@ def lean(generator: nn.Module, calls: frozenset[str] = frozenset()) -> nn.Module
     if traced is None:
         try:
             graph = _Tracer(calls).trace(generator)
+            _donate_dead_norm_inputs(graph, dict(generator.named_modules()))
             traced = fx.GraphModule(generator, graph, type(generator).__name__)
         except Exception:  # code that branches on values or shapes it cannot follow: run it as it is
             traced = generator
         _LEAN[generator][calls] = traced
     return traced
+
+
+def _donate_dead_norm_inputs(graph: fx.Graph, modules: dict[str, nn.Module]) -> None:
+    """Before each norm whose input is a convolution's output read by nothing else: ``donate`` it
+    (the sweep's :func:`~anime_core.inference.norms.normalize` then writes into it, no fresh map)."""
+    for node in list(graph.nodes):
+        if node.op != "call_module" or norm_spec(modules[node.target]) is None or not node.args:
+            continue
+        x = node.args[0]
+        if (isinstance(x, fx.Node) and x.op == "call_module" and len(x.users) == 1
+                and isinstance(modules.get(x.target), nn.modules.conv._ConvNd)):
+            with graph.inserting_before(node):
+                graph.call_function(donate, (x,))
 
 
 # -- faithful tiling -----------------------------------------------------------------------------

@@ -90,6 +90,34 @@ def test_moments_of_a_core_match_float64_sums_in_every_layout(dtype, channels_la
     assert float(((got - want).abs() / want.abs()).max()) < 1e-6
 
 
+def test_the_lean_trace_donates_convolution_outputs_that_only_a_norm_reads(registry):
+    """The tiles' norms write into their input where nothing else reads it: no fresh map per norm and tile."""
+    import torch.nn.functional as F
+
+    from anime_core.inference.norms import NormSpec, donate, norm_spec, normalize
+    from anime_core.inference.tiling import lean
+
+    traced = lean(registry.build("animegan", variant="v2"))
+    nodes = list(traced.graph.nodes)
+    norms = [n for n in nodes if n.op == "call_module" and norm_spec(traced.get_submodule(n.target)) is not None]
+    donated = [n for n in nodes if n.target is donate]
+    assert len(norms) == 24 and len(donated) == 24
+    assert all(nodes[nodes.index(d) + 1] in norms and d.args[0] is nodes[nodes.index(d) + 1].args[0] for d in donated)
+
+    spec = NormSpec(1, 1e-5, torch.rand(8), torch.rand(8))
+    mean, var = torch.tensor([0.3]), torch.tensor([2.0])
+    x = torch.randn(1, 8, 6, 5).contiguous(memory_format=torch.channels_last)
+    want = F.batch_norm(x, mean.repeat(8), var.repeat(8), spec.weight, spec.bias, False, 0.0, 1e-5)
+    donate(x)
+    got = normalize(x, spec, mean, var)
+    assert got.data_ptr() == x.data_ptr() and torch.allclose(got, want, atol=1e-6)
+    half = torch.randn(1, 8, 6, 5).bfloat16()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = normalize(half, spec, mean, var)
+    want = F.batch_norm(half.float(), mean.repeat(8), var.repeat(8), spec.weight, spec.bias, False, 0.0, 1e-5)
+    assert got.dtype == torch.bfloat16 and torch.equal(got, want.bfloat16())
+
+
 def test_a_tile_resizes_like_the_whole_map_in_bf16():
     """bf16 autocast (what ``--precision auto`` runs on CPUs with native bf16): a tile's align_corners
     resize samples the whole map's positions in float32; a bf16 grid was off by up to 2 px in a
