@@ -170,7 +170,7 @@ def release_large_blocks() -> Iterator[None]:
 
 @contextlib.contextmanager
 def one_torch_thread(enabled: bool = True) -> Iterator[None]:
-    """torch's own operations in the calling thread only, while inside (graph backends' calls).
+    """torch's own operations in the calling thread only, while inside (graph backends' calls, a tile sweep's sums).
 
     When OpenVINO or ONNX Runtime runs the network, torch only converts, pads, maps values and
     checks the output: operations of a few hundred microseconds that torch still splits over its
