@@ -36,6 +36,7 @@ from anime_core.budget import max_memory
 from anime_core.errors import UsageError, WeightsUnavailable
 from anime_core.inference import io, speed
 from anime_core.inference import precision as auto
+from anime_core.inference.casting import CastNets
 from anime_core.inference.controls import Controls, owned
 from anime_core.inference.inputs import check_finite, translate_any
 from anime_core.inference.modes import AUTO_TILE_PIXELS, DEFAULT_TILE, ModeOutput, RunRequest
@@ -161,6 +162,9 @@ class Pipeline(ABC):
         if self.channels_last:
             for net in self.nets.values():
                 net.to(memory_format=torch.channels_last)
+        #: on the CPU, bf16/fp16 cast the torch nets themselves instead of autocast (see :mod:`.casting`)
+        self.cast = CastNets(n for n in self.nets.values() if not getattr(n, "opaque", None)) \
+            if self.device.type == "cpu" else None
         self._shapes_seen: set[tuple[int, ...]] = set()
         if self._precision != "auto":
             self._set_precision(self._precision)  # a generator outside torch compiles for it
@@ -188,6 +192,8 @@ class Pipeline(ABC):
         select = getattr(self.generator, "set_precision", None)  # a generator outside torch (OpenVINO)
         if callable(select) and value != "auto":
             select(value)
+        if self.cast is not None and value != "auto":
+            self.cast.set(PRECISIONS[value])
 
     @contextmanager
     def running_in(self, precision: str) -> Iterator[None]:
@@ -253,9 +259,15 @@ class Pipeline(ABC):
         return "the generator"
 
     def autocast(self) -> Any:
-        if self.precision == "fp32" or callable(getattr(self.generator, "set_precision", None)):
+        """Where the device runs the precision by autocast (GPUs): that context; else none (fp32, a cast CPU net)."""
+        outside = callable(getattr(self.generator, "set_precision", None))  # a graph compiled for its precision
+        if self.precision == "fp32" or self.cast is not None or outside:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])
+
+    def to_compute(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the dtype the nets compute in, for a call the nets' pre-hook does not see (``gen.encode``)."""
+        return self.cast.to_compute(x) if self.cast is not None else x
 
     @property
     def on_graph(self) -> bool:

@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
+    from torch import nn
+
     from anime_core.inference.pipeline import Pipeline
 
 AUTO = "auto"
@@ -98,14 +100,21 @@ def module_digest(pipe: Pipeline, prefix: str) -> str:
     The tensors are read in one canonical order (NCHW, a 0-dim tensor as one element) whatever memory
     format the pipeline chose; the export cache keys its graphs by it too (:mod:`~.backends.onnx_cache`).
     """
+    from anime_core.inference.casting import fp32_weights
+
+    with fp32_weights(pipe):  # the weights file's values, whatever precision the pipeline runs in now
+        return _module_digest(pipe.generator, prefix)
+
+
+def _module_digest(generator: nn.Module, prefix: str) -> str:
     import hashlib
 
     h = hashlib.sha256(prefix.encode())
-    for name, module in pipe.generator.named_modules():
+    for name, module in generator.named_modules():
         plain = {k: v for k, v in vars(module).items()
                  if not k.startswith("_") and isinstance(v, (bool, int, float, str, tuple, list))}
         h.update(f"{name}:{type(module).__module__}.{type(module).__qualname__}:{sorted(plain.items())!r}".encode())
-    for key, tensor in sorted(pipe.generator.state_dict().items()):
+    for key, tensor in sorted(generator.state_dict().items()):
         h.update(key.encode())
         canonical = tensor.detach().to("cpu").clone(memory_format=torch.contiguous_format)
         h.update(canonical.reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -42,6 +42,7 @@ from torch import fx, nn
 from torch.utils._pytree import tree_flatten
 
 from anime_core.budget import check_bytes, max_memory
+from anime_core.inference.casting import compute_dtype
 from anime_core.inference.io import BadImage
 from anime_core.inference.norms import (
     NormSpec,
@@ -504,7 +505,7 @@ class _Sweep:
                 if plan.geometry:
                     stack.enter_context(TileGeometry((sy.start, sx.start), (sy.stop - sy.start, sx.stop - sx.start),
                                                      plan.padded, plan.aligned))
-                y = self.net(m.preprocess(x))
+                y = self.net(_compute(m, m.preprocess(x)))
                 y0, y1, x0, x1 = sy.core_start, min(sy.core_stop, h), sx.core_start, min(sx.core_stop, w)
                 if y1 > y0 and x1 > x0:  # else a core in the padding only
                     core = y[..., (y0 - sy.start) * s: (y1 - sy.start) * s, (x0 - sx.start) * s: (x1 - sx.start) * s]
@@ -583,7 +584,8 @@ class _Sweep:
         try:
             with self.model.autocast(), self.replay_mode:
                 self.intercept.counts = Counter()
-                self.net(torch.zeros(1, self.plan.channels, *self.plan.padded, device="meta"))
+                self.net(torch.zeros(1, self.plan.channels, *self.plan.padded, device="meta",
+                                     dtype=compute_dtype(self.model)))
         except _Found:
             pass
         finally:
@@ -700,6 +702,11 @@ def _calls(plan: TilePlan) -> frozenset[str]:
 def _unit(x: torch.Tensor) -> torch.Tensor:
     """uint8 or float -> float in [0, 1]; a new tensor divided in place, so one copy of ``x`` at most."""
     return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+
+
+def _compute(model: TileModel, x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the dtype ``model``'s nets compute in (cast on the CPU for bf16: :mod:`.casting`)."""
+    return x.to(compute_dtype(model))
 
 
 def _channels(model: TileModel) -> int:

@@ -76,12 +76,12 @@ class AEPipeline(TranslatePipeline):
         photos = torch.stack([io.to_tensor(a), io.to_tensor(b)]).to(self.device).float() / 255
         padded, (h, w) = pad_to_multiple(photos, self.stride)
         with self.autocast():
-            mu, _, _ = gen.encode(self.preprocess(padded))
+            mu, _, _ = gen.encode(self.to_compute(self.preprocess(padded)))
         frames = []
         for t in torch.linspace(0, 1, steps).tolist():
             x = torch.lerp(padded[:1], padded[1:], t)
             with self.autocast():
-                y = gen.decode(torch.lerp(mu[:1], mu[1:], t), (), self.preprocess(x))
+                y = gen.decode(torch.lerp(mu[:1], mu[1:], t), (), self.to_compute(self.preprocess(x)))
             frames.append(self.postprocess(y[..., :h, :w], x[..., :h, :w])[0].cpu())
         return frames
 

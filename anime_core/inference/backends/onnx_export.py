@@ -55,6 +55,7 @@ from anime_core.inference.backends.onnx_runtime import (
     require,
     session_options,
 )
+from anime_core.inference.casting import fp32_weights
 from anime_core.inference.pipeline import GeneratePipeline, TranslatePipeline
 from anime_core.layers import SelfAttention
 from anime_core.registry import _core_version
@@ -303,6 +304,12 @@ def build_verified(pipe: Pipeline, opset: int | None = None, precision: str = "f
     """The ModelProto of ``pipe``'s generator with metadata, after it passed the parity checks."""
     if precision not in ("fp32", "fp16"):
         raise UsageError(f"ONNX export supports --precision fp32, fp16 or int8, not {precision}")
+    with fp32_weights(pipe):  # the weights' own values, whatever precision the pipeline runs in now
+        return _build_verified(pipe, opset, precision, generator_options, source)
+
+
+def _build_verified(pipe: Pipeline, opset: int | None, precision: str, generator_options: dict[str, Any] | None,
+                    source: str) -> tuple[Any, list[Check]]:
     example, checks_in, names = _inputs(pipe)
     proto = _to_proto(_exportable(pipe.generator, precision), example, names, _dynamic_shapes(pipe, names), opset)
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), opset or 0)

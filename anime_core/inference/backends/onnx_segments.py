@@ -43,6 +43,7 @@ from anime_core.inference.backends.onnx_export import (
     _to_proto,
 )
 from anime_core.inference.backends.onnx_runtime import providers, require, session_options
+from anime_core.inference.casting import fp32_weights
 from anime_core.inference.norms import donate, is_global_module, norm_spec
 
 if TYPE_CHECKING:
@@ -104,7 +105,8 @@ def cut_names(generator: nn.Module, calls: frozenset[str] = frozenset()) -> list
 
 def cut_export(pipe: TranslatePipeline, calls: frozenset[str] = frozenset()) -> Any:
     """``pipe``'s generator exported (fp32) with each cut module a ``Cut`` node; its names in :data:`CUTS_KEY`."""
-    net = _exportable(pipe.generator, "fp32")
+    with fp32_weights(pipe):
+        net = _exportable(pipe.generator, "fp32")
     names = cut_names(pipe.generator, calls)
     modules = dict(net.named_modules())
     example, _, inputs = _inputs(pipe)
