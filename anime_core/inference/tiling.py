@@ -303,7 +303,9 @@ def lean(generator: nn.Module, calls: frozenset[str] = frozenset()) -> nn.Module
     if traced is None:
         try:
             graph = _Tracer(calls).trace(generator)
-            _donate_dead_norm_inputs(graph, dict(generator.named_modules()))
+            modules = dict(generator.named_modules())
+            _donate_dead_norm_inputs(graph, modules)
+            _activate_norm_outputs_in_place(graph, modules)
             traced = fx.GraphModule(generator, graph, type(generator).__name__)
         except Exception:  # code that branches on values or shapes it cannot follow: run it as it is
             traced = generator
@@ -322,6 +324,29 @@ def _donate_dead_norm_inputs(graph: fx.Graph, modules: dict[str, nn.Module]) -> 
                 and isinstance(modules.get(x.target), nn.modules.conv._ConvNd)):
             with graph.inserting_before(node):
                 graph.call_function(donate, (x,))
+
+
+#: activations that have an in-place twin with the same arguments
+_IN_PLACE: dict[type[nn.Module], Callable[[nn.Module], tuple[Callable[..., Any], tuple]]] = {
+    nn.LeakyReLU: lambda m: (F.leaky_relu_, (m.negative_slope,)),
+    nn.ReLU: lambda m: (F.relu_, ()),
+}
+
+
+def _activate_norm_outputs_in_place(graph: fx.Graph, modules: dict[str, nn.Module]) -> None:
+    """An activation whose input is a norm's output read by nothing else runs in place: one fresh map less per
+    layer in each tile (the norm's output is the tile's own; the same kernel, so the same values)."""
+    for node in list(graph.nodes):
+        twin = _IN_PLACE.get(type(modules.get(node.target))) if node.op == "call_module" else None
+        x = node.args[0] if node.args else None
+        if (twin is None or getattr(modules[node.target], "inplace", False) or not isinstance(x, fx.Node)
+                or len(x.users) != 1 or x.op != "call_module" or norm_spec(modules.get(x.target)) is None):
+            continue
+        fn, extra = twin(modules[node.target])
+        with graph.inserting_before(node):
+            new = graph.call_function(fn, (x, *extra))
+        node.replace_all_uses_with(new)
+        graph.erase_node(node)
 
 
 # -- faithful tiling -----------------------------------------------------------------------------

@@ -269,7 +269,7 @@ def test_bf16_on_the_cpu_runs_every_layer_in_bf16_and_fp32_comes_back_exact(v2):
     ("ae", {"variant": "vae"}), ("faststyle", {}), ("pixelsake-sr", {}), ("dcgan", {}),
 ])
 def test_every_shipped_architecture_runs_in_bf16_on_the_cpu(model, options):
-    """Each generator's own layers (instance norms, attention, batch norms, pixel shuffle) take bf16 weights and maps."""
+    """Each generator's own layers (instance and batch norms, attention, pixel shuffle) take bf16 weights and maps."""
     torch.manual_seed(0)
     reg = get_registry()
     spec = reg.model(model)

@@ -118,6 +118,26 @@ def test_the_lean_trace_donates_convolution_outputs_that_only_a_norm_reads(regis
     assert got.dtype == torch.bfloat16 and torch.equal(got, want.bfloat16())
 
 
+def test_the_lean_trace_runs_activations_of_norm_outputs_in_place_and_computes_the_same(registry):
+    """An activation whose input only it reads (a norm's output) overwrites it: one fresh map less per layer."""
+    import torch.nn.functional as F
+
+    from anime_core.inference.norms import norm_spec
+    from anime_core.inference.tiling import lean
+
+    torch.manual_seed(0)
+    gen = registry.build("animegan", variant="v2").eval()
+    traced = lean(gen)
+    nodes = list(traced.graph.nodes)
+    in_place = [n for n in nodes if n.target is F.leaky_relu_]
+    left = [n for n in nodes if n.op == "call_module" and isinstance(traced.get_submodule(n.target), nn.LeakyReLU)]
+    assert len(in_place) == 20 and not [n for n in left if norm_spec(traced.get_submodule(n.args[0].target))]
+    assert all(n.args[0].op == "call_module" and norm_spec(traced.get_submodule(n.args[0].target)) for n in in_place)
+    x = torch.rand(1, 3, 64, 72) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(traced(x), gen(x))  # the same kernel in place: bit-identical
+
+
 def test_a_tile_resizes_like_the_whole_map_in_bf16():
     """bf16 autocast (what ``--precision auto`` runs on CPUs with native bf16): a tile's align_corners
     resize samples the whole map's positions in float32; a bf16 grid was off by up to 2 px in a
