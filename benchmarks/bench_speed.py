@@ -15,7 +15,8 @@ path alike:
 - ``jit-frozen``: ``torch.jit.trace`` + ``freeze`` + ``optimize_for_inference`` (oneDNN fusions);
 - ``channels-last``: eager with NHWC weights and input;
 - ``compile``: ``torch.compile`` (inductor) after its warm-up, whose time is printed;
-- ``pipeline-bf16``: the torch pipeline with ``--precision bf16`` (autocast);
+- ``pipeline-bf16``: the torch pipeline with ``--precision bf16`` (its nets cast to bf16 on the CPU,
+  autocast on a GPU: ``anime_core.inference.casting``);
 - ``openvino-f32`` / ``openvino``: OpenVINO (where installed) on the same verified export, the
   compiled model's ``infer`` on a ready tensor with the LATENCY hint, f32 pinned / its default
   precision (bf16 on CPUs with AVX512-BF16/AMX); ``ov-int8``: the calibrated int8 graph on OpenVINO;
@@ -382,7 +383,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--precision", default="fp32", choices=["fp32", "fp16", "bf16"],
-                    help="the pipeline paths' precision (autocast); eager stays fp32, the reference")
+                    help="the pipeline paths' precision (cast nets on the CPU, autocast on a GPU); eager stays fp32, "
+                         "the reference")
     ap.add_argument("--photo", type=Path, help="time this photo (centre-cropped square) instead of random pixels")
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():

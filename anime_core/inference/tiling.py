@@ -225,32 +225,35 @@ def _global(module: nn.Module) -> bool:
     return norm_spec(module) is not None or is_global_module(module)
 
 
-def live_bytes(net: nn.Module, plan: TilePlan) -> tuple[float, float] | None:
+def live_bytes(net: nn.Module, plan: TilePlan, dtype: torch.dtype = torch.float32) -> tuple[float, float] | None:
     """(most bytes a tile holds at a global call, most it holds anywhere) in one forward of a tile of ``plan``.
 
-    Measured on the meta device (shapes only) for a :func:`lean` trace; None for a net that is not one.
+    Measured on the meta device (shapes only) for a :func:`lean` trace whose weights are in ``dtype``
+    (bf16 nets hold half the bytes); None for a net that is not one.
     """
     if not isinstance(net, fx.GraphModule):
         return None
-    key = (plan.tile, plan.channels)
+    key = (plan.tile, plan.channels, dtype)
     cache = _LIVE.setdefault(net, {})
     if key not in cache:
         probe = _LiveBytes(net, _calls(plan))
         try:
             with torch.inference_mode():
-                probe.run(torch.empty(1, plan.channels, *plan.tile, device="meta"))
+                probe.run(torch.empty(1, plan.channels, *plan.tile, device="meta", dtype=dtype))
             cache[key] = (float(probe.paused), float(probe.peak))
         except Exception:  # an operation without a meta kernel: estimate instead
             cache[key] = None
     return cache[key]
 
 
-def sweep_bytes(plan: TilePlan, lean: bool = True, net: nn.Module | None = None) -> float:
+def sweep_bytes(plan: TilePlan, lean: bool = True, net: nn.Module | None = None,
+                dtype: torch.dtype = torch.float32) -> float:
     """Estimated memory of a sweep: the whole image's live maps at a global call, halos included, plus one
-    tile's working set; measured on ``net`` (:func:`live_bytes`) where it is a trace, else :data:`LIVE_MAPS`."""
+    tile's working set; measured on ``net`` in ``dtype`` (:func:`live_bytes`) where it is a trace, else
+    :data:`LIVE_MAPS` (float32)."""
     pixels = plan.padded[0] * plan.padded[1] * tiling_cost(plan)
     tile_pixels = plan.tile[0] * plan.tile[1]
-    found = live_bytes(net, plan) if net is not None else None
+    found = live_bytes(net, plan, dtype) if net is not None else None
     if found is not None:
         paused, peak = found
         contexts = sum(4 * (math.prod(c.in_shape) + math.prod(c.out_shape)) for c in plan.contexts.values())
@@ -265,7 +268,7 @@ def sweep_need(model: TileModel, plan: TilePlan) -> float:
     Measured on the generator's :func:`lean` trace; a graph backend's segments hold what it holds.
     """
     traced = lean(model.generator, _calls(plan))
-    return sweep_bytes(plan, lean=traced is not model.generator, net=traced)
+    return sweep_bytes(plan, lean=traced is not model.generator, net=traced, dtype=compute_dtype(model))
 
 
 def segments(plan: TilePlan) -> int:

@@ -21,7 +21,7 @@ from torch import nn
 from anime_core.inference import io
 from anime_core.inference.pipeline import TranslatePipeline
 from anime_core.inference.tileplan import plan_tiles
-from anime_core.inference.tiling import spans
+from anime_core.inference.tiling import spans, sweep_need
 
 MEAN_LIMIT, P999_LIMIT = 1.0, 6.0  # /255
 
@@ -212,6 +212,31 @@ def test_animegan_v2_sides_off_the_downsampling_grid(registry, source):
     """
     image = io.to_tensor(make_image((301, 213), 5)) if source == "scene" else _photo(1, (301, 213))
     _compare(_pipeline(registry, "animegan", registry.build("animegan", variant="v2")), image, 64)
+
+
+@pytest.mark.parametrize("source", ["scene", "photo"])
+def test_animegan_v2_tiles_in_bf16_on_the_cpu(registry, source):
+    """bf16 as ``--precision auto`` runs it on CPUs with native bf16 (the nets cast, not autocast): tiles
+    run every layer in bf16 too and stay within the limits of the untiled bf16 output."""
+    image = io.to_tensor(make_image((301, 213), 5)) if source == "scene" else _photo(1, (301, 213))
+    pipe = _pipeline(registry, "animegan", registry.build("animegan", variant="v2"))
+    pipe.precision = "bf16"  # set directly: emulated where the CPU has no native bf16
+    dtypes: set[torch.dtype] = set()
+
+    def record(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        if not out.is_meta:  # (meta: the plan's shapes)
+            dtypes.add(out.dtype)
+
+    hooks = [m.register_forward_hook(record) for m in pipe.generator.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        _compare(pipe, image, 64)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert dtypes == {torch.bfloat16}
+    need = sweep_need(pipe, pipe._tile_plan(213, 301, 64))
+    pipe.precision = "fp32"
+    assert 0.4 < need / sweep_need(pipe, pipe._tile_plan(213, 301, 64)) < 0.6  # bf16 maps: half the bytes
 
 
 def test_real_photo_at_full_size_in_default_tiles(registry):
