@@ -194,7 +194,7 @@ def to_openvino(pipe: Pipeline, cls: type[Pipeline], device: str | torch.device 
     each cut costs a reorder in and one out, which OpenVINO's own per-layer counters put above the
     convolution they surround (AnimeGAN v2 at 1024 px, AMX: segment ``Pad, Conv`` 155 ms reorder in,
     107 ms convolution, 142 ms reorder out). Its segments took 2.7x the whole graph, and its 2048 px
-    tiles 4.3x its untiled time; on torch bf16 they take 2.24x (benchmarks/RESULTS.md).
+    tiles 4.3x its untiled time; on torch bf16 (its nets cast) 1.72x (benchmarks/RESULTS.md).
     """
     graph = openvino_pipeline(cls, pipe.spec, cached_export(pipe, "fp32", cache), device, precision, pipe.defaults,
                               threads, f"the ONNX export of {pipe.spec.name}", **kwargs)
