@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -30,7 +31,25 @@ from torch.utils.hooks import RemovableHandle
 
 
 class CastNets:
-    """The floating-point parameters and buffers of ``nets`` in :attr:`dtype` (float32 to start with)."""
+    """The floating-point parameters and buffers of ``nets`` in :attr:`dtype` (float32 to start with).
+
+    Use :meth:`of`: pipelines built on the same nets share one, so none takes another's cast tensors
+    for fp32 values.
+    """
+
+    @classmethod
+    def of(cls, nets: Iterable[nn.Module]) -> CastNets:
+        """The one that holds these nets (made on first use; one holding more of them does too)."""
+        nets = list(nets)
+        found = _OWNERS.get(nets[0]) if nets else None
+        if found is not None and all(any(net is held for held in found.nets) for net in nets):
+            return found
+        if any(net in _OWNERS for net in nets):
+            raise ValueError("these nets are already cast as part of another set; build the pipeline on copies")
+        made = cls(nets)
+        for net in nets:
+            _OWNERS[net] = made
+        return made
 
     def __init__(self, nets: Iterable[nn.Module]) -> None:
         self.nets = list(nets)
@@ -79,6 +98,9 @@ def _cast(dtype: torch.dtype, x: Any) -> Any:
 
 def _cast_inputs(dtype: torch.dtype, module: nn.Module, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     return tuple(_cast(dtype, a) for a in args), {k: _cast(dtype, v) for k, v in kwargs.items()}
+
+
+_OWNERS: weakref.WeakKeyDictionary[nn.Module, CastNets] = weakref.WeakKeyDictionary()
 
 
 def _floating(net: nn.Module) -> list[torch.Tensor]:

@@ -163,7 +163,7 @@ class Pipeline(ABC):
             for net in self.nets.values():
                 net.to(memory_format=torch.channels_last)
         #: on the CPU, bf16/fp16 cast the torch nets themselves instead of autocast (see :mod:`.casting`)
-        self.cast = CastNets(n for n in self.nets.values() if not getattr(n, "opaque", None)) \
+        self.cast = CastNets.of(n for n in self.nets.values() if not getattr(n, "opaque", None)) \
             if self.device.type == "cpu" else None
         self._shapes_seen: set[tuple[int, ...]] = set()
         if self._precision != "auto":
@@ -259,8 +259,11 @@ class Pipeline(ABC):
         return "the generator"
 
     def autocast(self) -> Any:
-        """Where the device runs the precision by autocast (GPUs): that context; else none (fp32, a cast CPU net)."""
+        """Around every call of the nets. Where the device runs the precision by autocast (GPUs): that context;
+        else none (fp32, or CPU nets cast to it, which this puts in this pipeline's precision)."""
         outside = callable(getattr(self.generator, "set_precision", None))  # a graph compiled for its precision
+        if self.cast is not None:  # nets shared with another pipeline may be in its precision: ours again
+            self.cast.set(PRECISIONS[self.precision])
         if self.precision == "fp32" or self.cast is not None or outside:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=PRECISIONS[self.precision])

@@ -264,6 +264,21 @@ def test_bf16_on_the_cpu_runs_every_layer_in_bf16_and_fp32_comes_back_exact(v2):
     assert torch.equal(pipe.forward(photo), exact)  # the very same fp32 values, not a round trip through bf16
 
 
+def test_pipelines_on_the_same_nets_share_their_cast(v2):
+    """A second pipeline over nets another one has cast to bf16 must not take the bf16 tensors for fp32 values."""
+    photo = pr.parity_photo()[None]
+    first = _pipe(v2, "fp32")
+    exact = first.forward(photo)
+    first.precision = "bf16"
+    spec = get_registry().model("animegan")
+    second = pipeline_class(spec)(spec, {"generator": first.generator}, device="cpu", precision="fp32")
+    assert second.cast is first.cast  # one state for the shared tensors
+    assert torch.equal(second.forward(photo), exact)
+    mean, _ = pr.compare(exact, first.forward(photo))
+    assert 0 < mean <= 1  # each call runs in its own pipeline's precision
+    assert torch.equal(second.forward(photo), exact)
+
+
 @pytest.mark.parametrize("model, options", [
     ("animegan", {"variant": "v1"}), ("cyclegan", {"arch": "resnet"}), ("cyclegan", {"arch": "unet"}),
     ("ae", {"variant": "vae"}), ("faststyle", {}), ("pixelsake-sr", {}), ("dcgan", {}),
