@@ -160,6 +160,30 @@ def test_a_tile_resizes_like_the_whole_map_in_bf16():
     assert got.dtype == torch.bfloat16  # as autocast would give the next layer
 
 
+def test_a_bf16_tile_resize_converts_a_few_channels_at_a_time(monkeypatch):
+    """A bf16 map is resampled in float32 channel by channel into a bf16 output (no whole float32 copy in or out):
+    the same values as one float32 pass, in the map's layout."""
+    import torch.nn.functional as F
+
+    from anime_core.inference import tracing
+
+    torch.manual_seed(0)
+    tile = torch.rand(1, 6, 40, 52).to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+
+    def resize() -> torch.Tensor:
+        with tracing.TileGeometry((40, 400), (80, 104), (300, 600), [((150, 300), (300, 600))]):
+            return F.interpolate(tile, size=(80, 104), mode="bilinear", align_corners=True)
+
+    whole = resize()
+    chunks = []
+    real = F.grid_sample
+    monkeypatch.setattr(F, "grid_sample", lambda x, *a, **k: chunks.append(x.shape[1]) or real(x, *a, **k))
+    monkeypatch.setattr(tracing, "RESIZE_CHUNK_BYTES", 2 * 4 * 80 * 104)  # two channels' float32 output
+    got = resize()
+    assert chunks == [2, 2, 2] and torch.equal(got, whole)
+    assert got.dtype == torch.bfloat16 and got.is_contiguous(memory_format=torch.channels_last)
+
+
 @pytest.mark.slow  # ~9 s on a loaded 2-core CPU: per-channel statistics of random weights converge slowest
 def test_animegan_v1_instance_norm(registry):
     """AnimeGAN v1 (one inverted residual block instead of eight, to stay fast): per-channel instance norm."""
