@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from anime_core.inference.casting import fp32_weights
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -100,8 +102,6 @@ def module_digest(pipe: Pipeline, prefix: str) -> str:
     The tensors are read in one canonical order (NCHW, a 0-dim tensor as one element) whatever memory
     format the pipeline chose; the export cache keys its graphs by it too (:mod:`~.backends.onnx_cache`).
     """
-    from anime_core.inference.casting import fp32_weights
-
     with fp32_weights(pipe):  # the weights file's values, whatever precision the pipeline runs in now
         return _module_digest(pipe.generator, prefix)
 

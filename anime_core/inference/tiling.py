@@ -367,6 +367,8 @@ class TileModel(Protocol):
 
     def autocast(self) -> Any: ...
 
+    def to_compute(self, x: torch.Tensor) -> torch.Tensor: ...
+
 
 @dataclass
 class TilingReport:
@@ -533,7 +535,7 @@ class _Sweep:
                 if plan.geometry:
                     stack.enter_context(TileGeometry((sy.start, sx.start), (sy.stop - sy.start, sx.stop - sx.start),
                                                      plan.padded, plan.aligned))
-                y = self.net(_compute(m, m.preprocess(x)))
+                y = self.net(m.to_compute(m.preprocess(x)))
                 y0, y1, x0, x1 = sy.core_start, min(sy.core_stop, h), sx.core_start, min(sx.core_stop, w)
                 if y1 > y0 and x1 > x0:  # else a core in the padding only
                     core = y[..., (y0 - sy.start) * s: (y1 - sy.start) * s, (x0 - sx.start) * s: (x1 - sx.start) * s]
@@ -730,11 +732,6 @@ def _calls(plan: TilePlan) -> frozenset[str]:
 def _unit(x: torch.Tensor) -> torch.Tensor:
     """uint8 or float -> float in [0, 1]; a new tensor divided in place, so one copy of ``x`` at most."""
     return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
-
-
-def _compute(model: TileModel, x: torch.Tensor) -> torch.Tensor:
-    """``x`` in the dtype ``model``'s nets compute in (cast on the CPU for bf16: :mod:`.casting`)."""
-    return x.to(compute_dtype(model))
 
 
 def _channels(model: TileModel) -> int:
