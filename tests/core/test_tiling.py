@@ -110,12 +110,17 @@ def test_the_lean_trace_donates_convolution_outputs_that_only_a_norm_reads(regis
     want = F.batch_norm(x, mean.repeat(8), var.repeat(8), spec.weight, spec.bias, False, 0.0, 1e-5)
     donate(x)
     got = normalize(x, spec, mean, var)
-    assert got.data_ptr() == x.data_ptr() and torch.allclose(got, want, atol=1e-6)
+    assert got.data_ptr() == x.data_ptr() and torch.equal(got, want)  # the same kernel, into x
     half = torch.randn(1, 8, 6, 5).bfloat16()
     with torch.autocast("cpu", dtype=torch.bfloat16):
         got = normalize(half, spec, mean, var)
     want = F.batch_norm(half.float(), mean.repeat(8), var.repeat(8), spec.weight, spec.bias, False, 0.0, 1e-5)
-    assert got.dtype == torch.bfloat16 and torch.equal(got, want.bfloat16())
+    assert got.dtype == torch.bfloat16 and got.data_ptr() != half.data_ptr() and torch.equal(got, want.bfloat16())
+    kept = half.clone()
+    donate(half)  # a donated bf16 map: normalised in place, to the same values
+    got = normalize(half, spec, mean, var)
+    assert got.data_ptr() == half.data_ptr() and torch.equal(got, want.bfloat16())
+    assert not torch.equal(kept, half)
 
 
 def test_the_lean_trace_runs_activations_of_norm_outputs_in_place_and_computes_the_same(registry):
