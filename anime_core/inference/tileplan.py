@@ -166,6 +166,22 @@ def _up(n: int, unit: int) -> int:
     return -(-n // unit) * unit
 
 
+#: a generator that resizes with ``align_corners=True`` is tiled in full-width strips of about one tile's area
+#: (its tiles then resize their width with the library's kernel: :class:`~anime_core.inference.tracing.TileGeometry`)
+#: where the image is at most ``STRIP_WIDTH`` tiles wide and a strip at least ``STRIP_HALOS`` halos high
+STRIP_WIDTH, STRIP_HALOS = 4, 8
+
+
+def _strip(tile_hw: tuple[int, int], padded: tuple[int, int], t: int, unit: int, halo: int) -> tuple[int, int]:
+    """``tile_hw``, or a full-width strip of the same area where one is worth it (see :data:`STRIP_WIDTH`)."""
+    if padded[1] <= tile_hw[1] or padded[1] > STRIP_WIDTH * t:
+        return tile_hw
+    rows = t * t // padded[1] // unit * unit
+    if rows < max(unit, STRIP_HALOS * halo):
+        return tile_hw
+    return min(rows, padded[0]), padded[1]
+
+
 def plan_tiles(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[int, int], tile: int,
                stride: int, refresh: bool = True) -> TilePlan:
     """Plan tiling an (h, w) image in tiles of at most ``tile`` px for ``gen`` (see the module docstring).
@@ -222,6 +238,8 @@ def plan_tiles(gen: nn.Module, channels: int, dtype: torch.dtype, size: tuple[in
         reach = "unbounded" if math.isinf(local.radius) else f"{local.radius:.0f} px"
         notes.append(f"the receptive field ({reach}) exceeds the halo ({cap} px)")
     halo = cap if local.radius > cap else _up(math.ceil(local.radius), align)
+    if local.shadow.uses_aligned_resize:
+        tile_hw = _strip(tile_hw, padded, t, unit, halo)
     norms = {k for k, c in final.calls.items() if norm_spec(c.module) is not None}
     return TilePlan(tile_hw, padded, channels, halo, align, local.radius, final.contexts, norms,
                     local.shadow.uses_aligned_resize, budget, notes, final.shadow.aligned)

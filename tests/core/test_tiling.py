@@ -232,6 +232,50 @@ def test_example_plugin_faststyle(registry):
     _compare(_pipeline(registry, "faststyle", gen), (320, 256), 128)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_full_width_strip_resizes_its_width_with_the_kernel_and_its_rows_at_the_whole_maps_positions(
+        monkeypatch, dtype):
+    """A strip (a tile as wide as the image) resizes like the whole map without ``grid_sample``: the width by
+    the library's kernel on whole rows, the rows blended with the untiled kernel's own float32 weights, a few
+    rows at a time; a bf16 map is rounded once, as untiled."""
+    import torch.nn.functional as F
+
+    from anime_core.inference import tracing
+
+    torch.manual_seed(0)
+    whole = torch.rand(1, 6, 75, 150).to(dtype).contiguous(memory_format=torch.channels_last)  # 1/4 of 300x600
+    want = F.interpolate(whole, size=(150, 300), mode="bilinear", align_corners=True)
+    top, height = 96, 104  # image rows of the strip
+    strip = whole[..., top // 4: (top + height) // 4, :]
+    monkeypatch.setattr(F, "grid_sample", None)  # not called
+    monkeypatch.setattr(tracing, "RESIZE_CHUNK_BYTES", 4 * 6 * 300 * 5)  # five float32 rows per kernel call
+    with tracing.TileGeometry((top, 0), (height, 600), (300, 600), [((75, 150), (150, 300))]):
+        got = F.interpolate(strip, size=(height // 2, 300), mode="bilinear", align_corners=True)
+    expect = want[..., top // 2: (top + height) // 2, :]
+    inner = (slice(None), slice(None), slice(1, -1))  # the edge rows sample the strip's halo, which tiles refresh
+    assert got.dtype == dtype and got.is_contiguous(memory_format=torch.channels_last)
+    if dtype == torch.float32:
+        assert float((got - expect)[inner].abs().max()) < 1e-6
+    else:  # one bf16 step at most, and rarely (float rounding order)
+        differ = got[inner] != expect[inner]
+        assert float(differ.float().mean()) < 0.01 and float((got - expect)[inner].float().abs().max()) <= 2 ** -8
+
+
+def test_a_generator_with_aligned_resizes_is_tiled_in_full_width_strips(registry):
+    """AnimeGAN v2's align_corners resizes: its tiles are full-width strips of about a tile's area where the image
+    is at most 4 tiles wide, and still give the untiled output on a real photo; a net without such resizes, and an
+    image too wide, keep square tiles."""
+    pipe = _pipeline(registry, "animegan", registry.build("animegan", variant="v2"))
+    photo = _photo(0, (640, 384))
+    plan = pipe._tile_plan(384, 640, 256)
+    assert plan.geometry and plan.tile[1] == plan.padded[1] == 640 and plan.tile[0] * 640 <= 256 * 256
+    assert len(spans(plan.padded[0], plan.tile[0], plan.halo, plan.align)) >= 3
+    _compare(pipe, photo, 256, min_tiles=1)
+    assert pipe._tile_plan(256, 4096, 256).tile == (256, 256)
+    cyclegan = _pipeline(registry, "cyclegan", registry.build("cyclegan", arch="resnet", width=8, n_blocks=1))
+    assert cyclegan._tile_plan(384, 640, 256).tile == (256, 256)
+
+
 @pytest.mark.parametrize("source", ["scene", "photo"])
 def test_animegan_v2_sides_off_the_downsampling_grid(registry, source):
     """301x213: neither side a multiple of 4, as 1493 rows were in issue 26 (the error grew toward the bottom).
