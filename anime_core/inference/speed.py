@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import gc
 import sys
 import threading
 from collections.abc import Iterator
@@ -166,6 +167,25 @@ def release_large_blocks() -> Iterator[None]:
             if _depth > 0:  # back to the enclosing reuse scope's settings
                 libc.mallopt(M_MMAP_THRESHOLD, SCOPE_MMAP_THRESHOLD)
                 libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Inside :func:`application`, Python's cyclic garbage collector off while inside (a tiled sweep), then back on.
+
+    A sweep makes tens of thousands of short-lived Python objects (tensors, views, tuples), and each
+    few hundred start a collection that walks every tracked object: 0.2 s of a 7-8 s bf16 sweep at
+    2048 px (``perf``: ``gc_collect_main``; A/B in one process: 7.89 s against 8.12 s). Nothing is
+    lost: the cycles are collected when it is back on. A library call leaves it alone (process-wide).
+    """
+    if not in_application() or not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @contextlib.contextmanager

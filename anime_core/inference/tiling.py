@@ -53,7 +53,7 @@ from anime_core.inference.norms import (
     norm_spec,
     normalize,
 )
-from anime_core.inference.speed import one_torch_thread, release_large_blocks
+from anime_core.inference.speed import one_torch_thread, paused_gc, release_large_blocks
 from anime_core.inference.tileplan import TilePlan, plan_tiles
 from anime_core.inference.tracing import Intercept, Key, Replay, TileGeometry, map_factor
 
@@ -691,7 +691,7 @@ def run_faithful(model: TileModel, image: torch.Tensor, tile: int, plan: TilePla
         return _run_frozen(model, image, tile, need, progress, net)
     canvas = torch.zeros(3, h * s, w * s)
     sweep = _Sweep(model, plan, image, canvas, progress, net=net)
-    with torch.inference_mode(), release_large_blocks():
+    with torch.inference_mode(), release_large_blocks(), paused_gc():
         sweep.run()
     return canvas, TilingReport(len(sweep.tiles), 1, plan.halo, list(plan.notes), segments(plan), tiling_cost(plan))
 
@@ -708,7 +708,7 @@ def _run_frozen(model: TileModel, image: torch.Tensor, tile: int, need: float,
     small_plan = plan_tiles(model.generator, _channels(model), torch.float32, size, tile, model.stride)
     s = model.out_scale
     first = _Sweep(model, small_plan, small, torch.zeros(3, size[0] * s, size[1] * s), None, net=net)
-    with torch.inference_mode(), release_large_blocks():
+    with torch.inference_mode(), release_large_blocks(), paused_gc():
         first.run()
     plan = plan_tiles(model.generator, _channels(model), torch.float32, (h, w), tile, model.stride, refresh=False)
     if plan.contexts:  # whole-image modules would stop every tile again
@@ -717,7 +717,7 @@ def _run_frozen(model: TileModel, image: torch.Tensor, tile: int, need: float,
                     advice=f"shrink it with --size {fit}")
     canvas = torch.zeros(3, h * s, w * s)
     sweep = _Sweep(model, plan, image, canvas, progress, frozen=first.stats, net=net)
-    with torch.inference_mode(), release_large_blocks():
+    with torch.inference_mode(), release_large_blocks(), paused_gc():
         sweep.run()
     note = (f"norm statistics from a copy shrunk to {size[1]}x{size[0]} px: the exact sweep would need "
             f"{need / 2**30:.1f} GiB, over the {max_memory() / 2**30:.1f} GiB memory budget")

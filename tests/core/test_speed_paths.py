@@ -20,7 +20,7 @@ from torch import nn
 
 import anime_core
 from anime_core.cli import main
-from anime_core.inference import speed
+from anime_core.inference import io, speed
 from anime_core.inference.pipeline import TranslatePipeline, use_channels_last
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_speed.py"
@@ -93,6 +93,24 @@ def test_memory_reuse_is_scoped_reentrant_and_restored(fake_libc, app):
     with speed.reuse_cpu_memory(enabled=False):
         pass
     assert fake_libc.calls == []
+
+
+def test_a_tiled_sweep_pauses_the_garbage_collector_in_the_application_only(registry):
+    """The cyclic collector is off while a sweep runs inside the application scope (the CLI), back on after; a
+    library call leaves it on."""
+    import gc
+
+    pipe = TranslatePipeline(registry.model("animegan"), {"generator": registry.build("animegan", variant="v2")}, "cpu")
+    image = io.to_tensor(make_image((160, 128), 3))
+    seen: list[bool] = []
+    progress = lambda done, total: seen.append(gc.isenabled())  # noqa: E731 - called between tiles
+    pipe.translate(image, 64, progress=progress)
+    assert seen and all(seen) and gc.isenabled()
+    seen.clear()
+    with speed.application():
+        pipe.translate(image, 64, progress=progress)
+        assert gc.isenabled()
+    assert seen and not any(seen) and gc.isenabled()
 
 
 def test_real_glibc_scope_gives_identical_outputs(tiny_registry, app):
