@@ -169,7 +169,7 @@ def _up(n: int, unit: int) -> int:
 #: a generator that resizes with ``align_corners=True`` is tiled in full-width strips of about one tile's area
 #: (its tiles then resize their width with the library's kernel: :class:`~anime_core.inference.tracing.TileGeometry`)
 #: where the image is at most ``STRIP_WIDTH`` tiles wide and a strip at least ``STRIP_HALOS`` halos high
-STRIP_WIDTH, STRIP_HALOS = 4, 8
+STRIP_WIDTH, STRIP_HALOS = 4, 16
 
 
 def _strip(tile_hw: tuple[int, int], padded: tuple[int, int], t: int, unit: int, halo: int) -> tuple[int, int]:

@@ -10,9 +10,10 @@ method (``docs/DESIGN-NOTES.md``, "Faithful tiling"):
    global calls (norms and global modules of :mod:`anime_core.inference.norms`), the halo (the
    receptive field of one *segment*: the layers between two global calls), the alignment the
    downsampling needs, and the low-resolution calls computed on the whole image (*contexts*).
-2. **One sweep, segment by segment** (:class:`_Sweep`). Every tile runs the generator in its own
-   worker thread, one thread at a time, and stops at each global call. When all tiles have
-   reached it: a norm gets the exact statistics (count, sum and sum of squares of its input over
+2. **One sweep, segment by segment** (:class:`_Sweep`). Every tile runs the generator's
+   :func:`lean` trace node by node in the calling thread (a Python generator per tile; a net that
+   is no trace runs in a worker thread per tile, one at a time), and stops at each global call.
+   When all tiles have reached it: a norm gets the exact statistics (count, sum and sum of squares of its input over
    the tiles' cores, in float64), and each tile's norm input gets its halo refreshed from its
    neighbours' cores, so the halo only has to cover one segment's reach; a context is computed
    once on the map assembled from the cores, and each tile takes its crop. Then every tile runs
@@ -31,7 +32,7 @@ import queue
 import threading
 import weakref
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,7 +46,6 @@ from anime_core.budget import check_bytes, max_memory
 from anime_core.inference.casting import compute_dtype
 from anime_core.inference.io import BadImage
 from anime_core.inference.norms import (
-    NormSpec,
     donate,
     is_global_module,
     mean_var,
@@ -403,6 +403,8 @@ class _Tile:
     x: torch.Tensor | None = None  # the norm input it waits with
     groups: int = 1  # that norm's groups
     thread: threading.Thread | None = None
+    steps: Generator[Key, None, None] | None = None  # a stepped tile's run (see _Sweep)
+    geometry: TileGeometry | None = None  # its resize positions, entered on each step
     done: bool = False
     error: BaseException | None = None
 
@@ -433,9 +435,13 @@ def _place(span: Span, n: int) -> tuple[int, int, int, int]:
 class _Sweep:
     """One sweep over the tiles of one image (see the module docstring).
 
-    Tiles run in worker threads strictly one at a time (a baton passed through events), so the
-    generator's Python code needs no locking and the order of every sum is fixed: the result is
-    deterministic. ``Intercept``'s call counter is swapped per tile on each resume.
+    A :func:`lean` trace is *stepped*: every tile runs its graph node by node in the sweeping
+    thread, as a Python generator that yields at each global call (:meth:`_interpret`). Any other
+    net runs in worker threads strictly one at a time (a baton passed through events), each stopped
+    inside the call by :class:`Intercept`. Either way the generator's Python code needs no locking
+    and the order of every sum is fixed: the result is deterministic. Stepping is the faster: tiles
+    taking turns across threads ran their layers 1.6x slower than the same turns in one thread
+    (each thread an OpenMP team of its own; benchmarks/RESULTS.md), and the sums use all threads.
     """
 
     def __init__(self, model: TileModel, plan: TilePlan, image: torch.Tensor, canvas: torch.Tensor,
@@ -459,30 +465,41 @@ class _Sweep:
         self.threads = torch.get_num_threads()
         self.local = threading.local()
         self.intercept = Intercept(self.net, self.handle)
+        self.stepped = isinstance(self.net, fx.GraphModule)
+        self.modules = dict(self.net.named_modules()) if self.stepped else {}
 
     # -- in the tiles' threads -------------------------------------------------------------------
     def handle(self, key: Key, module: nn.Module, orig: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         tile: _Tile | None = getattr(self.local, "tile", None)
         if tile is None and self.replaying is not None:
             return self._replayed(key, module, orig, args, kwargs)
-        if tile is not None and key in self.plan.contexts:
-            return self._context(tile, key, orig, args, kwargs)
-        if tile is not None and key in self.plan.norms:
-            spec = norm_spec(module)
-            assert spec is not None
-            return self._norm(tile, key, spec, args[0])
+        if tile is not None and (key in self.plan.contexts or key in self.plan.norms):
+            steps = self._global(tile, key, module, orig, args, kwargs)
+            try:
+                while True:
+                    self._pause(tile, next(steps))
+            except StopIteration as end:
+                return end.value
         return orig(*args, **kwargs)
 
-    def _norm(self, tile: _Tile, key: Key, spec: NormSpec, x: torch.Tensor) -> torch.Tensor:
+    def _global(self, tile: _Tile, key: Key, module: nn.Module, orig: Callable[..., Any], args: tuple,
+                kwargs: dict) -> Generator[Key, None, Any]:
+        """A tile's global call ``key``: yields ``key`` where it waits for the other tiles, returns its result."""
+        if key in self.plan.contexts:
+            return (yield from self._context(tile, key, orig, args, kwargs))
+        spec = norm_spec(module)
+        assert spec is not None
+        x = args[0]
         if self.frozen is not None:
             return normalize(x, spec, *self.frozen[key])
         tile.x, tile.groups = x, spec.groups
-        self._pause(tile, key)  # meanwhile the statistics are gathered and the halo of x refreshed
+        yield key  # meanwhile the statistics are gathered and the halo of x refreshed
         return normalize(x, spec, *self.stats[key])
 
-    def _context(self, tile: _Tile, key: Key, orig: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    def _context(self, tile: _Tile, key: Key, orig: Callable[..., Any], args: tuple,
+                 kwargs: dict) -> Generator[Key, None, Any]:
         if not self.plan.contexts[key].boundary:  # its input comes from whole maps: a replay computes it
-            self._pause(tile, key)
+            yield key
             return self._cropped(tile, key)
         x = args[0]
         full = self.inputs.get(key)
@@ -491,7 +508,7 @@ class _Sweep:
         ys, xs = self._core_of(tile, x)
         full[..., ys[2]: ys[3], xs[2]: xs[3]] = x[..., ys[2] - ys[0]: ys[3] - ys[0], xs[2] - xs[0]: xs[3] - xs[0]]
         self.calls[key] = (orig, args[1:], kwargs)
-        self._pause(tile, key)
+        yield key
         return self._cropped(tile, key)
 
     def _cropped(self, tile: _Tile, key: Key) -> torch.Tensor:
@@ -518,30 +535,43 @@ class _Sweep:
             raise _Abort
         self.intercept.counts = tile.counts
 
+    def _input(self, tile: _Tile) -> torch.Tensor:
+        """The tile's pixels (the image padded as the untiled forward pads it), float in [0, 1]."""
+        sy, sx = tile.sy, tile.sx
+        h, w = self.image.shape[-2:]
+        rows, cols = padded_index(h, self.plan.padded[0]), padded_index(w, self.plan.padded[1])
+        pixels = self.image[:, rows[sy.start: sy.stop]][:, :, cols[sx.start: sx.stop]]
+        return _unit(pixels.unsqueeze(0).to(self.model.device))
+
+    def _geometry(self, tile: _Tile) -> TileGeometry | None:
+        sy, sx = tile.sy, tile.sx
+        return (TileGeometry((sy.start, sx.start), (sy.stop - sy.start, sx.stop - sx.start), self.plan.padded,
+                             self.plan.aligned) if self.plan.geometry else None)
+
+    def _paste(self, tile: _Tile, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Post-process the tile's core of the output ``y`` (input ``x``) into the canvas."""
+        sy, sx, s, m = tile.sy, tile.sx, self.model.out_scale, self.model
+        h, w = self.image.shape[-2:]
+        y0, y1, x0, x1 = sy.core_start, min(sy.core_stop, h), sx.core_start, min(sx.core_stop, w)
+        if y1 > y0 and x1 > x0:  # else a core in the padding only
+            core = y[..., (y0 - sy.start) * s: (y1 - sy.start) * s, (x0 - sx.start) * s: (x1 - sx.start) * s]
+            core = torch.where(torch.isfinite(core), core.float(), torch.nan)
+            inner = x[..., y0 - sy.start: y1 - sy.start, x0 - sx.start: x1 - sx.start]
+            self.canvas[:, y0 * s: y1 * s, x0 * s: x1 * s] = m.postprocess(core, inner)[0].cpu()
+
     def _work(self, tile: _Tile) -> None:
-        m, plan = self.model, self.plan
+        m = self.model
         self.local.tile = tile
         torch.set_num_threads(self.threads)  # a new thread starts with the default
         self.intercept.counts = tile.counts
-        sy, sx = tile.sy, tile.sx
-        h, w = self.image.shape[-2:]
-        s = m.out_scale
         try:
-            rows, cols = padded_index(h, plan.padded[0]), padded_index(w, plan.padded[1])
-            pixels = self.image[:, rows[sy.start: sy.stop]][:, :, cols[sx.start: sx.stop]]
-            x = _unit(pixels.unsqueeze(0).to(m.device))
+            x = self._input(tile)
             with torch.inference_mode(), ExitStack() as stack:
                 stack.enter_context(m.autocast())
-                if plan.geometry:
-                    stack.enter_context(TileGeometry((sy.start, sx.start), (sy.stop - sy.start, sx.stop - sx.start),
-                                                     plan.padded, plan.aligned))
-                y = self.net(m.to_compute(m.preprocess(x)))
-                y0, y1, x0, x1 = sy.core_start, min(sy.core_stop, h), sx.core_start, min(sx.core_stop, w)
-                if y1 > y0 and x1 > x0:  # else a core in the padding only
-                    core = y[..., (y0 - sy.start) * s: (y1 - sy.start) * s, (x0 - sx.start) * s: (x1 - sx.start) * s]
-                    core = torch.where(torch.isfinite(core), core.float(), torch.nan)
-                    inner = x[..., y0 - sy.start: y1 - sy.start, x0 - sx.start: x1 - sx.start]
-                    self.canvas[:, y0 * s: y1 * s, x0 * s: x1 * s] = m.postprocess(core, inner)[0].cpu()
+                geometry = self._geometry(tile)
+                if geometry is not None:
+                    stack.enter_context(geometry)
+                self._paste(tile, x, self.net(m.to_compute(m.preprocess(x))))
         except _Abort:
             pass
         except BaseException as exc:  # handed to the sweeping thread, which raises it
@@ -550,6 +580,48 @@ class _Sweep:
             tile.done = True
             tile.key = None
             self.arrived.put(tile)
+
+    # -- stepped tiles (in the sweeping thread) --------------------------------------------------
+    def _steps(self, tile: _Tile) -> Generator[Key, None, None]:
+        x = self._input(tile)
+        y = yield from self._interpret(tile, self.model.to_compute(self.model.preprocess(x)))
+        self._paste(tile, x, y)
+
+    def _interpret(self, tile: _Tile, x: torch.Tensor) -> Generator[Key, None, Any]:
+        """Run the trace on ``x`` node by node (``torch.fx``'s interpreter, which frees each value after its last
+        use, as the compiled trace does), yielding at each global call of the plan."""
+        run = fx.Interpreter(self.net)
+        run.args_iter = iter((x,))
+        for node in self.net.graph.nodes:
+            if node.op == "call_module":
+                key = (str(node.target), tile.counts[node.target])
+                tile.counts[node.target] += 1
+                if key in self.plan.norms or key in self.plan.contexts:
+                    module = self.modules[str(node.target)]
+                    args, kwargs = run.fetch_args_kwargs_from_env(node)
+                    run.env[node] = yield from self._global(tile, key, module, module, args, kwargs)
+                else:
+                    run.env[node] = run.run_node(node)
+            else:
+                run.env[node] = run.run_node(node)
+            if node.op == "output":
+                return run.env[node]
+            for dead in run.user_to_last_uses.get(node, []):
+                del run.env[dead]
+        raise RuntimeError("the trace has no output")
+
+    def _advance(self, tile: _Tile) -> None:
+        """Run a stepped tile up to its next global call (or its end), inside its own geometry."""
+        if tile.steps is None:
+            tile.steps, tile.geometry = self._steps(tile), self._geometry(tile)
+        with ExitStack() as stack:
+            stack.enter_context(self.model.autocast())
+            if tile.geometry is not None:
+                stack.enter_context(tile.geometry)
+            try:
+                tile.key = next(tile.steps)
+            except StopIteration:
+                tile.done, tile.key = True, None
 
     # -- in the sweeping thread ------------------------------------------------------------------
     def run(self) -> None:
@@ -568,6 +640,8 @@ class _Sweep:
             raise
         finally:
             for tile in self.tiles:
+                if tile.steps is not None:
+                    tile.steps.close()
                 if tile.thread is not None and not tile.done:
                     tile.go.set()
             for tile in self.tiles:
@@ -577,6 +651,12 @@ class _Sweep:
     def _round(self) -> None:
         """Every tile runs its next segment, one after the other."""
         for tile in self.tiles:
+            if self.stepped:
+                self._advance(tile)
+                self.steps += 1
+                if self.progress is not None:
+                    self.progress(self.steps, self.total)
+                continue
             if tile.thread is None:
                 tile.thread = threading.Thread(target=self._work, args=(tile,), daemon=True, name="anime-tile")
                 tile.thread.start()
@@ -638,13 +718,14 @@ class _Sweep:
     def _moments(self) -> torch.Tensor:
         """The sums over all tiles' cores of the maps they wait with, in tile order (a fixed order: deterministic).
 
-        In the sweeping thread, on one OpenMP thread: every tile's thread is an OpenMP master with a
-        pool of its own, and with more OpenMP threads than cores libgomp barely spins, so each small
-        parallel region waits for a woken thread (0.1 ms; these sums are a few hundred of them per
-        norm). A bf16 tile sweep at 2048 px spent 16 s in them; on one thread they take 1.1 s.
+        In the sweeping thread. Where tiles run in threads, on one OpenMP thread: every tile's thread
+        is an OpenMP master with a pool of its own, and with more OpenMP threads than cores libgomp
+        barely spins, so each small parallel region waits for a woken thread (0.1 ms; these sums are a
+        few hundred of them per norm; a bf16 tile sweep at 2048 px spent 16 s in them, on one thread
+        1.1 s). Stepped tiles share the sweeping thread's pool, so the sums use all of it.
         """
         total = None
-        with one_torch_thread():
+        with one_torch_thread(enabled=not self.stepped):
             for tile in self.tiles:
                 assert tile.x is not None
                 (y0, _, r0, r1), (x0, _, c0, c1) = self._core_of(tile, tile.x)
