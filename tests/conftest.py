@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -21,6 +22,13 @@ if str(TINY_SRC) not in sys.path:
 # 2-core machine two threads per op made training tests 10x slower (measured by the AnimeGAN
 # plugin's tests: 320 s -> 20 s).
 torch.set_num_threads(1)
+
+# The Ctrl-C tests send SIGINT to the commands they start. A suite started in the background by a
+# non-interactive shell (`make test &`, nohup, some CI runners) inherits SIGINT ignored, and an ignored
+# signal stays ignored in every child: the commands would finish instead of stopping. A handler (unlike
+# SIG_IGN) is reset to the default in a child, so the children get the Ctrl-C a user's terminal gives.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
