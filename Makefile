@@ -16,6 +16,8 @@ PHOTO ?= $(firstword $(wildcard ../shared/photos/*.jpg))
 TEST_SITE := dist/test-site
 OURS := anime-core anime-plugin-animegan anime-plugin-cyclegan anime-plugin-dcgan anime-plugin-ae
 PYTEST_ARGS ?=
+# pytest-xdist workers: the tests run one torch thread each, so one worker per core (0: in this process)
+TEST_WORKERS ?= 2
 
 .PHONY: install wheels test demo lint bench clean
 
@@ -42,7 +44,7 @@ install: wheels
 test: install
 	rm -rf $(TEST_SITE)
 	$(BIN)/python -m pip install --quiet --no-deps --target $(TEST_SITE) $(WHEELHOUSE)/anime_plugin_example-*.whl
-	PYTHONPATH="$(abspath $(TEST_SITE))$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/pytest -q -rs $(PYTEST_ARGS)
+	PYTHONPATH="$(abspath $(TEST_SITE))$${PYTHONPATH:+:$$PYTHONPATH}" $(BIN)/pytest -q -rs -n $(TEST_WORKERS) $(PYTEST_ARGS)
 	$(BIN)/python -I -c "$$ONLY_OURS" $(OURS)
 
 # fails naming what .venv holds besides our distributions: another anime.plugins entry point, or the example
