@@ -169,6 +169,19 @@ def release_large_blocks() -> Iterator[None]:
                 libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
 
 
+def trim_heap() -> None:
+    """Inside :func:`application`, give the free pages in the heap back to the system now (glibc's ``malloc_trim``).
+
+    A tiled sweep calls it before a segment whose maps are larger than any before (a decoder's
+    up-sampled ones): the holes the smaller maps left between the paused tiles' maps cannot hold
+    them, yet stayed resident (AnimeGAN v2, bf16, 2048x1451 in 1024 px tiles: 0.47 GB of free heap
+    at the peak, which went from 2.0 to 1.7 GB, in the same time). A library call leaves the heap alone.
+    """
+    libc = _glibc() if in_application() else None
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 @contextlib.contextmanager
 def paused_gc() -> Iterator[None]:
     """Inside :func:`application`, Python's cyclic garbage collector off while inside (a tiled sweep), then back on.

@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Generator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -53,7 +53,7 @@ from anime_core.inference.norms import (
     norm_spec,
     normalize,
 )
-from anime_core.inference.speed import one_torch_thread, paused_gc, release_large_blocks
+from anime_core.inference.speed import one_torch_thread, paused_gc, release_large_blocks, trim_heap
 from anime_core.inference.tileplan import TilePlan, plan_tiles
 from anime_core.inference.tracing import Intercept, Key, Replay, TileGeometry, map_factor
 
@@ -189,7 +189,20 @@ LIVE_MAPS = {"eager": 3.5, "lean": 2.5}
 #: resident memory per byte of measured live maps: halos, the heap's own overhead and fragmentation
 #: (AnimeGAN v2, 2048x1451 in 1024 px tiles: 1.7-2.1 GB grown against 1.9 GB measured on meta)
 HEAP_MARGIN = 1.5
-_LIVE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple[float, float] | None]] = weakref.WeakKeyDictionary()
+
+#: a segment that holds this much more than every segment before it starts with a trimmed heap (:func:`trim_points`)
+TRIM_GROWTH = 1.25
+
+
+class Live(NamedTuple):
+    """What one tile holds, in bytes, measured on the meta device (:func:`live_bytes`)."""
+
+    paused: float  # the most at a global call
+    peak: float  # the most anywhere
+    stages: tuple[float, ...]  # the most in each segment (between global calls), in order
+
+
+_LIVE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, Live | None]] = weakref.WeakKeyDictionary()
 
 
 class _LiveBytes(fx.Interpreter):
@@ -204,14 +217,17 @@ class _LiveBytes(fx.Interpreter):
         super().__init__(module)
         self.calls = calls  # the plan's contexts: tiles stop there too
         self.paused = self.peak = 0.0
+        self.stages = [0.0]
 
     def run_node(self, n: fx.Node) -> Any:
         held = sum(v.numel() * v.element_size() for v in self.env.values() if isinstance(v, torch.Tensor))
         if n.op == "call_module" and (n.target in self.calls or _global(self.module.get_submodule(str(n.target)))):
             self.paused = max(self.paused, held)
+            self.stages.append(0.0)  # a tile stops here: the next segment starts
         out = super().run_node(n)
         made = sum(t.numel() * t.element_size() for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
         self.peak = max(self.peak, held + made)
+        self.stages[-1] = max(self.stages[-1], held + made)
         return out
 
     def call_module(self, target: Any, args: tuple, kwargs: dict) -> Any:
@@ -225,8 +241,8 @@ def _global(module: nn.Module) -> bool:
     return norm_spec(module) is not None or is_global_module(module)
 
 
-def live_bytes(net: nn.Module, plan: TilePlan, dtype: torch.dtype = torch.float32) -> tuple[float, float] | None:
-    """(most bytes a tile holds at a global call, most it holds anywhere) in one forward of a tile of ``plan``.
+def live_bytes(net: nn.Module, plan: TilePlan, dtype: torch.dtype = torch.float32) -> Live | None:
+    """What a tile of ``plan`` holds in one forward: at the global calls, anywhere, and in each segment.
 
     Measured on the meta device (shapes only) for a :func:`lean` trace whose weights are in ``dtype``
     (bf16 nets hold half the bytes); None for a net that is not one.
@@ -240,10 +256,26 @@ def live_bytes(net: nn.Module, plan: TilePlan, dtype: torch.dtype = torch.float3
         try:
             with torch.inference_mode():
                 probe.run(torch.empty(1, plan.channels, *plan.tile, device="meta", dtype=dtype))
-            cache[key] = (float(probe.paused), float(probe.peak))
+            cache[key] = Live(float(probe.paused), float(probe.peak), tuple(probe.stages))
         except Exception:  # an operation without a meta kernel: estimate instead
             cache[key] = None
     return cache[key]
+
+
+def trim_points(net: nn.Module, plan: TilePlan, dtype: torch.dtype = torch.float32) -> frozenset[int]:
+    """The global calls (by their order in a tile's forward) after which a sweep trims the heap (:func:`trim_heap`):
+    those before a segment that holds a quarter more than every segment before it (:func:`live_bytes`; none for a net
+    that is no trace). Its larger maps cannot reuse the holes the smaller ones left among the paused tiles'
+    maps, which would otherwise stay resident through the sweep's peak."""
+    found = live_bytes(net, plan, dtype)
+    if found is None:
+        return frozenset()
+    most, points = found.stages[0], set()
+    for i, stage in enumerate(found.stages[1:]):
+        if stage > TRIM_GROWTH * most:
+            points.add(i)
+        most = max(most, stage)
+    return frozenset(points)
 
 
 def sweep_bytes(plan: TilePlan, lean: bool = True, net: nn.Module | None = None,
@@ -255,7 +287,7 @@ def sweep_bytes(plan: TilePlan, lean: bool = True, net: nn.Module | None = None,
     tile_pixels = plan.tile[0] * plan.tile[1]
     found = live_bytes(net, plan, dtype) if net is not None else None
     if found is not None:
-        paused, peak = found
+        paused, peak, _ = found
         contexts = sum(4 * (math.prod(c.in_shape) + math.prod(c.out_shape)) for c in plan.contexts.values())
         return HEAP_MARGIN * (paused / tile_pixels * pixels + peak) + contexts
     maps = LIVE_MAPS["lean" if lean else "eager"]
@@ -467,6 +499,9 @@ class _Sweep:
         self.intercept = Intercept(self.net, self.handle)
         self.stepped = isinstance(self.net, fx.GraphModule)
         self.modules = dict(self.net.named_modules()) if self.stepped else {}
+        stepped_exact = self.stepped and frozen is None
+        self.trims = trim_points(self.net, plan, compute_dtype(model)) if stepped_exact else frozenset()
+        self.settled = 0  # global calls settled so far
 
     # -- in the tiles' threads -------------------------------------------------------------------
     def handle(self, key: Key, module: nn.Module, orig: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
@@ -634,6 +669,9 @@ class _Sweep:
                         raise RuntimeError("the tiles took different paths through the generator (it branches on "
                                            "values); run it with --tile 0")
                     self._settle(keys.pop())
+                    if self.settled in self.trims:
+                        trim_heap()
+                    self.settled += 1
                     self._round()
         except BaseException:
             self.abort = True

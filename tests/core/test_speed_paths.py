@@ -270,3 +270,39 @@ def test_the_cli_gets_the_tuning_and_leaves_the_scope_after(tiny_registry, fake_
     assert inside and all(inside)
     assert ("mallopt", speed.M_MMAP_THRESHOLD, speed.SCOPE_MMAP_THRESHOLD) in fake_libc.calls
     assert fake_libc.calls[-1] == ("trim", 0) and not speed.in_application()
+
+
+def test_a_sweep_trims_the_heap_before_segments_larger_than_any_before(registry, fake_libc, monkeypatch):
+    """The holes a sweep's smaller maps leave among the paused tiles' maps cannot hold a decoder's up-sampled maps,
+    yet stay resident through the peak: the heap is trimmed after the global calls that a segment holding a
+    quarter more than any before follows (measured on the trace, shapes only); inside the application only."""
+    from anime_core.inference import tiling
+
+    pipe = TranslatePipeline(registry.model("animegan"), {"generator": registry.build("animegan", variant="v2")}, "cpu")
+    image = io.to_tensor(make_image((384, 320), 3))
+    plan = pipe._tile_plan(320, 384, 128)
+    net = tiling.lean(pipe.generator, tiling._calls(plan))
+    stages = tiling.live_bytes(net, plan).stages
+    calls = [str(n.target) for n in net.graph.nodes
+             if n.op == "call_module" and tiling._global(net.get_submodule(str(n.target)))]
+    assert len(stages) == len(calls) + 1
+    points = sorted(tiling.trim_points(net, plan))
+    # block_e's first segment (its input up-sampled to full size, 128 channels) holds the most of all
+    assert stages.index(max(stages)) == calls.index("block_d.1.2") + 1 and calls.index("block_d.1.2") in points
+    assert 1 <= len(points) <= len(calls) // 4
+    settle = tiling._Sweep._settle
+
+    def settled(self, key):
+        settle(self, key)
+        fake_libc.calls.append(("settled", key[0]))
+
+    monkeypatch.setattr(tiling._Sweep, "_settle", settled)
+    want = pipe.translate(image, 0)
+    pipe.translate(image, 128)  # a library call: the heap is the host's
+    assert ("trim", 0) not in fake_libc.calls
+    with speed.application():
+        got = pipe.translate(image, 128)
+    log = fake_libc.calls
+    trimmed = [log[i - 1][1] for i, call in enumerate(log) if call == ("trim", 0) and log[i - 1][0] == "settled"]
+    assert trimmed == [calls[i] for i in points]
+    assert (got - want).abs().mean() < 1e-5
