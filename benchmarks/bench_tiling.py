@@ -10,6 +10,12 @@ the given sizes and reports the difference on the 8-bit output (and its own time
     python benchmarks/bench_tiling.py                                  # animegan v2, 4096 and 8192, CPU
     python benchmarks/bench_tiling.py --sizes 2048 --compare           # tiled vs untiled
     python benchmarks/bench_tiling.py --case cyclegan:arch=resnet --tile 512
+    python benchmarks/bench_tiling.py --sizes 2048 --aspect --compare --threads 2 --precision bf16 --repeat 2
+    python benchmarks/bench_tiling.py --sizes 2048 --aspect --compare --threads 2 --backend openvino
+
+Each child first translates a 64 px image (the one-off set-up a second image finds done). With
+``--backend`` the export is made (or found in ``--cache``) by a child of its own before the measured ones,
+so no peak includes it; OpenVINO runs its default precision on this CPU unless ``--precision`` says otherwise.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import numpy as np
 import torch
 from PIL import Image
 from anime_core.inference import io
-model, opts, size, tile, photo, out, threads, aspect = json.loads(sys.argv[1])
+model, opts, size, tile, photo, out, threads, aspect, precision, backend, cache = json.loads(sys.argv[1])
 if threads:
     torch.set_num_threads(threads)
 torch.manual_seed(0)
@@ -41,7 +47,19 @@ from anime_core.registry import get_registry
 reg = get_registry()
 spec = reg.model(model)
 gen = reg.build(spec, "generator", **opts)
-pipe = (spec.pipeline_class() or TranslatePipeline)(spec, {"generator": gen}, device="cpu")
+pipe = (spec.pipeline_class() or TranslatePipeline)(spec, {"generator": gen}, device="cpu",
+                                                    precision=precision if backend == "torch" and precision else "fp32")
+if backend != "torch":
+    from pathlib import Path
+    from anime_core.inference.backends import get
+    extra = {}
+    if backend == "openvino":
+        from anime_core.inference.backends.openvino import native_precision
+        extra["precision"] = precision or native_precision()
+    pipe = get(backend).from_torch(pipe, type(pipe), "cpu", cache=Path(cache), threads=threads or 2, **extra)
+from anime_core.inference import speed
+with speed.application():
+    pipe.translate(torch.zeros(3, 64, 64, dtype=torch.uint8), 0)  # the one-off set-up
 img = Image.open(photo).convert("RGB")
 if aspect:  # the long side to ``size`` (0: the photo at full size)
     if size:
@@ -56,7 +74,6 @@ del img
 rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 load0 = os.getloadavg()[0]
 t = time.perf_counter()
-from anime_core.inference import speed
 with speed.application():  # the process settings of the anime command line (heap reuse, one heap)
     y = pipe.translate(x, tile)
 seconds = time.perf_counter() - t
@@ -74,8 +91,8 @@ print(json.dumps({"seconds": seconds, "size": list(x.shape[-2:]), "segments": re
 
 
 def run_case(model: str, opts: dict, size: int, tile: int, photo: Path, out: str | None, threads: int,
-             aspect: bool = False) -> dict:
-    payload = json.dumps([model, opts, size, tile, str(photo), out, threads, aspect])
+             aspect: bool = False, precision: str | None = None, backend: str = "torch", cache: str = "") -> dict:
+    payload = json.dumps([model, opts, size, tile, str(photo), out, threads, aspect, precision, backend, cache])
     proc = subprocess.run([sys.executable, "-c", CHILD, payload], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else f"exit {proc.returncode}"}
@@ -109,21 +126,32 @@ def main() -> None:
     parser.add_argument("--aspect", action="store_true",
                         help="keep the photo's aspect (SIZE is the long side; 0: the photo at full size)")
     parser.add_argument("--repeat", type=int, default=1, help="interleaved tiled/untiled runs per size")
+    parser.add_argument("--precision", help="fp32, bf16 or fp16 (default: fp32 on torch, the native precision on "
+                        "OpenVINO)")
+    parser.add_argument("--backend", default="torch", choices=("torch", "onnxruntime", "openvino"))
+    parser.add_argument("--cache", type=Path, help="export cache folder (default: a temporary one)")
     args = parser.parse_args()
     photo = args.photo or sorted(PHOTOS.glob("*.jpg"))[0]
     model, opts = _case(args.case)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {model} {opts}, "
-          f"photo {photo.name}, tile {args.tile}")
+          f"photo {photo.name}, tile {args.tile}, backend {args.backend}, precision {args.precision or 'default'}")
     print("| size | mode | time | segments | tiles (px cost) | halo | RSS before | peak RSS | load (1 min) | "
           "diff mean / p99.9 (vs the tiled run above) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
+        cache = str(args.cache or Path(tmp) / "exports")
+        case = {"threads": args.threads, "aspect": args.aspect, "precision": args.precision,
+                "backend": args.backend, "cache": cache}
+        if args.backend != "torch":  # the export, outside every measured child
+            made = run_case(model, opts, 256, 0, photo, None, **case)
+            if "error" in made:
+                sys.exit(f"the {args.backend} export failed: {made['error']}")
         for size in args.sizes:
             outs = {}
             runs = [("tiled", args.tile)] + ([("untiled", 0)] if args.compare else [])
             for mode, tile in runs * args.repeat:
                 outs[mode] = str(Path(tmp) / f"{mode}{size}.npy") if args.compare else None
-                r = run_case(model, opts, size, tile, photo, outs[mode], args.threads, args.aspect)
+                r = run_case(model, opts, size, tile, photo, outs[mode], **case)
                 if "error" in r:
                     print(f"| {size} | {mode} | {r['error']} |")
                     outs[mode] = None
