@@ -55,7 +55,7 @@ from anime_core.inference.norms import (
 )
 from anime_core.inference.speed import one_torch_thread, paused_gc, release_large_blocks, trim_heap
 from anime_core.inference.tileplan import TilePlan, plan_tiles
-from anime_core.inference.tracing import Intercept, Key, Replay, TileGeometry, map_factor
+from anime_core.inference.tracing import Intercept, Key, MetaShapes, Replay, TileGeometry, map_factor
 
 Progress = Callable[[int, int], None]  # (segments of tiles done, total)
 
@@ -254,7 +254,7 @@ def live_bytes(net: nn.Module, plan: TilePlan, dtype: torch.dtype = torch.float3
     if key not in cache:
         probe = _LiveBytes(net, _calls(plan))
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), MetaShapes():
                 probe.run(torch.empty(1, plan.channels, *plan.tile, device="meta", dtype=dtype))
             cache[key] = Live(float(probe.paused), float(probe.peak), tuple(probe.stages))
         except Exception:  # an operation without a meta kernel: estimate instead

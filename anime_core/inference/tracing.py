@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -98,6 +99,14 @@ def to_meta(tree: Any) -> Any:
 
 
 _SAME_SHAPE = {"instance_norm", "group_norm", "batch_norm", "layer_norm", "dropout", "leaky_relu", "relu", "tanh"}
+#: arithmetic whose result has the broadcast shape of its tensors: shapes computed here, as torch's meta kernels
+#: for it are Python decompositions whose first call imports ``torch._dynamo`` (1.0 s in a fresh process)
+_BROADCAST = {"add", "sub", "mul", "div", "true_divide", "__add__", "__radd__", "__sub__", "__rsub__", "__mul__",
+              "__rmul__", "__truediv__", "__rtruediv__"}
+#: in-place twins: the result is the first argument
+_IN_PLACE = {"add_", "sub_", "mul_", "div_", "__iadd__", "__isub__", "__imul__", "__itruediv__", "relu_",
+             "leaky_relu_"}
+_CAT = {"cat", "concat", "concatenate"}
 
 
 def meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
@@ -108,7 +117,26 @@ def meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
     """
     name = getattr(func, "__name__", "")
     x = args[0] if args and isinstance(args[0], torch.Tensor) else None
+    if x is not None and x.is_meta and name in _IN_PLACE:
+        return x
+    if name in _BROADCAST and len(args) == 2 and "out" not in kwargs:
+        shape = _broadcast([a.shape for a in args if isinstance(a, torch.Tensor)])
+        if shape is not None:
+            return torch.empty(shape, dtype=torch.result_type(*args), device="meta")
+    if name in _CAT and args and isinstance(args[0], (list, tuple)) and args[0] and "out" not in kwargs:
+        parts = list(args[0])
+        dim = _arg(args, kwargs, 1, "dim", 0)
+        if all(isinstance(t, torch.Tensor) and t.dim() == parts[0].dim() for t in parts) and parts[0].dim():
+            d = dim % parts[0].dim()
+            shape = list(parts[0].shape)
+            shape[d] = sum(t.shape[d] for t in parts)
+            dtype = functools.reduce(torch.promote_types, (t.dtype for t in parts))
+            return torch.empty(shape, dtype=dtype, device="meta")
     if x is not None and x.dim() == 4:
+        if name in ("conv2d", "conv_transpose2d"):
+            found = _conv_shape(name, x, args, kwargs)
+            if found is not None:
+                return torch.empty(found, dtype=x.dtype, device="meta")
         if name in _SAME_SHAPE:
             return torch.empty(x.shape, dtype=x.dtype, device="meta")
         if name == "interpolate":
@@ -120,6 +148,78 @@ def meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
             return torch.empty((*x.shape[:2], x.shape[2] + pads[2] + pads[3], x.shape[3] + pads[0] + pads[1]),
                                dtype=x.dtype, device="meta")
     return func(*to_meta(args), **to_meta(kwargs))
+
+
+_SHAPED = _SAME_SHAPE | _BROADCAST | _IN_PLACE | _CAT | {"interpolate", "pad", "conv2d", "conv_transpose2d"}
+
+
+def _conv_shape(name: str, x: torch.Tensor, args: tuple, kwargs: dict) -> tuple[int, ...] | None:
+    """Output shape of ``F.conv2d`` / ``F.conv_transpose2d`` on (N, C, H, W) ``x`` (torch's formulas), or None
+    where the arguments are not the plain ones (then the meta kernel decides)."""
+    weight = _arg(args, kwargs, 1, "weight", None)
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
+        return None
+    transposed = name == "conv_transpose2d"
+    stride = _arg(args, kwargs, 3, "stride", 1)
+    padding = _arg(args, kwargs, 4, "padding", 0)
+    if transposed:
+        extra = _arg(args, kwargs, 5, "output_padding", 0)
+        groups = _arg(args, kwargs, 6, "groups", 1)
+        dilation = _arg(args, kwargs, 7, "dilation", 1)
+    else:
+        extra, dilation, groups = 0, _arg(args, kwargs, 5, "dilation", 1), _arg(args, kwargs, 6, "groups", 1)
+    if isinstance(padding, str):
+        if transposed or padding not in ("same", "valid"):
+            return None
+        if padding == "same":
+            return (x.shape[0], weight.shape[0], x.shape[2], x.shape[3])
+        padding = 0
+    try:
+        s, p, d, e = (_two(v) for v in (stride, padding, dilation, extra))
+    except (TypeError, ValueError):
+        return None
+    k = weight.shape[2:]
+    if transposed:
+        size = [(x.shape[2 + i] - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + e[i] + 1 for i in (0, 1)]
+        channels = weight.shape[1] * int(groups)
+    else:
+        size = [(x.shape[2 + i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in (0, 1)]
+        channels = weight.shape[0]
+    return (x.shape[0], channels, *size) if min(size) > 0 else None
+
+
+def _broadcast(shapes: list[torch.Size]) -> tuple[int, ...] | None:
+    """The broadcast shape (``torch.broadcast_shapes`` imports sympy: 0.3 s), None if none or they do not broadcast."""
+    if not shapes:
+        return None
+    n = max(len(s) for s in shapes)
+    out = []
+    for i in range(n):
+        sizes = {s[i - n + len(s)] for s in shapes if i - n + len(s) >= 0} - {1}
+        if len(sizes) > 1:
+            return None
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+def _two(v: Any) -> tuple[int, int]:
+    t = tuple(int(i) for i in v) if isinstance(v, (list, tuple)) else (int(v), int(v))
+    if len(t) == 1:
+        t = t * 2
+    if len(t) != 2:
+        raise ValueError(v)
+    return t  # type: ignore[return-value]
+
+
+class MetaShapes(TorchFunctionMode):
+    """The functions :func:`meta_call` knows the shapes of take its short cut (no torch meta kernel, no import of
+    ``torch._dynamo``); everything else runs as it is."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        if getattr(func, "__name__", "") in _SHAPED:
+            return meta_call(func, args, kwargs)
+        return func(*args, **kwargs)
 
 
 def resized(x: torch.Tensor, size: Any, scale: Any) -> tuple[int, int]:
