@@ -150,7 +150,8 @@ def release_large_blocks() -> Iterator[None]:
     off, stay resident, so the heap grew to the untiled forward's size (AnimeGAN v2, 2048x1451 in
     1024 px tiles: a peak of 4.1 GB against 8.0 GB untiled, 2.3 GB of them never live at once).
     Blocks above glibc's default threshold (32 MiB) are mapped and unmapped on their own here:
-    3.0 GB at 1.08x the time of the heap-reusing untiled run (benchmarks/RESULTS.md).
+    3.0 GB at 1.08x the time of the heap-reusing untiled run (benchmarks/RESULTS.md). Now for tiles that
+    run in threads only: stepped tiles keep the heap, trimmed before larger segments (``tiling._Sweep.blocks``).
     """
     libc = _glibc() if in_application() else None
     if libc is None:

@@ -306,3 +306,11 @@ def test_a_sweep_trims_the_heap_before_segments_larger_than_any_before(registry,
     trimmed = [log[i - 1][1] for i, call in enumerate(log) if call == ("trim", 0) and log[i - 1][0] == "settled"]
     assert trimmed == [calls[i] for i in points]
     assert (got - want).abs().mean() < 1e-5
+    # stepped tiles keep the call's heap (the running tile reuses the blocks the one before it freed): the mmap
+    # threshold drops back to glibc's only when the call ends; tiles in threads map their large blocks afresh
+    mapped = ("mallopt", speed.M_MMAP_THRESHOLD, speed.RESTORE_MMAP_THRESHOLD)
+    assert log.count(mapped) == 1 and log[-3] == mapped and log[-1] == ("trim", 0)
+    log.clear()
+    with speed.application(), speed.reuse_cpu_memory():
+        tiling.run_faithful(pipe, image, 128, plan, net=pipe.generator)  # an eager net: tiles in threads
+    assert log.count(mapped) == 2
