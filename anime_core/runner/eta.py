@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +22,31 @@ ETA_PIXELS = 1_000_000
 
 #: px; the calibration input: smaller ones measure the per-call overhead more than the per-pixel work
 CALIBRATION_SIDE = 384
+#: bytes; a cached rate file is a few dozen
+MAX_RATE_FILE = 4096
+
+
+def _read_rate(path: Path) -> tuple[float | None, float]:
+    """(seconds per megapixel, seconds per forward) from a rate file, or (None, 0) if it is missing or not one."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_RATE_FILE + 1)
+        if len(raw) > MAX_RATE_FILE:
+            return None, 0.0
+        data = json.loads(raw)
+        rate, overhead = float(data["rate"]), float(data["overhead"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, 0.0
+    if not (math.isfinite(rate) and math.isfinite(overhead) and 0 < rate < 1e6 and 0 <= overhead < 1e6):
+        return None, 0.0
+    return rate, overhead
+
+
+def _write_rate(path: Path, rate: float, overhead: float) -> None:
+    from anime_core.fsutil import atomic_path
+
+    with contextlib.suppress(OSError), atomic_path(path) as tmp:  # a read-only home calibrates again next time
+        tmp.write_text(json.dumps({"rate": rate, "overhead": overhead}))
 
 
 def duration(seconds: float) -> str:
@@ -29,9 +57,13 @@ class Eta:
     """Announces large images on the CPU with an estimated time: seconds per megapixel, measured.
 
     The rate comes from the run's own batches once one of at least ``CALIBRATION_SIDE``² px has
-    run, and before that from two calibration passes (``CALIBRATION_SIDE`` and twice that), which
-    also give a per-forward overhead. A tiled image counts the pixels its tiles compute
-    (``pipe.tiling_cost``): 1536x1088 in 512 px tiles, AnimeGAN v2: 8 s estimated, 10 s measured.
+    run, and before that from the last run's rate for the same model, options, backend, precision,
+    device and threads (``$ANIME_HOME/eta``, written after each measured batch), or else from two
+    calibration passes (``CALIBRATION_SIDE`` and twice that), which also give a per-forward
+    overhead: 1.3-1.7 s before a first large image (AnimeGAN v2 on 2 cores, torch or OpenVINO),
+    a quarter of a 2048 px photo's time, now paid once per machine and set-up. A tiled image counts
+    the pixels its tiles compute (``pipe.tiling_cost``): 1536x1088 in 512 px tiles, AnimeGAN v2: 8 s
+    estimated, 10 s measured.
     """
 
     def __init__(self, pipe: TranslatePipeline, announce: Callable[[str], None], tile: int | None = None) -> None:
@@ -41,6 +73,8 @@ class Eta:
 
     def seconds(self, w: int, h: int, tiled: bool) -> float | None:
         """Estimated time of one image; tiles count the pixels they compute (halos included)."""
+        if self.rate is None:
+            self.rate, self.overhead = _read_rate(self._cache())
         if self.rate is None:
             self.rate = self._calibrate()
         if self.rate is None:
@@ -86,6 +120,19 @@ class Eta:
         pixels = sum(job.image.width * job.image.height for job in group)
         if pixels >= CALIBRATION_SIDE**2:
             self.rate = max(seconds - self.overhead, 0.5 * seconds) / (pixels / 1e6)
+            _write_rate(self._cache(), self.rate, self.overhead)
+
+    def _cache(self) -> Path:
+        """The rate file of this pipeline's set-up: what the speed depends on, not the weights' values."""
+        from anime_core.inference.precision import device_kind
+        from anime_core.weights.store import anime_home
+
+        pipe = self.pipe
+        options = json.dumps({k: repr(v) for k, v in sorted(getattr(pipe, "options", {}).items())}, sort_keys=True)
+        setup = [pipe.spec.name, type(pipe).__name__, type(pipe.generator).__name__, options,
+                 str(getattr(pipe, "precision", "")), str(torch.get_num_threads()), str(self.tile)]
+        digest = hashlib.sha256("\0".join(setup).encode()).hexdigest()[:16]
+        return anime_home() / "eta" / f"{pipe.spec.name}-{digest}-{device_kind(pipe)}.json"
 
     def _calibrate(self) -> float | None:
         """:meth:`_measure`, leaving a pipeline's own tallies (``--faces``: the faces per image) as they were."""

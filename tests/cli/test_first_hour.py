@@ -138,6 +138,34 @@ def test_eta_rate_comes_from_the_runs_own_batches(tiny_registry, weights):
     assert lines == ["x.png: 2000x1000 px (2.0 MP) on the CPU, about 20 s (--size 1024: about 5 s)"]
 
 
+def test_eta_rate_is_kept_for_the_next_run_of_the_same_set_up(tiny_registry, weights, monkeypatch):
+    """The calibration (1.3-1.7 s before a first large image) runs once per set-up: the next run starts from the
+    rate the last one measured; a damaged rate file or another thread count calibrates again."""
+    pipe = anime_core.load("tiny", weights=weights, device="cpu")
+    name = Path("x.png")
+    job = Job(InputFile(name, name), name, Image.new("RGB", (2000, 1000)), False)
+    Eta(pipe, print).after([job], 20.0)  # a run measured 10 s per MP
+    calibrations: list[int] = []
+    monkeypatch.setattr(Eta, "_calibrate", lambda self: calibrations.append(1) or 3.0)
+    lines: list[str] = []
+    eta = Eta(pipe, lines.append)
+    eta.before([job])
+    assert lines == ["x.png: 2000x1000 px (2.0 MP) on the CPU, about 20 s (--size 1024: about 5 s)"]
+    assert calibrations == []
+    for damage in (b"\xff" * 10, b'{"rate": NaN, "overhead": 0}', b'{"rate": 1, "overhead": 0}' + b" " * 5000):
+        eta._cache().write_bytes(damage)
+        assert Eta(pipe, print).seconds(2000, 1000, False) == pytest.approx(6.0)  # the calibration's 3 s/MP
+    assert len(calibrations) == 3
+    Eta(pipe, print).after([job], 20.0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)
+    try:
+        assert Eta(pipe, print).seconds(2000, 1000, False) == pytest.approx(6.0)
+    finally:
+        torch.set_num_threads(threads)
+    assert len(calibrations) == 4
+
+
 def test_size_help_names_the_default(tiny_registry, capsys):
     _, out, _ = anime(capsys, "run", "tiny", "--help")
     assert "Resize so the long side is N px [default: original, or the style's preset]" in flat(out)
