@@ -187,8 +187,9 @@ def tiling_cost(plan: TilePlan) -> float:
 #: AnimeGAN v2 2.4), its :func:`lean` trace up to 2.3 (U-Net, whose skips stay live; AnimeGAN v2 0.56)
 LIVE_MAPS = {"eager": 3.5, "lean": 2.5}
 #: resident memory per byte of measured live maps: halos, the heap's own overhead and fragmentation
-#: (AnimeGAN v2, 2048x1451 in 1024 px tiles: 1.7-2.1 GB grown against 1.9 GB measured on meta)
-HEAP_MARGIN = 1.5
+#: (AnimeGAN v2, 1024 px tiles, stepped in the heap: bf16 2048x1451 grew 1.2-1.65 GB and 3072x2176 2.4-2.5 GB
+#: against 0.94 and 1.47 GB measured on meta; fp32 2048x1451 2.4 GB against 1.9)
+HEAP_MARGIN = 1.8
 
 #: a segment that holds this much more than every segment before it starts with a trimmed heap (:func:`trim_points`)
 TRIM_GROWTH = 1.25
