@@ -11,12 +11,15 @@ renamed or removed: :func:`abandoned_temps` finds those whose lock is free and w
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 try:
     import fcntl
@@ -57,6 +60,27 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through :func:`atomic_path`: the old file or the whole new one, never half."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+#: bytes; the small JSON files of a cache (a verdict, a rate) are a few hundred
+MAX_CACHE_JSON = 4096
+
+
+def read_cache_json(path: str | Path, limit: int = MAX_CACHE_JSON) -> Any:
+    """The JSON a small cache file holds, or None where it is missing, unreadable, over ``limit`` bytes or not
+    JSON (the caller computes the value again)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(limit + 1)
+        return json.loads(raw) if len(raw) <= limit else None
+    except (OSError, ValueError):
+        return None
+
+
+def write_cache_json(path: str | Path, data: Any) -> None:
+    """Write a small cache file atomically; a folder that cannot be written leaves it to be computed next time."""
+    with contextlib.suppress(OSError), atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=1))
+
 
 def _lock(fd: int) -> int | None:
     """Hold an exclusive ``flock`` on the new temp file while it exists: its writer is alive.

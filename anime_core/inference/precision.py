@@ -129,20 +129,26 @@ def weights_digest(pipe: Pipeline) -> str:
     return module_digest(pipe, f"parity|{type(pipe).weights_part(pipe.options)}|{torch.__version__}")[:20]
 
 
+def options_text(pipe: Pipeline) -> str:
+    """The pipeline's options as one canonical string, for cache keys."""
+    return json.dumps({k: repr(v) for k, v in sorted(getattr(pipe, "options", {}).items())}, sort_keys=True)
+
+
 def cache_path(pipe: Pipeline, precision: str, folder: Path | None = None) -> Path:
     import hashlib
 
     from anime_core.weights.store import anime_home
 
-    options = json.dumps({k: repr(v) for k, v in sorted(pipe.options.items())}, sort_keys=True)
-    key = f"{VERDICT_VERSION}|{weights_digest(pipe)}|{pipe.spec.name}|{type(pipe).__qualname__}|{options}"
+    key = f"{VERDICT_VERSION}|{weights_digest(pipe)}|{pipe.spec.name}|{type(pipe).__qualname__}|{options_text(pipe)}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     return (folder or anime_home() / "precision") / f"{pipe.spec.name}-{digest}-{device_kind(pipe)}-{precision}.json"
 
 
 def read_verdict(path: Path, precision: str) -> Verdict | None:
+    from anime_core.fsutil import read_cache_json
+
     try:
-        data = json.loads(path.read_text())
+        data = read_cache_json(path)
         verdict = Verdict(**{k: data[k] for k in ("precision", "ok", "mean", "p999", "seconds")},
                           detail=str(data.get("detail", "")))
     except (OSError, ValueError, KeyError, TypeError):
@@ -153,12 +159,9 @@ def read_verdict(path: Path, precision: str) -> Verdict | None:
 
 
 def write_verdict(path: Path, verdict: Verdict) -> None:
-    import contextlib
+    from anime_core.fsutil import write_cache_json
 
-    from anime_core.fsutil import atomic_path
-
-    with contextlib.suppress(OSError), atomic_path(path) as tmp:  # a read-only home checks again next time
-        tmp.write_text(json.dumps(asdict(verdict), indent=1))
+    write_cache_json(path, asdict(verdict))  # a read-only home checks again next time
 
 
 def check(pipe: Pipeline, precision: str) -> Verdict:

@@ -175,7 +175,7 @@ def _conv_shape(name: str, x: torch.Tensor, args: tuple, kwargs: dict) -> tuple[
             return (x.shape[0], weight.shape[0], x.shape[2], x.shape[3])
         padding = 0
     try:
-        s, p, d, e = (_two(v) for v in (stride, padding, dilation, extra))
+        s, p, d, e = (tuple(int(i) for i in _pair(v)) for v in (stride, padding, dilation, extra))
     except (TypeError, ValueError):
         return None
     k = weight.shape[2:]
@@ -200,15 +200,6 @@ def _broadcast(shapes: list[torch.Size]) -> tuple[int, ...] | None:
             return None
         out.append(sizes.pop() if sizes else 1)
     return tuple(out)
-
-
-def _two(v: Any) -> tuple[int, int]:
-    t = tuple(int(i) for i in v) if isinstance(v, (list, tuple)) else (int(v), int(v))
-    if len(t) == 1:
-        t = t * 2
-    if len(t) != 2:
-        raise ValueError(v)
-    return t  # type: ignore[return-value]
 
 
 class MetaShapes(TorchFunctionMode):

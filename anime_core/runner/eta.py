@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from anime_core.fsutil import read_cache_json, write_cache_json
 from anime_core.inference import io, video
 from anime_core.inference.pipeline import TranslatePipeline
 from anime_core.runner.batches import Job
@@ -22,31 +22,18 @@ ETA_PIXELS = 1_000_000
 
 #: px; the calibration input: smaller ones measure the per-call overhead more than the per-pixel work
 CALIBRATION_SIDE = 384
-#: bytes; a cached rate file is a few dozen
-MAX_RATE_FILE = 4096
 
 
 def _read_rate(path: Path) -> tuple[float | None, float]:
     """(seconds per megapixel, seconds per forward) from a rate file, or (None, 0) if it is missing or not one."""
+    data = read_cache_json(path)
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_RATE_FILE + 1)
-        if len(raw) > MAX_RATE_FILE:
-            return None, 0.0
-        data = json.loads(raw)
         rate, overhead = float(data["rate"]), float(data["overhead"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         return None, 0.0
     if not (math.isfinite(rate) and math.isfinite(overhead) and 0 < rate < 1e6 and 0 <= overhead < 1e6):
         return None, 0.0
     return rate, overhead
-
-
-def _write_rate(path: Path, rate: float, overhead: float) -> None:
-    from anime_core.fsutil import atomic_path
-
-    with contextlib.suppress(OSError), atomic_path(path) as tmp:  # a read-only home calibrates again next time
-        tmp.write_text(json.dumps({"rate": rate, "overhead": overhead}))
 
 
 def duration(seconds: float) -> str:
@@ -120,16 +107,15 @@ class Eta:
         pixels = sum(job.image.width * job.image.height for job in group)
         if pixels >= CALIBRATION_SIDE**2:
             self.rate = max(seconds - self.overhead, 0.5 * seconds) / (pixels / 1e6)
-            _write_rate(self._cache(), self.rate, self.overhead)
+            write_cache_json(self._cache(), {"rate": self.rate, "overhead": self.overhead})
 
     def _cache(self) -> Path:
         """The rate file of this pipeline's set-up: what the speed depends on, not the weights' values."""
-        from anime_core.inference.precision import device_kind
+        from anime_core.inference.precision import device_kind, options_text
         from anime_core.weights.store import anime_home
 
         pipe = self.pipe
-        options = json.dumps({k: repr(v) for k, v in sorted(getattr(pipe, "options", {}).items())}, sort_keys=True)
-        setup = [pipe.spec.name, type(pipe).__name__, type(pipe.generator).__name__, options,
+        setup = [pipe.spec.name, type(pipe).__name__, type(pipe.generator).__name__, options_text(pipe),
                  str(getattr(pipe, "precision", "")), str(torch.get_num_threads()), str(self.tile)]
         digest = hashlib.sha256("\0".join(setup).encode()).hexdigest()[:16]
         return anime_home() / "eta" / f"{pipe.spec.name}-{digest}-{device_kind(pipe)}.json"
