@@ -96,6 +96,10 @@ def moments(x: torch.Tensor, groups: int, core: tuple[slice, slice] | None = Non
     x = x.detach()[0]
     if core is not None:
         x = x[..., core[0], core[1]]
+    block = _block(x) if groups == 1 else None
+    if block is not None:  # one group (GroupNorm(1), layer norm) over a block of memory: no channel order needed
+        total, squares = _flat_sums(block)
+        return torch.stack([torch.tensor(float(block.numel()), dtype=torch.float64), total, squares]).view(3, 1)
     x = x.reshape(x.shape[0], -1, x.shape[-1] if x.dim() > 1 else 1)  # (C, rows, row length)
     if x.dtype == torch.float32 and x.stride(-1) == 1:
         total = x.sum(-1).double().sum(1)
@@ -104,6 +108,33 @@ def moments(x: torch.Tensor, groups: int, core: tuple[slice, slice] | None = Non
         total, squares = _chunked_sums(x)
     count = torch.full_like(total, x.shape[1] * x.shape[2])
     return torch.stack([count.view(groups, -1).sum(1), total.view(groups, -1).sum(1), squares.view(groups, -1).sum(1)])
+
+
+def _block(x: torch.Tensor) -> torch.Tensor | None:
+    """(C, h, w) ``x`` as one flat run of memory (contiguous, or channels-last: a full-width strip's core), or None."""
+    for v in (x, x.permute(1, 2, 0) if x.dim() == 3 else x):
+        if v.is_contiguous():
+            return v.view(-1)
+    return None
+
+
+def _flat_sums(v: torch.Tensor, chunk: int = 1 << 18) -> tuple[torch.Tensor, torch.Tensor]:
+    """float64 sum and sum of squares of flat ``v``, ``chunk`` elements at a time in a float32 buffer.
+
+    Each chunk is summed in float32 (``sum``'s cascade: about 1e-7 relative, 3e-7 measured on a
+    bf16 map of 32x492x2048 against float64) and the chunks in float64. For a bf16 strip's core
+    2.3-2.6x faster than per-channel sums (:func:`_chunked_sums`), e.g. 32x492x2048: 7.5 ms
+    against 17 ms on 2 threads; the buffer stays in the cache.
+    """
+    buf = torch.empty(min(chunk, v.numel()), dtype=torch.float32, device=v.device)
+    sums = torch.empty(2, -(-v.numel() // chunk), dtype=torch.float32, device=v.device)  # per chunk
+    for j, i in enumerate(range(0, v.numel(), chunk)):
+        part = buf[: min(chunk, v.numel() - i)]
+        part.copy_(v[i: i + chunk])
+        torch.sum(part, 0, out=sums[0, j])
+        torch.sum(part.square_(), 0, out=sums[1, j])
+    total, squares = sums.double().sum(1)
+    return total, squares
 
 
 def _chunked_sums(x: torch.Tensor, rows: int = 8) -> tuple[torch.Tensor, torch.Tensor]:

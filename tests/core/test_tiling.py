@@ -90,6 +90,28 @@ def test_moments_of_a_core_match_float64_sums_in_every_layout(dtype, channels_la
     assert float(((got - want).abs() / want.abs()).max()) < 1e-6
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_one_group_moments_of_a_block_of_memory_sum_it_flat(dtype, channels_last, monkeypatch):
+    """GroupNorm(1) over a core that is one run of memory (a full-width strip, or a whole map): flat chunks."""
+    from anime_core.inference import norms
+
+    torch.manual_seed(0)
+    x = (torch.randn(1, 8, 37, 53) * 3 + 2).to(dtype)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    rows = slice(4, 31) if channels_last else slice(None)  # a channels-last strip's rows are one run too
+    core = x[0, :, rows, :].double()
+    want = torch.tensor([[core.numel()], [core.sum()], [core.square().sum()]], dtype=torch.float64)
+    seen = []
+    flat = norms._flat_sums
+    monkeypatch.setattr(norms, "_flat_sums", lambda v: seen.append(v.numel()) or flat(v, chunk=1000))  # 3+ chunks
+    got = norms.moments(x, 1, (rows, slice(None)))
+    assert seen == [core.numel()] and got.shape == (3, 1) and got.dtype == torch.float64
+    assert float(((got - want).abs() / want.abs()).max()) < 1e-6
+    assert norms._block(x[0, :, 3:30, 5:50]) is None  # a square tile's core is not one run: per channel
+
+
 def test_the_lean_trace_donates_convolution_outputs_that_only_a_norm_reads(registry):
     """The tiles' norms write into their input where nothing else reads it: no fresh map per norm and tile."""
     import torch.nn.functional as F
