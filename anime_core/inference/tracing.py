@@ -25,7 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.overrides import TorchFunctionMode
+from torch.overrides import TorchFunctionMode, handle_torch_function, has_torch_function
 from torch.utils._pytree import tree_flatten, tree_map_only
 
 Key = tuple[str, int]  # (module name, how many calls of that module came before in this forward)
@@ -143,6 +143,11 @@ def meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
             return torch.empty((*x.shape[:2], *resized(x, _arg(args, kwargs, 1, "size", None),
                                                       _arg(args, kwargs, 2, "scale_factor", None))),
                                dtype=x.dtype, device="meta")
+        if name == "resize_reflect":
+            pads = args[3]
+            h, w = resized(x, args[1], args[2])
+            return torch.empty((*x.shape[:2], h + pads[2] + pads[3], w + pads[0] + pads[1]), dtype=x.dtype,
+                               device="meta")
         if name == "pad":
             pads = list(_arg(args, kwargs, 1, "pad", ())) + [0] * 4
             return torch.empty((*x.shape[:2], x.shape[2] + pads[2] + pads[3], x.shape[3] + pads[0] + pads[1]),
@@ -150,7 +155,8 @@ def meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
     return func(*to_meta(args), **to_meta(kwargs))
 
 
-_SHAPED = _SAME_SHAPE | _BROADCAST | _IN_PLACE | _CAT | {"interpolate", "pad", "conv2d", "conv_transpose2d"}
+_SHAPED = _SAME_SHAPE | _BROADCAST | _IN_PLACE | _CAT | {"interpolate", "pad", "resize_reflect", "conv2d",
+                                                          "conv_transpose2d"}
 
 
 def _conv_shape(name: str, x: torch.Tensor, args: tuple, kwargs: dict) -> tuple[int, ...] | None:
@@ -219,6 +225,38 @@ def resized(x: torch.Tensor, size: Any, scale: Any) -> tuple[int, int]:
         return (size, size) if isinstance(size, int) else (int(size[0]), int(size[-1]))
     sy, sx = _pair(scale)
     return math.floor(x.shape[-2] * sy), math.floor(x.shape[-1] * sx)
+
+
+def resize_reflect(x: torch.Tensor, size: Any, scale: Any, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """``F.pad(F.interpolate(x, size, scale, bilinear, align_corners=True), pad, reflect)`` as one call.
+
+    The tiles' :func:`~anime_core.inference.tiling.lean` trace calls it where a resize feeds only a
+    reflection pad (AnimeGAN v2's decoder: the up-sampled map goes straight into a padded 3x3
+    convolution), so a strip's resize (:class:`TileGeometry`) writes into the padded map: the
+    unpadded copy, the largest map of a tile's forward (128 channels at full size), is never made.
+    Anywhere else the two calls run as they are: the same values.
+    """
+    if has_torch_function((x,)):
+        return handle_torch_function(resize_reflect, (x,), x, size, scale, pad)
+    return F.pad(F.interpolate(x, size=size, scale_factor=scale, mode="bilinear", align_corners=True), pad,
+                 mode="reflect")
+
+
+def reflect_borders(y: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    """Fill the ``pad`` (left, right, top, bottom) borders of ``y`` in place by reflection of its interior, as
+    ``F.pad(..., mode="reflect")`` does (the edge row or column itself is not repeated); returns ``y``."""
+    left, right, top, bottom = pad
+    h, w = y.shape[-2] - top - bottom, y.shape[-1] - left - right
+    rows = slice(top, top + h)
+    for k in range(1, left + 1):
+        y[..., rows, left - k] = y[..., rows, left + k]
+    for k in range(1, right + 1):
+        y[..., rows, left + w - 1 + k] = y[..., rows, left + w - 1 - k]
+    for k in range(1, top + 1):  # whole rows, the corners included
+        y[..., top - k, :] = y[..., top + k, :]
+    for k in range(1, bottom + 1):
+        y[..., top + h - 1 + k, :] = y[..., top + h - 1 - k, :]
+    return y
 
 
 def nbytes(t: torch.Tensor) -> int:
@@ -439,6 +477,8 @@ class TileGeometry(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        if func is resize_reflect and args[0].dim() == 4:
+            return self._resize(*args)
         if func is F.interpolate and _arg(args, kwargs, 4, "align_corners", None):
             mode = _arg(args, kwargs, 3, "mode", "nearest")
             if mode == "bilinear" and args[0].dim() == 4:
@@ -446,8 +486,9 @@ class TileGeometry(TorchFunctionMode):
                 return self._resize(args[0], size, scale)
         return func(*args, **kwargs)
 
-    def _resize(self, x: torch.Tensor, size: Any, scale: Any) -> torch.Tensor:
-        """Bilinear resampling at the whole map's positions.
+    def _resize(self, x: torch.Tensor, size: Any, scale: Any, pad: tuple[int, int, int, int] | None = None
+                ) -> torch.Tensor:
+        """Bilinear resampling at the whole map's positions, then reflection ``pad`` if given (:func:`resize_reflect`).
 
         A tile as wide as the whole map (a strip: :func:`~anime_core.inference.tileplan.plan_tiles`
         makes them for such generators) resizes its width with the library's own kernel, which then
@@ -464,10 +505,16 @@ class TileGeometry(TorchFunctionMode):
             off_out, big_out = self._whole(axis, out[axis], big[1] if big else None)
             axes.append((off_in, big_in, off_out, big_out))
         whole_w = axes[1] == (0, x.shape[3], 0, out[1])
+        strip = whole_w and axes[0] != (0, x.shape[2], 0, out[0])  # as wide as the map, but not all of it
+        if strip and x.shape[2] > 1 and out[0] > 1 and all(float(v).is_integer() for v in axes[0]):
+            return self._rows(x, out, *axes[0], pad=pad)
+        y = self._sampled(x, out, axes, whole_w)
+        return F.pad(y, pad, mode="reflect") if pad is not None else y
+
+    def _sampled(self, x: torch.Tensor, out: tuple[int, int], axes: list[tuple[float, int, float, int]],
+                 whole_w: bool) -> torch.Tensor:
         if whole_w and axes[0] == (0, x.shape[2], 0, out[0]):  # the whole map: the untiled call
             return F.interpolate(x, size=out, mode="bilinear", align_corners=True)
-        if whole_w and x.shape[2] > 1 and out[0] > 1 and all(float(v).is_integer() for v in axes[0]):
-            return self._rows(x, out, *axes[0])
         theta = torch.zeros(1, 2, 3, dtype=torch.float64)
         for row, axis in ((1, 0), (0, 1)):  # grid_sample's first coordinate is x (width)
             theta[0, row, row], theta[0, row, 2] = self._affine(x.shape[2 + axis], out[axis], *axes[axis])
@@ -489,7 +536,7 @@ class TileGeometry(TorchFunctionMode):
         return y
 
     def _rows(self, x: torch.Tensor, out: tuple[int, int], off_in: float, big_in: int, off_out: float,
-              big_out: int) -> torch.Tensor:
+              big_out: int, pad: tuple[int, int, int, int] | None = None) -> torch.Tensor:
         """A strip's resize: its width by the library's kernel, its rows at the whole map's positions.
 
         The kernel resizes whole rows (``align_corners=True`` with as many rows out as in: each row is
@@ -497,7 +544,8 @@ class TileGeometry(TorchFunctionMode):
         each output row blends its two input rows with the weights the untiled kernel computes (its
         float32 ``scale * row``), so a bf16 map is rounded once, as untiled: 3.4e-5 of the values of
         a 2048 px strip differed by one bf16 step (float rounding order), against 33% with a bf16 row
-        pass. 1.2x the untiled kernel on the same rows, where ``grid_sample`` took 3.5x.
+        pass. 1.2x the untiled kernel on the same rows, where ``grid_sample`` took 3.5x. With ``pad`` the rows
+        go into the interior of the padded map, whose borders are then reflected (:func:`reflect_borders`).
         """
         scale = torch.tensor(big_in - 1, dtype=torch.float32) / (big_out - 1)
         src = scale * torch.arange(int(off_out), int(off_out) + out[0], dtype=torch.float32)
@@ -507,8 +555,10 @@ class TileGeometry(TorchFunctionMode):
         rows = [min(max(r, 0), last_row) for r in (top.long() - int(off_in)).tolist()]  # border padding does
         nexts = [min(r + 1, last_row) if r + int(off_in) < big_in - 1 else r for r in rows]
         last = _channels_last(x)
-        y = torch.empty((x.shape[0], x.shape[1], *out), dtype=x.dtype, device=x.device,
-                        memory_format=torch.channels_last if last else torch.contiguous_format)
+        left, right, top, bottom = pad or (0, 0, 0, 0)
+        padded = torch.empty((x.shape[0], x.shape[1], out[0] + top + bottom, out[1] + left + right), dtype=x.dtype,
+                             device=x.device, memory_format=torch.channels_last if last else torch.contiguous_format)
+        y = padded[:, :, top: top + out[0], left: left + out[1]]
         n, c, w = x.shape[0], x.shape[1], out[1]
         row = (torch.empty(n, w, c, device=x.device).permute(0, 2, 1) if last
                else torch.empty(n, c, w, device=x.device))  # one output row, laid out as y's rows
@@ -525,7 +575,7 @@ class TileGeometry(TorchFunctionMode):
                     i += 1
                 if i == out[0] or stop == x.shape[2]:
                     break
-        return y
+        return reflect_borders(padded, pad) if pad is not None else padded
 
     def _whole(self, axis: int, n: int, big: int | None) -> tuple[float, int]:
         """(offset, whole size) of a tile map of ``n`` px along ``axis``, in that map's pixels."""

@@ -283,6 +283,67 @@ def test_a_full_width_strip_resizes_its_width_with_the_kernel_and_its_rows_at_th
         assert float(differ.float().mean()) < 0.01 and float((got - expect)[inner].float().abs().max()) <= 2 ** -8
 
 
+@pytest.mark.parametrize("pad", [(1, 1, 1, 1), (3, 3, 3, 3), (2, 1, 0, 3)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_strip_resizes_into_its_padded_map_exactly_as_resize_then_reflection_pad(pad, dtype):
+    """``resize_reflect``: a strip writes its resized rows into the padded map and reflects the borders in place,
+    bit for bit what the resize followed by ``F.pad(..., "reflect")`` gives (no unpadded copy); anywhere else the
+    two calls run as they are."""
+    import torch.nn.functional as F
+
+    from anime_core.inference import tracing
+
+    torch.manual_seed(0)
+    whole = torch.rand(1, 6, 75, 150).to(dtype).contiguous(memory_format=torch.channels_last)
+    strip = whole[..., 24: 50, :]
+
+    def geometry() -> tracing.TileGeometry:
+        return tracing.TileGeometry((96, 0), (104, 600), (300, 600), [((75, 150), (150, 300))])
+
+    with geometry():
+        want = F.pad(F.interpolate(strip, size=(52, 300), mode="bilinear", align_corners=True), pad, mode="reflect")
+    with geometry():
+        got = tracing.resize_reflect(strip, (52, 300), None, pad)
+    assert got.shape == want.shape and got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(got, want)
+    plain = F.pad(F.interpolate(whole, size=(150, 300), mode="bilinear", align_corners=True), pad, mode="reflect")
+    assert torch.equal(tracing.resize_reflect(whole, (150, 300), None, pad), plain)
+    y = torch.rand(2, 3, 9, 11)
+    assert torch.equal(tracing.reflect_borders(F.pad(y, pad), pad), F.pad(y, pad, mode="reflect"))
+
+
+def test_the_lean_trace_resizes_straight_into_the_padded_map_and_holds_less(registry):
+    """AnimeGAN v2's decoder resizes and then reflection-pads (the up-sampled map is read by nothing else): the trace
+    calls ``resize_reflect`` instead, with the same output, and a 2048 px strip's largest segment holds the
+    128-channel up-sampled map once (padded, then beside the 64-channel convolution's output) instead of twice
+    (unpadded and padded)."""
+    import torch.nn.functional as F
+
+    from anime_core.inference import tiling, tracing
+
+    torch.manual_seed(0)
+    pipe = _pipeline(registry, "animegan", registry.build("animegan", variant="v2"))
+    gen = pipe.generator
+    traced = tiling.lean(gen)
+    fused = [n for n in traced.graph.nodes if n.target is tracing.resize_reflect]
+    assert len(fused) == 2 and not [n for n in traced.graph.nodes if n.target is F.interpolate]
+    x = torch.rand(1, 3, 64, 72) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(traced(x), gen(x))
+    plan = pipe._tile_plan(1451, 2048, 1024)
+    assert plan.tile == (512, 2048)  # strips
+    calls = tiling._calls(plan)
+    live = tiling.live_bytes(tiling.lean(gen, calls), plan)
+    unfused = tiling._Tracer(calls).trace(gen)
+    modules = dict(gen.named_modules())
+    tiling._donate_dead_norm_inputs(unfused, modules)
+    tiling._activate_norm_outputs_in_place(unfused, modules)
+    before = tiling.live_bytes(torch.fx.GraphModule(gen, unfused), plan)
+    upsampled = 128 * 512 * 2048 * 4  # float32
+    assert live is not None and before is not None
+    assert before.peak >= 2 * upsampled and live.peak <= 1.55 * upsampled and live.paused == before.paused
+
+
 def test_a_traced_generator_steps_its_tiles_in_the_calling_thread(registry):
     """The lean trace's tiles run node by node in the sweeping thread (tiles taking turns across worker threads ran
     their layers 1.6x slower), to the output of the same sweep with the tiles in threads (the eager generator)."""
