@@ -128,11 +128,11 @@ def _flat_sums(v: torch.Tensor, chunk: int = 1 << 18) -> tuple[torch.Tensor, tor
     """
     buf = torch.empty(min(chunk, v.numel()), dtype=torch.float32, device=v.device)
     sums = torch.empty(2, -(-v.numel() // chunk), dtype=torch.float32, device=v.device)  # per chunk
-    for j, i in enumerate(range(0, v.numel(), chunk)):
+    for i, total, squares in zip(range(0, v.numel(), chunk), sums[0].unbind(), sums[1].unbind(), strict=True):
         part = buf[: min(chunk, v.numel() - i)]
         part.copy_(v[i: i + chunk])
-        torch.sum(part, 0, out=sums[0, j])
-        torch.sum(part.square_(), 0, out=sums[1, j])
+        torch.sum(part, 0, out=total)
+        torch.sum(part.square_(), 0, out=squares)
     total, squares = sums.double().sum(1)
     return total, squares
 

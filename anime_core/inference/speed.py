@@ -170,6 +170,28 @@ def release_large_blocks() -> Iterator[None]:
                 libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
 
 
+@contextlib.contextmanager
+def own_mappings() -> Iterator[None]:
+    """Inside :func:`reuse_cpu_memory`, blocks above 32 MiB allocated while inside get a mapping of their own.
+
+    A tiled sweep makes each map that its tiles hold across a pause here (the convolution output a norm
+    waits with): maps that outlive the running tile then sit outside the heap, instead of between the
+    blocks each tile frees for the next one to reuse. Their pages are given back when they are freed.
+    """
+    libc = _glibc() if in_application() else None
+    if libc is None or _depth == 0:
+        yield
+        return
+    with _lock:
+        libc.mallopt(M_MMAP_THRESHOLD, RESTORE_MMAP_THRESHOLD)
+    try:
+        yield
+    finally:
+        with _lock:
+            if _depth > 0:
+                libc.mallopt(M_MMAP_THRESHOLD, SCOPE_MMAP_THRESHOLD)
+
+
 def trim_heap() -> None:
     """Inside :func:`application`, give the free pages in the heap back to the system now (glibc's ``malloc_trim``).
 

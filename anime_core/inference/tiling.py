@@ -53,7 +53,7 @@ from anime_core.inference.norms import (
     norm_spec,
     normalize,
 )
-from anime_core.inference.speed import one_torch_thread, paused_gc, release_large_blocks, trim_heap
+from anime_core.inference.speed import one_torch_thread, own_mappings, paused_gc, release_large_blocks, trim_heap
 from anime_core.inference.tileplan import TilePlan, plan_tiles
 from anime_core.inference.tracing import (
     Intercept,
@@ -62,6 +62,7 @@ from anime_core.inference.tracing import (
     Replay,
     TileGeometry,
     map_factor,
+    reflect_pad,
     resize_reflect,
 )
 
@@ -167,13 +168,19 @@ def spans(length: int, tile: int, halo: int, align: int) -> list[Span]:
     if length <= tile:
         return [Span(0, length, 0, length)]
     n = max(1, math.ceil((length - 2 * halo) / max(align, tile - 2 * halo)))
-    extent = (length + 2 * halo * (n - 1)) / n
-    cuts = [0]
-    for i in range(1, n):
-        cut = int(i * (extent - 2 * halo) + halo) // align * align
-        if cut > cuts[-1] and cut < length:
-            cuts.append(cut)
-    cuts.append(length)
+    # every tile but the last spans ``extent`` px (a multiple of ``align``), the last the rest (at most as much): a
+    # tile's maps are then the size of the one before it, so they fit the blocks it freed (the heap stays compact)
+    extent = -(-(length + 2 * halo * (n - 1)) // n // align) * align if n > 1 else length
+    step = extent - 2 * halo
+    cuts = [0, *(i * step + halo for i in range(1, n)), length]
+    if n > 1 and (step <= 0 or cuts[-2] >= length):  # too thin to equalise: cuts as even as the alignment allows
+        spread = (length + 2 * halo * (n - 1)) / n
+        cuts = [0]
+        for i in range(1, n):
+            cut = int(i * (spread - 2 * halo) + halo) // align * align
+            if cut > cuts[-1] and cut < length:
+                cuts.append(cut)
+        cuts.append(length)
     return [Span(max(0, c0 - halo), min(length, c1 + halo), c0, c1) for c0, c1 in itertools.pairwise(cuts)]
 
 
@@ -351,6 +358,7 @@ def lean(generator: nn.Module, calls: frozenset[str] = frozenset()) -> nn.Module
             _donate_dead_norm_inputs(graph, modules)
             _activate_norm_outputs_in_place(graph, modules)
             _fuse_resize_reflect(graph, modules)
+            _reflect_pads_as_calls(graph, modules)
             traced = fx.GraphModule(generator, graph, type(generator).__name__)
         except Exception:  # code that branches on values or shapes it cannot follow: run it as it is
             traced = generator
@@ -415,6 +423,18 @@ def _fuse_resize_reflect(graph: fx.Graph, modules: dict[str, nn.Module]) -> None
                                                          pad))
         user.replace_all_uses_with(fused)
         graph.erase_node(user)
+        graph.erase_node(node)
+
+
+def _reflect_pads_as_calls(graph: fx.Graph, modules: dict[str, nn.Module]) -> None:
+    """Every other reflection pad becomes a :func:`reflect_pad` call: the same values, in a block of a rounded size."""
+    for node in list(graph.nodes):
+        pad = _reflection(node, modules)
+        if pad is None or not node.args:
+            continue
+        with graph.inserting_before(node):
+            new = graph.call_function(reflect_pad, (node.args[0], pad))
+        node.replace_all_uses_with(new)
         graph.erase_node(node)
 
 
@@ -549,6 +569,8 @@ class _Sweep:
         stepped_exact = self.stepped and frozen is None
         self.trims = trim_points(self.net, plan, compute_dtype(model)) if stepped_exact else frozenset()
         self.settled = 0  # global calls settled so far
+        # the maps a stepped tile pauses with (a convolution's output that a norm takes): each in a mapping of its own
+        self.held = {n.args[0] for n in self.net.graph.nodes if n.target is donate} if self.stepped else set()
 
     def blocks(self) -> Any:
         """Where the sweep's large blocks come from. Stepped tiles: the heap of the enclosing reuse scope, so the
@@ -693,6 +715,9 @@ class _Sweep:
                     module = self.modules[str(node.target)]
                     args, kwargs = run.fetch_args_kwargs_from_env(node)
                     run.env[node] = yield from self._global(tile, key, module, module, args, kwargs)
+                elif node in self.held:
+                    with own_mappings():
+                        run.env[node] = run.run_node(node)
                 else:
                     run.env[node] = run.run_node(node)
             else:

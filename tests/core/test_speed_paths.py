@@ -95,6 +95,46 @@ def test_memory_reuse_is_scoped_reentrant_and_restored(fake_libc, app):
     assert fake_libc.calls == []
 
 
+def test_own_mappings_maps_a_block_the_heap_cannot_hold_and_restores_the_scope(app):
+    """Inside the reuse scope a 64 MiB block comes from the heap; inside ``own_mappings`` one that the heap has no
+    free chunk for gets a mapping of its own (glibc's ``mallinfo2``: mapped bytes), and the scope's threshold is back
+    afterwards. Outside the reuse scope it changes nothing."""
+    import ctypes
+
+    libc = speed._glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        pytest.skip("not glibc 2.33+: no mallinfo2 to look at")
+
+    class Info(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkd", "usmblks",
+                                                    "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = Info
+    size = 64 << 20
+    with speed.reuse_cpu_memory():
+        before = libc.mallinfo2().hblkd
+        in_heap = torch.empty(size, dtype=torch.uint8)
+        assert libc.mallinfo2().hblkd - before < size
+        with speed.own_mappings():
+            mapped = torch.empty(size + (1 << 20), dtype=torch.uint8)  # larger than any free chunk: none fits
+        assert libc.mallinfo2().hblkd - before >= size
+        again = torch.empty(size + (2 << 20), dtype=torch.uint8)
+        assert libc.mallinfo2().hblkd - before < 2 * size  # the scope's threshold is back: from the heap
+        del in_heap, mapped, again
+
+
+def test_own_mappings_sets_glibcs_threshold_inside_the_reuse_scope_only(fake_libc, app):
+    fake_libc.calls.clear()
+    with speed.own_mappings():
+        pass
+    assert fake_libc.calls == []
+    with speed.reuse_cpu_memory():
+        fake_libc.calls.clear()
+        with speed.own_mappings():
+            assert fake_libc.calls == [("mallopt", speed.M_MMAP_THRESHOLD, speed.RESTORE_MMAP_THRESHOLD)]
+        assert fake_libc.calls[-1] == ("mallopt", speed.M_MMAP_THRESHOLD, speed.SCOPE_MMAP_THRESHOLD)
+
+
 def test_a_tiled_sweep_pauses_the_garbage_collector_in_the_application_only(registry):
     """The cyclic collector is off while a sweep runs inside the application scope (the CLI), back on after; a
     library call leaves it on."""
@@ -306,10 +346,16 @@ def test_a_sweep_trims_the_heap_before_segments_larger_than_any_before(registry,
     trimmed = [log[i - 1][1] for i, call in enumerate(log) if call == ("trim", 0) and log[i - 1][0] == "settled"]
     assert trimmed == [calls[i] for i in points]
     assert (got - want).abs().mean() < 1e-5
-    # stepped tiles keep the call's heap (the running tile reuses the blocks the one before it freed): the mmap
-    # threshold drops back to glibc's only when the call ends; tiles in threads map their large blocks afresh
+    # stepped tiles keep the call's heap (the running tile reuses the blocks the one before it freed), except for
+    # the maps they pause with: each convolution whose output a norm takes runs with glibc's threshold (a mapping of
+    # its own where the heap has no hole for it), then the call's again; tiles in threads map their large blocks
     mapped = ("mallopt", speed.M_MMAP_THRESHOLD, speed.RESTORE_MMAP_THRESHOLD)
-    assert log.count(mapped) == 1 and log[-3] == mapped and log[-1] == ("trim", 0)
+    scoped = ("mallopt", speed.M_MMAP_THRESHOLD, speed.SCOPE_MMAP_THRESHOLD)
+    held = [n for n in net.graph.nodes if n.target is tiling.donate]
+    tiles = len(tiling.layout(plan))
+    assert len(held) == len(calls)  # every norm of AnimeGAN v2 takes a convolution's output
+    assert log.count(mapped) == tiles * len(held) + 1 and log[-3] == mapped and log[-1] == ("trim", 0)
+    assert all(log[i + 1] == scoped for i, call in enumerate(log[:-3]) if call == mapped)
     log.clear()
     with speed.application(), speed.reuse_cpu_memory():
         tiling.run_faithful(pipe, image, 128, plan, net=pipe.generator)  # an eager net: tiles in threads

@@ -344,6 +344,69 @@ def test_the_lean_trace_resizes_straight_into_the_padded_map_and_holds_less(regi
     assert before.peak >= 2 * upsampled and live.peak <= 1.55 * upsampled and live.paused == before.paused
 
 
+@pytest.mark.parametrize(("length", "tile", "halo", "align", "equal"),
+                         [(1451, 512, 8, 4, True), (1451, 288, 8, 4, True), (2048, 1024, 8, 4, True),
+                          (1024, 256, 8, 4, True), (768, 256, 24, 8, True), (300, 96, 8, 4, True),
+                          (1001, 100, 40, 8, False)])  # halos of 40 px around cores of 20: as even as alignment allows
+def test_tiles_along_a_side_are_equal_but_the_last_which_is_no_larger(length, tile, halo, align, equal):
+    """Cores partition the side at multiples of the alignment, each tile is its core plus the halo inside the image,
+    and every tile but the last spans the same pixels (the last no more): a tile's maps then fit the blocks the tile
+    before it freed. The number of tiles, and so the recomputed halo, is what it was."""
+    import itertools
+    import math
+
+    from anime_core.inference.tiling import spans
+
+    found = spans(length, tile, halo, align)
+    assert len(found) == max(1, math.ceil((length - 2 * halo) / max(align, tile - 2 * halo)))
+    assert found[0].core_start == 0 and found[-1].core_stop == length
+    assert all(a.core_stop == b.core_start and b.core_start % align == 0 for a, b in itertools.pairwise(found))
+    assert all(s.start == max(0, s.core_start - halo) and s.stop == min(length, s.core_stop + halo) for s in found)
+    extents = [s.stop - s.start for s in found]
+    if equal:
+        assert len(set(extents[:-1])) == 1 and extents[-1] <= extents[0] and extents[0] % align == 0
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_reflection_pads_go_into_blocks_of_a_rounded_size_with_the_same_values(channels_last):
+    """``reflect_pad``: the padded copy of a tile's map, bit for bit ``F.pad(..., "reflect")``, in a block rounded
+    up to a sixteenth of its power of two, so copies a few pixels apart in size reuse each other's blocks."""
+    import torch.nn.functional as F
+
+    from anime_core.inference import tracing
+
+    x = torch.rand(1, 6, 37, 53).bfloat16()
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    for pad in ((1, 1, 1, 1), (3, 3, 3, 3), (0, 2, 1, 0)):
+        got = tracing.reflect_pad(x, pad)
+        assert torch.equal(got, F.pad(x, pad, mode="reflect"))
+        assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+    a = tracing.classed_empty((1, 64, 496, 2054), torch.bfloat16, torch.device("cpu"), True)
+    b = tracing.classed_empty((1, 64, 502, 2054), torch.bfloat16, torch.device("cpu"), True)
+    need = 64 * 502 * 2054 * 2
+    assert a.untyped_storage().nbytes() == b.untyped_storage().nbytes() >= need  # one size class
+    assert b.untyped_storage().nbytes() <= need * 17 / 16
+
+
+def test_the_lean_trace_pads_every_reflection_pad_through_reflect_pad(registry):
+    """No reflection pad module is left in AnimeGAN v2's lean trace: resizes that feed one are fused, the other
+    pads are ``reflect_pad`` calls; the output stays bit-identical."""
+    from anime_core.inference import tiling, tracing
+
+    torch.manual_seed(0)
+    gen = registry.build("animegan", variant="v2").eval()
+    traced = tiling.lean(gen)
+    nodes = list(traced.graph.nodes)
+    assert not [n for n in nodes if n.op == "call_module" and isinstance(traced.get_submodule(n.target),
+                                                                          nn.ReflectionPad2d)]
+    pads = sum(isinstance(m, nn.ReflectionPad2d) for m in gen.modules())
+    assert len([n for n in nodes if n.target in (tracing.reflect_pad, tracing.resize_reflect)]) == pads
+    x = torch.rand(1, 3, 64, 72) * 2 - 1
+    with torch.inference_mode():
+        assert torch.equal(traced(x), gen(x))
+
+
 def test_a_traced_generator_steps_its_tiles_in_the_calling_thread(registry):
     """The lean trace's tiles run node by node in the sweeping thread (tiles taking turns across worker threads ran
     their layers 1.6x slower), to the output of the same sweep with the tiles in threads (the eager generator)."""
