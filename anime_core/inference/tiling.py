@@ -161,9 +161,9 @@ def spans(length: int, tile: int, halo: int, align: int) -> list[Span]:
     """Cores that partition ``length``, each inside a tile of at most about ``tile`` with ``halo`` around it.
 
     Cores start at multiples of ``align`` (the last one ends at ``length``, which need not be one),
-    a tile is its core plus ``halo`` on each side inside the image, and the tiles are about equal,
-    so the halos are all the recomputation there is: ``n`` tiles compute ``length + 2 * halo *
-    (n - 1)`` px.
+    a tile is its core plus ``halo`` on each side inside the image, and every tile but the last
+    spans the same pixels (the last no more), so the halos are all the recomputation there is:
+    ``n`` tiles compute ``length + 2 * halo * (n - 1)`` px.
     """
     if length <= tile:
         return [Span(0, length, 0, length)]
