@@ -500,7 +500,6 @@ class _Tile:
     key: Key | None = None  # the global call the tile waits at
     x: torch.Tensor | None = None  # the norm input it waits with
     groups: int = 1  # that norm's groups
-    sums: torch.Tensor | None = None  # a stepped tile's moments of its core, taken on arrival (see _Sweep._moments)
     thread: threading.Thread | None = None
     steps: Generator[Key, None, None] | None = None  # a stepped tile's run (see _Sweep)
     geometry: TileGeometry | None = None  # its resize positions, entered on each step
@@ -606,8 +605,6 @@ class _Sweep:
         if self.frozen is not None:
             return normalize(x, spec, *self.frozen[key])
         tile.x, tile.groups = x, spec.groups
-        if self.stepped:  # while the map is still in the cache: 2x faster than after the other tiles' segments
-            tile.sums = self._core_moments(tile)
         yield key  # meanwhile the statistics are gathered and the halo of x refreshed
         return normalize(x, spec, *self.stats[key])
 
@@ -848,7 +845,7 @@ class _Sweep:
         total = None
         with one_torch_thread(enabled=not self.stepped):
             for tile in self.tiles:
-                part, tile.sums = (tile.sums if tile.sums is not None else self._core_moments(tile)), None
+                part = self._core_moments(tile)
                 total = part if total is None else total + part
         assert total is not None
         return total
