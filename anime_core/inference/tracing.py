@@ -33,7 +33,10 @@ Handler = Callable[[Key, nn.Module, Callable[..., Any], tuple, dict], Any]
 
 INFINITE = math.inf
 #: a tile's low-precision resize converts at most this many bytes of float32 output at a time
-RESIZE_CHUNK_BYTES = 16 << 20
+RESIZE_CHUNK_BYTES = 64 << 20
+#: a strip's resize widens at most this many bytes of float32 rows per kernel call (64 MiB chunks took the holes the
+#: next strip's maps needed: the heap grew 64 MiB a strip)
+ROW_CHUNK_BYTES = 16 << 20
 _CHEAP = {"__get__", "dim", "size", "numel", "is_floating_point", "__len__", "element_size", "stride"}
 
 
@@ -598,7 +601,7 @@ class TileGeometry(TorchFunctionMode):
         n, c, w = x.shape[0], x.shape[1], out[1]
         row = (torch.empty(n, w, c, device=x.device).permute(0, 2, 1) if last
                else torch.empty(n, c, w, device=x.device))  # one output row, laid out as y's rows
-        band = max(2, RESIZE_CHUNK_BYTES // max(1, 4 * n * c * w))  # input rows resized per kernel call
+        band = max(2, ROW_CHUNK_BYTES // max(1, 4 * n * c * w))  # input rows resized per kernel call
         i = 0
         with torch.autocast(x.device.type, enabled=False):
             for start in range(0, x.shape[2], band - 1):

@@ -270,7 +270,7 @@ def test_a_full_width_strip_resizes_its_width_with_the_kernel_and_its_rows_at_th
     top, height = 96, 104  # image rows of the strip
     strip = whole[..., top // 4: (top + height) // 4, :]
     monkeypatch.setattr(F, "grid_sample", None)  # not called
-    monkeypatch.setattr(tracing, "RESIZE_CHUNK_BYTES", 4 * 6 * 300 * 5)  # five float32 rows per kernel call
+    monkeypatch.setattr(tracing, "ROW_CHUNK_BYTES", 4 * 6 * 300 * 5)  # five float32 rows per kernel call
     with tracing.TileGeometry((top, 0), (height, 600), (300, 600), [((75, 150), (150, 300))]):
         got = F.interpolate(strip, size=(height // 2, 300), mode="bilinear", align_corners=True)
     expect = want[..., top // 2: (top + height) // 2, :]
