@@ -845,15 +845,12 @@ class _Sweep:
         total = None
         with one_torch_thread(enabled=not self.stepped):
             for tile in self.tiles:
-                part = self._core_moments(tile)
+                assert tile.x is not None
+                (y0, _, r0, r1), (x0, _, c0, c1) = self._core_of(tile, tile.x)
+                part = moments(tile.x, tile.groups, (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0)))
                 total = part if total is None else total + part
         assert total is not None
         return total
-
-    def _core_moments(self, tile: _Tile) -> torch.Tensor:
-        assert tile.x is not None
-        (y0, _, r0, r1), (x0, _, c0, c1) = self._core_of(tile, tile.x)
-        return moments(tile.x, tile.groups, (slice(r0 - y0, r1 - y0), slice(c0 - x0, c1 - x0)))
 
     def _exchange(self) -> None:
         """Copy every neighbour's core into each tile's halo (cores are exact; halos are stale)."""

@@ -146,19 +146,12 @@ def meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
             return torch.empty((*x.shape[:2], *resized(x, _arg(args, kwargs, 1, "size", None),
                                                       _arg(args, kwargs, 2, "scale_factor", None))),
                                dtype=x.dtype, device="meta")
-        if name == "reflect_pad":
-            pads = args[1]
-            return torch.empty((*x.shape[:2], x.shape[2] + pads[2] + pads[3], x.shape[3] + pads[0] + pads[1]),
-                               dtype=x.dtype, device="meta")
+        if name in ("pad", "reflect_pad"):
+            hw = padded(x.shape[-2:], list(_arg(args, kwargs, 1, "pad", ())) + [0] * 4)
+            return torch.empty((*x.shape[:2], *hw), dtype=x.dtype, device="meta")
         if name == "resize_reflect":
-            pads = args[3]
-            h, w = resized(x, args[1], args[2])
-            return torch.empty((*x.shape[:2], h + pads[2] + pads[3], w + pads[0] + pads[1]), dtype=x.dtype,
-                               device="meta")
-        if name == "pad":
-            pads = list(_arg(args, kwargs, 1, "pad", ())) + [0] * 4
-            return torch.empty((*x.shape[:2], x.shape[2] + pads[2] + pads[3], x.shape[3] + pads[0] + pads[1]),
-                               dtype=x.dtype, device="meta")
+            hw = padded(resized(x, args[1], args[2]), args[3])
+            return torch.empty((*x.shape[:2], *hw), dtype=x.dtype, device="meta")
     return func(*to_meta(args), **to_meta(kwargs))
 
 
@@ -234,6 +227,11 @@ def resized(x: torch.Tensor, size: Any, scale: Any) -> tuple[int, int]:
     return math.floor(x.shape[-2] * sy), math.floor(x.shape[-1] * sx)
 
 
+def padded(hw: Any, pad: Any) -> tuple[int, int]:
+    """(h, w) after a 2-d ``pad`` of (left, right, top, bottom)."""
+    return hw[0] + pad[2] + pad[3], hw[1] + pad[0] + pad[1]
+
+
 def resize_reflect(x: torch.Tensor, size: Any, scale: Any, pad: tuple[int, int, int, int]) -> torch.Tensor:
     """``F.pad(F.interpolate(x, size, scale, bilinear, align_corners=True), pad, reflect)`` as one call.
 
@@ -259,9 +257,7 @@ def reflect_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor
         return handle_torch_function(reflect_pad, (x,), x, pad)
     if x.dim() != 4 or x.is_meta:
         return F.pad(x, pad, mode="reflect")
-    left, right, top, bottom = pad
-    out = classed_empty((x.shape[0], x.shape[1], x.shape[2] + top + bottom, x.shape[3] + left + right), x.dtype,
-                        x.device, _channels_last(x))
+    out = classed_empty((*x.shape[:2], *padded(x.shape[-2:], pad)), x.dtype, x.device, _channels_last(x))
     return torch.ops.aten.reflection_pad2d.out(x, list(pad), out=out)
 
 
@@ -595,9 +591,8 @@ class TileGeometry(TorchFunctionMode):
         nexts = [min(r + 1, last_row) if r + int(off_in) < big_in - 1 else r for r in rows]
         last = _channels_last(x)
         left, right, top, bottom = pad or (0, 0, 0, 0)
-        padded = classed_empty((x.shape[0], x.shape[1], out[0] + top + bottom, out[1] + left + right), x.dtype,
-                               x.device, last)
-        y = padded[:, :, top: top + out[0], left: left + out[1]]
+        whole = classed_empty((*x.shape[:2], *padded(out, (left, right, top, bottom))), x.dtype, x.device, last)
+        y = whole[:, :, top: top + out[0], left: left + out[1]]
         n, c, w = x.shape[0], x.shape[1], out[1]
         row = (torch.empty(n, w, c, device=x.device).permute(0, 2, 1) if last
                else torch.empty(n, c, w, device=x.device))  # one output row, laid out as y's rows
@@ -614,7 +609,7 @@ class TileGeometry(TorchFunctionMode):
                     i += 1
                 if i == out[0] or stop == x.shape[2]:
                     break
-        return reflect_borders(padded, pad) if pad is not None else padded
+        return reflect_borders(whole, pad) if pad is not None else whole
 
     def _whole(self, axis: int, n: int, big: int | None) -> tuple[float, int]:
         """(offset, whole size) of a tile map of ``n`` px along ``axis``, in that map's pixels."""
