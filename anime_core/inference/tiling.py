@@ -40,6 +40,7 @@ from typing import Any, NamedTuple, Protocol
 import torch
 import torch.nn.functional as F
 from torch import fx, nn
+from torch.nn.utils import parametrize
 from torch.utils._pytree import tree_flatten
 
 from anime_core.budget import check_bytes, max_memory
@@ -64,6 +65,7 @@ from anime_core.inference.tracing import (
     map_factor,
     reflect_pad,
     resize_reflect,
+    resize_reflect_conv,
 )
 
 Progress = Callable[[int, int], None]  # (segments of tiles done, total)
@@ -216,6 +218,7 @@ class Live(NamedTuple):
     paused: float  # the most at a global call
     peak: float  # the most anywhere
     stages: tuple[float, ...]  # the most in each segment (between global calls), in order
+    largest: tuple[float, ...]  # the largest tensor made in each segment, in order
 
 
 _LIVE: weakref.WeakKeyDictionary[nn.Module, dict[tuple, Live | None]] = weakref.WeakKeyDictionary()
@@ -234,14 +237,18 @@ class _LiveBytes(fx.Interpreter):
         self.calls = calls  # the plan's contexts: tiles stop there too
         self.paused = self.peak = 0.0
         self.stages = [0.0]
+        self.largest = [0.0]
 
     def run_node(self, n: fx.Node) -> Any:
         held = sum(v.numel() * v.element_size() for v in self.env.values() if isinstance(v, torch.Tensor))
         if n.op == "call_module" and (n.target in self.calls or _global(self.module.get_submodule(str(n.target)))):
             self.paused = max(self.paused, held)
             self.stages.append(0.0)  # a tile stops here: the next segment starts
+            self.largest.append(0.0)
         out = super().run_node(n)
-        made = sum(t.numel() * t.element_size() for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor))
+        sizes = [t.numel() * t.element_size() for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
+        made = sum(sizes)
+        self.largest[-1] = max(self.largest[-1], *sizes, 0)
         self.peak = max(self.peak, held + made)
         self.stages[-1] = max(self.stages[-1], held + made)
         return out
@@ -272,7 +279,7 @@ def live_bytes(net: nn.Module, plan: TilePlan, dtype: torch.dtype = torch.float3
         try:
             with torch.inference_mode(), MetaShapes():
                 probe.run(torch.empty(1, plan.channels, *plan.tile, device="meta", dtype=dtype))
-            cache[key] = Live(float(probe.paused), float(probe.peak), tuple(probe.stages))
+            cache[key] = Live(float(probe.paused), float(probe.peak), tuple(probe.stages), tuple(probe.largest))
         except Exception:  # an operation without a meta kernel: estimate instead
             cache[key] = None
     return cache[key]
@@ -280,17 +287,20 @@ def live_bytes(net: nn.Module, plan: TilePlan, dtype: torch.dtype = torch.float3
 
 def trim_points(net: nn.Module, plan: TilePlan, dtype: torch.dtype = torch.float32) -> frozenset[int]:
     """The global calls (by their order in a tile's forward) after which a sweep trims the heap (:func:`trim_heap`):
-    those before a segment that holds a quarter more than every segment before it (:func:`live_bytes`; none for a net
-    that is no trace). Its larger maps cannot reuse the holes the smaller ones left among the paused tiles'
-    maps, which would otherwise stay resident through the sweep's peak."""
+    those before a segment that holds a quarter more than every segment before it, or makes a map a quarter larger
+    than any before it (:func:`live_bytes`; none for a net that is no trace). Its larger maps cannot reuse the holes
+    the smaller ones left among the paused tiles' maps, which would otherwise stay resident through the sweep's
+    peak."""
     found = live_bytes(net, plan, dtype)
     if found is None:
         return frozenset()
-    most, points = found.stages[0], set()
-    for i, stage in enumerate(found.stages[1:]):
-        if stage > TRIM_GROWTH * most:
-            points.add(i)
-        most = max(most, stage)
+    points = set()
+    for sizes in (found.stages, found.largest):
+        most = sizes[0]
+        for i, size in enumerate(sizes[1:]):
+            if size > TRIM_GROWTH * most:
+                points.add(i)
+            most = max(most, size)
     return frozenset(points)
 
 
@@ -303,7 +313,7 @@ def sweep_bytes(plan: TilePlan, lean: bool = True, net: nn.Module | None = None,
     tile_pixels = plan.tile[0] * plan.tile[1]
     found = live_bytes(net, plan, dtype) if net is not None else None
     if found is not None:
-        paused, peak, _ = found
+        paused, peak = found.paused, found.peak
         contexts = sum(4 * (math.prod(c.in_shape) + math.prod(c.out_shape)) for c in plan.contexts.values())
         return HEAP_MARGIN * (paused / tile_pixels * pixels + peak) + contexts
     maps = LIVE_MAPS["lean" if lean else "eager"]
@@ -358,6 +368,7 @@ def lean(generator: nn.Module, calls: frozenset[str] = frozenset()) -> nn.Module
             _donate_dead_norm_inputs(graph, modules)
             _activate_norm_outputs_in_place(graph, modules)
             _fuse_resize_reflect(graph, modules)
+            _fuse_padded_conv(graph, modules, calls)
             _reflect_pads_as_calls(graph, modules)
             traced = fx.GraphModule(generator, graph, type(generator).__name__)
         except Exception:  # code that branches on values or shapes it cannot follow: run it as it is
@@ -421,6 +432,28 @@ def _fuse_resize_reflect(graph: fx.Graph, modules: dict[str, nn.Module]) -> None
         with graph.inserting_before(user):
             fused = graph.call_function(resize_reflect, (node.args[0], given.get("size"), given.get("scale_factor"),
                                                          pad))
+        user.replace_all_uses_with(fused)
+        graph.erase_node(user)
+        graph.erase_node(node)
+
+
+def _fuse_padded_conv(graph: fx.Graph, modules: dict[str, nn.Module], calls: frozenset[str]) -> None:
+    """A :func:`resize_reflect` read only by an unpadded ``nn.Conv2d`` becomes one :func:`resize_reflect_conv` call, so
+    that a strip convolves its padded map band by band (AnimeGAN v2, a 2048 px strip in bf16: 131 MB held at
+    ``block_e``'s first convolution instead of 393 MB)."""
+    for node in list(graph.nodes):
+        if node.target is not resize_reflect or len(node.users) != 1:
+            continue
+        user = next(iter(node.users))
+        conv = modules.get(str(user.target)) if user.op == "call_module" else None
+        if (type(conv) is not nn.Conv2d or str(user.target) in calls or user.args != (node,) or user.kwargs
+                or tuple(conv.padding) != (0, 0) or parametrize.is_parametrized(conv)):
+            continue
+        with graph.inserting_before(user):
+            weight = graph.get_attr(f"{user.target}.weight")
+            bias = graph.get_attr(f"{user.target}.bias") if conv.bias is not None else None
+            fused = graph.call_function(resize_reflect_conv, (*node.args, weight, bias, tuple(conv.stride),
+                                                              tuple(conv.dilation), conv.groups))
         user.replace_all_uses_with(fused)
         graph.erase_node(user)
         graph.erase_node(node)
@@ -705,17 +738,16 @@ class _Sweep:
         run = fx.Interpreter(self.net)
         run.args_iter = iter((x,))
         for node in self.net.graph.nodes:
+            key = None
             if node.op == "call_module":
                 key = (str(node.target), tile.counts[node.target])
                 tile.counts[node.target] += 1
-                if key in self.plan.norms or key in self.plan.contexts:
-                    module = self.modules[str(node.target)]
-                    args, kwargs = run.fetch_args_kwargs_from_env(node)
-                    run.env[node] = yield from self._global(tile, key, module, module, args, kwargs)
-                elif node in self.held:
-                    with own_mappings():
-                        run.env[node] = run.run_node(node)
-                else:
+            if key is not None and (key in self.plan.norms or key in self.plan.contexts):
+                module = self.modules[str(node.target)]
+                args, kwargs = run.fetch_args_kwargs_from_env(node)
+                run.env[node] = yield from self._global(tile, key, module, module, args, kwargs)
+            elif node in self.held:
+                with own_mappings():
                     run.env[node] = run.run_node(node)
             else:
                 run.env[node] = run.run_node(node)

@@ -149,14 +149,19 @@ def meta_call(func: Any, args: tuple, kwargs: dict) -> Any:
         if name in ("pad", "reflect_pad"):
             hw = padded(x.shape[-2:], list(_arg(args, kwargs, 1, "pad", ())) + [0] * 4)
             return torch.empty((*x.shape[:2], *hw), dtype=x.dtype, device="meta")
-        if name == "resize_reflect":
+        if name in ("resize_reflect", "resize_reflect_conv"):
             hw = padded(resized(x, args[1], args[2]), args[3])
-            return torch.empty((*x.shape[:2], *hw), dtype=x.dtype, device="meta")
+            y = torch.empty((*x.shape[:2], *hw), dtype=x.dtype, device="meta")
+            if name == "resize_reflect":
+                return y
+            found = _conv_shape("conv2d", y, (y, *args[4:6], args[6], 0, *args[7:]), {})
+            if found is not None:
+                return torch.empty(found, dtype=x.dtype, device="meta")
     return func(*to_meta(args), **to_meta(kwargs))
 
 
 _SHAPED = _SAME_SHAPE | _BROADCAST | _IN_PLACE | _CAT | {"interpolate", "pad", "resize_reflect", "reflect_pad",
-                                                          "conv2d", "conv_transpose2d"}
+                                                          "resize_reflect_conv", "conv2d", "conv_transpose2d"}
 
 
 def _conv_shape(name: str, x: torch.Tensor, args: tuple, kwargs: dict) -> tuple[int, ...] | None:
@@ -247,6 +252,21 @@ def resize_reflect(x: torch.Tensor, size: Any, scale: Any, pad: tuple[int, int, 
                  mode="reflect")
 
 
+def resize_reflect_conv(x: torch.Tensor, size: Any, scale: Any, pad: tuple[int, int, int, int], weight: torch.Tensor,
+                        bias: torch.Tensor | None, stride: Any, dilation: Any, groups: int) -> torch.Tensor:
+    """``F.conv2d(resize_reflect(x, size, scale, pad), weight, bias, stride, 0, dilation, groups)`` as one call.
+
+    The lean trace calls it where the padded, up-sampled map feeds only an unpadded convolution (AnimeGAN v2's
+    decoder: ``block_d`` and ``block_e`` start so), so that a strip (:class:`TileGeometry`) makes the padded map a
+    band of rows at a time and convolves each band: the largest map of a tile's forward (128 channels at full
+    size, 262 MB of a 2048 px strip in bf16) is never whole. Anywhere else the two calls run as they are.
+    """
+    if has_torch_function((x,)):
+        return handle_torch_function(resize_reflect_conv, (x,), x, size, scale, pad, weight, bias, stride, dilation,
+                                     groups)
+    return F.conv2d(resize_reflect(x, size, scale, pad), weight, bias, stride, 0, dilation, groups)
+
+
 def reflect_pad(x: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
     """``F.pad(x, pad, mode="reflect")`` into a block of a rounded size (:func:`classed_empty`); the same values.
 
@@ -292,6 +312,12 @@ def reflect_borders(y: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Te
     for k in range(1, bottom + 1):
         y[..., top + h - 1 + k, :] = y[..., top + h - 1 - k, :]
     return y
+
+
+def _reflected(i: int, n: int) -> int:
+    """The row of a map of ``n`` rows that row ``i`` (-n < i < 2n - 1) of its reflection padding copies."""
+    i = -i if i < 0 else i
+    return 2 * (n - 1) - i if i >= n else i
 
 
 def nbytes(t: torch.Tensor) -> int:
@@ -514,6 +540,8 @@ class TileGeometry(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is resize_reflect and args[0].dim() == 4:
             return self._resize(*args)
+        if func is resize_reflect_conv and args[0].dim() == 4:
+            return self._resize(*args[:4], conv=args[4:])
         if func is F.interpolate and _arg(args, kwargs, 4, "align_corners", None):
             mode = _arg(args, kwargs, 3, "mode", "nearest")
             if mode == "bilinear" and args[0].dim() == 4:
@@ -521,9 +549,11 @@ class TileGeometry(TorchFunctionMode):
                 return self._resize(args[0], size, scale)
         return func(*args, **kwargs)
 
-    def _resize(self, x: torch.Tensor, size: Any, scale: Any, pad: tuple[int, int, int, int] | None = None
-                ) -> torch.Tensor:
-        """Bilinear resampling at the whole map's positions, then reflection ``pad`` if given (:func:`resize_reflect`).
+    def _resize(self, x: torch.Tensor, size: Any, scale: Any, pad: tuple[int, int, int, int] | None = None,
+                conv: tuple | None = None) -> torch.Tensor:
+        """Bilinear resampling at the whole map's positions, then reflection ``pad`` if given (:func:`resize_reflect`),
+        then the unpadded convolution ``conv`` (weight, bias, stride, dilation, groups) if given
+        (:func:`resize_reflect_conv`).
 
         A tile as wide as the whole map (a strip: :func:`~anime_core.inference.tileplan.plan_tiles`
         makes them for such generators) resizes its width with the library's own kernel, which then
@@ -542,9 +572,15 @@ class TileGeometry(TorchFunctionMode):
         whole_w = axes[1] == (0, x.shape[3], 0, out[1])
         strip = whole_w and axes[0] != (0, x.shape[2], 0, out[0])  # as wide as the map, but not all of it
         if strip and x.shape[2] > 1 and out[0] > 1 and all(float(v).is_integer() for v in axes[0]):
-            return self._rows(x, out, *axes[0], pad=pad)
+            if conv is not None:
+                return self._banded(x, out, self._sources(x, out, *axes[0]), pad or (0, 0, 0, 0), conv)
+            return self._rows(x, out, self._sources(x, out, *axes[0]), pad=pad)
         y = self._sampled(x, out, axes, whole_w)
-        return F.pad(y, pad, mode="reflect") if pad is not None else y
+        y = F.pad(y, pad, mode="reflect") if pad is not None else y
+        if conv is not None:
+            weight, bias, stride, dilation, groups = conv
+            return F.conv2d(y, weight, bias, stride, 0, dilation, groups)
+        return y
 
     def _sampled(self, x: torch.Tensor, out: tuple[int, int], axes: list[tuple[float, int, float, int]],
                  whole_w: bool) -> torch.Tensor:
@@ -570,18 +606,11 @@ class TileGeometry(TorchFunctionMode):
                                                   padding_mode="border", align_corners=True)
         return y
 
-    def _rows(self, x: torch.Tensor, out: tuple[int, int], off_in: float, big_in: int, off_out: float,
-              big_out: int, pad: tuple[int, int, int, int] | None = None) -> torch.Tensor:
-        """A strip's resize: its width by the library's kernel, its rows at the whole map's positions.
-
-        The kernel resizes whole rows (``align_corners=True`` with as many rows out as in: each row is
-        copied, its columns sampled as in the untiled call), in float32 a few rows at a time; then
-        each output row blends its two input rows with the weights the untiled kernel computes (its
-        float32 ``scale * row``), so a bf16 map is rounded once, as untiled: 3.4e-5 of the values of
-        a 2048 px strip differed by one bf16 step (float rounding order), against 33% with a bf16 row
-        pass. 1.2x the untiled kernel on the same rows, where ``grid_sample`` took 3.5x. With ``pad`` the rows
-        go into the interior of the padded map, whose borders are then reflected (:func:`reflect_borders`).
-        """
+    @staticmethod
+    def _sources(x: torch.Tensor, out: tuple[int, int], off_in: float, big_in: int, off_out: float, big_out: int
+                 ) -> tuple[list[int], list[int], list[float]]:
+        """For each output row of a strip's resize: its two input rows and the weight of the second, as the untiled
+        kernel computes them (its float32 ``scale * row`` at the whole map's positions)."""
         scale = torch.tensor(big_in - 1, dtype=torch.float32) / (big_out - 1)
         src = scale * torch.arange(int(off_out), int(off_out) + out[0], dtype=torch.float32)
         top = src.floor()
@@ -589,20 +618,33 @@ class TileGeometry(TorchFunctionMode):
         last_row = x.shape[2] - 1  # rows past the tile's input (its outer halo) clamp to its edge, as grid_sample's
         rows = [min(max(r, 0), last_row) for r in (top.long() - int(off_in)).tolist()]  # border padding does
         nexts = [min(r + 1, last_row) if r + int(off_in) < big_in - 1 else r for r in rows]
+        return rows, nexts, weights
+
+    def _rows(self, x: torch.Tensor, out: tuple[int, int], sources: tuple[list[int], list[int], list[float]],
+              pad: tuple[int, int, int, int] | None = None) -> torch.Tensor:
+        """A strip's resize: its width by the library's kernel, its rows at the whole map's positions.
+
+        The kernel resizes whole rows (``align_corners=True`` with as many rows out as in: each row is
+        copied, its columns sampled as in the untiled call), in float32 a few rows at a time; then
+        each output row blends its two input rows with the weights the untiled kernel computes
+        (:meth:`_sources`), so a bf16 map is rounded once, as untiled: 3.4e-5 of the values of
+        a 2048 px strip differed by one bf16 step (float rounding order), against 33% with a bf16 row
+        pass. 1.2x the untiled kernel on the same rows, where ``grid_sample`` took 3.5x. With ``pad`` the rows
+        go into the interior of the padded map, whose borders are then reflected (:func:`reflect_borders`).
+        """
+        rows, nexts, weights = sources
         last = _channels_last(x)
         left, right, top, bottom = pad or (0, 0, 0, 0)
         whole = classed_empty((*x.shape[:2], *padded(out, (left, right, top, bottom))), x.dtype, x.device, last)
         y = whole[:, :, top: top + out[0], left: left + out[1]]
-        n, c, w = x.shape[0], x.shape[1], out[1]
-        row = (torch.empty(n, w, c, device=x.device).permute(0, 2, 1) if last
-               else torch.empty(n, c, w, device=x.device))  # one output row, laid out as y's rows
-        band = max(2, ROW_CHUNK_BYTES // max(1, 4 * n * c * w))  # input rows resized per kernel call
+        row = self._row(x, out[1])
+        band = max(2, ROW_CHUNK_BYTES // max(1, 4 * x.shape[0] * x.shape[1] * out[1]))  # input rows per kernel call
         i = 0
         with torch.autocast(x.device.type, enabled=False):
             for start in range(0, x.shape[2], band - 1):
                 stop = min(x.shape[2], start + band)
                 part = x[:, :, start: stop].float()
-                wide = F.interpolate(part, size=(stop - start, w), mode="bilinear", align_corners=True)
+                wide = F.interpolate(part, size=(stop - start, out[1]), mode="bilinear", align_corners=True)
                 while i < out[0] and nexts[i] < stop:
                     torch.lerp(wide[:, :, rows[i] - start], wide[:, :, nexts[i] - start], weights[i], out=row)
                     y[:, :, i] = row
@@ -610,6 +652,52 @@ class TileGeometry(TorchFunctionMode):
                 if i == out[0] or stop == x.shape[2]:
                     break
         return reflect_borders(whole, pad) if pad is not None else whole
+
+    def _banded(self, x: torch.Tensor, out: tuple[int, int], sources: tuple[list[int], list[int], list[float]],
+                pad: tuple[int, int, int, int], conv: tuple) -> torch.Tensor:
+        """A strip's :func:`resize_reflect_conv`: the padded map made a band of rows at a time (about
+        ``ROW_CHUNK_BYTES``; each row as :meth:`_rows` makes it, so the same values) and each band convolved
+        into its rows of the output. Of the padded map only one band exists at a time."""
+        weight, bias, stride, dilation, groups = conv
+        rows, nexts, weights = sources
+        left, right, top = pad[:3]
+        n, c, w = x.shape[0], x.shape[1], out[1]
+        hp, wp = padded(out, pad)
+        step, spread = (int(v) for v in (_pair(stride)[0], _pair(dilation)[0]))
+        reach = spread * (weight.shape[2] - 1) + 1  # padded rows one output row reads
+        h_out = (hp - reach) // step + 1
+        per_band = max(1, (ROW_CHUNK_BYTES // max(1, n * c * wp * x.element_size()) - reach) // step + 1)
+        last = _channels_last(x)
+        buffer = classed_empty((n, c, min(hp, (per_band - 1) * step + reach), wp), x.dtype, x.device, last)
+        row = self._row(x, w)
+        y: torch.Tensor | None = None
+        for a in range(0, h_out, per_band):
+            b = min(h_out, a + per_band)
+            first, stop = a * step, (b - 1) * step + reach  # the padded rows [first, stop) this band reads
+            wanted = [_reflected(p - top, out[0]) for p in range(first, stop)]
+            lo, hi = min(rows[i] for i in wanted), max(nexts[i] for i in wanted) + 1
+            band = buffer[:, :, : stop - first]
+            with torch.autocast(x.device.type, enabled=False):
+                wide = F.interpolate(x[:, :, lo: hi].float(), size=(hi - lo, w), mode="bilinear", align_corners=True)
+                for j, i in enumerate(wanted):
+                    torch.lerp(wide[:, :, rows[i] - lo], wide[:, :, nexts[i] - lo], weights[i], out=row)
+                    band[:, :, j, left: left + w] = row
+                del wide
+                reflect_borders(band, (left, right, 0, 0))
+            part = F.conv2d(band, weight, bias, stride, 0, dilation, groups)
+            if y is None:
+                y = torch.empty((n, part.shape[1], h_out, part.shape[3]), dtype=part.dtype, device=x.device,
+                                memory_format=torch.channels_last if last else torch.contiguous_format)
+            y[:, :, a: b] = part
+        assert y is not None
+        return y
+
+    @staticmethod
+    def _row(x: torch.Tensor, w: int) -> torch.Tensor:
+        """One float32 output row of ``w`` px, laid out as the rows of a map like ``x``."""
+        n, c = x.shape[:2]
+        return torch.empty(n, w, c, device=x.device).permute(0, 2, 1) if _channels_last(x) else torch.empty(
+            n, c, w, device=x.device)
 
     def _whole(self, axis: int, n: int, big: int | None) -> tuple[float, int]:
         """(offset, whole size) of a tile map of ``n`` px along ``axis``, in that map's pixels."""
