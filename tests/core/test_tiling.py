@@ -504,7 +504,8 @@ def test_a_generator_with_aligned_resizes_is_tiled_in_full_width_strips(registry
     assert pipe._tile_plan(256, 4096, 256).tile == (256, 256)
     cyclegan = _pipeline(registry, "cyclegan", registry.build("cyclegan", arch="resnet", width=8, n_blocks=1))
     assert cyclegan._tile_plan(384, 512, 256).tile == (256, 256)
-    assert pipe._tile_plan(384, 640, 256).tile == (256, 256)  # a strip would be under 16 halos high
+    assert pipe._tile_plan(384, 640, 256).tile == (100, 640)  # 12 halos high
+    assert pipe._tile_plan(384, 640, 160).tile == (160, 160)  # a strip would be under 8 halos high
 
 
 @pytest.mark.parametrize("source", ["scene", "photo"])
