@@ -632,25 +632,15 @@ class TileGeometry(TorchFunctionMode):
         pass. 1.2x the untiled kernel on the same rows, where ``grid_sample`` took 3.5x. With ``pad`` the rows
         go into the interior of the padded map, whose borders are then reflected (:func:`reflect_borders`).
         """
-        rows, nexts, weights = sources
-        last = _channels_last(x)
         left, right, top, bottom = pad or (0, 0, 0, 0)
-        whole = classed_empty((*x.shape[:2], *padded(out, (left, right, top, bottom))), x.dtype, x.device, last)
-        y = whole[:, :, top: top + out[0], left: left + out[1]]
+        whole = classed_empty((*x.shape[:2], *padded(out, (left, right, top, bottom))), x.dtype, x.device,
+                              _channels_last(x))
         row = self._row(x, out[1])
-        band = max(2, ROW_CHUNK_BYTES // max(1, 4 * x.shape[0] * x.shape[1] * out[1]))  # input rows per kernel call
-        i = 0
-        with torch.autocast(x.device.type, enabled=False):
-            for start in range(0, x.shape[2], band - 1):
-                stop = min(x.shape[2], start + band)
-                part = x[:, :, start: stop].float()
-                wide = F.interpolate(part, size=(stop - start, out[1]), mode="bilinear", align_corners=True)
-                while i < out[0] and nexts[i] < stop:
-                    torch.lerp(wide[:, :, rows[i] - start], wide[:, :, nexts[i] - start], weights[i], out=row)
-                    y[:, :, i] = row
-                    i += 1
-                if i == out[0] or stop == x.shape[2]:
-                    break
+        budget = max(1, ROW_CHUNK_BYTES // max(1, 4 * x.shape[0] * x.shape[1] * out[1]))  # widened rows per call
+        step = max(1, budget * out[0] // max(out[0], x.shape[2]))  # output rows per call
+        for a in range(0, out[0], step):
+            b = min(out[0], a + step)
+            self._blend(x, sources, range(a, b), whole[:, :, top + a: top + b], left, out[1], row)
         return reflect_borders(whole, pad) if pad is not None else whole
 
     def _banded(self, x: torch.Tensor, out: tuple[int, int], sources: tuple[list[int], list[int], list[float]],
@@ -659,9 +649,8 @@ class TileGeometry(TorchFunctionMode):
         ``ROW_CHUNK_BYTES``; each row as :meth:`_rows` makes it, so the same values) and each band convolved
         into its rows of the output. Of the padded map only one band exists at a time."""
         weight, bias, stride, dilation, groups = conv
-        rows, nexts, weights = sources
         left, right, top = pad[:3]
-        n, c, w = x.shape[0], x.shape[1], out[1]
+        n, c = x.shape[:2]
         hp, wp = padded(out, pad)
         step, spread = (int(v) for v in (_pair(stride)[0], _pair(dilation)[0]))
         reach = spread * (weight.shape[2] - 1) + 1  # padded rows one output row reads
@@ -669,21 +658,15 @@ class TileGeometry(TorchFunctionMode):
         per_band = max(1, (ROW_CHUNK_BYTES // max(1, n * c * wp * x.element_size()) - reach) // step + 1)
         last = _channels_last(x)
         buffer = classed_empty((n, c, min(hp, (per_band - 1) * step + reach), wp), x.dtype, x.device, last)
-        row = self._row(x, w)
+        row = self._row(x, out[1])
         y: torch.Tensor | None = None
         for a in range(0, h_out, per_band):
             b = min(h_out, a + per_band)
             first, stop = a * step, (b - 1) * step + reach  # the padded rows [first, stop) this band reads
-            wanted = [_reflected(p - top, out[0]) for p in range(first, stop)]
-            lo, hi = min(rows[i] for i in wanted), max(nexts[i] for i in wanted) + 1
             band = buffer[:, :, : stop - first]
-            with torch.autocast(x.device.type, enabled=False):
-                wide = F.interpolate(x[:, :, lo: hi].float(), size=(hi - lo, w), mode="bilinear", align_corners=True)
-                for j, i in enumerate(wanted):
-                    torch.lerp(wide[:, :, rows[i] - lo], wide[:, :, nexts[i] - lo], weights[i], out=row)
-                    band[:, :, j, left: left + w] = row
-                del wide
-                reflect_borders(band, (left, right, 0, 0))
+            self._blend(x, sources, [_reflected(p - top, out[0]) for p in range(first, stop)], band, left, out[1],
+                        row)
+            reflect_borders(band, (left, right, 0, 0))
             part = F.conv2d(band, weight, bias, stride, 0, dilation, groups)
             if y is None:
                 y = torch.empty((n, part.shape[1], h_out, part.shape[3]), dtype=part.dtype, device=x.device,
@@ -691,6 +674,20 @@ class TileGeometry(TorchFunctionMode):
             y[:, :, a: b] = part
         assert y is not None
         return y
+
+    @staticmethod
+    def _blend(x: torch.Tensor, sources: tuple[list[int], list[int], list[float]], wanted: Any, dst: torch.Tensor,
+               left: int, w: int, row: torch.Tensor) -> None:
+        """Output rows ``wanted`` of a strip's resize into the rows of ``dst`` (from column ``left``), in order: the
+        input rows they read widened to ``w`` px by the kernel in float32, then each row blended from its two
+        (:meth:`_sources`) into ``row`` (float32) and stored in ``dst``'s dtype."""
+        rows, nexts, weights = sources
+        lo, hi = min(rows[i] for i in wanted), max(nexts[i] for i in wanted) + 1
+        with torch.autocast(x.device.type, enabled=False):
+            wide = F.interpolate(x[:, :, lo: hi].float(), size=(hi - lo, w), mode="bilinear", align_corners=True)
+            for j, i in enumerate(wanted):
+                torch.lerp(wide[:, :, rows[i] - lo], wide[:, :, nexts[i] - lo], weights[i], out=row)
+                dst[:, :, j, left: left + w] = row
 
     @staticmethod
     def _row(x: torch.Tensor, w: int) -> torch.Tensor:
